@@ -1,0 +1,44 @@
+# pregbridge — one gate: `make check` (ruff + mypy + import-linter + tests).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+DEMO   ?= var/demo
+PERSONS ?= 5000
+
+.PHONY: venv run demo test check lint typecheck imports bench clean
+
+$(BIN)/pregbridge: setup.cfg pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit("pregbridge needs Python 3.11 or newer") if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	@touch $@
+
+venv: $(BIN)/pregbridge
+
+# Generate a synthetic demo population (once), load it into the embedded SQLite store, apply its
+# change feed, and serve.
+run: venv
+	@test -f $(DEMO)/manifest.json || $(BIN)/pregbridge demo-data --persons $(PERSONS) --seed 1 --out $(DEMO)
+	@test -f var/pregbridge.sqlite || ( $(BIN)/pregbridge load $(DEMO) && $(BIN)/pregbridge ingest $(DEMO)/feed )
+	$(BIN)/pregbridge serve
+
+test: venv
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+
+lint: venv
+	$(BIN)/ruff check .
+
+typecheck: venv
+	$(BIN)/mypy store adapters server filematch
+
+imports: venv
+	$(BIN)/lint-imports
+
+check: lint typecheck imports test
+
+bench: venv
+	$(BIN)/python -m benchmarks store --num 100000
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,7 @@
+"""``python -m server`` = ``pregbridge``."""
+
+import sys
+
+from server.cli import main
+
+sys.exit(main())

@@ -1,0 +1,94 @@
+"""Typed, frozen configuration, built once from one TOML file plus ``PREGBRIDGE_*`` environment variables.
+
+Every key is documented in docs/config.md with its default. Nothing here opens a connection.
+Precedence: defaults < the file (``--config FILE`` or ``PREGBRIDGE_CONFIG``) < environment variables.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULT_DATA_DIR", "HttpSettings", "Settings", "StoreSettings", "load_settings"]
+
+DEFAULT_DATA_DIR = Path("var")
+DEFAULT_HTTP_HOST = "127.0.0.1"
+DEFAULT_HTTP_PORT = 8080
+DEFAULT_WORKERS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSettings:
+    url: str | None = None  # None: SQLite in data_dir/pregbridge.sqlite
+    data_dir: Path = DEFAULT_DATA_DIR
+
+    @property
+    def database_url(self) -> str:
+        return self.url or f"sqlite:///{(self.data_dir / 'pregbridge.sqlite').resolve()}"
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    host: str = DEFAULT_HTTP_HOST
+    port: int = DEFAULT_HTTP_PORT
+    workers: int = DEFAULT_WORKERS
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    store: StoreSettings = field(default_factory=StoreSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
+
+
+_ENV: dict[str, tuple[str, str]] = {
+    "PREGBRIDGE_DATABASE_URL": ("store", "url"),
+    "PREGBRIDGE_DATA_DIR": ("store", "data_dir"),
+    "PREGBRIDGE_HTTP_HOST": ("http", "host"),
+    "PREGBRIDGE_HTTP_PORT": ("http", "port"),
+    "PREGBRIDGE_HTTP_WORKERS": ("http", "workers"),
+    "PREGBRIDGE_TLS_CERT": ("http", "tls_cert"),
+    "PREGBRIDGE_TLS_KEY": ("http", "tls_key"),
+}
+
+
+def _coerce(section: Any, key: str, value: Any) -> Any:
+    kinds = {f.name: f.type for f in fields(section)}
+    if key not in kinds:
+        raise ValueError(f"unknown configuration key {type(section).__name__}.{key}")
+    kind = str(kinds[key])
+    if value is None:
+        return None
+    if "int" in kind:
+        return int(value)
+    if "Path" in kind:
+        return Path(value)
+    return str(value)
+
+
+def _apply(section: Any, values: Mapping[str, Any]) -> Any:
+    return replace(section, **{k: _coerce(section, k, v) for k, v in values.items()})
+
+
+def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from defaults, an optional TOML file and the environment."""
+    env = os.environ if env is None else env
+    settings = Settings()
+    path = path or (Path(env["PREGBRIDGE_CONFIG"]) if env.get("PREGBRIDGE_CONFIG") else None)
+    if path is not None:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        unknown = set(data) - {"store", "http"}
+        if unknown:
+            raise ValueError(f"unknown configuration section(s): {', '.join(sorted(unknown))}")
+        settings = Settings(store=_apply(settings.store, data.get("store", {})),
+                            http=_apply(settings.http, data.get("http", {})))
+    for var, (section, key) in _ENV.items():
+        if var in env:
+            current = getattr(settings, section)
+            settings = replace(settings, **{section: _apply(current, {key: env[var]})})
+    return settings

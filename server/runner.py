@@ -1,0 +1,48 @@
+"""Serving the WSGI application with gunicorn's pre-forked worker processes.
+
+Pre-forked processes, not threads: spyne and lxml are CPU-bound under the GIL, and threads measured
+2–4× slower than processes on this kind of machine (research/performance-and-matching.md §4.2).
+The application (and its database engine) is built in each worker after the fork.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from server.bootstrap import WsgiApp, build_engine, build_wsgi_app
+from server.config import Settings
+
+__all__ = ["serve"]
+
+
+class _Application(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        http = self.settings.http
+        options: dict[str, Any] = {
+            "bind": f"{http.host}:{http.port}",
+            "workers": http.workers,
+            "worker_class": "sync",
+            "keepalive": 75,
+            "timeout": 60,
+            "accesslog": None,  # access logs would carry query strings; the audit trail records calls
+            "preload_app": False,
+        }
+        if http.tls_cert and http.tls_key:
+            options.update(certfile=str(http.tls_cert), keyfile=str(http.tls_key))
+        for key, value in options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> WsgiApp:
+        return build_wsgi_app(self.settings)
+
+
+def serve(settings: Settings) -> None:
+    """Migrate the store once, then serve until stopped (SIGINT/SIGTERM)."""
+    build_engine(settings).dispose()
+    _Application(settings).run()

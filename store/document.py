@@ -1,0 +1,295 @@
+"""Person documents (docs/data-formats.md) to and from :class:`store.model.Person`, with the store's rules.
+
+``from_document`` is the one place where a person enters the store from outside (bulk load, change
+feed, tests): it checks the closed value sets, dates, identity numbers and the one-current-item rule,
+and raises :class:`InvalidDocument` naming the field (never the value: values may be patient data).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from store import identity
+from store.errors import InvalidDocument
+from store.model import (
+    ADDRESS_FORMS,
+    ADDRESS_TYPES,
+    GENDERS,
+    MARITAL_STATUSES,
+    PERSON_STATUSES,
+    PROTECTION_LEVELS,
+    RELATION_ROLES,
+    Address,
+    Birth,
+    Citizenship,
+    Death,
+    Identifier,
+    IdentifierStatus,
+    MaritalStatus,
+    Meta,
+    Name,
+    Person,
+    Protection,
+    Relation,
+    Value,
+)
+
+__all__ = ["from_document", "to_document"]
+
+Doc = Mapping[str, Any]
+T = TypeVar("T")
+_ID_KINDS = frozenset(k.value for k in identity.IdKind)
+_ID_STATUSES = frozenset(s.value for s in IdentifierStatus)
+
+
+def _date(v: Any, field: str) -> dt.date | None:
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise InvalidDocument("not a date", field=field)
+    try:
+        return dt.date.fromisoformat(v)
+    except ValueError:
+        raise InvalidDocument("not a date (YYYY-MM-DD)", field=field) from None
+
+
+def _datetime(v: Any, field: str) -> dt.datetime | None:
+    if v is None:
+        return None
+    if not isinstance(v, str):
+        raise InvalidDocument("not a date-time", field=field)
+    try:
+        t = dt.datetime.fromisoformat(v)
+    except ValueError:
+        raise InvalidDocument("not a date-time (ISO 8601)", field=field) from None
+    # The store keeps naive UTC (SQLite has no time zones); documents say "Z".
+    return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo is not None else t
+
+
+def _str(v: Any, field: str, *, required: bool = False, max_len: int = 200) -> str | None:
+    if v is None or v == "":
+        if required:
+            raise InvalidDocument("missing", field=field)
+        return None
+    if not isinstance(v, str) or len(v) > max_len:
+        raise InvalidDocument(f"not a string of at most {max_len} characters", field=field)
+    return v
+
+
+def _int(v: Any, field: str) -> int | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise InvalidDocument("not an integer", field=field)
+    return v
+
+
+def _code(v: Any, field: str, allowed: Iterable[str]) -> str:
+    if v not in allowed:
+        raise InvalidDocument("not an allowed value", field=field)
+    return str(v)
+
+
+def _digits(v: Any, field: str, n: int) -> str | None:
+    s = _str(v, field)
+    if s is not None and (len(s) != n or not s.isdigit()):
+        raise InvalidDocument(f"not {n} digits", field=field)
+    return s
+
+
+def _meta(d: Doc, field: str) -> Meta:
+    current = d.get("current", True)
+    if not isinstance(current, bool):
+        raise InvalidDocument("not a boolean", field=f"{field}.current")
+    return Meta(
+        current=current,
+        valid_from=_date(d.get("validFrom"), f"{field}.validFrom"),
+        valid_to=_date(d.get("validTo"), f"{field}.validTo"),
+        registered_at=_datetime(d.get("registeredAt"), f"{field}.registeredAt"),
+        source=_str(d.get("source"), f"{field}.source"),
+    )
+
+
+def _items(doc: Doc, key: str, make: Callable[[Doc, str], T], *, one_current: bool = True) -> tuple[T, ...]:
+    raw = doc.get(key) or []
+    if not isinstance(raw, list):
+        raise InvalidDocument("not a list", field=key)
+    out = []
+    for i, item in enumerate(raw):
+        if not isinstance(item, Mapping):
+            raise InvalidDocument("not an object", field=f"{key}[{i}]")
+        out.append(make(item, f"{key}[{i}]"))
+    if one_current and sum(1 for o in out if getattr(o, "meta").current) > 1:  # noqa: B009 (T is any item)
+        raise InvalidDocument("more than one current item", field=key)
+    return tuple(out)
+
+
+def _identifier(d: Doc, f: str) -> Identifier:
+    number = _str(d.get("number"), f"{f}.number", required=True, max_len=11) or ""
+    kind = _code(d.get("kind"), f"{f}.kind", _ID_KINDS)
+    try:
+        parsed = identity.parse(number)
+    except identity.InvalidIdentifier as exc:
+        raise InvalidDocument(f"invalid identity number ({exc.reason})", field=f"{f}.number") from None
+    if parsed.kind != kind:
+        raise InvalidDocument(f"number is a {parsed.kind.value}, not a {kind}", field=f"{f}.kind")
+    status = _code(d.get("status", "iBruk"), f"{f}.status", _ID_STATUSES)
+    return Identifier(number, kind, status, _meta(d, f))
+
+
+def _name(d: Doc, f: str) -> Name:
+    return Name(
+        given=_str(d.get("given"), f"{f}.given", required=True) or "",
+        family=_str(d.get("family"), f"{f}.family", required=True) or "",
+        middle=_str(d.get("middle"), f"{f}.middle"),
+        meta=_meta(d, f),
+    )
+
+
+def _birth(d: Doc, f: str) -> Birth:
+    date = _date(d.get("date"), f"{f}.date")
+    year = _int(d.get("year"), f"{f}.year")
+    if year is None and date is not None:
+        year = date.year
+    return Birth(date, year, _str(d.get("place"), f"{f}.place"), _digits(d.get("kommune"), f"{f}.kommune", 4),
+                 _str(d.get("country"), f"{f}.country", max_len=3), _meta(d, f))
+
+
+def _value(allowed: frozenset[str]) -> Callable[[Doc, str], Value]:
+    def make(d: Doc, f: str) -> Value:
+        return Value(_code(d.get("value"), f"{f}.value", allowed), _meta(d, f))
+
+    return make
+
+
+def _death(d: Doc, f: str) -> Death:
+    return Death(_date(d.get("date"), f"{f}.date"), _meta(d, f))
+
+
+def _address(d: Doc, f: str) -> Address:
+    lines = d.get("lines") or []
+    if not isinstance(lines, list) or not all(isinstance(x, str) for x in lines):
+        raise InvalidDocument("not a list of strings", field=f"{f}.lines")
+    return Address(
+        type=_code(d.get("type"), f"{f}.type", ADDRESS_TYPES),
+        form=_code(d.get("form"), f"{f}.form", ADDRESS_FORMS),
+        street=_str(d.get("street"), f"{f}.street"),
+        house_number=_int(d.get("houseNumber"), f"{f}.houseNumber"),
+        house_letter=_str(d.get("houseLetter"), f"{f}.houseLetter", max_len=2),
+        unit=_str(d.get("unit"), f"{f}.unit", max_len=10),
+        co=_str(d.get("co"), f"{f}.co"),
+        gardsnummer=_int(d.get("gardsnummer"), f"{f}.gardsnummer"),
+        bruksnummer=_int(d.get("bruksnummer"), f"{f}.bruksnummer"),
+        festenummer=_int(d.get("festenummer"), f"{f}.festenummer"),
+        lines=tuple(lines),
+        country=_str(d.get("country"), f"{f}.country", max_len=3),
+        postnummer=_digits(d.get("postnummer"), f"{f}.postnummer", 4),
+        poststed=_str(d.get("poststed"), f"{f}.poststed"),
+        kommune=_digits(d.get("kommune"), f"{f}.kommune", 4),
+        bydel=_digits(d.get("bydel"), f"{f}.bydel", 6),
+        protection=_code(d.get("protection", "ugradert"), f"{f}.protection", PROTECTION_LEVELS),
+        moved_at=_date(d.get("movedAt"), f"{f}.movedAt"),
+        meta=_meta(d, f),
+    )
+
+
+def _protection(d: Doc, f: str) -> Protection:
+    return Protection(_code(d.get("level"), f"{f}.level", PROTECTION_LEVELS), _meta(d, f))
+
+
+def _marital(d: Doc, f: str) -> MaritalStatus:
+    return MaritalStatus(_code(d.get("value"), f"{f}.value", MARITAL_STATUSES),
+                         _str(d.get("spouse"), f"{f}.spouse", max_len=11), _date(d.get("date"), f"{f}.date"),
+                         _meta(d, f))
+
+
+def _citizenship(d: Doc, f: str) -> Citizenship:
+    return Citizenship(_str(d.get("country"), f"{f}.country", required=True, max_len=3) or "",
+                       _date(d.get("acquired"), f"{f}.acquired"), _meta(d, f))
+
+
+def _relation(d: Doc, f: str) -> Relation:
+    my_role = d.get("myRole")
+    return Relation(
+        _str(d.get("relatedNumber"), f"{f}.relatedNumber", max_len=11),
+        _code(d.get("relatedRole"), f"{f}.relatedRole", RELATION_ROLES),
+        None if my_role is None else _code(my_role, f"{f}.myRole", RELATION_ROLES),
+        _meta(d, f),
+    )
+
+
+def from_document(doc: Any) -> Person:
+    """Validate a person document and return the Person; raises InvalidDocument."""
+    if not isinstance(doc, Mapping):
+        raise InvalidDocument("a person document must be a JSON object")
+    key = _str(doc.get("personId"), "personId", required=True, max_len=64) or ""
+    identifiers = _items(doc, "identifiers", _identifier, one_current=False)
+    if not identifiers:
+        raise InvalidDocument("a person needs at least one identifier", field="identifiers")
+    addresses = _items(doc, "addresses", _address, one_current=False)
+    seen: set[str] = set()
+    for a in addresses:
+        if a.meta.current:
+            if a.type in seen:
+                raise InvalidDocument(f"more than one current {a.type} address", field="addresses")
+            seen.add(a.type)
+    return Person(
+        person_key=key,
+        identifiers=identifiers,
+        names=_items(doc, "names", _name),
+        birth=_items(doc, "birth", _birth),
+        gender=_items(doc, "gender", _value(GENDERS)),
+        status=_items(doc, "status", _value(PERSON_STATUSES)),
+        death=_items(doc, "death", _death),
+        addresses=addresses,
+        protection=_items(doc, "protection", _protection),
+        marital_status=_items(doc, "maritalStatus", _marital),
+        citizenship=_items(doc, "citizenship", _citizenship, one_current=False),
+        relations=_items(doc, "relations", _relation, one_current=False),
+    )
+
+
+def _iso(v: dt.date | dt.datetime | None) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, dt.datetime):
+        if v.tzinfo is not None:
+            v = v.astimezone(dt.UTC).replace(tzinfo=None)
+        return v.isoformat(timespec="seconds") + "Z"
+    return v.isoformat()
+
+
+def _m(meta: Meta) -> dict[str, Any]:
+    return {"current": meta.current, "validFrom": _iso(meta.valid_from), "validTo": _iso(meta.valid_to),
+            "registeredAt": _iso(meta.registered_at), "source": meta.source}
+
+
+def to_document(p: Person) -> dict[str, Any]:
+    """The person as a document of docs/data-formats.md (the inverse of from_document)."""
+    return {
+        "personId": p.person_key,
+        "identifiers": [{"number": i.number, "kind": i.kind, "status": i.status, **_m(i.meta)}
+                        for i in p.identifiers],
+        "names": [{"given": n.given, "middle": n.middle, "family": n.family, **_m(n.meta)} for n in p.names],
+        "birth": [{"date": _iso(b.date), "year": b.year, "place": b.place, "kommune": b.kommune,
+                   "country": b.country, **_m(b.meta)} for b in p.birth],
+        "gender": [{"value": g.value, **_m(g.meta)} for g in p.gender],
+        "status": [{"value": s.value, **_m(s.meta)} for s in p.status],
+        "death": [{"date": _iso(d.date), **_m(d.meta)} for d in p.death],
+        "addresses": [
+            {"type": a.type, "form": a.form, "street": a.street, "houseNumber": a.house_number,
+             "houseLetter": a.house_letter, "unit": a.unit, "co": a.co, "gardsnummer": a.gardsnummer,
+             "bruksnummer": a.bruksnummer, "festenummer": a.festenummer, "lines": list(a.lines),
+             "country": a.country, "postnummer": a.postnummer, "poststed": a.poststed, "kommune": a.kommune,
+             "bydel": a.bydel, "protection": a.protection, "movedAt": _iso(a.moved_at), **_m(a.meta)}
+            for a in p.addresses
+        ],
+        "protection": [{"level": x.level, **_m(x.meta)} for x in p.protection],
+        "maritalStatus": [{"value": m.value, "spouse": m.spouse, "date": _iso(m.date), **_m(m.meta)}
+                          for m in p.marital_status],
+        "citizenship": [{"country": c.country, "acquired": _iso(c.acquired), **_m(c.meta)} for c in p.citizenship],
+        "relations": [{"relatedNumber": r.related_number, "relatedRole": r.related_role, "myRole": r.my_role,
+                       **_m(r.meta)} for r in p.relations],
+    }

@@ -1,0 +1,88 @@
+"""HPR, AR and FLR records (docs/registers.md) to rows of the register tables.
+
+The registers are kept as their documents, with the keys the faces look them up by in columns of
+their own (HPR number, HER-id, parent HER-id, organisation number, GP contract, patient number).
+FLR patient lists are exploded into ``flr_patient`` rows (one per patient, indexed by number), and
+left out of the stored contract document.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Table
+
+from store import schema as s
+from store.errors import InvalidDocument
+
+__all__ = ["REGISTER_FILES", "register_rows"]
+
+# register name → its tables, parents first
+REGISTER_FILES: dict[str, tuple[Table, ...]] = {
+    "hpr": (s.hpr_person,),
+    "ar": (s.ar_party,),
+    "flr": (s.flr_contract, s.flr_patient),
+}
+
+_AR_TYPES = frozenset({"Organization", "Service", "OrganizationPerson"})
+
+
+def _req(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
+    v = doc.get(key)
+    if v is None or not isinstance(v, kind) or isinstance(v, bool):
+        raise InvalidDocument("missing or of the wrong type", field=key)
+    return v
+
+
+def _opt_date(v: Any, key: str) -> dt.date | None:
+    if v is None:
+        return None
+    try:
+        return dt.date.fromisoformat(str(v)[:10])
+    except ValueError:
+        raise InvalidDocument("not a date", field=key) from None
+
+
+def register_rows(name: str, doc: Any) -> dict[Table, list[dict[str, Any]]]:
+    if not isinstance(doc, Mapping):
+        raise InvalidDocument("a register record must be a JSON object")
+    if name == "hpr":
+        return {s.hpr_person: [{"hpr_number": str(_req(doc, "hprNumber", (str, int))),
+                                "person_key": doc.get("personId"), "doc": dict(doc)}]}
+    if name == "ar":
+        party_type = _req(doc, "type", str)
+        if party_type not in _AR_TYPES:
+            raise InvalidDocument("not Organization, Service or OrganizationPerson", field="type")
+        parent = doc.get("parentHerId")
+        return {s.ar_party: [{
+            "her_id": _req(doc, "herId", int),
+            "parent_her_id": parent if isinstance(parent, int) and parent > 0 else None,
+            "party_type": party_type,
+            "organization_number": doc.get("organizationNumber"),
+            "name": _req(doc, "name", str),
+            "kommune": doc.get("kommune"),
+            "doc": dict(doc),
+        }]}
+    if name == "flr":
+        contract_id = str(_req(doc, "contractId", (str, int)))
+        patients = doc.get("patients") or []
+        if not isinstance(patients, list):
+            raise InvalidDocument("not a list", field="patients")
+        rows = []
+        for i, p in enumerate(patients):
+            if not isinstance(p, Mapping) or not isinstance(p.get("personNumber"), str):
+                raise InvalidDocument("missing personNumber", field=f"patients[{i}]")
+            rows.append({"contract_id": contract_id, "person_number": p["personNumber"],
+                         "valid_from": _opt_date(p.get("validFrom"), f"patients[{i}].validFrom"),
+                         "valid_to": _opt_date(p.get("validTo"), f"patients[{i}].validTo")})
+        office = doc.get("officeHerId")
+        return {
+            s.flr_contract: [{"contract_id": contract_id, "gp_hpr_number": doc.get("gpHprNumber"),
+                              "office_her_id": office if isinstance(office, int) else None,
+                              "kommune": doc.get("kommune"),
+                              "doc": {k: v for k, v in doc.items() if k != "patients"}}],
+            s.flr_patient: rows,
+        }
+    raise ValueError(f"unknown register {name}")

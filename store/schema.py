@@ -1,0 +1,258 @@
+"""The store's SQLAlchemy schema (Core tables; Alembic migrations in store/migrations follow it).
+
+Persons are normalised the Folkeregister way: one ``person`` row, and one row per element item in
+``person_identifier``, ``person_name``, ``person_address``, ``person_relation`` and ``person_fact``
+(birth, gender, status, death, protection, marital status, citizenship), each with the history columns
+of :class:`store.model.Meta`. ``person_search`` holds one row of current, normalised search keys per
+person (the blocking keys of name search); the repository rewrites it with the person.
+
+Feeding: ``feed_event`` records every applied or rejected change-feed event (idempotency, resume,
+gap detection), ``store_state`` the last applied sequence number, ``reject`` every record a load or
+an ingest could not take (with its reason), so nothing is lost silently.
+
+The registers of the same population (HPR personnel, AR communication parties, FLR GP contracts and
+patient lists) are kept as documents with their key columns indexed.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = [
+    "ar_party",
+    "feed_event",
+    "flr_contract",
+    "flr_patient",
+    "hpr_person",
+    "metadata",
+    "person",
+    "person_address",
+    "person_fact",
+    "person_identifier",
+    "person_name",
+    "person_relation",
+    "person_search",
+    "reject",
+    "store_state",
+]
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Search keys are compared bytewise (prefix ranges): the C collation on PostgreSQL; SQLite's default.
+_Key = String(200).with_variant(String(200, collation="C"), "postgresql")
+
+# BIGINT on PostgreSQL, but INTEGER on SQLite so that the key is the rowid (autoincrement works).
+_Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def _meta_columns() -> list[Column[object]]:
+    return [
+        Column("is_current", Boolean, nullable=False),
+        Column("valid_from", Date),
+        Column("valid_to", Date),
+        Column("registered_at", DateTime),
+        Column("source", String(40)),
+    ]
+
+
+def _person_fk() -> Column[int]:
+    return Column("person_id", _Id, ForeignKey("person.id", ondelete="CASCADE"), nullable=False, index=True)
+
+
+person = Table(
+    "person",
+    metadata,
+    Column("id", _Id, primary_key=True, autoincrement=False),
+    Column("person_key", String(64), nullable=False, unique=True),
+    Column("last_seq", BigInteger),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+person_identifier = Table(
+    "person_identifier",
+    metadata,
+    Column("id", _Id, primary_key=True),
+    _person_fk(),
+    Column("number", String(11), nullable=False, index=True),
+    Column("kind", String(4), nullable=False),
+    Column("status", String(10), nullable=False),
+    *_meta_columns(),
+)
+
+person_name = Table(
+    "person_name",
+    metadata,
+    Column("id", _Id, primary_key=True),
+    _person_fk(),
+    Column("given", String(200), nullable=False),
+    Column("middle", String(200)),
+    Column("family", String(200), nullable=False),
+    *_meta_columns(),
+)
+
+person_address = Table(
+    "person_address",
+    metadata,
+    Column("id", _Id, primary_key=True),
+    _person_fk(),
+    Column("address_type", String(12), nullable=False),
+    Column("form", String(20), nullable=False),
+    Column("street", String(200)),
+    Column("house_number", Integer),
+    Column("house_letter", String(2)),
+    Column("unit", String(10)),
+    Column("co", String(200)),
+    Column("gardsnummer", Integer),
+    Column("bruksnummer", Integer),
+    Column("festenummer", Integer),
+    Column("lines", JSON),
+    Column("country", String(3)),
+    Column("postnummer", String(4)),
+    Column("poststed", String(200)),
+    Column("kommune", String(4)),
+    Column("bydel", String(6)),
+    Column("protection", String(20), nullable=False),
+    Column("moved_at", Date),
+    *_meta_columns(),
+)
+
+person_relation = Table(
+    "person_relation",
+    metadata,
+    Column("id", _Id, primary_key=True),
+    _person_fk(),
+    Column("related_number", String(11), index=True),
+    Column("related_role", String(24), nullable=False),
+    Column("my_role", String(24)),
+    *_meta_columns(),
+)
+
+# kind: birth | gender | status | death | protection | marital | citizenship
+person_fact = Table(
+    "person_fact",
+    metadata,
+    Column("id", _Id, primary_key=True),
+    _person_fk(),
+    Column("kind", String(12), nullable=False),
+    Column("code", String(40)),
+    Column("date", Date),
+    Column("detail", JSON),
+    *_meta_columns(),
+)
+
+person_search = Table(
+    "person_search",
+    metadata,
+    Column("person_id", _Id, ForeignKey("person.id", ondelete="CASCADE"), primary_key=True),
+    Column("family_key", _Key, nullable=False),
+    Column("given_key", _Key, nullable=False),
+    Column("birth_date", Date),
+    Column("birth_year", SmallInteger),
+    Column("gender", String(6)),
+    Column("kommune", String(4)),
+    Column("postnummer", String(4)),
+    Column("street_key", _Key),
+    Column("status", String(20)),
+    Index(None, "birth_date", "family_key"),
+    Index(None, "family_key", "birth_year"),
+    Index(None, "given_key", "birth_year"),
+    Index(None, "kommune", "family_key"),
+    Index(None, "postnummer", "family_key"),
+    Index(None, "street_key", "family_key"),
+)
+
+store_state = Table(
+    "store_state",
+    metadata,
+    Column("key", String(40), primary_key=True),
+    Column("value", String(200), nullable=False),
+)
+
+feed_event = Table(
+    "feed_event",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("person_key", String(64), nullable=False, index=True),
+    Column("event_type", String(80), nullable=False),
+    Column("registered_at", DateTime),
+    Column("applied_at", DateTime, nullable=False),
+    Column("checksum", String(64), nullable=False),
+    Column("outcome", String(10), nullable=False),  # applied | rejected
+)
+
+reject = Table(
+    "reject",
+    metadata,
+    Column("id", _Id, primary_key=True),
+    Column("origin", String(10), nullable=False),  # load | ingest
+    Column("file", String(400), nullable=False),
+    Column("line", Integer),
+    Column("seq", BigInteger),
+    Column("record_key", String(64)),
+    Column("reason", Text, nullable=False),
+    Column("raw", Text, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+)
+
+hpr_person = Table(
+    "hpr_person",
+    metadata,
+    Column("hpr_number", String(12), primary_key=True),
+    Column("person_key", String(64), index=True),
+    Column("doc", JSON, nullable=False),
+)
+
+ar_party = Table(
+    "ar_party",
+    metadata,
+    Column("her_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("parent_her_id", BigInteger, index=True),
+    Column("party_type", String(24), nullable=False),
+    Column("organization_number", String(9), index=True),
+    Column("name", String(300), nullable=False),
+    Column("kommune", String(4)),
+    Column("doc", JSON, nullable=False),
+)
+
+flr_contract = Table(
+    "flr_contract",
+    metadata,
+    Column("contract_id", String(40), primary_key=True),
+    Column("gp_hpr_number", String(12), index=True),
+    Column("office_her_id", BigInteger),
+    Column("kommune", String(4)),
+    Column("doc", JSON, nullable=False),
+)
+
+flr_patient = Table(
+    "flr_patient",
+    metadata,
+    Column("id", _Id, primary_key=True),
+    Column("contract_id", String(40), ForeignKey("flr_contract.contract_id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("person_number", String(11), nullable=False, index=True),
+    Column("valid_from", Date),
+    Column("valid_to", Date),
+)

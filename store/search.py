@@ -1,0 +1,151 @@
+"""Person search ("personsøk"): name plus birth date/year, kommune, postnummer or street.
+
+The minimum-criteria rule is Persontjenesten's: at least 3 letters of name, and at least one of
+birth date, birth year, kommune (4 digits), postnummer (4 digits) or street (3 letters or more). A
+search by given name alone must have a birth date or year (we have no index that makes given name +
+place selective, and a search must never scan a table).
+
+Matching is on normalised keys (store.normalize): every name word asked for must be the prefix of a
+word of the person's current name (family name words or given/middle name words), so ``Nordm`` finds
+``Nordmann`` and ``Aasen`` finds ``Åsen`` (both key ``aasen``). The index serves the first word of a
+family name: ``Berg`` finds ``Berg Hansen`` but not ``Hansen Berg`` (filter words may be any word). Each query is
+served by one of the ``person_search`` indexes (blocking keys); the rows it yields are filtered and
+ranked in Python with rapidfuzz, best first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from rapidfuzz.distance import JaroWinkler
+from sqlalchemy import ColumnElement, Connection, and_, or_, select
+
+from store import schema as s
+from store.errors import InvalidInput, TooManyHits
+from store.normalize import name_tokens, street_key
+
+__all__ = ["MAX_CANDIDATES", "SearchCriteria", "SearchHit", "search"]
+
+MAX_CANDIDATES = 2000  # rows one search may examine before it is refused as too broad
+
+
+@dataclass(frozen=True, slots=True)
+class SearchCriteria:
+    given: str | None = None
+    family: str | None = None
+    full_name: str | None = None
+    birth_date: dt.date | None = None
+    birth_year: int | None = None
+    gender: str | None = None
+    kommune: str | None = None
+    postnummer: str | None = None
+    street: str | None = None
+
+    def name_words(self) -> tuple[list[str], list[str], list[str]]:
+        """(family words, given words, words of a full name whose role is unknown)."""
+        return name_tokens(self.family), name_tokens(self.given), name_tokens(self.full_name)
+
+    def validate(self) -> None:
+        """Raise InvalidInput unless the criteria meet the minimum-criteria rule."""
+        fam, giv, full = self.name_words()
+        if sum(len(w) for w in fam + giv + full) < 3:
+            raise InvalidInput("a search needs at least 3 letters of name")
+        for code, n in ((self.kommune, 4), (self.postnummer, 4)):
+            if code is not None and (len(code) != n or not code.isdigit()):
+                raise InvalidInput("kommune and postnummer are 4 digits")
+        if self.street is not None and len(street_key(self.street)) < 3:
+            raise InvalidInput("a street criterion needs at least 3 letters")
+        if not (self.birth_date or self.birth_year or self.kommune or self.postnummer or self.street):
+            raise InvalidInput(
+                "a search needs a birth date or year, a kommune, a postnummer or a street besides the name")
+        if not (fam or full) and not (self.birth_date or self.birth_year):
+            raise InvalidInput("a search by given name alone needs a birth date or year")
+
+
+@dataclass(frozen=True, slots=True)
+class SearchHit:
+    person_id: int
+    score: float  # 0–100
+
+
+def _prefix(col: ColumnElement[str], key: str) -> ColumnElement[bool]:
+    # Keys are [a-z ]; '{' sorts after 'z' bytewise (person_search keys use the C collation on PostgreSQL).
+    return and_(col >= key, col < key + "{")
+
+
+def _block(c: SearchCriteria, family_words: list[str]) -> ColumnElement[bool]:
+    t = s.person_search.c
+    year = c.birth_year or (c.birth_date.year if c.birth_date else None)
+    if c.birth_date:
+        return t.birth_date == c.birth_date
+    if family_words:
+        fam = or_(*(_prefix(t.family_key, w) for w in family_words))
+        if year:
+            return and_(fam, t.birth_year == year)
+        if c.kommune:
+            return and_(t.kommune == c.kommune, fam)
+        if c.postnummer:
+            return and_(t.postnummer == c.postnummer, fam)
+        return and_(_prefix(t.street_key, street_key(c.street)), fam)
+    _, giv, _ = c.name_words()
+    return and_(or_(*(_prefix(t.given_key, w) for w in giv)), t.birth_year == year)
+
+
+def _words_match(asked: list[str], have: list[str]) -> bool:
+    return all(any(h.startswith(a) for h in have) for a in asked)
+
+
+def search(conn: Connection, c: SearchCriteria, *, max_candidates: int = MAX_CANDIDATES) -> list[SearchHit]:
+    """Persons matching the criteria, best first. Raises InvalidInput or TooManyHits."""
+    c.validate()
+    fam, giv, full = c.name_words()
+    # A full name's role is unknown: its last word is tried as family name, as are the others when
+    # no family name is given separately (families are written first in some registers).
+    family_words = [" ".join(fam)] if fam else full
+    rows = conn.execute(select(s.person_search).where(_block(c, family_words)).limit(max_candidates + 1)).all()
+    if len(rows) > max_candidates:
+        raise TooManyHits("the search is too broad; add criteria", limit=max_candidates)
+    t_street = street_key(c.street) if c.street else None
+    hits = []
+    for r in rows:
+        fwords = r.family_key.split()
+        gwords = r.given_key.split()
+        if fam and not _words_match(fam, fwords):
+            continue
+        if giv and not _words_match(giv, gwords):
+            continue
+        if full and not _words_match(full, gwords + fwords):
+            continue
+        if c.birth_date and r.birth_date != c.birth_date:
+            continue
+        if c.birth_year and r.birth_year != c.birth_year:
+            continue
+        if c.gender and r.gender != c.gender:
+            continue
+        if c.kommune and r.kommune != c.kommune:
+            continue
+        if c.postnummer and r.postnummer != c.postnummer:
+            continue
+        if t_street and not (r.street_key or "").startswith(t_street):
+            continue
+        hits.append(SearchHit(r.person_id, _score(c, fam, giv, full, r)))
+    hits.sort(key=lambda h: (-h.score, h.person_id))
+    return hits
+
+
+def _score(c: SearchCriteria, fam: list[str], giv: list[str], full: list[str], r: object) -> float:
+    """Closeness of a matching row to the criteria: exact names above prefixes, more agreeing fields higher."""
+    fk: str = r.family_key  # type: ignore[attr-defined]
+    gk: str = r.given_key  # type: ignore[attr-defined]
+    parts: list[float] = []
+    if fam:
+        parts.append(JaroWinkler.normalized_similarity(" ".join(fam), fk))
+    if giv:
+        parts.append(JaroWinkler.normalized_similarity(" ".join(giv), gk))
+    if full:
+        parts.append(JaroWinkler.normalized_similarity(" ".join(full), f"{gk} {fk}".strip()))
+    name = sum(parts) / len(parts)
+    extras = [c.birth_date, c.birth_year, c.kommune, c.postnummer, c.street]
+    bonus = sum(1 for e in extras if e) / len(extras)
+    return round(100 * (0.85 * name + 0.15 * bonus), 1)

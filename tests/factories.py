@@ -1,0 +1,50 @@
+"""Person documents for tests, built with synthetic identity numbers (store.identity.generate)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from typing import Any
+
+from store.identity import IdKind, generate
+
+_rng = random.Random(20261121)
+
+
+def number(kind: str = "fnr", born: dt.date = dt.date(1980, 5, 17), *, female: bool | None = None) -> str:
+    return generate(IdKind(kind), None if kind == "fh" else born, _rng, female=female)
+
+
+def meta(current: bool = True, valid_from: str | None = "2000-01-01", valid_to: str | None = None) -> dict[str, Any]:
+    return {"current": current, "validFrom": valid_from, "validTo": valid_to,
+            "registeredAt": "2020-01-01T10:00:00Z", "source": "Skatteetaten"}
+
+
+def person_doc(key: str, *, given: str = "Ola", family: str = "Nordmann", born: str = "1980-05-17",
+               gender: str = "mann", status: str = "bosatt", kommune: str = "0301", postnummer: str = "0150",
+               street: str = "Storgata", house: int = 1, identifiers: list[dict[str, Any]] | None = None,
+               protection: str = "ugradert", **extra: Any) -> dict[str, Any]:
+    birth = dt.date.fromisoformat(born)
+    ids = identifiers or [{"number": number("fnr", birth, female=gender == "kvinne"), "kind": "fnr",
+                           "status": "iBruk", **meta()}]
+    doc: dict[str, Any] = {
+        "personId": key,
+        "identifiers": ids,
+        "names": [{"given": given, "middle": None, "family": family, **meta()}],
+        "birth": [{"date": born, "year": birth.year, "place": None, "kommune": kommune, "country": "NOR", **meta()}],
+        "gender": [{"value": gender, **meta()}],
+        "status": [{"value": status, **meta()}],
+        "death": [],
+        "addresses": [{
+            "type": "bosted", "form": "vegadresse", "street": street, "houseNumber": house, "houseLetter": None,
+            "unit": "H0101", "co": None, "gardsnummer": None, "bruksnummer": None, "festenummer": None,
+            "lines": [], "country": None, "postnummer": postnummer, "poststed": "OSLO", "kommune": kommune,
+            "bydel": "030101" if kommune == "0301" else None, "protection": protection, "movedAt": "2015-06-01",
+            **meta()}],
+        "protection": [{"level": protection, **meta()}],
+        "maritalStatus": [{"value": "ugift", "spouse": None, "date": None, **meta()}],
+        "citizenship": [{"country": "NOR", "acquired": None, **meta()}],
+        "relations": [],
+    }
+    doc.update(extra)
+    return doc

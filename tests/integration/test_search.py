@@ -1,0 +1,116 @@
+"""Name search and identification on a real database (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import Engine
+
+from store.document import from_document
+from store.errors import InvalidInput, TooManyHits
+from store.matching import IdentifyQuery, Outcome, identify
+from store.repository import PersonRepository
+from store.search import SearchCriteria, search
+from tests.factories import person_doc
+
+PEOPLE = [
+    ("s1", "Åse", "Ødegård", "1961-02-03", "kvinne", "0301", "0150", "Kirkeveien"),
+    ("s2", "Ola", "Nordmann", "1980-05-17", "mann", "0301", "0151", "Storgata"),
+    ("s3", "Kari", "Nordmann", "1982-11-30", "kvinne", "0301", "0151", "Storgata"),
+    ("s4", "Ola", "Nordmo", "1980-05-17", "mann", "4601", "5003", "Fjellvegen"),
+    ("s5", "Anne-Marie", "Sæther Berg", "1990-01-01", "kvinne", "5001", "7010", "Munkegata"),
+    ("s6", "Per", "O'Brien", "1955-07-07", "mann", "1103", "4006", "Løkkeveien"),
+    ("s7", "Ola", "Nordmann", "1980-06-17", "mann", "3403", "2317", "Storgata"),
+]
+
+
+@pytest.fixture
+def people(engine: Engine) -> dict[str, int]:
+    ids = {}
+    with engine.begin() as conn:
+        repo = PersonRepository(conn)
+        for key, given, family, born, gender, kommune, post, street in PEOPLE:
+            ids[key] = repo.save(from_document(person_doc(key, given=given, family=family, born=born, gender=gender,
+                                                          kommune=kommune, postnummer=post, street=street)))
+    return ids
+
+
+def keys(engine: Engine, ids: dict[str, int], c: SearchCriteria) -> list[str]:
+    back = {v: k for k, v in ids.items()}
+    with engine.connect() as conn:
+        return [back[h.person_id] for h in search(conn, c)]
+
+
+def test_family_prefix_and_birth_year(engine: Engine, people: dict[str, int]) -> None:
+    assert set(keys(engine, people, SearchCriteria(family="Nordm", birth_year=1980))) == {"s2", "s4", "s7"}
+    assert set(keys(engine, people, SearchCriteria(family="Nordmann", birth_year=1980))) == {"s2", "s7"}
+
+
+def test_exact_name_ranks_above_a_prefix_match(engine: Engine, people: dict[str, int]) -> None:
+    got = keys(engine, people, SearchCriteria(given="Ola", family="Nordmann", birth_date=dt.date(1980, 5, 17)))
+    assert got == ["s2"]
+    with engine.connect() as conn:
+        hits = search(conn, SearchCriteria(family="Nordmann", given="O", birth_year=1980))
+        prefix = search(conn, SearchCriteria(family="Nordmann", given="Ol", birth_year=1980))
+    assert {h.person_id for h in hits} == {people["s2"], people["s7"]}
+    assert all(0 < h.score <= 100 for h in hits)
+    assert hits[0].score < 100 and prefix[0].score > hits[0].score  # closer given name, higher score
+
+
+@pytest.mark.parametrize("family", ["Ødegård", "ØDEGÅRD", "oedegaard", "Ödegård", "ODEGAARD", "Odegard"])
+def test_norwegian_letters_case_and_accents(engine: Engine, people: dict[str, int], family: str) -> None:
+    assert keys(engine, people, SearchCriteria(family=family, kommune="0301")) == ["s1"]
+
+
+def test_full_name_and_hyphenated_and_double_names(engine: Engine, people: dict[str, int]) -> None:
+    assert keys(engine, people, SearchCriteria(full_name="Nordmann Kari", postnummer="0151")) == ["s3"]
+    assert keys(engine, people, SearchCriteria(given="Marie", family="Saether", birth_year=1990)) == ["s5"]
+    assert keys(engine, people, SearchCriteria(family="O'Brien", street="Løkkevn")) == ["s6"]
+
+
+def test_given_name_with_birth_date(engine: Engine, people: dict[str, int]) -> None:
+    assert keys(engine, people, SearchCriteria(given="Åse", birth_date=dt.date(1961, 2, 3))) == ["s1"]
+
+
+def test_sql_metacharacters_are_just_letters(engine: Engine, people: dict[str, int]) -> None:
+    assert keys(engine, people, SearchCriteria(family="Nord'; DROP TABLE person;--", kommune="0301")) == []
+    assert set(keys(engine, people, SearchCriteria(family="Nor%", kommune="0301"))) == {"s2", "s3"}
+
+
+@pytest.mark.parametrize("criteria, why", [
+    (SearchCriteria(family="No", birth_year=1980), "3 letters"),
+    (SearchCriteria(family="Nordmann"), "besides the name"),
+    (SearchCriteria(given="Ola", kommune="0301"), "given name alone"),
+    (SearchCriteria(family="Nordmann", kommune="301"), "4 digits"),
+    (SearchCriteria(family="Nordmann", street="St"), "street"),
+])
+def test_minimum_criteria_are_enforced(engine: Engine, criteria: SearchCriteria, why: str) -> None:
+    with engine.connect() as conn, pytest.raises(InvalidInput, match=why):
+        search(conn, criteria)
+
+
+def test_too_broad_a_search_is_refused(engine: Engine, people: dict[str, int]) -> None:
+    with engine.connect() as conn, pytest.raises(TooManyHits):
+        search(conn, SearchCriteria(family="Nor", kommune="0301"), max_candidates=1)
+
+
+def test_identify_tolerates_typos_and_swaps(engine: Engine, people: dict[str, int]) -> None:
+    with engine.connect() as conn:
+        typo = identify(conn, IdentifyQuery(given="Aase", family="Oedegaard", birth_date=dt.date(1961, 2, 3),
+                                            gender="kvinne", postnummer="0150"))
+        swapped = identify(conn, IdentifyQuery(given="Nordmann", family="Kari", birth_date=dt.date(1982, 11, 30)))
+        married = identify(conn, IdentifyQuery(given="Kari", family="Hansen", birth_date=dt.date(1982, 11, 30),
+                                               postnummer="0151", gender="kvinne"))
+        nobody = identify(conn, IdentifyQuery(given="Zacharias", family="Zyx", birth_date=dt.date(2001, 1, 1)))
+    assert typo.outcome == Outcome.IDENTIFIED and typo.best and typo.best.person_id == people["s1"]
+    assert swapped.outcome == Outcome.IDENTIFIED and swapped.best and swapped.best.person_id == people["s3"]
+    assert married.best is not None and married.best.person_id == people["s3"]
+    assert nobody.outcome == Outcome.NOT_FOUND
+
+
+def test_identify_is_ambiguous_between_near_twins(engine: Engine, people: dict[str, int]) -> None:
+    with engine.connect() as conn:
+        r = identify(conn, IdentifyQuery(given="Ola", family="Nordmann", birth_year=1980))
+    assert r.outcome == Outcome.AMBIGUOUS
+    assert {c.person_id for c in r.candidates[:2]} == {people["s2"], people["s7"]}
