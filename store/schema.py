@@ -10,6 +10,12 @@ Feeding: ``feed_event`` records every applied or rejected change-feed event (ide
 gap detection), ``store_state`` the last applied sequence number, ``reject`` every record a load or
 an ingest could not take (with its reason), so nothing is lost silently.
 
+Access: ``account`` (argon2 password hashes, the access profile, an encrypted secret only for accounts
+that may use WS-Security PasswordDigest), ``auth_throttle`` (failed logins per account and per source
+address, shared by every worker process), ``ws_nonce`` (UsernameToken nonces seen, for replay refusal),
+``audit_event`` + ``audit_person`` (one record per call, and the person numbers it asked for or returned,
+indexed for ``pregbridge audit --person``). Audit rows are never deleted by the application.
+
 The registers of the same population (HPR personnel, AR communication parties, FLR GP contracts and
 patient lists) are kept as documents with their key columns indexed.
 """
@@ -34,7 +40,11 @@ from sqlalchemy import (
 )
 
 __all__ = [
+    "account",
     "ar_party",
+    "audit_event",
+    "audit_person",
+    "auth_throttle",
     "feed_event",
     "flr_contract",
     "flr_patient",
@@ -49,6 +59,7 @@ __all__ = [
     "person_search",
     "reject",
     "store_state",
+    "ws_nonce",
 ]
 
 metadata = MetaData(
@@ -255,4 +266,57 @@ flr_patient = Table(
     Column("person_number", String(11), nullable=False, index=True),
     Column("valid_from", Date),
     Column("valid_to", Date),
+)
+
+account = Table(
+    "account",
+    metadata,
+    Column("id", _Id, primary_key=True),
+    Column("username", String(100), nullable=False, unique=True),
+    Column("password_hash", String(200), nullable=False),  # argon2id
+    Column("digest_secret", Text),  # encrypted password, only for PasswordDigest-enabled accounts
+    Column("profile", String(40), nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+auth_throttle = Table(
+    "auth_throttle",
+    metadata,
+    Column("key", String(200), primary_key=True),  # "account:<name>" or "addr:<ip>"
+    Column("failures", Integer, nullable=False),
+    Column("window_start", DateTime, nullable=False),
+    Column("locked_until", DateTime),
+)
+
+ws_nonce = Table(
+    "ws_nonce",
+    metadata,
+    Column("nonce", String(200), primary_key=True),
+    Column("seen_at", DateTime, nullable=False, index=True),
+)
+
+audit_event = Table(
+    "audit_event",
+    metadata,
+    Column("id", _Id, primary_key=True),
+    Column("at", DateTime, nullable=False, index=True),
+    Column("account", String(100), index=True),
+    Column("face", String(20), nullable=False),
+    Column("operation", String(80), nullable=False),
+    Column("source", String(100)),
+    Column("purpose", String(200)),
+    Column("outcome", String(60), nullable=False),
+    Column("asked", JSON),
+    Column("returned", JSON),
+)
+
+audit_person = Table(
+    "audit_person",
+    metadata,
+    Column("id", _Id, primary_key=True),
+    Column("audit_id", _Id, ForeignKey("audit_event.id"), nullable=False, index=True),
+    Column("number", String(11), nullable=False, index=True),
+    Column("role", String(8), nullable=False),  # asked | returned
 )
