@@ -26,7 +26,8 @@ REGISTER_FILES: dict[str, tuple[Table, ...]] = {
     "flr": (s.flr_contract, s.flr_patient),
 }
 
-_AR_TYPES = frozenset({"Organization", "Service", "OrganizationPerson"})
+# AR's CommunicationPartyType: an organisation person is "Person" on the wire
+_AR_TYPES = frozenset({"Organization", "Service", "Person"})
 
 
 def _req(doc: Mapping[str, Any], key: str, kind: type | tuple[type, ...]) -> Any:
@@ -54,15 +55,18 @@ def register_rows(name: str, doc: Any) -> dict[Table, list[dict[str, Any]]]:
     if name == "ar":
         party_type = _req(doc, "type", str)
         if party_type not in _AR_TYPES:
-            raise InvalidDocument("not Organization, Service or OrganizationPerson", field="type")
+            raise InvalidDocument("not Organization, Service or Person", field="type")
         parent = doc.get("parentHerId")
+        org = doc.get("organizationNumber")
+        municipality = doc.get("municipality")
+        kommune = municipality.get("value") if isinstance(municipality, Mapping) else doc.get("kommune")
         return {s.ar_party: [{
             "her_id": _req(doc, "herId", int),
             "parent_her_id": parent if isinstance(parent, int) and parent > 0 else None,
             "party_type": party_type,
-            "organization_number": doc.get("organizationNumber"),
+            "organization_number": str(org) if isinstance(org, int) and org > 0 else None,
             "name": _req(doc, "name", str),
-            "kommune": doc.get("kommune"),
+            "kommune": kommune if isinstance(kommune, str) else None,
             "doc": dict(doc),
         }]}
     if name == "flr":
@@ -79,7 +83,7 @@ def register_rows(name: str, doc: Any) -> dict[Table, list[dict[str, Any]]]:
                          "valid_to": _opt_date(p.get("validTo"), f"patients[{i}].validTo")})
         office = doc.get("officeHerId")
         return {
-            s.flr_contract: [{"contract_id": contract_id, "gp_hpr_number": doc.get("gpHprNumber"),
+            s.flr_contract: [{"contract_id": contract_id, "gp_hpr_number": str(doc.get("gpHprNumber") or "") or None,
                               "office_her_id": office if isinstance(office, int) else None,
                               "kommune": doc.get("kommune"),
                               "doc": {k: v for k, v in doc.items() if k != "patients"}}],

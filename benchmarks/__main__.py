@@ -1,0 +1,32 @@
+"""``python -m benchmarks SUITE``: run one benchmark suite and print one line per variant."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import platform
+import sys
+import time
+
+SUITES = ("store",)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    p.add_argument("suite", choices=SUITES)
+    p.add_argument("--num", type=int, nargs="+", default=[100_000], help="population size(s)")
+    p.add_argument("--dburl", help="database URL (default: a fresh SQLite file per size)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--queries", type=int, default=5000, help="lookups and searches timed per size")
+    p.add_argument("--profile", action="store_true", help="cProfile the measured variants")
+    args = p.parse_args(argv)
+    module = importlib.import_module(f"benchmarks.bench_{args.suite}")
+    print(f"# {args.suite}: python {platform.python_version()}, {platform.machine()}, "
+          f"{time.strftime('%Y-%m-%d %H:%M')}, sizes {args.num}")
+    for result in module.run(args):
+        print(result.line(), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

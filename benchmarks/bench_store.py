@@ -1,0 +1,221 @@
+"""Store benchmark: bulk load rate, lookup and search latency, and how they scale.
+
+For each population size (``--num 100000 1000000``), in one run:
+
+1. a synthetic population is generated (cached under benchmarks/out/, deterministic from ``--seed``);
+2. **baseline**: the same rows pregbridge stores are inserted into the same schema with raw
+   ``sqlite3.executemany`` (only the inserts are timed: the physical floor of the load);
+3. **load**: ``store.loading.load_population`` into a fresh store (parse, validate, rows, insert,
+   indexes maintained) — reported as persons/s and as the ratio to the baseline;
+4. **lookup**: ``PersonRepository.find`` by random identifiers (a fifth of them ceased ones where the
+   population has them), p50/p99;
+5. **search**: ``store.search.search`` with criteria taken from random persons (family name + birth
+   year; given + family + birth date; family + kommune; family prefix + postnummer), p50/p99.
+
+Then the ratio of the largest to the smallest size for lookup and search p99 (indexes work: ≤ 1.5).
+Targets (issue 2, SQLite, 2 cores): 1M persons loaded in ≤ 5 min; lookup p99 ≤ 2 ms; search p99 ≤ 20 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import random
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, select
+
+from benchmarks.harness import OUT, Result, maybe_profile, percentiles
+from store import schema as s
+from store.document import from_document
+from store.engine import make_engine, migrate
+from store.errors import InvalidInput, TooManyHits
+from store.loading import load_population
+from store.repository import PersonRepository, person_rows
+from store.search import SearchCriteria, search
+
+__all__ = ["run"]
+
+
+def ensure_population(n: int, seed: int) -> Path:
+    from store.synthetic import generate_population
+
+    out = OUT / f"pop-{n}-{seed}"
+    if not (out / "manifest.json").is_file():
+        t = time.perf_counter()
+        generate_population(out, n, seed, feed_days=1)
+        print(f"# generated {n:,} persons in {time.perf_counter() - t:.1f} s -> {out}", flush=True)
+    return out
+
+
+def _sql_value(v: Any) -> Any:
+    if isinstance(v, (dt.date, dt.datetime)):
+        return v.isoformat(sep=" ") if isinstance(v, dt.datetime) else v.isoformat()
+    if isinstance(v, (dict, list)):
+        return json.dumps(v)
+    if isinstance(v, bool):
+        return int(v)
+    return v
+
+
+def raw_baseline(pop: Path, db: Path) -> float:
+    """Seconds spent in raw sqlite3.executemany inserting the rows pregbridge would store."""
+    db.unlink(missing_ok=True)
+    eng = create_engine(f"sqlite:///{db}")
+    s.metadata.create_all(eng)
+    eng.dispose()
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    spent = 0.0
+    pid = 0
+    batch: dict[Any, list[dict[str, Any]]] = {}
+
+    def flush() -> float:
+        t = time.perf_counter()
+        conn.execute("BEGIN")
+        for table, rows in batch.items():
+            cols = list(rows[0])
+            sql = f"INSERT INTO {table.name} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+            conn.executemany(sql, [tuple(_sql_value(r[c]) for c in cols) for r in rows])
+        conn.execute("COMMIT")
+        batch.clear()
+        return time.perf_counter() - t
+
+    with (pop / "persons.jsonl").open(encoding="utf-8") as f:
+        for line in f:
+            pid += 1
+            for table, rows in person_rows(from_document(json.loads(line)), pid, now).items():
+                batch.setdefault(table, []).extend(rows)
+            if pid % 2000 == 0:
+                spent += flush()
+    if batch:
+        spent += flush()
+    conn.close()
+    return spent
+
+
+def _criteria(rng: random.Random, p: Any) -> SearchCriteria | None:
+    name, born, home = p.name, p.birth_date, p.address("bosted") or p.address("post") or p.address("opphold")
+    if name is None or born is None:
+        return None
+    kind = rng.randrange(4)
+    if kind == 0:
+        return SearchCriteria(family=name.family, birth_year=born.year)
+    if kind == 1:
+        return SearchCriteria(given=name.given, family=name.family, birth_date=born)
+    if kind == 2 and home and home.kommune:
+        return SearchCriteria(family=name.family, kommune=home.kommune)
+    if home and home.postnummer and len(name.family) >= 4:
+        return SearchCriteria(family=name.family[:4], postnummer=home.postnummer)
+    return SearchCriteria(family=name.family, birth_year=born.year)
+
+
+def _valid(c: SearchCriteria) -> bool:
+    try:
+        c.validate()
+    except InvalidInput:  # e.g. a two-letter family name with a birth year: below the minimum criteria
+        return False
+    return True
+
+
+def measure(url: str, pop: Path, n: int, queries: int, seed: int, profile: bool,
+            baseline_s: float | None) -> tuple[list[Result], dict[str, float]]:
+    results: list[Result] = []
+    engine = make_engine(url)
+    migrate(engine)
+    with maybe_profile(profile, f"store-load-{n}"):
+        summary = load_population(engine, pop)
+    rate = summary.persons / summary.seconds
+    results.append(Result("load (pregbridge load_population)", summary.persons, summary.seconds,
+                          f"{rate:,.0f} persons/s",
+                          ratio=summary.seconds / baseline_s if baseline_s else None,
+                          baseline="raw sqlite3.executemany of the same rows",
+                          target="1M in ≤ 300 s" if n >= 1_000_000 else "",
+                          ok=(summary.seconds * 1_000_000 / n <= 300) if n >= 1_000_000 else None))
+    if baseline_s:
+        results.append(Result("baseline (raw executemany, inserts only)", summary.persons, baseline_s,
+                              f"{summary.persons / baseline_s:,.0f} persons/s"))
+    rng = random.Random(seed)
+    figures: dict[str, float] = {}
+    with engine.connect() as conn:
+        t = s.person_identifier
+        ceased = [r[0] for r in conn.execute(select(t.c.number).where(t.c.status == "opphoert").limit(queries))]
+        top = conn.execute(select(s.person.c.id).order_by(s.person.c.id.desc()).limit(1)).scalar_one()
+        ids = [rng.randint(1, top) for _ in range(queries)]
+        repo = PersonRepository(conn)
+        people = repo.load(ids[: min(queries, 2000)])
+        numbers = [r[0] for r in conn.execute(select(t.c.number).where(t.c.person_id.in_(ids[:500])))]
+        numbers = [rng.choice(numbers) for _ in range(queries - queries // 5)]
+        numbers += [rng.choice(ceased) for _ in range(queries // 5)] if ceased else []
+        rng.shuffle(numbers)
+        for number in numbers[:200]:  # warm the page cache the way a running server has it
+            repo.find(number)
+        lat = []
+        started = time.perf_counter()
+        with maybe_profile(profile, f"store-lookup-{n}"):
+            for number in numbers:
+                t0 = time.perf_counter()
+                found = repo.find(number)
+                lat.append(time.perf_counter() - t0)
+                assert found is not None
+        p50, p99 = percentiles(lat)
+        figures["lookup_p99"], figures["lookup_p50"] = p99, p50
+        results.append(Result("lookup by identifier", len(lat), time.perf_counter() - started,
+                              f"p50 {p50:.3f} ms  p99 {p99:.3f} ms", target="p99 ≤ 2 ms", ok=p99 <= 2.0))
+        criteria = [c for p in people.values() if (c := _criteria(rng, p)) is not None and _valid(c)]
+        criteria = [rng.choice(criteria) for _ in range(queries)]
+        for c in criteria[:100]:
+            try:
+                search(conn, c)
+            except TooManyHits:
+                pass
+        lat, too_many, hits = [], 0, 0
+        started = time.perf_counter()
+        with maybe_profile(profile, f"store-search-{n}"):
+            for c in criteria:
+                t0 = time.perf_counter()
+                try:
+                    hits += len(search(conn, c))
+                except TooManyHits:
+                    too_many += 1
+                lat.append(time.perf_counter() - t0)
+        p50, p99 = percentiles(lat)
+        figures["search_p99"], figures["search_p50"] = p99, p50
+        results.append(Result("search (name + date/place)", len(lat), time.perf_counter() - started,
+                              f"p50 {p50:.3f} ms  p99 {p99:.3f} ms",
+                              baseline=f"{hits / len(lat):.1f} hits/search, {too_many} too broad",
+                              target="p99 ≤ 20 ms", ok=p99 <= 20.0))
+    engine.dispose()
+    return results, figures
+
+
+def run(args: argparse.Namespace) -> Iterator[Result]:
+    figures: dict[int, dict[str, float]] = {}
+    for n in sorted(args.num):
+        pop = ensure_population(n, args.seed)
+        baseline_s = None
+        if args.dburl:
+            url = args.dburl
+        else:
+            db = OUT / f"store-{n}.sqlite"
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{db}{suffix}").unlink(missing_ok=True)
+            url = f"sqlite:///{db}"
+            baseline_s = raw_baseline(pop, OUT / f"baseline-{n}.sqlite")
+        results, figures[n] = measure(url, pop, n, args.queries, args.seed, args.profile, baseline_s)
+        yield from results
+    sizes = sorted(figures)
+    if len(sizes) > 1:
+        lo, hi = figures[sizes[0]], figures[sizes[-1]]
+        for key in ("lookup_p99", "lookup_p50", "search_p99", "search_p50"):
+            ratio = hi[key] / lo[key]
+            yield Result(f"scaling {key} {sizes[-1]:,}/{sizes[0]:,}", sizes[-1], 0.0,
+                         f"{hi[key]:.3f} / {lo[key]:.3f} ms", ratio=ratio, baseline=f"{sizes[0]:,} persons",
+                         target="≤ 1.5", ok=ratio <= 1.5)
