@@ -1,17 +1,22 @@
 """Bulk load of a population directory (docs/data-formats.md): persons and the HPR/AR/FLR registers.
 
-Persons are read line by line, validated (store.document), turned into rows (store.repository
-.person_rows) and inserted with one ``executemany`` per table for every batch of persons, each batch in
-its own transaction: memory stays flat and a crash loses at most the batch in flight (a re-run
-replaces persons already loaded, by personId). A line that is not JSON or breaks a rule goes to the
-``reject`` table with its line number and reason; the load goes on.
+Persons are read in chunks of lines; worker processes (one per core) parse and validate them
+(store.document) and build their rows (store.repository.person_rows), while this process inserts
+the chunks in file order with one ``executemany`` per table, each chunk in its own transaction: both
+cores work, memory stays flat (at most two chunks ahead per worker), and a crash loses at most the
+chunk in flight (a re-run replaces persons already loaded, by personId). A line that is not JSON or
+breaks a rule goes to the ``reject`` table with its line number and reason; the load goes on.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import multiprocessing
+import os
+from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +30,7 @@ from store.registers import REGISTER_FILES, register_rows
 from store.repository import PersonRepository, person_rows
 from store.state import get_feed_position, set_feed_position
 
-__all__ = ["LoadSummary", "load_population", "read_manifest", "record_reject"]
+__all__ = ["LoadSummary", "load_population", "prepared_chunks", "read_manifest", "record_reject"]
 
 BATCH = 2000
 Progress = Callable[[int], None]
@@ -78,68 +83,111 @@ def _parse(line: str) -> Any:
         raise InvalidDocument(f"not JSON ({exc.msg} at column {exc.colno})") from None
 
 
-def _load_persons(engine: Engine, path: Path, summary: LoadSummary, progress: Progress | None) -> None:
+Prepared = tuple[str, str, list[dict[str, Any]], dict[str, Any]]  # key, document JSON, identifier rows, search row
+
+
+def _prepare(chunk: list[tuple[int, str]]) -> tuple[list[Prepared], list[dict[str, Any]]]:
+    """Parse and validate lines into rows without person ids (runs in a worker process)."""
+    prepared: list[Prepared] = []
+    rejects: list[dict[str, Any]] = []
+    for n, line in chunk:
+        try:
+            person = from_document(_parse(line))
+        except InvalidDocument as exc:
+            rejects.append({"line": n, "reason": str(exc), "raw": line.rstrip("\n")})
+            continue
+        rows = person_rows(person, 0, _EPOCH)
+        prepared.append((person.person_key, rows[s.person][0]["doc"], rows[s.person_identifier],
+                         rows[s.person_search][0]))
+    return prepared, rejects
+
+
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _chunks_of(path: Path, size: int) -> Iterator[list[tuple[int, str]]]:
+    chunk: list[tuple[int, str]] = []
+    for item in _lines(path):
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def prepared_chunks(path: Path, workers: int) -> Iterator[tuple[list[Prepared], list[dict[str, Any]]]]:
+    """Prepared chunks in file order; parsing runs in ``workers`` processes, at most 2 chunks ahead each."""
+    chunks = _chunks_of(path, BATCH)
+    if workers <= 1:
+        yield from map(_prepare, chunks)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        window: deque[Future[tuple[list[Prepared], list[dict[str, Any]]]]] = deque()
+        for chunk in chunks:
+            window.append(pool.submit(_prepare, chunk))
+            if len(window) >= 2 * workers:
+                yield window.popleft().result()
+        while window:
+            yield window.popleft().result()
+
+
+def _store_chunk(engine: Engine, prepared: list[Prepared], next_id: int, now: dt.datetime,
+                 summary: LoadSummary) -> int:
+    """Insert one chunk in one transaction; persons already in the store (by key) are replaced."""
+    with engine.begin() as conn:
+        repo = PersonRepository(conn)
+        keys = [key for key, *_ in prepared]
+        existing = set(conn.execute(select(s.person.c.person_key).where(s.person.c.person_key.in_(keys))).scalars())
+        persons, identifiers, searches = [], [], []
+        fresh: set[str] = set()
+        for key, doc, ids, search in prepared:
+            if key in existing or key in fresh:  # a re-run, or a key repeated in the file
+                repo.save(from_document(json.loads(doc)), now=now)
+                summary.replaced += 1
+                continue
+            fresh.add(key)
+            persons.append({"id": next_id, "person_key": key, "doc": doc, "last_seq": None, "updated_at": now})
+            identifiers += [dict(r, person_id=next_id) for r in ids]
+            searches.append(dict(search, person_id=next_id))
+            next_id += 1
+        for table, rows in ((s.person, persons), (s.person_identifier, identifiers), (s.person_search, searches)):
+            if rows:
+                conn.execute(insert(table), rows)
+    return next_id
+
+
+def _load_persons(engine: Engine, path: Path, summary: LoadSummary, progress: Progress | None,
+                  workers: int) -> None:
     now = _now()
     with engine.connect() as conn:
         next_id = PersonRepository(conn).next_id()
-    batch: list[tuple[int, str, Any]] = []
-
-    def flush() -> None:
-        nonlocal next_id
-        with engine.begin() as conn:
-            repo = PersonRepository(conn)
-            keys = [p.person_key for _, _, p in batch]
-            existing = set(conn.execute(select(s.person.c.person_key).where(s.person.c.person_key.in_(keys))).scalars())
-            rows: dict[Table, list[dict[str, Any]]] = {}
-            fresh: set[str] = set()
-            for _, _, p in batch:
-                if p.person_key in existing or p.person_key in fresh:
-                    repo.save(p, now=now)  # replace: a re-run, or a key repeated in the file
-                    summary.replaced += 1
-                    continue
-                fresh.add(p.person_key)
-                for table, r in person_rows(p, next_id, now).items():
-                    rows.setdefault(table, []).extend(r)
-                next_id += 1
-            for table, r in rows.items():  # dict order: person first, then its elements
-                if r:
-                    conn.execute(insert(table), r)
-        summary.persons += len(batch)
-        if progress:
-            progress(len(batch))
-        batch.clear()
-
-    with engine.connect() as conn:
-        rejects: list[dict[str, Any]] = []
-        for n, line in _lines(path):
-            try:
-                person = from_document(_parse(line))
-            except InvalidDocument as exc:
-                rejects.append({"line": n, "reason": str(exc), "raw": line.rstrip("\n")})
-                if progress:
-                    progress(1)
-                continue
-            batch.append((n, line, person))
-            if len(batch) >= BATCH:
-                flush()
-        if batch:
-            flush()
+    for prepared, rejects in prepared_chunks(path, workers):
+        next_id = _store_chunk(engine, prepared, next_id, now, summary)
+        summary.persons += len(prepared)
         if rejects:
-            with conn.begin():
+            with engine.begin() as conn:
                 for r in rejects:
                     record_reject(conn, origin="load", file=path.name, **r)
             summary.rejected += len(rejects)
+        if progress:
+            progress(len(prepared) + len(rejects))
 
 
-def load_population(engine: Engine, directory: Path, *, progress: Progress | None = None) -> LoadSummary:
-    """Load persons and registers from a population directory; returns what was loaded."""
+def load_population(engine: Engine, directory: Path, *, progress: Progress | None = None,
+                    workers: int | None = None) -> LoadSummary:
+    """Load persons and registers from a population directory; returns what was loaded.
+
+    ``workers``: processes that parse and validate (default: one per core; 1 = in this process).
+    """
     import time
 
     started = time.perf_counter()
     manifest = read_manifest(directory)
     files = manifest.get("files", {})
     summary = LoadSummary()
-    _load_persons(engine, directory / files.get("persons", "persons.jsonl"), summary, progress)
+    workers = workers if workers is not None else (os.cpu_count() or 1)
+    _load_persons(engine, directory / files.get("persons", "persons.jsonl"), summary, progress, workers)
     for name in REGISTER_FILES:
         path = directory / files.get(name, f"{name}.jsonl")
         if path.is_file():

@@ -1,51 +1,46 @@
 """PersonRepository: persons in and out of the store (SQLAlchemy Core on one connection).
 
-Reads take a handful of indexed statements whatever the store's size: the identifier index finds the
-person id, then one ``IN`` query per element table fetches the items (for one person or a batch).
-Writes replace a person's element rows and its search row in the caller's transaction, so a change is
-all-or-nothing. Rows are built by :func:`person_rows`, which the bulk loader shares.
+A person is one ``person`` row holding its validated document, plus its rows in the two index tables
+(``person_identifier``, ``person_search``; see store/schema.py for why). A lookup by number is one
+indexed join, whatever the store's size; a batch is one ``IN`` query per 500 numbers. Writes replace
+the three in the caller's transaction, so a change is all-or-nothing. Rows are built by
+:func:`person_rows`, which the bulk loader shares (and runs in worker processes).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, func, insert, select
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select
 
 from store import schema as s
-from store.model import (
-    Address,
-    Birth,
-    Citizenship,
-    Death,
-    Identifier,
-    MaritalStatus,
-    Meta,
-    Name,
-    Person,
-    Protection,
-    Relation,
-    Value,
-    current,
-)
+from store.document import from_document, to_document
+from store.model import Identifier, Meta, Person, current
 from store.normalize import name_key, street_key
 
-__all__ = ["Lookup", "PersonRepository", "person_rows", "search_row"]
+__all__ = ["Lookup", "PersonRepository", "dump_document", "person_rows", "search_row"]
 
-_ELEMENT_TABLES: tuple[Table, ...] = (
-    s.person_identifier, s.person_name, s.person_address, s.person_relation, s.person_fact,
-)
+_INDEX_TABLES: tuple[Table, ...] = (s.person_identifier, s.person_search)
 _BATCH = 500  # keys per IN (...): within SQLite's parameter limit, near the measured optimum
+
+_p, _i = s.person, s.person_identifier
+_BY_NUMBER = (select(_i.c.number, _p.c.id, _p.c.person_key, _p.c.doc)
+              .join(_p, _p.c.id == _i.c.person_id).where(_i.c.number == bindparam("number")))
+_BY_NUMBERS = (select(_i.c.number, _p.c.id, _p.c.person_key, _p.c.doc)
+               .join(_p, _p.c.id == _i.c.person_id).where(_i.c.number.in_(bindparam("numbers", expanding=True))))
+_BY_IDS = select(_p.c.id, _p.c.doc).where(_p.c.id.in_(bindparam("ids", expanding=True)))
+_ID_FOR_KEY = select(_p.c.id).where(_p.c.person_key == bindparam("key"))
 
 
 @dataclass(frozen=True, slots=True)
 class Lookup:
     """A person found by a number: ``matched`` is the identifier asked for (possibly ceased)."""
 
+    person_id: int
     person: Person
     matched: Identifier
 
@@ -59,8 +54,12 @@ def _meta_row(m: Meta) -> dict[str, Any]:
             "registered_at": m.registered_at, "source": m.source}
 
 
-def _meta(r: Any) -> Meta:
-    return Meta(r.is_current, r.valid_from, r.valid_to, r.registered_at, r.source)
+def dump_document(p: Person) -> str:
+    return json.dumps(to_document(p), ensure_ascii=False, separators=(",", ":"))
+
+
+def _person(doc: str) -> Person:
+    return from_document(json.loads(doc))
 
 
 def search_row(p: Person, pid: int) -> dict[str, Any]:
@@ -82,82 +81,16 @@ def search_row(p: Person, pid: int) -> dict[str, Any]:
     }
 
 
-def person_rows(p: Person, pid: int, now: dt.datetime, seq: int | None = None) -> dict[Table, list[dict[str, Any]]]:
-    """Every row that stores ``p`` under id ``pid``, by table."""
-    facts: list[dict[str, Any]] = []
-
-    def fact(kind: str, meta: Meta, code: str | None = None, date: dt.date | None = None,
-             detail: dict[str, Any] | None = None) -> None:
-        facts.append({"person_id": pid, "kind": kind, "code": code, "date": date, "detail": detail,
-                      **_meta_row(meta)})
-
-    for b in p.birth:
-        fact("birth", b.meta, date=b.date,
-             detail={"year": b.year, "place": b.place, "kommune": b.kommune, "country": b.country})
-    for g in p.gender:
-        fact("gender", g.meta, code=g.value)
-    for st in p.status:
-        fact("status", st.meta, code=st.value)
-    for d in p.death:
-        fact("death", d.meta, date=d.date)
-    for pr in p.protection:
-        fact("protection", pr.meta, code=pr.level)
-    for m in p.marital_status:
-        fact("marital", m.meta, code=m.value, date=m.date, detail={"spouse": m.spouse} if m.spouse else None)
-    for c in p.citizenship:
-        fact("citizenship", c.meta, code=c.country, date=c.acquired)
+def person_rows(p: Person, pid: int, now: dt.datetime, seq: int | None = None,
+                doc: str | None = None) -> dict[Table, list[dict[str, Any]]]:
+    """Every row that stores ``p`` under id ``pid``, by table (``person`` first)."""
     return {
-        s.person: [{"id": pid, "person_key": p.person_key, "last_seq": seq, "updated_at": now}],
+        s.person: [{"id": pid, "person_key": p.person_key, "doc": doc or dump_document(p), "last_seq": seq,
+                    "updated_at": now}],
         s.person_identifier: [{"person_id": pid, "number": i.number, "kind": i.kind, "status": i.status,
                                **_meta_row(i.meta)} for i in p.identifiers],
-        s.person_name: [{"person_id": pid, "given": n.given, "middle": n.middle, "family": n.family,
-                         **_meta_row(n.meta)} for n in p.names],
-        s.person_address: [
-            {"person_id": pid, "address_type": a.type, "form": a.form, "street": a.street,
-             "house_number": a.house_number, "house_letter": a.house_letter, "unit": a.unit, "co": a.co,
-             "gardsnummer": a.gardsnummer, "bruksnummer": a.bruksnummer, "festenummer": a.festenummer,
-             "lines": list(a.lines) or None, "country": a.country, "postnummer": a.postnummer,
-             "poststed": a.poststed, "kommune": a.kommune, "bydel": a.bydel, "protection": a.protection,
-             "moved_at": a.moved_at, **_meta_row(a.meta)}
-            for a in p.addresses
-        ],
-        s.person_relation: [{"person_id": pid, "related_number": r.related_number, "related_role": r.related_role,
-                             "my_role": r.my_role, **_meta_row(r.meta)} for r in p.relations],
-        s.person_fact: facts,
         s.person_search: [search_row(p, pid)],
     }
-
-
-def _assemble(key: str, rows: dict[Table, list[Any]]) -> Person:
-    facts: dict[str, list[Any]] = defaultdict(list)
-    for f in rows[s.person_fact]:
-        facts[f.kind].append(f)
-
-    def detail(f: Any) -> dict[str, Any]:
-        return f.detail or {}
-
-    return Person(
-        person_key=key,
-        identifiers=tuple(Identifier(r.number, r.kind, r.status, _meta(r)) for r in rows[s.person_identifier]),
-        names=tuple(Name(r.given, r.family, r.middle, _meta(r)) for r in rows[s.person_name]),
-        birth=tuple(Birth(f.date, detail(f).get("year"), detail(f).get("place"), detail(f).get("kommune"),
-                          detail(f).get("country"), _meta(f)) for f in facts["birth"]),
-        gender=tuple(Value(f.code, _meta(f)) for f in facts["gender"]),
-        status=tuple(Value(f.code, _meta(f)) for f in facts["status"]),
-        death=tuple(Death(f.date, _meta(f)) for f in facts["death"]),
-        addresses=tuple(
-            Address(r.address_type, r.form, r.street, r.house_number, r.house_letter, r.unit, r.co,
-                    r.gardsnummer, r.bruksnummer, r.festenummer, tuple(r.lines or ()), r.country, r.postnummer,
-                    r.poststed, r.kommune, r.bydel, r.protection, r.moved_at, _meta(r))
-            for r in rows[s.person_address]
-        ),
-        protection=tuple(Protection(f.code, _meta(f)) for f in facts["protection"]),
-        marital_status=tuple(MaritalStatus(f.code, detail(f).get("spouse"), f.date, _meta(f))
-                             for f in facts["marital"]),
-        citizenship=tuple(Citizenship(f.code, f.date, _meta(f)) for f in facts["citizenship"]),
-        relations=tuple(Relation(r.related_number, r.related_role, r.my_role, _meta(r))
-                        for r in rows[s.person_relation]),
-    )
 
 
 def _chunks(items: Sequence[Any], n: int = _BATCH) -> Iterable[Sequence[Any]]:
@@ -177,49 +110,37 @@ class PersonRepository:
         """The persons with these internal ids (missing ids are left out)."""
         out: dict[int, Person] = {}
         for chunk in _chunks(list(dict.fromkeys(person_ids))):
-            keys = dict(self.conn.execute(select(s.person.c.id, s.person.c.person_key)
-                                          .where(s.person.c.id.in_(chunk))).all())
-            rows: dict[int, dict[Table, list[Any]]] = {pid: {t: [] for t in _ELEMENT_TABLES} for pid in keys}
-            for t in _ELEMENT_TABLES:
-                for r in self.conn.execute(select(t).where(t.c.person_id.in_(chunk)).order_by(t.c.id)):
-                    rows[r.person_id][t].append(r)
-            for pid, key in keys.items():
-                out[pid] = _assemble(key, rows[pid])
+            for pid, doc in self.conn.execute(_BY_IDS, {"ids": list(chunk)}):
+                out[pid] = _person(doc)
         return out
 
     def get(self, person_id: int) -> Person | None:
         return self.load([person_id]).get(person_id)
 
     def id_for_key(self, person_key: str) -> int | None:
-        return self.conn.execute(select(s.person.c.id).where(s.person.c.person_key == person_key)).scalar()
+        return self.conn.execute(_ID_FOR_KEY, {"key": person_key}).scalar()
 
     def get_by_key(self, person_key: str) -> Person | None:
         pid = self.id_for_key(person_key)
         return None if pid is None else self.get(pid)
 
-    def ids_for_numbers(self, numbers: Sequence[str]) -> dict[str, int]:
-        """number → person id, for every known number (ceased ones included)."""
-        found: dict[str, int] = {}
-        t = s.person_identifier
-        for chunk in _chunks(list(dict.fromkeys(numbers))):
-            for number, pid in self.conn.execute(select(t.c.number, t.c.person_id).where(t.c.number.in_(chunk))):
-                found.setdefault(number, pid)
-        return found
+    @staticmethod
+    def _lookup(number: str, pid: int, doc: str) -> Lookup:
+        p = _person(doc)
+        return Lookup(pid, p, next(i for i in p.identifiers if i.number == number))
 
     def find_many(self, numbers: Sequence[str]) -> dict[str, Lookup]:
         """Bulk lookup by any identifier, ceased ones included; unknown numbers are absent."""
-        ids = self.ids_for_numbers(numbers)
-        persons = self.load(list(ids.values()))
         out: dict[str, Lookup] = {}
-        for number, pid in ids.items():
-            p = persons[pid]
-            matched = next(i for i in p.identifiers if i.number == number)
-            out[number] = Lookup(p, matched)
+        for chunk in _chunks(list(dict.fromkeys(numbers))):
+            for number, pid, _key, doc in self.conn.execute(_BY_NUMBERS, {"numbers": list(chunk)}):
+                out.setdefault(number, self._lookup(number, pid, doc))
         return out
 
     def find(self, number: str) -> Lookup | None:
         """Lookup by any identifier, ceased ones included."""
-        return self.find_many([number]).get(number)
+        row = self.conn.execute(_BY_NUMBER, {"number": number}).first()
+        return None if row is None else self._lookup(number, row.id, row.doc)
 
     def count(self) -> int:
         return int(self.conn.execute(select(func.count()).select_from(s.person)).scalar_one())
@@ -236,7 +157,7 @@ class PersonRepository:
         if pid is None:
             pid = self.next_id()
         else:
-            for t in (*_ELEMENT_TABLES, s.person_search):
+            for t in _INDEX_TABLES:
                 self.conn.execute(delete(t).where(t.c.person_id == pid))
             self.conn.execute(delete(s.person).where(s.person.c.id == pid))
         for table, rows in person_rows(p, pid, now, seq).items():

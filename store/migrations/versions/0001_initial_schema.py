@@ -1,8 +1,8 @@
-"""initial schema: persons, feed, registers, access, audit
+"""initial schema
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-21 23:56:56.668064
+Create Date: 2026-11-22 00:04:11.633808
 """
 
 from alembic import op
@@ -103,6 +103,7 @@ def upgrade() -> None:
     op.create_table('person',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
     sa.Column('person_key', sa.String(length=64), nullable=False),
+    sa.Column('doc', sa.Text(), nullable=False),
     sa.Column('last_seq', sa.BigInteger(), nullable=True),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_person')),
@@ -158,56 +159,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_flr_patient_contract_id'), ['contract_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_flr_patient_person_number'), ['person_number'], unique=False)
 
-    op.create_table('person_address',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('person_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('address_type', sa.String(length=12), nullable=False),
-    sa.Column('form', sa.String(length=20), nullable=False),
-    sa.Column('street', sa.String(length=200), nullable=True),
-    sa.Column('house_number', sa.Integer(), nullable=True),
-    sa.Column('house_letter', sa.String(length=2), nullable=True),
-    sa.Column('unit', sa.String(length=10), nullable=True),
-    sa.Column('co', sa.String(length=200), nullable=True),
-    sa.Column('gardsnummer', sa.Integer(), nullable=True),
-    sa.Column('bruksnummer', sa.Integer(), nullable=True),
-    sa.Column('festenummer', sa.Integer(), nullable=True),
-    sa.Column('lines', sa.JSON(), nullable=True),
-    sa.Column('country', sa.String(length=3), nullable=True),
-    sa.Column('postnummer', sa.String(length=4), nullable=True),
-    sa.Column('poststed', sa.String(length=200), nullable=True),
-    sa.Column('kommune', sa.String(length=4), nullable=True),
-    sa.Column('bydel', sa.String(length=6), nullable=True),
-    sa.Column('protection', sa.String(length=20), nullable=False),
-    sa.Column('moved_at', sa.Date(), nullable=True),
-    sa.Column('is_current', sa.Boolean(), nullable=False),
-    sa.Column('valid_from', sa.Date(), nullable=True),
-    sa.Column('valid_to', sa.Date(), nullable=True),
-    sa.Column('registered_at', sa.DateTime(), nullable=True),
-    sa.Column('source', sa.String(length=40), nullable=True),
-    sa.ForeignKeyConstraint(['person_id'], ['person.id'], name=op.f('fk_person_address_person_id_person'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_person_address'))
-    )
-    with op.batch_alter_table('person_address', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_person_address_person_id'), ['person_id'], unique=False)
-
-    op.create_table('person_fact',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('person_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('kind', sa.String(length=12), nullable=False),
-    sa.Column('code', sa.String(length=40), nullable=True),
-    sa.Column('date', sa.Date(), nullable=True),
-    sa.Column('detail', sa.JSON(), nullable=True),
-    sa.Column('is_current', sa.Boolean(), nullable=False),
-    sa.Column('valid_from', sa.Date(), nullable=True),
-    sa.Column('valid_to', sa.Date(), nullable=True),
-    sa.Column('registered_at', sa.DateTime(), nullable=True),
-    sa.Column('source', sa.String(length=40), nullable=True),
-    sa.ForeignKeyConstraint(['person_id'], ['person.id'], name=op.f('fk_person_fact_person_id_person'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_person_fact'))
-    )
-    with op.batch_alter_table('person_fact', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_person_fact_person_id'), ['person_id'], unique=False)
-
     op.create_table('person_identifier',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('person_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -225,41 +176,6 @@ def upgrade() -> None:
     with op.batch_alter_table('person_identifier', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_person_identifier_number'), ['number'], unique=False)
         batch_op.create_index(batch_op.f('ix_person_identifier_person_id'), ['person_id'], unique=False)
-
-    op.create_table('person_name',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('person_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('given', sa.String(length=200), nullable=False),
-    sa.Column('middle', sa.String(length=200), nullable=True),
-    sa.Column('family', sa.String(length=200), nullable=False),
-    sa.Column('is_current', sa.Boolean(), nullable=False),
-    sa.Column('valid_from', sa.Date(), nullable=True),
-    sa.Column('valid_to', sa.Date(), nullable=True),
-    sa.Column('registered_at', sa.DateTime(), nullable=True),
-    sa.Column('source', sa.String(length=40), nullable=True),
-    sa.ForeignKeyConstraint(['person_id'], ['person.id'], name=op.f('fk_person_name_person_id_person'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_person_name'))
-    )
-    with op.batch_alter_table('person_name', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_person_name_person_id'), ['person_id'], unique=False)
-
-    op.create_table('person_relation',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('person_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('related_number', sa.String(length=11), nullable=True),
-    sa.Column('related_role', sa.String(length=24), nullable=False),
-    sa.Column('my_role', sa.String(length=24), nullable=True),
-    sa.Column('is_current', sa.Boolean(), nullable=False),
-    sa.Column('valid_from', sa.Date(), nullable=True),
-    sa.Column('valid_to', sa.Date(), nullable=True),
-    sa.Column('registered_at', sa.DateTime(), nullable=True),
-    sa.Column('source', sa.String(length=40), nullable=True),
-    sa.ForeignKeyConstraint(['person_id'], ['person.id'], name=op.f('fk_person_relation_person_id_person'), ondelete='CASCADE'),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_person_relation'))
-    )
-    with op.batch_alter_table('person_relation', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_person_relation_person_id'), ['person_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_person_relation_related_number'), ['related_number'], unique=False)
 
     op.create_table('person_search',
     sa.Column('person_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -297,28 +213,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_person_search_birth_date_family_key'))
 
     op.drop_table('person_search')
-    with op.batch_alter_table('person_relation', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_person_relation_related_number'))
-        batch_op.drop_index(batch_op.f('ix_person_relation_person_id'))
-
-    op.drop_table('person_relation')
-    with op.batch_alter_table('person_name', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_person_name_person_id'))
-
-    op.drop_table('person_name')
     with op.batch_alter_table('person_identifier', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_person_identifier_person_id'))
         batch_op.drop_index(batch_op.f('ix_person_identifier_number'))
 
     op.drop_table('person_identifier')
-    with op.batch_alter_table('person_fact', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_person_fact_person_id'))
-
-    op.drop_table('person_fact')
-    with op.batch_alter_table('person_address', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_person_address_person_id'))
-
-    op.drop_table('person_address')
     with op.batch_alter_table('flr_patient', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_flr_patient_person_number'))
         batch_op.drop_index(batch_op.f('ix_flr_patient_contract_id'))
