@@ -1,0 +1,71 @@
+"""Access layer shared by every face: authentication, access profiles, masking and the audit trail.
+
+Transport-agnostic on purpose (no spyne, no HTTP framework, no HL7): a face decodes its own wire
+format, then calls
+
+- :class:`Authenticator` (HTTP Basic, WS-Security UsernameToken text/digest, a cleartext password),
+  backed by :class:`AccountStore` (argon2id hashes; encrypted secrets for PasswordDigest accounts),
+  with throttling shared through the database and a per-process verified-credential cache;
+- :func:`authorize` and :func:`resolve_profile` with the account's :class:`AccessProfile`;
+- :func:`apply_profile` to turn a :class:`store.model.Person` into the :class:`MaskedPerson` it encodes;
+- :class:`AuditWriter` to record the call, read back by :func:`query_audit`.
+
+Errors are :class:`AuthenticationFailed` (and :class:`Throttled`) and :class:`AuthorizationFailed`,
+leaves of :class:`store.errors.PregbridgeError` carrying their SOAP and HL7 wire codes.
+"""
+
+from server.access.accounts import Account, AccountStore, Credentials, DigestKeyError
+from server.access.audit import AuditRecord, AuditWriter, close_all, query_audit, worker_exit
+from server.access.authenticate import PASSWORD_DIGEST, PASSWORD_TEXT, Authenticator
+from server.access.errors import AuthenticationFailed, AuthorizationFailed, Throttled
+from server.access.masking import (
+    DSF_CODES,
+    PLACEHOLDERS,
+    AddressView,
+    MaskedPerson,
+    apply_profile,
+    dsf_code,
+    visible_address,
+)
+from server.access.profiles import (
+    BUILTIN_PROFILES,
+    ELEMENTS,
+    AccessProfile,
+    authorize,
+    load_profiles,
+    resolve_profile,
+)
+from server.access.settings import AccessSettings, access_settings_of
+
+__all__ = [
+    "BUILTIN_PROFILES",
+    "DSF_CODES",
+    "ELEMENTS",
+    "PASSWORD_DIGEST",
+    "PASSWORD_TEXT",
+    "PLACEHOLDERS",
+    "AccessProfile",
+    "AccessSettings",
+    "Account",
+    "AccountStore",
+    "AddressView",
+    "AuditRecord",
+    "AuditWriter",
+    "AuthenticationFailed",
+    "Authenticator",
+    "AuthorizationFailed",
+    "Credentials",
+    "DigestKeyError",
+    "MaskedPerson",
+    "Throttled",
+    "access_settings_of",
+    "apply_profile",
+    "authorize",
+    "close_all",
+    "dsf_code",
+    "load_profiles",
+    "query_audit",
+    "resolve_profile",
+    "visible_address",
+    "worker_exit",
+]

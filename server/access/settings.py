@@ -1,0 +1,73 @@
+"""Settings of the access layer (authentication, throttling, credential cache, profiles, audit).
+
+A frozen dataclass with documented defaults, meant to become the ``[access]`` section of
+:class:`server.config.Settings`. Durations are whole seconds or milliseconds (ints), so the config
+loader's coercion (int, Path, str) covers every key.
+
+- ``key_path`` (None: ``<store.data_dir>/access.key``): the AES-256 key file of the PasswordDigest
+  secrets; created with mode 0600 when the first digest account is added.
+- ``profiles_path`` (None: built-in profiles only): TOML file of access profiles (``[profiles.NAME]``)
+  overriding or adding to the built-ins.
+- ``max_failures`` (5): failed logins, per account name and per source address, before that key locks.
+- ``failure_window_seconds`` (900): the window those failures are counted in, and how long a lock lasts.
+- ``created_skew_seconds`` (300): WS-Security ``Created`` must be within this many seconds of now, either
+  way; nonces are remembered for twice this long.
+- ``credential_cache_ttl_seconds`` (60): how long a verified (username, password) pair skips argon2 in
+  one process.
+- ``credential_cache_size`` (10000): entries of that cache (least recently used evicted).
+- ``account_state_seconds`` (2): how stale one process's view of an account (disabled, password changed)
+  or of a lock may be when a cached credential is used: the bound within which disable/passwd/locks
+  take effect on cache hits everywhere.
+- ``audit_mode`` ("batched"): "batched" (a background thread, one transaction per batch) or "sync"
+  (commit before ``write`` returns).
+- ``audit_max_batch`` (500): records per audit transaction in batched mode.
+- ``audit_max_delay_ms`` (50): longest a record waits before its batch is committed in batched mode.
+- ``audit_queue_size`` (100000): records queued in memory at most; a full queue blocks, it never drops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["AUDIT_MODES", "AccessSettings", "access_settings_of"]
+
+AUDIT_MODES = ("batched", "sync")
+
+
+@dataclass(frozen=True, slots=True)
+class AccessSettings:
+    key_path: Path | None = None
+    profiles_path: Path | None = None
+    max_failures: int = 5
+    failure_window_seconds: int = 900
+    created_skew_seconds: int = 300
+    credential_cache_ttl_seconds: int = 60
+    credential_cache_size: int = 10_000
+    account_state_seconds: int = 2
+    audit_mode: str = "batched"
+    audit_max_batch: int = 500
+    audit_max_delay_ms: int = 50
+    audit_queue_size: int = 100_000
+
+    def __post_init__(self) -> None:
+        if self.audit_mode not in AUDIT_MODES:
+            raise ValueError(f"access.audit_mode must be one of {', '.join(AUDIT_MODES)}, not {self.audit_mode!r}")
+        for name in ("max_failures", "failure_window_seconds", "created_skew_seconds", "credential_cache_size",
+                     "audit_max_batch", "audit_queue_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"access.{name} must be at least 1")
+        for name in ("credential_cache_ttl_seconds", "account_state_seconds", "audit_max_delay_ms"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"access.{name} must not be negative")
+
+    def resolved_key_path(self, data_dir: Path) -> Path:
+        """The key file: ``key_path`` if set, else ``access.key`` in the store's data directory."""
+        return self.key_path if self.key_path is not None else data_dir / "access.key"
+
+
+def access_settings_of(settings: Any) -> AccessSettings:
+    """The access section of the application settings (``settings.access``), or the defaults until it is wired."""
+    value = getattr(settings, "access", None)
+    return value if isinstance(value, AccessSettings) else AccessSettings()
