@@ -4,6 +4,8 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 DEMO   ?= var/demo
 PERSONS ?= 5000
+DEMO_USER ?= demo
+DEMO_PASSWORD ?= demo-password-1
 
 .PHONY: venv run demo test check lint typecheck imports bench clean
 
@@ -21,6 +23,9 @@ venv: $(BIN)/pregbridge
 run: venv
 	@test -f $(DEMO)/manifest.json || $(BIN)/pregbridge demo-data --persons $(PERSONS) --seed 1 --out $(DEMO)
 	@test -f var/pregbridge.sqlite || ( $(BIN)/pregbridge load $(DEMO) && $(BIN)/pregbridge ingest $(DEMO)/feed )
+	@test -f var/.demo-account || ( echo "$(DEMO_PASSWORD)" | $(BIN)/pregbridge users add $(DEMO_USER) \
+		--profile full --password-stdin && touch var/.demo-account )
+	@echo "demo account: $(DEMO_USER) / $(DEMO_PASSWORD) (HTTP Basic or WS-Security UsernameToken)"
 	$(BIN)/pregbridge serve
 
 test: venv

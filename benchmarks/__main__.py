@@ -8,7 +8,7 @@ import platform
 import sys
 import time
 
-SUITES = ("store",)
+SUITES = ("store", "soap")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -18,6 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dburl", help="database URL (default: a fresh SQLite file per size)")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--queries", type=int, default=5000, help="lookups and searches timed per size")
+    p.add_argument("--seconds", type=int, default=10, help="duration of each timed load run (soap, mllp)")
     p.add_argument("--profile", action="store_true", help="cProfile the measured variants")
     args = p.parse_args(argv)
     module = importlib.import_module(f"benchmarks.bench_{args.suite}")

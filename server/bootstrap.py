@@ -1,21 +1,24 @@
 """The composition root: the only module that knows every concrete class.
 
 It turns :class:`server.config.Settings` into a migrated store engine and the WSGI application of
-every face. Called once per process (in each pre-forked worker, after the fork), never at import.
+every face, mounted by path. Called once per process (in each pre-forked worker, after the fork),
+never at import.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
 
+from server.access import AccountStore, AuditWriter, Authenticator, load_profiles
 from server.config import Settings
 from server.http import health_app
 from store.engine import make_engine, migrate
 
-__all__ = ["build_engine", "build_wsgi_app"]
+__all__ = ["Components", "build_components", "build_engine", "build_wsgi_app"]
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -27,6 +30,45 @@ def build_engine(settings: Settings, *, run_migrations: bool = True) -> Engine:
     return engine
 
 
+def accounts_of(settings: Settings, engine: Engine) -> AccountStore:
+    return AccountStore(engine, key_path=settings.access.resolved_key_path(settings.store.data_dir))
+
+
+@dataclass
+class Components:
+    engine: Engine
+    accounts: AccountStore
+    authenticator: Authenticator
+    audit: AuditWriter
+    app: WsgiApp
+
+
+def build_components(settings: Settings, engine: Engine | None = None) -> Components:
+    from server.soap.preg import build_preg_app, load_contract
+    from server.soap.preg.face import PregFace
+
+    engine = engine or build_engine(settings)
+    access = settings.access
+    accounts = accounts_of(settings, engine)
+    authenticator = Authenticator.from_settings(engine, accounts, access)
+    audit = AuditWriter(engine, mode=access.audit_mode, max_batch=access.audit_max_batch,
+                        max_delay=access.audit_max_delay_ms / 1000, max_queue=access.audit_queue_size)
+    profiles = load_profiles(access.profiles_path)
+    preg = build_preg_app(PregFace(engine, load_contract(settings.preg.namespace, settings.preg_address),
+                                   authenticator, profiles, audit), max_body=settings.preg.max_body)
+    mounts: dict[str, WsgiApp] = {settings.preg.path.rstrip("/"): preg}
+    health = health_app(engine)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        path = str(environ.get("PATH_INFO", "")).rstrip("/")
+        face = mounts.get(path)
+        if face is not None:
+            return face(environ, start_response)
+        return health(environ, start_response)
+
+    return Components(engine, accounts, authenticator, audit, app)
+
+
 def build_wsgi_app(settings: Settings, engine: Engine | None = None) -> WsgiApp:
-    """The HTTP application: health for now; the SOAP faces mount here as they are built."""
-    return health_app(engine or build_engine(settings))
+    """The HTTP application of every face (one per worker process)."""
+    return build_components(settings, engine).app

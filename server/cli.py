@@ -1,6 +1,6 @@
 """``pregbridge`` (also ``python -m server``): the operator's command line.
 
-Subcommands: serve, init, demo-data, load, ingest, rejects. Long work shows a progress bar and ends
+Subcommands: serve, init, demo-data, load, ingest, rejects, users, audit. Long work shows a progress bar and ends
 with a summary; errors end with a one-line message and exit code 2 (bad input) or 1 (failure), never a
 stack trace. Transcripts are in docs/cli.md.
 """
@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from server.access.cli import add_subcommands as add_access_subcommands
 from server.bootstrap import build_engine
 from server.config import Settings, load_settings
 from store import schema as s
@@ -27,7 +28,7 @@ from store.errors import InvalidInput, PregbridgeError
 __all__ = ["main"]
 
 console = Console(stderr=True)
-out = Console()
+out = Console(soft_wrap=True)
 
 
 @contextmanager
@@ -46,8 +47,10 @@ def _count_lines(path: Path) -> int:
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from server.runner import serve
 
-    out.print(f"pregbridge serving on http://{settings.http.host}:{settings.http.port}/health "
-              f"({settings.http.workers} worker processes) — Ctrl-C stops")
+    base = f"http://{settings.http.host}:{settings.http.port}"
+    out.print(f"pregbridge serving with {settings.http.workers} worker processes — Ctrl-C stops\n"
+              f"  PREG (SOAP 1.1 and 1.2): {base}{settings.preg.path}?wsdl\n"
+              f"  health:                  {base}/health")
     serve(settings)
     return 0
 
@@ -142,6 +145,8 @@ def _parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("rejects", help="list records a load or ingest could not take")
     sp.add_argument("--limit", type=int, default=50)
     sp.set_defaults(func=cmd_rejects)
+
+    add_access_subcommands(sub)  # users add|passwd|disable|enable|list, audit
     return p
 
 

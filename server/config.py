@@ -13,7 +13,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_DATA_DIR", "HttpSettings", "Settings", "StoreSettings", "load_settings"]
+from server.access.settings import AccessSettings
+
+__all__ = ["DEFAULT_DATA_DIR", "HttpSettings", "PregSettings", "Settings", "StoreSettings", "load_settings"]
 
 DEFAULT_DATA_DIR = Path("var")
 DEFAULT_HTTP_HOST = "127.0.0.1"
@@ -41,9 +43,23 @@ class HttpSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class PregSettings:
+    namespace: str = "urn:no:pregbridge:personregister:v1"
+    path: str = "/preg/v1/Personregister"
+    public_url: str | None = None  # the address in the served WSDL; None: http://host:port + path
+    max_body: int = 2 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    access: AccessSettings = field(default_factory=AccessSettings)
+    preg: PregSettings = field(default_factory=PregSettings)
+
+    @property
+    def preg_address(self) -> str:
+        return self.preg.public_url or f"http://{self.http.host}:{self.http.port}{self.preg.path}"
 
 
 _ENV: dict[str, tuple[str, str]] = {
@@ -54,7 +70,14 @@ _ENV: dict[str, tuple[str, str]] = {
     "PREGBRIDGE_HTTP_WORKERS": ("http", "workers"),
     "PREGBRIDGE_TLS_CERT": ("http", "tls_cert"),
     "PREGBRIDGE_TLS_KEY": ("http", "tls_key"),
+    "PREGBRIDGE_KEY_PATH": ("access", "key_path"),
+    "PREGBRIDGE_PROFILES": ("access", "profiles_path"),
+    "PREGBRIDGE_AUDIT_MODE": ("access", "audit_mode"),
+    "PREGBRIDGE_PREG_NAMESPACE": ("preg", "namespace"),
+    "PREGBRIDGE_PREG_PATH": ("preg", "path"),
+    "PREGBRIDGE_PREG_PUBLIC_URL": ("preg", "public_url"),
 }
+_SECTIONS = ("store", "http", "access", "preg")
 
 
 def _coerce(section: Any, key: str, value: Any) -> Any:
@@ -82,11 +105,10 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     path = path or (Path(env["PREGBRIDGE_CONFIG"]) if env.get("PREGBRIDGE_CONFIG") else None)
     if path is not None:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-        unknown = set(data) - {"store", "http"}
+        unknown = set(data) - set(_SECTIONS)
         if unknown:
             raise ValueError(f"unknown configuration section(s): {', '.join(sorted(unknown))}")
-        settings = Settings(store=_apply(settings.store, data.get("store", {})),
-                            http=_apply(settings.http, data.get("http", {})))
+        settings = Settings(**{name: _apply(getattr(settings, name), data.get(name, {})) for name in _SECTIONS})
     for var, (section, key) in _ENV.items():
         if var in env:
             current = getattr(settings, section)

@@ -11,6 +11,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
+from server.access import worker_exit
 from server.bootstrap import WsgiApp, build_engine, build_wsgi_app
 from server.config import Settings
 
@@ -32,6 +33,7 @@ class _Application(BaseApplication):  # type: ignore[misc]
             "timeout": 60,
             "accesslog": None,  # access logs would carry query strings; the audit trail records calls
             "preload_app": False,
+            "worker_exit": worker_exit,  # flush the worker's batched audit records before it exits
         }
         if http.tls_cert and http.tls_key:
             options.update(certfile=str(http.tls_cert), keyfile=str(http.tls_key))

@@ -124,6 +124,15 @@ class PersonRepository:
         pid = self.id_for_key(person_key)
         return None if pid is None else self.get(pid)
 
+    def ids_for_numbers(self, numbers: Sequence[str]) -> dict[str, int]:
+        """number → person id, for every known number (ceased ones included)."""
+        t = s.person_identifier
+        found: dict[str, int] = {}
+        for chunk in _chunks(list(dict.fromkeys(numbers))):
+            for number, pid in self.conn.execute(select(t.c.number, t.c.person_id).where(t.c.number.in_(chunk))):
+                found.setdefault(number, pid)
+        return found
+
     @staticmethod
     def _lookup(number: str, pid: int, doc: str) -> Lookup:
         p = _person(doc)

@@ -54,6 +54,7 @@ __all__ = [
     "auth_throttle",
     "feed_event",
     "flr_contract",
+    "fh_request",
     "flr_patient",
     "hpr_person",
     "metadata",
@@ -262,4 +263,14 @@ audit_person = Table(
     Column("audit_id", _Id, ForeignKey("audit_event.id"), nullable=False, index=True),
     Column("number", String(11), nullable=False, index=True),
     Column("role", String(8), nullable=False),  # asked | returned
+)
+
+# Idempotency of felles hjelpenummer allocation: a repeated identical request answers the same number.
+fh_request = Table(
+    "fh_request",
+    metadata,
+    Column("request_key", String(64), primary_key=True),  # sha256 of the normalised request
+    Column("number", String(11), nullable=False, unique=True),
+    Column("person_key", String(64), nullable=False),
+    Column("created_at", DateTime, nullable=False),
 )

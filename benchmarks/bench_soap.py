@@ -1,0 +1,186 @@
+"""PREG SOAP benchmark: getPerson and searchPerson throughput and latency over a real socket.
+
+Servers: gunicorn with pre-forked sync workers, started as a subprocess, once with pregbridge's real
+application (HTTP Basic authentication with the per-process credential cache, store lookup, profile
+masking, encoding, batched audit — everything a production call does) and once with the **baseline**:
+the same gunicorn + SoapGuard + spyne stack answering a prebuilt response of the same size
+(benchmarks/soap_apps.py). Load: ``wrk`` (C, Debian package ``wrk``) with keep-alive connections at
+concurrency 1, 8 and 32, requests drawn from random identity numbers / (family name, birth year) pairs
+of the store. Client and server share this machine's two cores, so absolute figures are a lower bound.
+
+Store: the ``--num`` population's SQLite store left by ``bench_store`` (benchmarks/out/store-N.sqlite),
+or ``--dburl``. Targets (issue 3): getPerson ≥ 40 % of the baseline and ≥ 1,000 req/s per worker process,
+audit included; p99 ≤ 25 ms at concurrency 8.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from sqlalchemy import select
+
+from benchmarks.harness import OUT, Result
+from server.access import AccountStore
+from store import schema as s
+from store.engine import make_engine, migrate
+from store.errors import PregbridgeError
+from store.search import SearchCriteria, search
+
+__all__ = ["run"]
+
+NS = "urn:no:pregbridge:personregister:v1"
+PATH = "/preg/v1/Personregister"
+USER, PASSWORD = "bench", "bench-password-123"
+ENVELOPE = ('<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:p="' + NS + '"><s:Body>'
+            '{body}</s:Body></s:Envelope>')
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _samples(url: str, n: int, seed: int) -> tuple[list[str], list[tuple[str, int]]]:
+    engine = make_engine(url)
+    migrate(engine)
+    accounts = AccountStore(engine)
+    try:
+        accounts.add(USER, PASSWORD, "full")
+    except PregbridgeError:
+        accounts.passwd(USER, PASSWORD)
+    rng = random.Random(seed)
+    with engine.connect() as conn:
+        top = conn.execute(select(s.person.c.id).order_by(s.person.c.id.desc()).limit(1)).scalar_one()
+        ids = [rng.randint(1, top) for _ in range(n)]
+        t = s.person_identifier
+        numbers = [r[0] for r in conn.execute(select(t.c.number).where(t.c.person_id.in_(ids[:900])))]
+        ps = s.person_search
+        rows = conn.execute(select(ps.c.family_key, ps.c.birth_year).where(ps.c.person_id.in_(ids[:900]))).all()
+        pairs: list[tuple[str, int]] = []
+        for family, year in rows:
+            if len(family) >= 3 and year and len(pairs) < 300:
+                try:
+                    if 0 < len(search(conn, SearchCriteria(family=family, birth_year=year))) <= 50:
+                        pairs.append((family, year))
+                except PregbridgeError:
+                    pass
+    engine.dispose()
+    return numbers, pairs
+
+
+def _lua(path: Path, bodies: list[str]) -> Path:
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    quoted = ",\n".join("[[" + b + "]]" for b in bodies)
+    path.write_text(f"""
+local bodies = {{ {quoted} }}
+local i = math.random(#bodies)
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "text/xml; charset=utf-8"
+wrk.headers["Authorization"] = "Basic {auth}"
+request = function()
+  i = i % #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+""")
+    return path
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def _wrk(url: str, script: Path, conc: int, seconds: int) -> tuple[float, float, float, int]:
+    out = subprocess.run(["wrk", f"-t{min(conc, 2)}", f"-c{conc}", f"-d{seconds}s", "--latency", "-s", str(script),
+                          url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    pct = {m[0]: _ms(m[1], m[2]) for m in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, pct["50"], pct["99"], int(errors.group(1)) if errors else 0
+
+
+class _Server:
+    def __init__(self, app: str, workers: int, env: dict[str, str]) -> None:
+        self.port = _free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
+             "--log-level", "warning", "--keep-alive", "75", f"benchmarks.soap_apps:{app}()"],
+            env=env, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{PATH}?wsdl", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"gunicorn ({app}) did not start") from None
+                time.sleep(0.3)
+        self.url = f"http://127.0.0.1:{self.port}{PATH}"
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=60)
+
+
+def run(args: argparse.Namespace) -> Iterator[Result]:
+    if shutil.which("wrk") is None:
+        raise SystemExit("bench_soap needs wrk: apt-get install wrk")
+    n = max(args.num)
+    url = args.dburl or f"sqlite:///{OUT / f'store-{n}.sqlite'}"
+    if not args.dburl and not (OUT / f"store-{n}.sqlite").is_file():
+        raise SystemExit(f"no store for {n:,} persons: run `python -m benchmarks store --num {n}` first")
+    numbers, pairs = _samples(url, 2000, args.seed)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-soap-"))
+    scripts = {
+        "getPerson": _lua(tmp / "get.lua", [ENVELOPE.format(body=f"<p:getPerson><p:personnummer>{x}</p:personnummer>"
+                                                                 "</p:getPerson>") for x in numbers[:1000]]),
+        "searchPerson": _lua(tmp / "search.lua", [
+            ENVELOPE.format(body=f"<p:searchPerson><p:etternavn>{f}</p:etternavn><p:fodselsaar>{y}</p:fodselsaar>"
+                                 "</p:searchPerson>") for f, y in pairs]),
+    }
+    env = dict(os.environ, PREGBRIDGE_DATABASE_URL=url, PREGBRIDGE_DATA_DIR=str(tmp), BENCH_NUMBER=numbers[0],
+               BENCH_FAMILY=pairs[0][0], BENCH_YEAR=str(pairs[0][1]), PYTHONWARNINGS="ignore")
+    seconds = args.seconds
+    plan = [(2, conc) for conc in (1, 8, 32)] + [(1, 8)]
+    measured: dict[tuple[str, str, int, int], tuple[float, float, float, int]] = {}
+    for app in ("static", "real"):
+        for workers in sorted({w for w, _ in plan}):
+            server = _Server(app, workers, env)
+            try:
+                for op, script in scripts.items():
+                    _wrk(server.url, script, 8, 2)  # warm-up: caches, credential cache, page cache
+                    for w, conc in plan:
+                        if w == workers:
+                            measured[(app, op, workers, conc)] = _wrk(server.url, script, conc, seconds)
+            finally:
+                server.stop()
+    for op in scripts:
+        for workers, conc in plan:
+            rps, p50, p99, errors = measured[("real", op, workers, conc)]
+            base = measured[("static", op, workers, conc)][0]
+            ok = None
+            target = ""
+            if op == "getPerson" and workers == 1:
+                target, ok = "≥ 1,000 req/s per worker, ≥ 40 % of baseline", rps >= 1000 and rps / base >= 0.4
+            elif op == "getPerson" and conc == 8:
+                target, ok = "p99 ≤ 25 ms, ≥ 40 % of baseline", p99 <= 25 and rps / base >= 0.4
+            yield Result(f"{op} workers={workers} conc={conc}", int(rps * seconds), float(seconds),
+                         f"{rps:,.0f} req/s p50 {p50:.2f} p99 {p99:.2f} ms" + (f" {errors} non-2xx" if errors else ""),
+                         ratio=rps / base, baseline=f"static {base:,.0f} req/s", target=target, ok=ok)
+    shutil.rmtree(tmp, ignore_errors=True)

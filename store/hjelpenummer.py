@@ -1,0 +1,142 @@
+"""Felles hjelpenummer (FH): allocation for a person without a number, and linking to a real number.
+
+Allocation is idempotent: the request's identifying fields are normalised (store.normalize) and hashed,
+and ``fh_request`` maps that key to the number given, so a repeated identical request — a retry, or the
+same patient registered twice at the desk — answers the same number. A new FH person is stored like any
+other: a Folkeregister-shaped document with the FH identifier in use, status ``aktiv``, source ``NHN``.
+Numbers are drawn at random from the 8/9 series (research: 800000000–999999999 + two check digits)
+with the operating system's random source, retried on the rare collision.
+
+Linking: when the FH person is identified as a person with a fødselsnummer or D-nummer, the FH number is
+added to that person as a ceased identifier, and the FH-only person's own record is closed (status
+``opphoert``, its FH identifier ceased) and leaves the identifier index, so every lookup by the FH number
+from then on finds the identified person, with that person's current number.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import random
+from dataclasses import dataclass, replace
+
+from sqlalchemy import Connection, delete, insert, select
+
+from store import identity
+from store import schema as s
+from store.errors import InvalidIdentifierError, InvalidInput, NotFound
+from store.model import Address, Birth, Identifier, IdentifierStatus, Meta, Name, Person, Value
+from store.normalize import name_key
+from store.repository import Lookup, PersonRepository
+
+__all__ = ["HjelpenummerRequest", "allocate", "link"]
+
+_random = random.SystemRandom()
+
+
+@dataclass(frozen=True, slots=True)
+class HjelpenummerRequest:
+    given: str
+    middle: str | None
+    family: str
+    gender: str  # kvinne | mann
+    birth_date: dt.date
+    street: str | None = None
+    house_number: str | None = None
+    postnummer: str | None = None
+    poststed: str | None = None
+    kommune: str | None = None
+    country: str | None = None
+
+    def key(self) -> str:
+        parts = [name_key(self.given), name_key(self.middle), name_key(self.family), self.gender,
+                 self.birth_date.isoformat(), name_key(self.street), (self.house_number or "").strip().lower(),
+                 (self.postnummer or "").strip(), (self.kommune or "").strip(), (self.country or "").strip().upper()]
+        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _new_number(repo: PersonRepository) -> str:
+    for _ in range(100):
+        number = identity.generate(identity.IdKind.FH, None, _random)
+        if not repo.ids_for_numbers([number]):
+            return number
+    raise RuntimeError("could not draw a free felles hjelpenummer")  # pragma: no cover - 2e8 numbers
+
+
+def allocate(conn: Connection, req: HjelpenummerRequest) -> tuple[str, bool]:
+    """(number, new): the FH number for this person, allocating one the first time."""
+    key = req.key()
+    known = conn.execute(select(s.fh_request.c.number).where(s.fh_request.c.request_key == key)).scalar()
+    if known is not None:
+        return known, False
+    repo = PersonRepository(conn)
+    now = _now()
+    today = now.date()
+    number = _new_number(repo)
+    meta = Meta(True, today, None, now, "NHN")
+    address: tuple[Address, ...] = ()
+    if req.street or req.postnummer or req.kommune or req.country:
+        street, house = req.street, None
+        if req.house_number and req.house_number.strip().isdigit():
+            house = int(req.house_number.strip())
+        foreign = bool(req.country and req.country.upper() not in ("NO", "NOR"))
+        address = (Address("postUtland" if foreign else "post", "utenlandsk" if foreign else "vegadresse",
+                           street=street, house_number=house, postnummer=req.postnummer, poststed=req.poststed,
+                           kommune=req.kommune if req.kommune and len(req.kommune) == 4 else None,
+                           country=req.country.upper()[:3] if req.country else None, meta=meta),)
+    person = Person(
+        person_key=f"fh-{number}",
+        identifiers=(Identifier(number, "fh", IdentifierStatus.IN_USE, meta),),
+        names=(Name(req.given.strip(), req.family.strip(), (req.middle or "").strip() or None, meta),),
+        birth=(Birth(req.birth_date, req.birth_date.year, meta=meta),),
+        gender=(Value(req.gender, meta),),
+        status=(Value("aktiv", meta),),
+        addresses=address,
+    )
+    repo.save(person, now=now)
+    conn.execute(insert(s.fh_request).values(request_key=key, number=number, person_key=person.person_key,
+                                             created_at=now))
+    return number, True
+
+
+def _parse(number: str) -> identity.IdentityNumber:
+    try:
+        return identity.parse(number)
+    except identity.InvalidIdentifier as exc:
+        raise InvalidIdentifierError(str(exc), reason=exc.reason.value) from None
+
+
+def link(conn: Connection, fh_number: str, number: str) -> Lookup:
+    """Cease the FH number and make it resolve to the person with ``number``; returns that person."""
+    if _parse(fh_number).kind != identity.IdKind.FH:
+        raise InvalidInput("hjelpenummer is not a felles hjelpenummer")
+    if _parse(number).kind == identity.IdKind.FH:
+        raise InvalidInput("personnummer must be a fødselsnummer or D-nummer")
+    repo = PersonRepository(conn)
+    target = repo.find(number)
+    fh = repo.find(fh_number)
+    if target is None or fh is None:
+        raise NotFound("no person with that number")
+    if fh.person_id == target.person_id:
+        return target  # already linked
+    now = _now()
+    ceased = Meta(False, fh.matched.meta.valid_from, now.date(), now, "NHN")
+    linked = replace(target.person, identifiers=(*target.person.identifiers,
+                                                 Identifier(fh_number, "fh", IdentifierStatus.CEASED, ceased)))
+    # close the FH-only record: history kept in its document, but it leaves the identifier index
+    closed = replace(
+        fh.person,
+        identifiers=tuple(replace(i, status=IdentifierStatus.CEASED, meta=ceased) for i in fh.person.identifiers),
+        status=(*(replace(v, meta=replace(v.meta, current=False, valid_to=now.date())) for v in fh.person.status),
+                Value("opphoert", Meta(True, now.date(), None, now, "NHN"))),
+    )
+    repo.save(closed, now=now)
+    conn.execute(delete(s.person_identifier).where(s.person_identifier.c.person_id == fh.person_id))
+    repo.save(linked, now=now)
+    found = repo.find(fh_number)
+    assert found is not None and found.person_id == target.person_id
+    return found
