@@ -38,7 +38,7 @@ from store.loading import record_reject
 from store.repository import PersonRepository
 from store.state import get_feed_position, set_feed_position
 
-__all__ = ["Event", "IngestSummary", "feed_files", "ingest", "read_events"]
+__all__ = ["Event", "IngestSummary", "feed_files", "ingest", "read_events", "write_lock"]
 
 BATCH = 500
 _PG_LOCK = 0x70726567  # "preg"
@@ -128,7 +128,7 @@ def _check_gaps(events: list[Event], position: int) -> None:
         expected += 1
 
 
-def _lock(conn: Connection) -> None:
+def write_lock(conn: Connection) -> None:
     """Serialise ingesters: an advisory lock on PostgreSQL (SQLite: the BEGIN IMMEDIATE write lock)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK})
@@ -195,7 +195,7 @@ def ingest(engine: Engine, path: Path, *, progress: Callable[[int], None] | None
         with engine.connect() as conn:
             conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
-                _lock(conn)
+                write_lock(conn)
                 at = get_feed_position(conn)
                 if at != chunk[0].seq - 1:  # another ingester moved the feed meanwhile
                     raise FeedGap("the feed position changed during ingestion; nothing more was applied",

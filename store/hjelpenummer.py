@@ -7,6 +7,10 @@ other: a Folkeregister-shaped document with the FH identifier in use, status ``a
 Numbers are drawn at random from the 8/9 series (research: 800000000–999999999 + two check digits)
 with the operating system's random source, retried on the rare collision.
 
+Both take the store's write lock (the advisory lock ingestion takes on PostgreSQL; on SQLite the caller
+begins the transaction with ``BEGIN IMMEDIATE``), so concurrent calls — a client retrying the same
+request, two desks, an ingest — are serialised instead of failing on the request key or a person id.
+
 Linking: when the FH person is identified as a person with a fødselsnummer or D-nummer, the FH number is
 added to that person as a ceased identifier, and the FH-only person's own record is closed (status
 ``opphoert``, its FH identifier ceased) and leaves the identifier index, so every lookup by the FH number
@@ -24,7 +28,8 @@ from sqlalchemy import Connection, delete, insert, select
 
 from store import identity
 from store import schema as s
-from store.errors import InvalidIdentifierError, InvalidInput, NotFound
+from store.errors import InvalidIdentifierError, NotFound
+from store.feed import write_lock
 from store.model import Address, Birth, Identifier, IdentifierStatus, Meta, Name, Person, Value
 from store.normalize import name_key
 from store.repository import Lookup, PersonRepository
@@ -70,6 +75,7 @@ def _new_number(repo: PersonRepository) -> str:
 def allocate(conn: Connection, req: HjelpenummerRequest) -> tuple[str, bool]:
     """(number, new): the FH number for this person, allocating one the first time."""
     key = req.key()
+    write_lock(conn)
     known = conn.execute(select(s.fh_request.c.number).where(s.fh_request.c.request_key == key)).scalar()
     if known is not None:
         return known, False
@@ -113,9 +119,10 @@ def _parse(number: str) -> identity.IdentityNumber:
 def link(conn: Connection, fh_number: str, number: str) -> Lookup:
     """Cease the FH number and make it resolve to the person with ``number``; returns that person."""
     if _parse(fh_number).kind != identity.IdKind.FH:
-        raise InvalidInput("hjelpenummer is not a felles hjelpenummer")
+        raise InvalidIdentifierError("hjelpenummer is not a felles hjelpenummer", reason="unknownKind")
     if _parse(number).kind == identity.IdKind.FH:
-        raise InvalidInput("personnummer must be a fødselsnummer or D-nummer")
+        raise InvalidIdentifierError("personnummer must be a fødselsnummer or D-nummer", reason="unknownKind")
+    write_lock(conn)
     repo = PersonRepository(conn)
     target = repo.find(number)
     fh = repo.find(fh_number)

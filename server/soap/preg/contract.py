@@ -8,7 +8,6 @@ also served alone at ``?xsd``. Requests are validated against the same compiled 
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +23,7 @@ XSD_FILE = ROOT / "xsd" / "preg.xsd"
 DEFAULT_ADDRESS = "http://localhost:8080/preg/v1/Personregister"
 _WSDL = "http://schemas.xmlsoap.org/wsdl/"
 _XS = "http://www.w3.org/2001/XMLSchema"
+_SLOT = "pregbridge: the schema goes here"
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,12 @@ def load_contract(namespace: str = DEFAULT_NAMESPACE, address: str = DEFAULT_ADD
     for old in types.findall(f"{{{_XS}}}schema"):
         types.remove(old)
     xsd = etree.tostring(xsd_root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
-    types.append(copy.deepcopy(xsd_root))
+    # Inlined as text and parsed once: appending the element would strip the namespace declarations its new
+    # ancestors already make (lxml does), so the schema's QName values (type="tns:...") would resolve only
+    # through wsdl:definitions, and a tool that extracts the schema from the WSDL gets one that does not compile.
+    types.append(etree.Comment(_SLOT))
+    wsdl_text = etree.tostring(wsdl_root, encoding="unicode").replace(
+        f"<!--{_SLOT}-->", etree.tostring(xsd_root, encoding="unicode"), 1)
+    wsdl_root = etree.fromstring(wsdl_text.encode(), parser)
     wsdl = etree.tostring(wsdl_root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
     return PregContract(namespace, address, wsdl, xsd, etree.XMLSchema(xsd_root))

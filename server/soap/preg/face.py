@@ -8,14 +8,15 @@ or refused, writes one audit record (who, when, operation, numbers asked and ret
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from lxml import etree
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from adapters.preg import Preg
 from server.access import (
@@ -121,9 +122,10 @@ class PregFace:
 
     # -- helpers ----------------------------------------------------------------------------------
 
-    def _find(self, number: str, call: _Call) -> Lookup:
-        call.asked.append(number)
-        _valid_number(number)
+    def _find(self, number: str, call: _Call, *, felles_hjelpenummer: bool = False) -> Lookup:
+        call.asked.append(number)  # first: a refused number is audited too
+        if _valid_number(number).kind != identity.IdKind.FH and felles_hjelpenummer:
+            raise InvalidIdentifierError("not a felles hjelpenummer", reason="unknownKind")
         with self.engine.connect() as conn:
             found = PersonRepository(conn).find(number)
         if found is None:
@@ -131,6 +133,15 @@ class PregFace:
         if found.current is not None:
             call.returned.append(found.current.number)
         return found
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        """A write transaction holding SQLite's write lock from its start (store.hjelpenummer takes the same
+        lock on PostgreSQL): a deferred one would fail, not wait, when another writer commits first."""
+        with self.engine.connect() as conn:
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                yield conn
 
     def _response(self, op: str) -> etree._Element:
         return self.preg.element(f"{op}Response")
@@ -223,7 +234,7 @@ class PregFace:
 
     def _op_requestHjelpenummer(self, body: etree._Element, profile: AccessProfile, call: _Call) -> etree._Element:
         request = self.preg.hjelpenummer_request(body)
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             number, new = allocate(conn, request)
         call.returned.append(number)
         r = self._response("requestHjelpenummer")
@@ -233,9 +244,7 @@ class PregFace:
 
     def _op_getHjelpenummer(self, body: etree._Element, profile: AccessProfile, call: _Call) -> etree._Element:
         number = self.preg.child_text(body, "hjelpenummer") or ""
-        if _valid_number(number).kind != identity.IdKind.FH:
-            raise InvalidIdentifierError("not a felles hjelpenummer", reason="unknownKind")
-        found = self._find(number, call)
+        found = self._find(number, call, felles_hjelpenummer=True)
         r = self._response("getHjelpenummer")
         self.preg.sub(r, "hjelpenummer", number)
         self.preg.sub(r, "erAktivt", "true" if found.matched.status == "iBruk" else "false")
@@ -246,7 +255,7 @@ class PregFace:
         fh = self.preg.child_text(body, "hjelpenummer") or ""
         number = self.preg.child_text(body, "personnummer") or ""
         call.asked.extend([fh, number])
-        with self.engine.begin() as conn:
+        with self._writing() as conn:
             found = link(conn, fh, number)
         if found.current is not None:
             call.returned.append(found.current.number)
