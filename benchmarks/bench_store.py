@@ -10,7 +10,11 @@ For each population size (``--num 100000 1000000``), in one run:
 4. **lookup**: ``PersonRepository.find`` by random identifiers (a fifth of them ceased ones where the
    population has them), p50/p99;
 5. **search**: ``store.search.search`` with criteria taken from random persons (family name + birth
-   year; given + family + birth date; family + kommune; family prefix + postnummer), p50/p99.
+   year; given + family + birth date; family + kommune; family prefix + postnummer) and the PREG face's
+   default hit limit (50; more is answered TooManyHits, as the face does), p50/p99.
+
+``--reuse`` skips generation, baseline and load when the store file of a size exists, and measures the
+queries only (the load lines are then absent).
 
 Then the ratio of the largest to the smallest size for lookup and search p99 (indexes work: ≤ 1.5).
 Targets (issue 2, SQLite, 2 cores): 1M persons loaded in ≤ 5 min; lookup p99 ≤ 2 ms; search p99 ≤ 20 ms.
@@ -29,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, select
+from sqlalchemy import Engine, create_engine, select
 
 from benchmarks.harness import OUT, Result, maybe_profile, percentiles
 from store import schema as s
@@ -122,23 +126,34 @@ def _valid(c: SearchCriteria) -> bool:
     return True
 
 
-def measure(url: str, pop: Path, n: int, queries: int, seed: int, profile: bool,
+def measure(url: str, pop: Path | None, n: int, queries: int, seed: int, profile: bool,
             baseline_s: float | None) -> tuple[list[Result], dict[str, float]]:
     results: list[Result] = []
     engine = make_engine(url)
     migrate(engine)
+    if pop is not None:
+        results.append(_load(engine, pop, n, profile, baseline_s))
+        if baseline_s:
+            results.append(Result("baseline (raw executemany, inserts only)", n, baseline_s,
+                                  f"{n / baseline_s:,.0f} persons/s"))
+    query_results, figures = _queries(engine, n, queries, seed, profile)
+    engine.dispose()
+    return results + query_results, figures
+
+
+def _load(engine: Engine, pop: Path, n: int, profile: bool, baseline_s: float | None) -> Result:
     with maybe_profile(profile, f"store-load-{n}"):
         summary = load_population(engine, pop)
     rate = summary.persons / summary.seconds
-    results.append(Result("load (pregbridge load_population)", summary.persons, summary.seconds,
-                          f"{rate:,.0f} persons/s",
-                          ratio=summary.seconds / baseline_s if baseline_s else None,
-                          baseline="raw sqlite3.executemany of the same rows",
-                          target="1M in ≤ 300 s" if n >= 1_000_000 else "",
-                          ok=(summary.seconds * 1_000_000 / n <= 300) if n >= 1_000_000 else None))
-    if baseline_s:
-        results.append(Result("baseline (raw executemany, inserts only)", summary.persons, baseline_s,
-                              f"{summary.persons / baseline_s:,.0f} persons/s"))
+    return Result("load (pregbridge load_population)", summary.persons, summary.seconds, f"{rate:,.0f} persons/s",
+                  ratio=summary.seconds / baseline_s if baseline_s else None,
+                  baseline="raw sqlite3.executemany of the same rows",
+                  target="1M in ≤ 300 s" if n >= 1_000_000 else "",
+                  ok=(summary.seconds * 1_000_000 / n <= 300) if n >= 1_000_000 else None)
+
+
+def _queries(engine: Engine, n: int, queries: int, seed: int, profile: bool) -> tuple[list[Result], dict[str, float]]:
+    results: list[Result] = []
     rng = random.Random(seed)
     figures: dict[str, float] = {}
     with engine.connect() as conn:
@@ -170,7 +185,7 @@ def measure(url: str, pop: Path, n: int, queries: int, seed: int, profile: bool,
         criteria = [rng.choice(criteria) for _ in range(queries)]
         for c in criteria[:100]:
             try:
-                search(conn, c)
+                search(conn, c, limit=50)
             except TooManyHits:
                 pass
         lat, too_many, hits = [], 0, 0
@@ -179,7 +194,7 @@ def measure(url: str, pop: Path, n: int, queries: int, seed: int, profile: bool,
             for c in criteria:
                 t0 = time.perf_counter()
                 try:
-                    hits += len(search(conn, c))
+                    hits += len(search(conn, c, limit=50))
                 except TooManyHits:
                     too_many += 1
                 lat.append(time.perf_counter() - t0)
@@ -189,18 +204,19 @@ def measure(url: str, pop: Path, n: int, queries: int, seed: int, profile: bool,
                               f"p50 {p50:.3f} ms  p99 {p99:.3f} ms",
                               baseline=f"{hits / len(lat):.1f} hits/search, {too_many} too broad",
                               target="p99 ≤ 20 ms", ok=p99 <= 20.0))
-    engine.dispose()
     return results, figures
 
 
 def run(args: argparse.Namespace) -> Iterator[Result]:
     figures: dict[int, dict[str, float]] = {}
     for n in sorted(args.num):
-        pop = ensure_population(n, args.seed)
         baseline_s = None
         if args.dburl:
-            url = args.dburl
+            url, pop = args.dburl, (None if args.reuse else ensure_population(n, args.seed))
+        elif args.reuse and (OUT / f"store-{n}.sqlite").is_file():
+            url, pop = f"sqlite:///{OUT / f'store-{n}.sqlite'}", None
         else:
+            pop = ensure_population(n, args.seed)
             db = OUT / f"store-{n}.sqlite"
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{db}{suffix}").unlink(missing_ok=True)

@@ -10,7 +10,8 @@ word of the person's current name (family name words or given/middle name words)
 ``Nordmann`` and ``Aasen`` finds ``Åsen`` (both key ``aasen``). The index serves the first word of a
 family name: ``Berg`` finds ``Berg Hansen`` but not ``Hansen Berg`` (filter words may be any word). Each query is
 served by one of the ``person_search`` indexes (blocking keys); the rows it yields are filtered and
-ranked in Python with rapidfuzz, best first.
+ranked in Python with rapidfuzz, best first. Every criterion is applied in SQL and the query stops after
+``limit + 1`` rows, so a search costs what its answer costs, whatever the store's size.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from store.normalize import name_tokens, street_key
 
 __all__ = ["MAX_CANDIDATES", "SearchCriteria", "SearchHit", "search"]
 
-MAX_CANDIDATES = 2000  # rows one search may examine before it is refused as too broad
+MAX_CANDIDATES = 2000  # hits one search may return before it is refused as too broad
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,44 +93,46 @@ def _block(c: SearchCriteria, family_words: list[str]) -> ColumnElement[bool]:
     return and_(or_(*(_prefix(t.given_key, w) for w in giv)), t.birth_year == year)
 
 
-def _words_match(asked: list[str], have: list[str]) -> bool:
-    return all(any(h.startswith(a) for h in have) for a in asked)
+def _word_prefix(col: ColumnElement[str], word: str) -> ColumnElement[bool]:
+    """``word`` is the prefix of some word of the key (keys and words are [a-z ] only: no LIKE escapes)."""
+    return or_(_prefix(col, word), col.like(f"% {word}%"))
 
 
-def search(conn: Connection, c: SearchCriteria, *, max_candidates: int = MAX_CANDIDATES) -> list[SearchHit]:
-    """Persons matching the criteria, best first. Raises InvalidInput or TooManyHits."""
+def _filters(c: SearchCriteria, fam: list[str], giv: list[str], full: list[str]) -> list[ColumnElement[bool]]:
+    t = s.person_search.c
+    where = [_word_prefix(t.family_key, w) for w in fam]
+    where += [_word_prefix(t.given_key, w) for w in giv]
+    where += [or_(_word_prefix(t.given_key, w), _word_prefix(t.family_key, w)) for w in full]
+    if c.birth_date:
+        where.append(t.birth_date == c.birth_date)
+    if c.birth_year:
+        where.append(t.birth_year == c.birth_year)
+    if c.gender:
+        where.append(t.gender == c.gender)
+    if c.kommune:
+        where.append(t.kommune == c.kommune)
+    if c.postnummer:
+        where.append(t.postnummer == c.postnummer)
+    if c.street:
+        where.append(_prefix(t.street_key, street_key(c.street)))
+    return where
+
+
+def search(conn: Connection, c: SearchCriteria, *, limit: int = MAX_CANDIDATES) -> list[SearchHit]:
+    """Persons matching the criteria, best first; more than ``limit`` hits raise TooManyHits.
+
+    Every criterion is applied in SQL on top of the index block, so the database stops after
+    ``limit + 1`` matching rows: the cost of a search depends on its answer, not on the store's size.
+    """
     c.validate()
     fam, giv, full = c.name_words()
-    # A full name's role is unknown: its last word is tried as family name, as are the others when
-    # no family name is given separately (families are written first in some registers).
+    # A full name's role is unknown: its words are tried as family name and as given name.
     family_words = [" ".join(fam)] if fam else full
-    rows = conn.execute(select(s.person_search).where(_block(c, family_words)).limit(max_candidates + 1)).all()
-    if len(rows) > max_candidates:
-        raise TooManyHits("the search is too broad; add criteria", limit=max_candidates)
-    t_street = street_key(c.street) if c.street else None
-    hits = []
-    for r in rows:
-        fwords = r.family_key.split()
-        gwords = r.given_key.split()
-        if fam and not _words_match(fam, fwords):
-            continue
-        if giv and not _words_match(giv, gwords):
-            continue
-        if full and not _words_match(full, gwords + fwords):
-            continue
-        if c.birth_date and r.birth_date != c.birth_date:
-            continue
-        if c.birth_year and r.birth_year != c.birth_year:
-            continue
-        if c.gender and r.gender != c.gender:
-            continue
-        if c.kommune and r.kommune != c.kommune:
-            continue
-        if c.postnummer and r.postnummer != c.postnummer:
-            continue
-        if t_street and not (r.street_key or "").startswith(t_street):
-            continue
-        hits.append(SearchHit(r.person_id, _score(c, fam, giv, full, r)))
+    query = select(s.person_search).where(_block(c, family_words), *_filters(c, fam, giv, full)).limit(limit + 1)
+    rows = conn.execute(query).all()
+    if len(rows) > limit:
+        raise TooManyHits(f"more than {limit} persons match; add criteria", limit=limit)
+    hits = [SearchHit(r.person_id, _score(c, fam, giv, full, r)) for r in rows]
     hits.sort(key=lambda h: (-h.score, h.person_id))
     return hits
 

@@ -92,7 +92,7 @@ def test_minimum_criteria_are_enforced(engine: Engine, criteria: SearchCriteria,
 
 def test_too_broad_a_search_is_refused(engine: Engine, people: dict[str, int]) -> None:
     with engine.connect() as conn, pytest.raises(TooManyHits):
-        search(conn, SearchCriteria(family="Nor", kommune="0301"), max_candidates=1)
+        search(conn, SearchCriteria(family="Nor", kommune="0301"), limit=1)
 
 
 def test_identify_tolerates_typos_and_swaps(engine: Engine, people: dict[str, int]) -> None:

@@ -211,9 +211,10 @@ class PregFace:
         if max_hits < 1:
             raise InvalidInput("maksAntall must be at least 1")
         with self.engine.connect() as conn:
-            hits = search(conn, criteria)
-            if len(hits) > max_hits:
-                raise TooManyHits(f"more than {max_hits} hits; narrow the search", limit=max_hits)
+            try:
+                hits = search(conn, criteria, limit=max_hits)
+            except TooManyHits:
+                raise TooManyHits(f"more than {max_hits} hits; narrow the search", limit=max_hits) from None
             persons = PersonRepository(conn).load([h.person_id for h in hits])
         r = self._response("searchPerson")
         self.preg.sub(r, "antallTreff", len(hits))
