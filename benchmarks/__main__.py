@@ -8,7 +8,7 @@ import platform
 import sys
 import time
 
-SUITES = ("store", "soap")
+SUITES = ("store", "soap", "ar")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=5000, help="lookups and searches timed per size")
     p.add_argument("--seconds", type=int, default=10, help="duration of each timed load run (soap, mllp)")
     p.add_argument("--profile", action="store_true", help="cProfile the measured variants")
+    p.add_argument("--reuse", action="store_true", help="store: reuse existing stores, measure queries only")
     args = p.parse_args(argv)
     module = importlib.import_module(f"benchmarks.bench_{args.suite}")
     print(f"# {args.suite}: python {platform.python_version()}, {platform.machine()}, "

@@ -44,6 +44,7 @@ class Components:
 
 
 def build_components(settings: Settings, engine: Engine | None = None) -> Components:
+    from server.soap.ar import build_ar_app
     from server.soap.preg import build_preg_app, load_contract
     from server.soap.preg.face import PregFace
 
@@ -56,7 +57,9 @@ def build_components(settings: Settings, engine: Engine | None = None) -> Compon
     profiles = load_profiles(access.profiles_path)
     preg = build_preg_app(PregFace(engine, load_contract(settings.preg.namespace, settings.preg_address),
                                    authenticator, profiles, audit), max_body=settings.preg.max_body)
-    mounts: dict[str, WsgiApp] = {settings.preg.path.rstrip("/"): preg}
+    ar = build_ar_app(engine, authenticator, profiles, audit,
+                      public_base_url=settings.ar_public_base_url)
+    mounts: dict[str, WsgiApp] = {settings.preg.path.rstrip("/"): preg, "/v1/AR": ar, "/v1/AR/Basic": ar}
     health = health_app(engine)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

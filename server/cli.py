@@ -50,6 +50,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     base = f"http://{settings.http.host}:{settings.http.port}"
     out.print(f"pregbridge serving with {settings.http.workers} worker processes — Ctrl-C stops\n"
               f"  PREG (SOAP 1.1 and 1.2): {base}{settings.preg.path}?wsdl\n"
+              f"  AR (SOAP 1.1 / 1.2):     {base}/v1/AR/Basic?wsdl, {base}/v1/AR?wsdl\n"
               f"  health:                  {base}/health")
     serve(settings)
     return 0

@@ -58,6 +58,16 @@ class Settings:
     preg: PregSettings = field(default_factory=PregSettings)
 
     @property
+    def ar_public_base_url(self) -> str:
+        """Base of the AR addresses in its served WSDL (``/v1/AR``, ``/v1/AR/Basic`` are appended)."""
+        if self.preg.public_url:
+            from urllib.parse import urlsplit
+
+            u = urlsplit(self.preg.public_url)
+            return f"{u.scheme}://{u.netloc}"
+        return f"http://{self.http.host}:{self.http.port}"
+
+    @property
     def preg_address(self) -> str:
         return self.preg.public_url or f"http://{self.http.host}:{self.http.port}{self.preg.path}"
 

@@ -2,8 +2,9 @@
 
 The registers are kept as their documents, with the keys the faces look them up by in columns of
 their own (HPR number, HER-id, parent HER-id, organisation number, GP contract, patient number).
-FLR patient lists are exploded into ``flr_patient`` rows (one per patient, indexed by number), and
-left out of the stored contract document.
+AR parties also get their business type and last-changed time as columns and one ``ar_name_word``
+row per name word (store/ar.py searches by them). FLR patient lists are exploded into ``flr_patient``
+rows (one per patient, indexed by number), and left out of the stored contract document.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from sqlalchemy import Table
 
 from store import schema as s
 from store.errors import InvalidDocument
+from store.normalize import name_tokens
 
 __all__ = ["REGISTER_FILES", "register_rows"]
 
 # register name → its tables, parents first
 REGISTER_FILES: dict[str, tuple[Table, ...]] = {
     "hpr": (s.hpr_person,),
-    "ar": (s.ar_party,),
+    "ar": (s.ar_party, s.ar_name_word),
     "flr": (s.flr_contract, s.flr_patient),
 }
 
@@ -46,6 +48,17 @@ def _opt_date(v: Any, key: str) -> dt.date | None:
         raise InvalidDocument("not a date", field=key) from None
 
 
+def _opt_datetime(v: Any, key: str) -> dt.datetime | None:
+    """A UTC date-time (naive, as stored) from ``YYYY-MM-DDTHH:MM:SSZ`` or a date."""
+    if v is None:
+        return None
+    try:
+        t = dt.datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidDocument("not a date-time", field=key) from None
+    return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo is not None else t
+
+
 def register_rows(name: str, doc: Any) -> dict[Table, list[dict[str, Any]]]:
     if not isinstance(doc, Mapping):
         raise InvalidDocument("a register record must be a JSON object")
@@ -56,19 +69,26 @@ def register_rows(name: str, doc: Any) -> dict[Table, list[dict[str, Any]]]:
         party_type = _req(doc, "type", str)
         if party_type not in _AR_TYPES:
             raise InvalidDocument("not Organization, Service or Person", field="type")
+        her_id = _req(doc, "herId", int)
+        name_text = _req(doc, "name", str)
         parent = doc.get("parentHerId")
         org = doc.get("organizationNumber")
         municipality = doc.get("municipality")
         kommune = municipality.get("value") if isinstance(municipality, Mapping) else doc.get("kommune")
+        business = doc.get("businessType") or doc.get("parentBusinessType")
+        business_type = business.get("value") if isinstance(business, Mapping) else None
+        words = sorted({w[:200] for w in name_tokens(name_text) + name_tokens(doc.get("displayName"))})
         return {s.ar_party: [{
-            "her_id": _req(doc, "herId", int),
+            "her_id": her_id,
             "parent_her_id": parent if isinstance(parent, int) and parent > 0 else None,
             "party_type": party_type,
             "organization_number": str(org) if isinstance(org, int) and org > 0 else None,
-            "name": _req(doc, "name", str),
+            "name": name_text,
             "kommune": kommune if isinstance(kommune, str) else None,
             "doc": dict(doc),
-        }]}
+            "business_type": str(business_type)[:10] if business_type is not None else None,
+            "last_changed": _opt_datetime(doc.get("lastChanged"), "lastChanged"),
+        }], s.ar_name_word: [{"word": w, "her_id": her_id} for w in words]}
     if name == "flr":
         contract_id = str(_req(doc, "contractId", (str, int)))
         patients = doc.get("patients") or []

@@ -24,7 +24,9 @@ address, shared by every worker process), ``ws_nonce`` (UsernameToken nonces see
 indexed for ``pregbridge audit --person``). Audit rows are never deleted by the application.
 
 The registers of the same population (HPR personnel, AR communication parties, FLR GP contracts and
-patient lists) are kept as documents with their key columns indexed.
+patient lists) are kept as documents with their key columns indexed. AR adds the columns its search and
+change queries filter on (business type, last changed) and ``ar_name_word`` (one row per name word) so
+that no AR query scans the table (store/ar.py).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from sqlalchemy import (
 
 __all__ = [
     "account",
+    "ar_name_word",
     "ar_party",
     "audit_event",
     "audit_person",
@@ -189,6 +192,19 @@ ar_party = Table(
     Column("name", String(300), nullable=False),
     Column("kommune", String(4)),
     Column("doc", JSON, nullable=False),
+    # AR search and change queries (store/ar.py); filled from the document by store/registers.py
+    Column("business_type", String(10), index=True),  # BusinessType (own, else the parent's) CodeValue
+    Column("last_changed", DateTime, index=True),  # LastChanged, UTC
+    Index(None, "kommune", "party_type"),
+    Index(None, "party_type", "business_type"),
+)
+
+# One row per word of an AR party's name (store.normalize.name_tokens), for word-prefix name search.
+ar_name_word = Table(
+    "ar_name_word",
+    metadata,
+    Column("word", _Key, primary_key=True),
+    Column("her_id", BigInteger, ForeignKey("ar_party.her_id", ondelete="CASCADE"), primary_key=True, index=True),
 )
 
 flr_contract = Table(
