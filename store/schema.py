@@ -134,8 +134,9 @@ person_search = Table(
     Column("street_key", _Key),
     Column("status", String(20)),
     Index(None, "birth_date", "family_key"),
-    Index(None, "family_key", "birth_year"),
-    Index(None, "given_key", "birth_year"),
+    # birth year first: a family/given name *prefix* is a range, so it must be the last column used
+    Index(None, "birth_year", "family_key"),
+    Index(None, "birth_year", "given_key"),
     Index(None, "kommune", "family_key"),
     Index(None, "postnummer", "family_key"),
     Index(None, "street_key", "family_key"),
