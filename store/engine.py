@@ -16,10 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-__all__ = ["make_engine", "migrate", "sqlite_url"]
+__all__ = ["make_engine", "migrate", "read_connection", "sqlite_url"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -48,6 +48,8 @@ def _sqlite_begin(conn: Any) -> None:
     # pysqlite's own transaction handling is off (isolation_level=None in _sqlite_pragmas); we emit BEGIN
     # ourselves, so that a writer can ask for the write lock up front: execution_options(sqlite_begin="IMMEDIATE").
     mode = conn.get_execution_options().get("sqlite_begin", "")
+    if mode == "none":  # a read-only connection: each statement reads its own consistent snapshot
+        return
     conn.exec_driver_sql(f"BEGIN {mode}".strip())
 
 
@@ -66,6 +68,13 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> Engine:
             u = u.set(drivername="postgresql+psycopg")
         return create_engine(u, echo=echo, pool_size=pool_size, pool_pre_ping=True)
     raise ValueError(f"unsupported database backend: {u.get_backend_name()}")
+
+
+def read_connection(engine: Engine) -> Connection:
+    """A connection for reads only. On SQLite it begins no transaction (each statement reads a consistent
+    snapshot of the WAL), which saves a BEGIN/ROLLBACK round per lookup; elsewhere it is a plain connection.
+    Never write on it."""
+    return engine.connect().execution_options(sqlite_begin="none")
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select
 
 from store import schema as s
-from store.document import from_document, to_document
+from store.document import from_stored, to_document
 from store.model import Identifier, Meta, Person, current
 from store.normalize import name_key, street_key
 
@@ -59,7 +59,7 @@ def dump_document(p: Person) -> str:
 
 
 def _person(doc: str) -> Person:
-    return from_document(json.loads(doc))
+    return from_stored(json.loads(doc))
 
 
 def search_row(p: Person, pid: int) -> dict[str, Any]:

@@ -93,3 +93,12 @@ def test_current_identifier_prefers_fnr_over_dnr_and_fh() -> None:
         {"number": fnr, "kind": "fnr", "status": "iBruk", **meta()},
     ]))
     assert p.current_identifier is not None and p.current_identifier.number == fnr
+
+
+def test_stored_documents_decode_to_the_same_person() -> None:
+    from store.document import from_stored
+
+    doc = person_doc("k4", given="Åse", family="Ødegård", gender="kvinne")
+    doc["relations"] = [{"relatedNumber": number(), "relatedRole": "barn", "myRole": "mor", **meta()}]
+    canonical = to_document(from_document(doc))
+    assert from_stored(canonical) == from_document(canonical)

@@ -33,6 +33,7 @@ from server.soap.preg.contract import PregContract
 from server.soap.wssecurity import find_username_token
 from store import identity
 from store.changes import changes_since
+from store.engine import read_connection
 from store.errors import InvalidIdentifierError, InvalidInput, NotFound, PregbridgeError, TooManyHits
 from store.hjelpenummer import allocate, link
 from store.repository import Lookup, PersonRepository
@@ -126,7 +127,7 @@ class PregFace:
         call.asked.append(number)  # first: a refused number is audited too
         if _valid_number(number).kind != identity.IdKind.FH and felles_hjelpenummer:
             raise InvalidIdentifierError("not a felles hjelpenummer", reason="unknownKind")
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             found = PersonRepository(conn).find(number)
         if found is None:
             raise NotFound("no person with that number")
@@ -138,7 +139,7 @@ class PregFace:
     def _writing(self) -> Iterator[Connection]:
         """A write transaction holding SQLite's write lock from its start (store.hjelpenummer takes the same
         lock on PostgreSQL): a deferred one would fail, not wait, when another writer commits first."""
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 yield conn
@@ -175,7 +176,7 @@ class PregFace:
                 valid.append(n)
             except InvalidIdentifierError as exc:
                 reasons[n] = exc.reason
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             found = PersonRepository(conn).find_many(valid)
         r = self._response("getPersons")
         for n in numbers:
@@ -210,7 +211,7 @@ class PregFace:
         max_hits = DEFAULT_MAX_HITS if asked_max is None else min(asked_max, MAX_MAX_HITS)
         if max_hits < 1:
             raise InvalidInput("maksAntall must be at least 1")
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             try:
                 hits = search(conn, criteria, limit=max_hits)
             except TooManyHits:
@@ -271,7 +272,7 @@ class PregFace:
             raise InvalidInput(f"sideStorrelse must be 1–{MAX_PAGE}")
         numbers = [n for n in self.preg.numbers(body) if identity.is_valid(n)]
         call.asked.extend(numbers)
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             found = PersonRepository(conn).find_many(numbers)
             by_key: dict[str, tuple[str, Lookup]] = {}
             for n, lookup in found.items():
