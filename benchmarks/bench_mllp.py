@@ -1,0 +1,220 @@
+"""HL7 MLLP benchmark: QBP^Q22 (PDQ) and QBP^Q23 (PIX) round trips over persistent connections.
+
+Server: one listener process (``server.hl7.app.serve``, started here with ``python -c`` because the CLI
+wiring is separate), once with pregbridge's real HL7 face (sender lookup, python-hl7 parse, store
+query, profile masking, PID encoding, batched audit — everything a production message does) and once as
+the **baseline**: the same listener answering every frame with a prebuilt ACK (echo). Handlers run on
+the event loop (``hl7.threads = 0``), the fastest setting for SQLite. Client: a separate process
+with an asyncio client keeping 1 or 8 persistent connections, each sending one message and waiting for
+its reply (like a broker), cycling through Q23 messages for random known numbers and Q22 messages for
+(family name, birth year) pairs of the store that give 1–50 hits. Client and server share this
+machine's cores, so absolute figures are a lower bound.
+
+Store: the ``--num`` population's SQLite store left by ``bench_store`` (benchmarks/out/store-N.sqlite),
+or ``--dburl``. Targets (issue): Q23 ≥ 30 % of the echo baseline; p99 ≤ 20 ms at 8 connections.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from benchmarks.harness import OUT, Result, percentiles
+
+__all__ = ["run"]
+
+USER, PASSWORD = "bench-hl7", "bench-password-123"
+MSH = "MSH|^~\\&|BENCH|BENCHFAC|PREGBRIDGE|NHN|20260101120000||{type}|{ctl}|P|2.5|||||NOR|UNICODE UTF-8"
+
+
+def _samples(url: str, n: int, seed: int) -> tuple[list[str], list[tuple[str, int]]]:
+    from sqlalchemy import select
+
+    from server.access import AccountStore
+    from store import schema as s
+    from store.engine import make_engine, migrate
+    from store.errors import PregbridgeError
+    from store.search import SearchCriteria, search
+
+    engine = make_engine(url)
+    migrate(engine)
+    accounts = AccountStore(engine)
+    try:
+        accounts.add(USER, PASSWORD, "full")
+    except PregbridgeError:
+        pass
+    rng = random.Random(seed)
+    with engine.connect() as conn:
+        top = conn.execute(select(s.person.c.id).order_by(s.person.c.id.desc()).limit(1)).scalar_one()
+        ids = [rng.randint(1, top) for _ in range(n)]
+        t = s.person_identifier
+        numbers = [r[0] for r in conn.execute(select(t.c.number).where(t.c.person_id.in_(ids[:900])))]
+        ps = s.person_search
+        rows = conn.execute(select(ps.c.family_key, ps.c.birth_year).where(ps.c.person_id.in_(ids[:900]))).all()
+        pairs: list[tuple[str, int]] = []
+        for family, year in rows:
+            if len(family) >= 3 and year and len(pairs) < 300:
+                try:
+                    if 0 < len(search(conn, SearchCriteria(family=family, birth_year=year))) <= 50:
+                        pairs.append((family, year))
+                except PregbridgeError:
+                    pass
+    engine.dispose()
+    return numbers, pairs
+
+
+def _messages(numbers: list[str], pairs: list[tuple[str, int]]) -> dict[str, list[bytes]]:
+    q23 = [(MSH.format(type="QBP^Q23^QBP_Q21", ctl=f"X{i}") + f"\rQPD|IHE PIX Query|t{i}|{x}\rRCP|I\r").encode()
+           for i, x in enumerate(numbers[:1000])]
+    q22 = [(MSH.format(type="QBP^Q22^QBP_Q21", ctl=f"Y{i}")
+            + f"\rQPD|IHE PDQ Query|t{i}|@PID.5.1^{f}~@PID.7^{y}\rRCP|I|50^RD\r").encode()
+           for i, (f, y) in enumerate(pairs)]
+    return {"Q23": q23, "Q22": q22}
+
+
+# -- server process ---------------------------------------------------------------------------------
+
+
+def serve_process(url: str, mode: str) -> None:
+    """Entry point of the server subprocess: prints ``ready <port>`` then serves until killed."""
+    import logging
+
+    from server.access import BUILTIN_PROFILES, AccountStore, AuditWriter
+    from server.hl7.app import Hl7App, serve
+    from server.hl7.framing import frame
+    from server.hl7.listener import MllpListener, Peer
+    from server.hl7.settings import MllpSettings
+    from store.engine import make_engine
+
+    logging.basicConfig(level=logging.WARNING)
+    settings = MllpSettings(port=0, peers={"BENCH^BENCHFAC": USER}, peer_match="sender", threads=0,
+                            idle_timeout=0)
+    if mode == "echo":
+        ack = frame(b"MSH|^~\\&|PREGBRIDGE|NHN|BENCH|BENCHFAC|20260101120000||ACK^Q23^ACK|1|P|2.5\rMSA|AA|1\r")
+
+        def handler(raw: bytes, peer: Peer) -> bytes:
+            return ack
+    else:
+        engine = make_engine(url)
+        app = Hl7App(engine, AccountStore(engine), BUILTIN_PROFILES, AuditWriter(engine, mode="batched"), settings)
+        handler = app
+
+    def started(listener: MllpListener) -> None:
+        print(f"ready {listener.port}", flush=True)
+
+    asyncio.run(serve(settings, handler, started=started))
+
+
+class _Server:
+    def __init__(self, url: str, mode: str) -> None:
+        code = f"from benchmarks.bench_mllp import serve_process; serve_process({url!r}, {mode!r})"
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                                     env=dict(os.environ, PYTHONWARNINGS="ignore"))
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line.startswith("ready "):
+            self.stop()
+            raise RuntimeError(f"MLLP server ({mode}) did not start")
+        self.port = int(line.split()[1])
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+# -- client process -----------------------------------------------------------------------------------
+
+
+async def _load(port: int, messages: list[bytes], conc: int, seconds: float) -> dict[str, Any]:
+    frames = [b"\x0b" + m + b"\x1c\r" for m in messages]
+    latencies: list[float] = []
+    bad = 0
+    deadline = time.perf_counter() + seconds
+
+    async def one(k: int) -> None:
+        nonlocal bad
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22)
+        i = k * 7919
+        while time.perf_counter() < deadline:
+            msg = frames[i % len(frames)]
+            i += 1
+            t = time.perf_counter()
+            writer.write(msg)
+            reply = await reader.readuntil(b"\x1c\r")
+            latencies.append(time.perf_counter() - t)
+            if b"MSA|AA" not in reply:
+                bad += 1
+        writer.close()
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(one(k) for k in range(conc)))
+    elapsed = time.perf_counter() - t0
+    p50, p99 = percentiles(latencies)
+    return {"n": len(latencies), "seconds": elapsed, "p50": p50, "p99": p99, "bad": bad}
+
+
+def client_process(port: int, path: str, conc: int, seconds: float) -> None:
+    with open(path, "rb") as f:
+        messages = f.read().split(b"\x00")
+    print(json.dumps(asyncio.run(_load(port, messages, conc, seconds))), flush=True)
+
+
+def _drive(port: int, path: str, conc: int, seconds: float) -> dict[str, Any]:
+    code = f"from benchmarks.bench_mllp import client_process; client_process({port}, {path!r}, {conc}, {seconds})"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env=dict(os.environ, PYTHONWARNINGS="ignore")).stdout
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def run(args: argparse.Namespace) -> Iterator[Result]:
+    n = max(args.num)
+    url = args.dburl or f"sqlite:///{OUT / f'store-{n}.sqlite'}"
+    if not args.dburl and not (OUT / f"store-{n}.sqlite").is_file():
+        raise SystemExit(f"no store for {n:,} persons: run `python -m benchmarks store --num {n}` first")
+    numbers, pairs = _samples(url, 2000, args.seed)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-mllp-"))
+    paths = {}
+    for op, msgs in _messages(numbers, pairs).items():
+        paths[op] = str(tmp / f"{op}.bin")
+        with open(paths[op], "wb") as f:
+            f.write(b"\x00".join(msgs))
+    seconds = args.seconds
+    measured: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for mode in ("echo", "real"):
+        server = _Server(url, mode)
+        try:
+            for op, path in paths.items():
+                _drive(server.port, path, 8, 2)  # warm-up: page cache, account cache
+                for conc in (1, 8):
+                    measured[(mode, op, conc)] = _drive(server.port, path, conc, seconds)
+        finally:
+            server.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+    for op in paths:
+        for conc in (1, 8):
+            r = measured[("real", op, conc)]
+            e = measured[("echo", op, conc)]
+            rps, base = r["n"] / r["seconds"], e["n"] / e["seconds"]
+            target, ok = "", None
+            if op == "Q23" and conc == 1:
+                target, ok = "≥ 30 % of echo", rps / base >= 0.3
+            elif conc == 8:
+                target, ok = "p99 ≤ 20 ms" + (", ≥ 30 % of echo" if op == "Q23" else ""), (
+                    r["p99"] <= 20 and (op != "Q23" or rps / base >= 0.3))
+            bad = f" {r['bad']} not AA" if r["bad"] else ""
+            yield Result(f"QBP^{op} conn={conc}", r["n"], r["seconds"],
+                         f"{rps:,.0f} msg/s p50 {r['p50']:.2f} p99 {r['p99']:.2f} ms{bad}", ratio=rps / base,
+                         baseline=f"echo {base:,.0f} msg/s (p99 {e['p99']:.2f} ms)", target=target, ok=ok)

@@ -1,0 +1,270 @@
+"""The HL7 face composed: frame bytes + peer → reply bytes (zero, one or two MLLP frames), and ``serve``.
+
+One message, in order: decode per MSH-18 (:mod:`~server.hl7.charsets`) → parse with python-hl7 →
+read MSH → check MSH-15/16, the character set, MSH-10/11/12 → authenticate the sender → route
+(:mod:`~server.hl7.router`) → authorize the route's operation for the account's access profile →
+handler → acknowledgements per the mode (:mod:`~server.hl7.ack`) → encode in the sender's charset.
+Every failure becomes a NAK (MSA AR/AE + ERR with a table 0357 code); nothing raises out of
+:meth:`Hl7App.__call__`, so the listener never drops a connection for a bad message.
+
+Sender authentication (MLLP has no credentials): the account is found from ``hl7.peers``, by the peer's
+address (an IP or CIDR key) and/or by the sender (``MSH-3^MSH-4`` or ``MSH-3`` key), combined per
+``hl7.peer_match`` (docs/hl7.md). The account must exist and be enabled (``pregbridge users``); its
+access profile applies, its password is not used. A per-account shared secret is out of scope. Account
+state is cached for ``access.account_state_seconds`` (2 s), as the SOAP faces do.
+
+Every message with a readable MSH (QCN^J01 excepted) writes one audit record: account, face ``hl7``,
+operation (``QBP^Q22`` …), outcome (``AA``, ``AE:204`` …), peer address, numbers asked and returned.
+Logs carry message type, control id, peer and codes — never segment content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import signal
+import ssl
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import hl7
+from sqlalchemy import Engine
+
+from server.access import (
+    AccessProfile,
+    AccountStore,
+    AuditRecord,
+    AuditWriter,
+    AuthenticationFailed,
+    authorize,
+    resolve_profile,
+)
+from server.hl7.ack import AckMode, Hl7Error, Msh, Reply, Request, build_reply
+from server.hl7.charsets import decode, encode
+from server.hl7.framing import frame
+from server.hl7.handlers import Context
+from server.hl7.handlers.pdq import Continuations
+from server.hl7.listener import MllpListener, Peer
+from server.hl7.router import Router, Unsupported
+from server.hl7.settings import MllpSettings
+from store.errors import PregbridgeError
+
+__all__ = ["Hl7App", "build_app", "mllp_settings", "serve", "ssl_context_of"]
+
+log = logging.getLogger("pregbridge.hl7")
+_PROCESSING_IDS = frozenset({"P", "T", "D"})
+
+
+class _Reject(PregbridgeError):
+    hl7_ack_code = "AR"
+
+    def __init__(self, message: str, code: str, location: str) -> None:
+        super().__init__(message)
+        self.hl7_error_code = code
+        self.location = location
+
+
+def _read_msh(message: Any) -> Msh:
+    seg = message.segment("MSH")
+    seps = message.separators  # '\r|~^&'
+    parts = str(seg).split(seps[1])  # MSH-n is parts[n - 1]
+    rep, comp_sep = seps[2], seps[3]
+
+    def comp(n: int, c: int = 1) -> str:
+        if n - 1 >= len(parts):
+            return ""
+        comps = parts[n - 1].split(rep, 1)[0].split(comp_sep)
+        value = comps[c - 1] if c <= len(comps) else ""
+        return (str(message.unescape(value)) if "\\" in value else value).strip()
+
+    return Msh(
+        field_separator=seps[1], encoding_characters=parts[1] if len(parts) > 1 else "",
+        sending_application=comp(3), sending_facility=comp(4), receiving_application=comp(5),
+        receiving_facility=comp(6), message_type=comp(9, 1).upper(), trigger=comp(9, 2).upper(),
+        structure=comp(9, 3).upper(), control_id=comp(10), processing_id=comp(11), version=comp(12),
+        accept_ack=comp(15), application_ack=comp(16), charset=comp(18),
+    )
+
+
+class Hl7App:
+    """The handler the listener calls: ``app(frame, peer) -> bytes``; ``app.closed(peer)`` on disconnect."""
+
+    def __init__(self, engine: Engine, accounts: AccountStore, profiles: Mapping[str, AccessProfile],
+                 audit: AuditWriter, settings: MllpSettings, *, router: Router | None = None,
+                 account_state_seconds: float = 2.0) -> None:
+        self.engine = engine
+        self.accounts = accounts
+        self.profiles = profiles
+        self.audit = audit
+        self.settings = settings
+        self.router = router or Router()
+        self.context = Context(engine, settings, Continuations(settings.continuation_max,
+                                                               settings.continuation_ttl))
+        self._networks = settings.address_peers()
+        self._senders = settings.sender_peers()
+        self._account_ttl = account_state_seconds
+        self._account_cache: dict[str, tuple[float, str | None]] = {}
+
+    # -- sender authentication ----------------------------------------------------------------------
+
+    def _account_name(self, peer: Peer, msh: Msh) -> str:
+        by_address = None
+        try:
+            ip = ipaddress.ip_address(peer.host)
+            by_address = next((acct for net, acct in self._networks if ip in net), None)
+        except ValueError:
+            pass
+        app, fac = msh.sending_application.upper(), msh.sending_facility.upper()
+        by_sender = self._senders.get(f"{app}^{fac}") or self._senders.get(app)
+        match = self.settings.peer_match
+        name = {"address": by_address, "sender": by_sender, "either": by_address or by_sender,
+                "both": by_address if by_address and by_address == by_sender else None}[match]
+        if not name:
+            raise AuthenticationFailed("sender not configured")
+        return name
+
+    def _profile_of(self, name: str) -> AccessProfile:
+        now = time.monotonic()
+        cached = self._account_cache.get(name)
+        if cached is None or cached[0] < now:
+            account = self.accounts.get(name)
+            profile = account.profile if account is not None and not account.disabled else None
+            cached = (now + self._account_ttl, profile)
+            self._account_cache[name] = cached
+        if cached[1] is None:
+            raise AuthenticationFailed("sender's account unknown or disabled")
+        return resolve_profile(cached[1], self.profiles)
+
+    # -- one message ---------------------------------------------------------------------------------
+
+    def __call__(self, raw: bytes, peer: Peer) -> bytes:
+        try:
+            return self._handle(raw, peer)
+        except Exception:  # noqa: BLE001 - the last line of defence: answer, never drop
+            log.exception("hl7 %s: internal error answering a message", peer)
+            reply = Reply("ACK", "", "ACK", "AE", [Hl7Error("207", "internal error")], internal=True)
+            text = build_reply(None, reply, AckMode(False, "", ""), application=self.settings.application,
+                               facility=self.settings.facility, charset="")
+            return b"".join(frame(encode(t, "ascii")) for t in text)
+
+    def _handle(self, raw: bytes, peer: Peer) -> bytes:
+        decoded = decode(raw, self.settings.default_charset)
+        charset, codec = decoded.charset, decoded.codec
+        msh: Msh | None = None
+        mode = AckMode(False, "", "")
+        route = None
+        req: Request | None = None
+        account: str | None = None
+        try:
+            text = decoded.text
+            if not text.startswith("MSH") or len(text) < 8:
+                raise _Reject("message does not start with an MSH segment", "100", "MSH^1")
+            try:
+                message = hl7.parse(text)
+                msh = _read_msh(message)
+            except Exception:  # noqa: BLE001 - python-hl7 raises assorted errors on broken text
+                raise _Reject("MSH segment cannot be parsed", "102", "MSH^1") from None
+            try:
+                mode = AckMode.of(msh.accept_ack, msh.application_ack)
+            except ValueError as exc:
+                raise _Reject("acknowledgement type not in table 0155", "103", f"MSH^1^{exc}") from None
+            if decoded.error is not None:
+                raise _Reject(str(decoded.error), decoded.error.hl7_error_code, "MSH^1^18")
+            for value, where in ((msh.message_type, "9"), (msh.control_id, "10"), (msh.version, "12")):
+                if not value:
+                    raise _Reject(f"MSH-{where} is required", "101", f"MSH^1^{where}")
+            if msh.processing_id[:1].upper() not in _PROCESSING_IDS:
+                raise _Reject("processing id not supported", "202", "MSH^1^11")
+            account = self._account_name(peer, msh)
+            profile = self._profile_of(account)
+            route = self.router.resolve(msh.message_type, msh.trigger, msh.version)
+            authorize(profile, route.operation)
+            req = Request(message, msh, peer, account, profile)
+            reply = route.handler(req, self.context)
+        except (_Reject, Unsupported) as exc:
+            reply = self._nak(msh, exc, exc.location)
+        except PregbridgeError as exc:
+            reply = self._nak(msh, exc, "")
+        except Exception:  # noqa: BLE001 - e.g. SQLAlchemy errors: AE 207, logged without content
+            log.exception("hl7 %s: internal error in %s control id %s", peer,
+                          f"{msh.message_type}^{msh.trigger}" if msh else "?", msh.control_id if msh else "?")
+            reply = Reply("ACK", msh.trigger if msh else "", "ACK", "AE", [Hl7Error("207", "internal error")],
+                          internal=True)
+        outcome = reply.ack_code + (f":{reply.errors[0].code}" if reply.errors else "")
+        if msh is not None and (route is None or route.audited):
+            self.audit.write(AuditRecord.now(
+                account=account, face="hl7", operation=f"{msh.message_type}^{msh.trigger}"[:80], outcome=outcome,
+                source=peer.host, asked=req.asked if req else (), returned=req.returned if req else ()))
+        log.log(logging.DEBUG if reply.ack_code == "AA" else logging.INFO, "hl7 %s %s control id %s: %s", peer,
+                f"{msh.message_type}^{msh.trigger}" if msh else "(no MSH)", msh.control_id if msh else "", outcome)
+        texts = build_reply(msh, reply, mode, application=self.settings.application, facility=self.settings.facility,
+                            charset=charset)
+        return b"".join(frame(encode(t, codec)) for t in texts)
+
+    @staticmethod
+    def _nak(msh: Msh | None, exc: PregbridgeError, location: str) -> Reply:
+        return Reply("ACK", msh.trigger if msh else "", "ACK", exc.hl7_ack_code,
+                     [Hl7Error(exc.hl7_error_code, exc.message, location)])
+
+    def closed(self, peer: Peer) -> None:
+        """The connection ended: drop its PDQ continuation state."""
+        self.context.continuations.cancel(peer.connection)
+
+
+def ssl_context_of(settings: MllpSettings) -> ssl.SSLContext | None:
+    if not (settings.tls_cert and settings.tls_key):
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(settings.tls_cert, settings.tls_key)
+    return ctx
+
+
+async def serve(settings: MllpSettings, handler: Callable[[bytes, Peer], bytes], *,
+                on_close: Callable[[Peer], None] | None = None,
+                started: Callable[[MllpListener], None] | None = None,
+                stop: asyncio.Event | None = None) -> None:
+    """Listen until ``stop`` is set (or SIGINT/SIGTERM when ``stop`` is None)."""
+    executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="hl7") if settings.threads else None
+    listener = MllpListener(handler, max_frame=settings.max_frame, idle_timeout=settings.idle_timeout,
+                            ssl_context=ssl_context_of(settings), executor=executor, on_close=on_close)
+    server = await listener.start(settings.host, settings.port, reuse_port=settings.reuse_port)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+    log.info("hl7 listening on %s:%s%s", settings.host, listener.port, " (TLS)" if listener.ssl_context else "")
+    if started is not None:
+        started(listener)
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        listener.close_connections()
+        await server.wait_closed()
+        if executor is not None:
+            executor.shutdown(wait=True)
+
+
+def mllp_settings(settings: Any) -> MllpSettings:
+    """The ``hl7`` section of the application settings, or the defaults until server/config.py has one."""
+    value = getattr(settings, "hl7", None)
+    return value if isinstance(value, MllpSettings) else MllpSettings()
+
+
+def build_app(settings: Any, mllp: MllpSettings, engine: Engine | None = None) -> tuple[Hl7App, AuditWriter]:
+    """The HL7 face over the store of ``settings`` (server.config.Settings); the caller closes the audit writer."""
+    from server.access import load_profiles
+    from server.bootstrap import accounts_of, build_engine
+
+    engine = engine or build_engine(settings)
+    access = settings.access
+    audit = AuditWriter(engine, mode=access.audit_mode, max_batch=access.audit_max_batch,
+                        max_delay=access.audit_max_delay_ms / 1000, max_queue=access.audit_queue_size)
+    app = Hl7App(engine, accounts_of(settings, engine), load_profiles(access.profiles_path), audit, mllp,
+                 account_state_seconds=access.account_state_seconds)
+    return app, audit

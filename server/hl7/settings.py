@@ -1,0 +1,117 @@
+"""Settings of the HL7 v2 MLLP listener (``[hl7]`` in the configuration file).
+
+A frozen dataclass with documented defaults; :func:`mllp_settings_of` builds it from a TOML table.
+
+- ``host`` ("127.0.0.1"), ``port`` (2575, the IANA port for HL7 over MLLP).
+- ``max_frame`` (1 MiB): largest message accepted; a bigger frame closes the connection (no reply is
+  possible: the message end is never read) with a log line.
+- ``idle_timeout`` (300 s): a connection with no bytes for this long is closed. 0 disables it.
+- ``default_charset`` ("UNICODE UTF-8"): the MSH-18 value assumed when a message has none
+  (``8859/1`` for senders that send ISO-8859-1 without saying so).
+- ``tls_cert``/``tls_key`` (None): PEM files; when both are set the listener speaks TLS only.
+- ``reuse_port`` (False): bind with SO_REUSEPORT so several listener processes share the port and the
+  kernel spreads connections over them (Linux, BSD; docs/hl7.md "Several processes").
+- ``application``/``facility`` ("PREGBRIDGE"/""): MSH-3/MSH-4 of replies when the request's MSH-5/6 is empty.
+- ``peers`` ({}): who may send, and as which account. Keys are peer addresses (an IP address or a
+  CIDR network, ``"10.1.2.0/24"``) or senders (``"MSH-3^MSH-4"``, or ``"MSH-3"`` for any facility);
+  values are account names (``pregbridge users add``). The account's access profile applies; its
+  password is not used (MLLP has no place for one). See ``peer_match``.
+- ``peer_match`` ("either"): "address" (only the peer address counts), "sender" (only MSH-3/MSH-4),
+  "either" (first the address, else the sender), or "both" (both must be configured and name the same
+  account — use this when MSH-3/MSH-4 alone could be spoofed by anyone who can reach the port).
+- ``page_size`` (100): results per RSP^K22 when RCP-2 gives no quantity limit.
+- ``continuation_ttl`` (600 s) and ``continuation_max`` (1000): how long, and how many, PDQ
+  continuation pointers are kept per process.
+- ``threads`` (4): worker threads for the store calls, so a slow query does not stall other
+  connections; 0 runs handlers on the event loop (fastest on SQLite).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from server.hl7.charsets import codec_of
+
+__all__ = ["PEER_MATCH", "MllpSettings", "mllp_settings_of"]
+
+PEER_MATCH = ("address", "sender", "either", "both")
+
+
+@dataclass(frozen=True, slots=True)
+class MllpSettings:
+    host: str = "127.0.0.1"
+    port: int = 2575
+    max_frame: int = 1 << 20
+    idle_timeout: int = 300
+    default_charset: str = "UNICODE UTF-8"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    reuse_port: bool = False
+    application: str = "PREGBRIDGE"
+    facility: str = ""
+    peers: Mapping[str, str] = field(default_factory=dict)
+    peer_match: str = "either"
+    page_size: int = 100
+    continuation_ttl: int = 600
+    continuation_max: int = 1000
+    threads: int = 4
+
+    def __post_init__(self) -> None:
+        codec_of(self.default_charset)  # raises for an unsupported default
+        if self.peer_match not in PEER_MATCH:
+            raise ValueError(f"hl7.peer_match must be one of {', '.join(PEER_MATCH)}")
+        for name in ("max_frame", "page_size", "continuation_max"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"hl7.{name} must be at least 1")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("hl7.tls_cert and hl7.tls_key go together")
+
+    def address_peers(self) -> list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, str]]:
+        """(network, account) for every ``peers`` key that is an address or network, most specific first."""
+        out = []
+        for key, account in self.peers.items():
+            try:
+                out.append((ipaddress.ip_network(key.strip(), strict=False), account))
+            except ValueError:
+                continue
+        return sorted(out, key=lambda x: -x[0].prefixlen)
+
+    def sender_peers(self) -> dict[str, str]:
+        """``MSH-3^MSH-4`` (or ``MSH-3``) → account for every ``peers`` key that is not an address."""
+        out = {}
+        for key, account in self.peers.items():
+            try:
+                ipaddress.ip_network(key.strip(), strict=False)
+            except ValueError:
+                out[key.strip().upper()] = account
+        return out
+
+
+def mllp_settings_of(table: Mapping[str, Any]) -> MllpSettings:
+    """MllpSettings from a TOML table (unknown keys raise ValueError naming them)."""
+    kinds = {f.name: str(f.type) for f in fields(MllpSettings)}
+    unknown = sorted(set(table) - set(kinds))
+    if unknown:
+        raise ValueError(f"unknown configuration key(s) hl7.{', hl7.'.join(unknown)}")
+    values: dict[str, Any] = {}
+    for key, value in table.items():
+        kind = kinds[key]
+        if key == "peers":
+            if not isinstance(value, Mapping):
+                raise ValueError("hl7.peers must be a table of address or sender = account")
+            values[key] = {str(k): str(v) for k, v in value.items()}
+        elif value is None:
+            values[key] = None
+        elif "bool" in kind:
+            values[key] = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+        elif "int" in kind:
+            values[key] = int(value)
+        elif "Path" in kind:
+            values[key] = Path(value)
+        else:
+            values[key] = str(value)
+    return MllpSettings(**values)
