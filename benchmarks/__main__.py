@@ -8,7 +8,7 @@ import platform
 import sys
 import time
 
-SUITES = ("store", "soap", "ar")
+SUITES = ("store", "soap", "ar", "mllp")
 
 
 def main(argv: list[str] | None = None) -> int:

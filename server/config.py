@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from server.access.settings import AccessSettings
+from server.hl7.settings import MllpSettings, mllp_settings_of
 
 __all__ = ["DEFAULT_DATA_DIR", "HttpSettings", "PregSettings", "Settings", "StoreSettings", "load_settings"]
 
@@ -56,6 +57,7 @@ class Settings:
     http: HttpSettings = field(default_factory=HttpSettings)
     access: AccessSettings = field(default_factory=AccessSettings)
     preg: PregSettings = field(default_factory=PregSettings)
+    hl7: MllpSettings = field(default_factory=MllpSettings)
 
     @property
     def ar_public_base_url(self) -> str:
@@ -86,6 +88,8 @@ _ENV: dict[str, tuple[str, str]] = {
     "PREGBRIDGE_PREG_NAMESPACE": ("preg", "namespace"),
     "PREGBRIDGE_PREG_PATH": ("preg", "path"),
     "PREGBRIDGE_PREG_PUBLIC_URL": ("preg", "public_url"),
+    "PREGBRIDGE_HL7_HOST": ("hl7", "host"),
+    "PREGBRIDGE_HL7_PORT": ("hl7", "port"),
 }
 _SECTIONS = ("store", "http", "access", "preg")
 
@@ -115,10 +119,11 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     path = path or (Path(env["PREGBRIDGE_CONFIG"]) if env.get("PREGBRIDGE_CONFIG") else None)
     if path is not None:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-        unknown = set(data) - set(_SECTIONS)
+        unknown = set(data) - set(_SECTIONS) - {"hl7"}
         if unknown:
             raise ValueError(f"unknown configuration section(s): {', '.join(sorted(unknown))}")
-        settings = Settings(**{name: _apply(getattr(settings, name), data.get(name, {})) for name in _SECTIONS})
+        sections = {name: _apply(getattr(settings, name), data.get(name, {})) for name in _SECTIONS}
+        settings = Settings(**sections, hl7=mllp_settings_of(data.get("hl7", {})))
     for var, (section, key) in _ENV.items():
         if var in env:
             current = getattr(settings, section)

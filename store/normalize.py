@@ -27,6 +27,7 @@ _NORDIC = str.maketrans({"æ": "ae", "ä": "ae", "ø": "o", "ö": "o", "å": "a"
                          "œ": "oe", "ð": "d", "þ": "th", "ł": "l", "đ": "d"})
 _SPACE = re.compile(r"[\s\-‐‑–—'’`´.,/]+")
 _DROP = re.compile(r"[^a-z ]")
+_A_RUN = re.compile(r"a{2,}")
 
 
 def name_key(text: str | None) -> str:
@@ -37,7 +38,9 @@ def name_key(text: str | None) -> str:
     s = unicodedata.normalize("NFKD", s)
     s = "".join(c for c in s if not unicodedata.combining(c))
     s = _SPACE.sub(" ", s)
-    s = _DROP.sub("", s).replace("aa", "a").replace("oe", "o")
+    s = _A_RUN.sub("a", _DROP.sub("", s))
+    while "oe" in s:  # until none is left, so that a key normalises to itself
+        s = s.replace("oe", "o")
     return " ".join(s.split())
 
 
