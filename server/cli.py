@@ -1,8 +1,8 @@
 """``pregbridge`` (also ``python -m server``): the operator's command line.
 
-Subcommands: serve, listen-hl7, init, demo-data, load, ingest, rejects, users, audit. Long work shows a progress bar and ends
-with a summary; errors end with a one-line message and exit code 2 (bad input) or 1 (failure), never a
-stack trace. Transcripts are in docs/cli.md.
+Subcommands: serve, listen-hl7, init, demo-data, load, ingest, rejects, users, audit. Long work shows a
+progress bar and ends with a summary; errors end with a one-line message and exit code 2 (bad input) or
+1 (failure), never a stack trace. Transcripts are in docs/cli.md.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from server.access.cli import add_subcommands as add_access_subcommands
-from server.hl7.cli import add_subcommands as add_hl7_subcommands
 from server.bootstrap import build_engine
 from server.config import Settings, load_settings
+from server.hl7.cli import add_subcommands as add_hl7_subcommands
 from store import schema as s
 from store.errors import InvalidInput, PregbridgeError
 
