@@ -1,6 +1,7 @@
 """PREG SOAP benchmark: getPerson and searchPerson throughput and latency over a real socket.
 
-Servers: gunicorn with pre-forked sync workers, started as a subprocess, once with pregbridge's real
+Servers: gunicorn with the production worker options (server.runner.GUNICORN_OPTIONS), started as a
+subprocess, once with pregbridge's real
 application (HTTP Basic authentication with the per-process credential cache, store lookup, profile
 masking, encoding, batched audit — everything a production call does) and once with the **baseline**:
 the same gunicorn + SoapGuard + spyne stack answering a prebuilt response of the same size
@@ -115,10 +116,13 @@ def _wrk(url: str, script: Path, conc: int, seconds: int) -> tuple[float, float,
 
 class _Server:
     def __init__(self, app: str, workers: int, env: dict[str, str]) -> None:
+        from server.runner import GUNICORN_OPTIONS
+
         self.port = _free_port()
+        options = [f"--{k.replace('_', '-')}={v}" for k, v in GUNICORN_OPTIONS.items()]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
-             "--log-level", "warning", "--keep-alive", "75", f"benchmarks.soap_apps:{app}()"],
+             "--log-level", "warning", *options, f"benchmarks.soap_apps:{app}()"],
             env=env, start_new_session=True)
         deadline = time.monotonic() + 60
         while True:

@@ -15,7 +15,13 @@ from server.access import worker_exit
 from server.bootstrap import WsgiApp, build_engine, build_wsgi_app
 from server.config import Settings
 
-__all__ = ["serve"]
+__all__ = ["GUNICORN_OPTIONS", "serve"]
+
+# Sync workers: one request at a time per pre-forked process (threads lose to processes under the GIL).
+# The gthread worker would keep client connections open, but measured here (benchmarks/bench_soap.py,
+# 2 workers, 8 clients) it was slower and its p99 4x worse: idle kept-alive connections wait for the
+# worker's one thread, while sync workers take requests as they come.
+GUNICORN_OPTIONS: dict[str, str | int] = {"worker_class": "sync", "threads": 1, "keep_alive": 75}
 
 
 class _Application(BaseApplication):  # type: ignore[misc]
@@ -28,8 +34,9 @@ class _Application(BaseApplication):  # type: ignore[misc]
         options: dict[str, Any] = {
             "bind": f"{http.host}:{http.port}",
             "workers": http.workers,
-            "worker_class": "sync",
-            "keepalive": 75,
+            "worker_class": GUNICORN_OPTIONS["worker_class"],
+            "threads": GUNICORN_OPTIONS["threads"],
+            "keepalive": GUNICORN_OPTIONS["keep_alive"],
             "timeout": 60,
             "accesslog": None,  # access logs would carry query strings; the audit trail records calls
             "preload_app": False,

@@ -13,13 +13,16 @@ outside tests of the migrations themselves.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-__all__ = ["make_engine", "migrate", "read_connection", "sqlite_url"]
+__all__ = ["Reader", "make_engine", "migrate", "read_connection", "sqlite_url"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -75,6 +78,33 @@ def read_connection(engine: Engine) -> Connection:
     snapshot of the WAL), which saves a BEGIN/ROLLBACK round per lookup; elsewhere it is a plain connection.
     Never write on it."""
     return engine.connect().execution_options(sqlite_begin="none")
+
+
+class Reader:
+    """One long-lived read connection per thread, for the hot lookup path of a server process.
+
+    Checking a connection out of the pool and returning it costs more than a keyed SQLite lookup, so a
+    worker keeps one. Each use ends with a rollback, so no transaction (and, on PostgreSQL, no snapshot)
+    outlives a call; a connection that failed is discarded and the next use opens a new one.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._local = threading.local()
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._local.conn = read_connection(self.engine)
+        try:
+            yield conn
+        except BaseException:
+            self._local.conn = None
+            conn.close()
+            raise
+        if conn.in_transaction():
+            conn.rollback()
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:

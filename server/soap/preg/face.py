@@ -33,7 +33,7 @@ from server.soap.preg.contract import PregContract
 from server.soap.wssecurity import find_username_token
 from store import identity
 from store.changes import changes_since
-from store.engine import read_connection
+from store.engine import Reader
 from store.errors import InvalidIdentifierError, InvalidInput, NotFound, PregbridgeError, TooManyHits
 from store.hjelpenummer import allocate, link
 from store.repository import Lookup, PersonRepository
@@ -70,6 +70,7 @@ class PregFace:
     def __init__(self, engine: Engine, contract: PregContract, authenticator: Authenticator,
                  profiles: dict[str, AccessProfile], audit: AuditWriter) -> None:
         self.engine = engine
+        self.reader = Reader(engine)
         self.contract = contract
         self.preg = Preg(contract.namespace)
         self.authenticator = authenticator
@@ -127,7 +128,7 @@ class PregFace:
         call.asked.append(number)  # first: a refused number is audited too
         if _valid_number(number).kind != identity.IdKind.FH and felles_hjelpenummer:
             raise InvalidIdentifierError("not a felles hjelpenummer", reason="unknownKind")
-        with read_connection(self.engine) as conn:
+        with self.reader.connection() as conn:
             found = PersonRepository(conn).find(number)
         if found is None:
             raise NotFound("no person with that number")
@@ -139,7 +140,7 @@ class PregFace:
     def _writing(self) -> Iterator[Connection]:
         """A write transaction holding SQLite's write lock from its start (store.hjelpenummer takes the same
         lock on PostgreSQL): a deferred one would fail, not wait, when another writer commits first."""
-        with read_connection(self.engine) as conn:
+        with self.reader.connection() as conn:
             conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 yield conn
@@ -176,7 +177,7 @@ class PregFace:
                 valid.append(n)
             except InvalidIdentifierError as exc:
                 reasons[n] = exc.reason
-        with read_connection(self.engine) as conn:
+        with self.reader.connection() as conn:
             found = PersonRepository(conn).find_many(valid)
         r = self._response("getPersons")
         for n in numbers:
@@ -211,7 +212,7 @@ class PregFace:
         max_hits = DEFAULT_MAX_HITS if asked_max is None else min(asked_max, MAX_MAX_HITS)
         if max_hits < 1:
             raise InvalidInput("maksAntall must be at least 1")
-        with read_connection(self.engine) as conn:
+        with self.reader.connection() as conn:
             try:
                 hits = search(conn, criteria, limit=max_hits)
             except TooManyHits:
@@ -272,7 +273,7 @@ class PregFace:
             raise InvalidInput(f"sideStorrelse must be 1–{MAX_PAGE}")
         numbers = [n for n in self.preg.numbers(body) if identity.is_valid(n)]
         call.asked.extend(numbers)
-        with read_connection(self.engine) as conn:
+        with self.reader.connection() as conn:
             found = PersonRepository(conn).find_many(numbers)
             by_key: dict[str, tuple[str, Lookup]] = {}
             for n, lookup in found.items():
