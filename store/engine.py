@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-__all__ = ["Reader", "make_engine", "migrate", "read_connection", "sqlite_url"]
+__all__ = ["Reader", "make_engine", "migrate", "read_connection", "sqlite_url", "write_transaction"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -78,6 +78,17 @@ def read_connection(engine: Engine) -> Connection:
     snapshot of the WAL), which saves a BEGIN/ROLLBACK round per lookup; elsewhere it is a plain connection.
     Never write on it."""
     return engine.connect().execution_options(sqlite_begin="none")
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A write transaction that holds SQLite's write lock from its start (``BEGIN IMMEDIATE``): a deferred
+    one would fail instead of waiting when another writer commits between its first read and its write.
+    On PostgreSQL a plain transaction (writers that must not interleave take store.feed.write_lock)."""
+    with engine.connect() as conn:
+        conn.execution_options(sqlite_begin="IMMEDIATE")
+        with conn.begin():
+            yield conn
 
 
 class Reader:

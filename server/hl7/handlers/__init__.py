@@ -14,12 +14,14 @@ then unescaped with python-hl7's ``unescape``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from typing import Any
 
 from sqlalchemy import Engine
 
 from server.hl7.ack import Hl7Error, Reply, Request, qak_segment
 from server.hl7.settings import MllpSettings
+from store.engine import Reader
 from store.errors import PregbridgeError
 
 __all__ = ["Context", "Field", "error_reply", "field", "query_parameters_of"]
@@ -30,6 +32,10 @@ class Context:
     engine: Engine
     settings: MllpSettings
     continuations: Any  # server.hl7.handlers.pdq.Continuations
+    reader: Reader = dataclass_field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reader = Reader(self.engine)  # one read connection for the listener's thread (store.engine)
 
 
 class Field:

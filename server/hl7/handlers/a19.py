@@ -27,7 +27,7 @@ def query_by_id(req: Request, ctx: Context) -> Reply:
         if not number:
             raise InvalidInput("QRD-8 must name the patient id")
         req.asked.append(number)
-        with ctx.engine.connect() as conn:
+        with ctx.reader.connection() as conn:
             found = PersonRepository(conn).find(number)
         if found is None:
             raise NotFound("identifier not known")

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError
 from adapters.hl7 import ParameterError, cx, hjelpenummer_request, segment
 from server.hl7.ack import Reply, Request, qak_segment
 from server.hl7.handlers import Context, error_reply, field, query_parameters_of
+from store.engine import write_transaction
 from store.errors import PregbridgeError
 from store.hjelpenummer import allocate
 from store.model import Identifier
@@ -41,10 +42,10 @@ def allocate_identifier(req: Request, ctx: Context) -> Reply:
     try:
         request = hjelpenummer_request(query_parameters_of(req))
         try:
-            with ctx.engine.begin() as conn:
+            with write_transaction(ctx.engine) as conn:
                 number, _new = allocate(conn, request)
         except IntegrityError:  # the same request allocated concurrently: the other one won; read its number
-            with ctx.engine.begin() as conn:
+            with write_transaction(ctx.engine) as conn:
                 number, _new = allocate(conn, request)
     except ParameterError as exc:
         return error_reply(req, _reply(), exc, location=f"QPD^1^3^{exc.repetition}")

@@ -144,7 +144,7 @@ def _find(req: Request, ctx: Context) -> Reply:
         hits, total = state.hits, state.total
     else:
         params = query_parameters(query_parameters_of(req))
-        with ctx.engine.connect() as conn:
+        with ctx.reader.connection() as conn:
             if params.identifier:
                 req.asked.append(params.identifier)
                 found = PersonRepository(conn).find(params.identifier)
@@ -155,7 +155,7 @@ def _find(req: Request, ctx: Context) -> Reply:
     page, rest = hits[:limit], hits[limit:]
     body = []
     if page:
-        with ctx.engine.connect() as conn:
+        with ctx.reader.connection() as conn:
             persons = PersonRepository(conn).load([pid for pid, _ in page])
         n = 0
         for pid, score in page:

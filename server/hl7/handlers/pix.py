@@ -49,7 +49,7 @@ def corresponding_identifiers(req: Request, ctx: Context) -> Reply:
         if not number:
             raise NotFound("no identifier in QPD-3")
         req.asked.append(number)
-        with ctx.engine.connect() as conn:
+        with ctx.reader.connection() as conn:
             found = PersonRepository(conn).find(number)
         if found is None:
             return error_reply(req, _reply(), NotFound("identifier not known"), location="QPD^1^3^1^1")

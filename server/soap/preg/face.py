@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,7 @@ from server.soap.preg.contract import PregContract
 from server.soap.wssecurity import find_username_token
 from store import identity
 from store.changes import changes_since
-from store.engine import Reader
+from store.engine import Reader, write_transaction
 from store.errors import InvalidIdentifierError, InvalidInput, NotFound, PregbridgeError, TooManyHits
 from store.hjelpenummer import allocate, link
 from store.repository import Lookup, PersonRepository
@@ -136,14 +136,10 @@ class PregFace:
             call.returned.append(found.current.number)
         return found
 
-    @contextlib.contextmanager
-    def _writing(self) -> Iterator[Connection]:
+    def _writing(self) -> contextlib.AbstractContextManager[Connection]:
         """A write transaction holding SQLite's write lock from its start (store.hjelpenummer takes the same
         lock on PostgreSQL): a deferred one would fail, not wait, when another writer commits first."""
-        with self.reader.connection() as conn:
-            conn.execution_options(sqlite_begin="IMMEDIATE")
-            with conn.begin():
-                yield conn
+        return write_transaction(self.engine)
 
     def _response(self, op: str) -> etree._Element:
         return self.preg.element(f"{op}Response")
