@@ -113,6 +113,9 @@ def serve_process(url: str, mode: str) -> None:
     def started(listener: MllpListener) -> None:
         print(f"ready {listener.port}", flush=True)
 
+    import gc
+
+    gc.freeze()  # as `pregbridge listen-hl7` does
     asyncio.run(serve(settings, handler, started=started))
 
 

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import os
 from collections.abc import Iterable
 from typing import Any
@@ -24,7 +25,9 @@ from server.soap.preg.contract import load_contract
 
 
 def real() -> WsgiApp:
-    return build_wsgi_app(load_settings())
+    app = build_wsgi_app(load_settings())
+    gc.freeze()  # as server.runner does in every worker
+    return app
 
 
 class _StaticFace:
@@ -63,4 +66,6 @@ class _StaticFace:
 
 
 def static() -> WsgiApp:
-    return build_preg_app(_StaticFace())  # type: ignore[arg-type]
+    app = build_preg_app(_StaticFace())  # type: ignore[arg-type]
+    gc.freeze()
+    return app

@@ -7,6 +7,7 @@ command N times; the kernel spreads new connections over them (docs/hl7.md).
 from __future__ import annotations
 
 import argparse
+import gc
 import asyncio
 from dataclasses import replace
 from typing import Any
@@ -26,6 +27,7 @@ def cmd_listen_hl7(settings: Any, args: argparse.Namespace) -> int:
         mllp = replace(mllp, reuse_port=True)
     app, audit = build_app(settings, mllp)
     try:
+        gc.freeze()  # long-lived startup objects out of the collector's way (as server.runner does)
         asyncio.run(serve(mllp, app, on_close=app.closed))
     finally:
         audit.close()
