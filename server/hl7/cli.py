@@ -7,8 +7,8 @@ command N times; the kernel spreads new connections over them (docs/hl7.md).
 from __future__ import annotations
 
 import argparse
-import gc
 import asyncio
+import gc
 from dataclasses import replace
 from typing import Any
 
