@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 __all__ = [
     "ADDRESS_FORMS",
@@ -23,6 +23,7 @@ __all__ = [
     "Address",
     "Birth",
     "Citizenship",
+    "CurrentValues",
     "Death",
     "Identifier",
     "IdentifierStatus",
@@ -178,20 +179,31 @@ def current(items: tuple[T, ...]) -> T | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class Person:
-    person_key: str
+A = TypeVar("A", bound="_AddressLike")
+
+
+class _AddressLike(Protocol):
+    @property
+    def type(self) -> str: ...
+    @property
+    def protection(self) -> str: ...
+    @property
+    def meta(self) -> Meta: ...
+
+
+class CurrentValues(Generic[A]):
+    """The current values of a person's elements, for :class:`Person` and for the views the faces encode
+    (server.access.MaskedPerson), which have the same element attributes."""
+
+    __slots__ = ()
     identifiers: tuple[Identifier, ...]
-    names: tuple[Name, ...] = ()
-    birth: tuple[Birth, ...] = ()
-    gender: tuple[Value, ...] = ()
-    status: tuple[Value, ...] = ()
-    death: tuple[Death, ...] = ()
-    addresses: tuple[Address, ...] = ()
-    protection: tuple[Protection, ...] = ()
-    marital_status: tuple[MaritalStatus, ...] = ()
-    citizenship: tuple[Citizenship, ...] = ()
-    relations: tuple[Relation, ...] = ()
+    names: tuple[Name, ...]
+    birth: tuple[Birth, ...]
+    gender: tuple[Value, ...]
+    status: tuple[Value, ...]
+    death: tuple[Death, ...]
+    addresses: tuple[A, ...]
+    protection: tuple[Protection, ...]
 
     @property
     def current_identifier(self) -> Identifier | None:
@@ -224,18 +236,37 @@ class Person:
         d = current(self.death)
         return d.date if d else None
 
-    @property
-    def protection_level(self) -> str:
+    def strictest_protection(self) -> str:
         """The strictest protection in force, from the person's protection and current addresses."""
         levels = [p.level for p in self.protection if p.meta.current]
         levels += [a.protection for a in self.addresses if a.meta.current]
         return max(levels, key=PROTECTION_LEVELS.index, default="ugradert")
 
-    def current_addresses(self) -> tuple[Address, ...]:
+    def current_addresses(self) -> tuple[A, ...]:
         return tuple(a for a in self.addresses if a.meta.current)
 
-    def address(self, type_: str) -> Address | None:
+    def address(self, type_: str) -> A | None:
         for a in self.addresses:
             if a.meta.current and a.type == type_:
                 return a
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class Person(CurrentValues[Address]):
+    person_key: str
+    identifiers: tuple[Identifier, ...]
+    names: tuple[Name, ...] = ()
+    birth: tuple[Birth, ...] = ()
+    gender: tuple[Value, ...] = ()
+    status: tuple[Value, ...] = ()
+    death: tuple[Death, ...] = ()
+    addresses: tuple[Address, ...] = ()
+    protection: tuple[Protection, ...] = ()
+    marital_status: tuple[MaritalStatus, ...] = ()
+    citizenship: tuple[Citizenship, ...] = ()
+    relations: tuple[Relation, ...] = ()
+
+    @property
+    def protection_level(self) -> str:
+        return self.strictest_protection()

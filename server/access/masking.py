@@ -46,9 +46,9 @@ from store.model import (
     Address,
     Birth,
     Citizenship,
+    CurrentValues,
     Death,
     Identifier,
-    IdentifierStatus,
     MaritalStatus,
     Meta,
     Name,
@@ -56,7 +56,6 @@ from store.model import (
     Protection,
     Relation,
     Value,
-    current,
 )
 
 __all__ = [
@@ -142,7 +141,7 @@ def visible_address(address: Address, profile: AccessProfile, *, floor: str = "u
 
 
 @dataclass(frozen=True, slots=True)
-class MaskedPerson:
+class MaskedPerson(CurrentValues[AddressView]):
     """A :class:`store.model.Person` as one profile may see it: the same attributes, disallowed ones empty.
 
     ``released`` names the information elements the profile allowed (encoders may use it to tell
@@ -165,53 +164,11 @@ class MaskedPerson:
     released: frozenset[str]
 
     @property
-    def current_identifier(self) -> Identifier | None:
-        """The number in use, as :attr:`Person.current_identifier` (None when identifiers are withheld)."""
-        in_use = [i for i in self.identifiers if i.status == IdentifierStatus.IN_USE]
-        order = {"fnr": 0, "dnr": 1, "fh": 2, "hnr": 3}
-        return min(in_use, key=lambda i: order.get(i.kind, 9), default=None)
-
-    @property
-    def name(self) -> Name | None:
-        return current(self.names)
-
-    @property
-    def birth_date(self) -> dt.date | None:
-        b = current(self.birth)
-        return b.date if b else None
-
-    @property
-    def current_status(self) -> str | None:
-        s = current(self.status)
-        return s.value if s else None
-
-    @property
-    def current_gender(self) -> str | None:
-        g = current(self.gender)
-        return g.value if g else None
-
-    @property
-    def death_date(self) -> dt.date | None:
-        d = current(self.death)
-        return d.date if d else None
-
-    @property
     def protection_level(self) -> str | None:
         """The person's strictest protection in force, or None when the profile withholds ``protection``."""
         if "protection" not in self.released:
             return None
-        levels = [p.level for p in self.protection if p.meta.current]
-        levels += [a.protection for a in self.addresses if a.meta.current]
-        return max(levels, key=PROTECTION_LEVELS.index, default="ugradert")
-
-    def current_addresses(self) -> tuple[AddressView, ...]:
-        return tuple(a for a in self.addresses if a.meta.current)
-
-    def address(self, type_: str) -> AddressView | None:
-        for a in self.addresses:
-            if a.meta.current and a.type == type_:
-                return a
-        return None
+        return self.strictest_protection()
 
 
 class _HasMeta(Protocol):
