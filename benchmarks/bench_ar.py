@@ -21,12 +21,7 @@ import copy
 import os
 import random
 import shutil
-import signal
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,17 +29,16 @@ from typing import Any
 from lxml import etree
 from sqlalchemy import select
 
-from benchmarks.bench_soap import _free_port, _wrk
-from benchmarks.harness import Result
+from benchmarks.bench_soap import _wrk
+from benchmarks.harness import BENCH_PASSWORD, GunicornServer, Result, bench_account
 from server.access import AccountStore
 from store import schema as s
 from store.engine import make_engine, migrate
-from store.errors import PregbridgeError
 
 __all__ = ["real_app", "run", "static_app"]
 
 CP = "http://register.nhn.no/CommunicationParty"
-USER, PASSWORD = "bench-ar", "bench-password-123"
+USER = "bench-ar"
 PATHS = {"1.1": "/v1/AR/Basic", "1.2": "/v1/AR"}
 ENVELOPES = {
     "1.1": '<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body>{body}</s:Body></s:Envelope>',
@@ -121,11 +115,7 @@ def _prepare(args: argparse.Namespace, tmp: Path) -> tuple[str, list[int]]:
         engine.dispose()
     engine = make_engine(url)
     migrate(engine)
-    accounts = AccountStore(engine, key_path=tmp / "access.key")
-    try:
-        accounts.add(USER, PASSWORD, "full")
-    except PregbridgeError:
-        accounts.passwd(USER, PASSWORD)
+    bench_account(engine, USER, key_path=tmp / "access.key")
     with engine.connect() as conn:
         her_ids = [int(h) for h in conn.execute(select(s.ar_party.c.her_id)).scalars()]
     engine.dispose()
@@ -136,7 +126,7 @@ def _prepare(args: argparse.Namespace, tmp: Path) -> tuple[str, list[int]]:
 
 
 def _lua(path: Path, version: str, her_ids: list[int]) -> Path:
-    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    auth = base64.b64encode(f"{USER}:{BENCH_PASSWORD}".encode()).decode()
     bodies = [ENVELOPES[version].format(uuid=f"00000000-0000-4000-8000-{i:012d}",
                                         body=f'<GetCommunicationPartyDetails xmlns="{CP}"><herId>{h}</herId>'
                                              "</GetCommunicationPartyDetails>") for i, h in enumerate(her_ids)]
@@ -155,31 +145,6 @@ end
     return path
 
 
-class _Server:
-    def __init__(self, app: str, workers: int, env: dict[str, str]) -> None:
-        self.port = _free_port()
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
-             "--log-level", "warning", "--keep-alive", "75", f"benchmarks.bench_ar:{app}()"],
-            env=env, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v1/AR?wsdl", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.stop()
-                    raise RuntimeError(f"gunicorn ({app}) did not start") from None
-                time.sleep(0.3)
-        self.base = f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=60)
-
-
 def run(args: argparse.Namespace) -> Iterator[Result]:
     if shutil.which("wrk") is None:
         raise SystemExit("bench_ar needs wrk: apt-get install wrk")
@@ -194,7 +159,7 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
     try:
         for app in ("static_app", "real_app"):
             for workers in sorted({w for _, w, _ in plan}):
-                server = _Server(app, workers, env)
+                server = GunicornServer(f"benchmarks.bench_ar:{app}()", workers, env, "/v1/AR?wsdl")
                 try:
                     for version, script in scripts.items():
                         _wrk(server.base + PATHS[version], script, 8, 2)  # warm-up

@@ -20,7 +20,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import shutil
 import subprocess
 import sys
@@ -30,48 +29,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import OUT, Result, percentiles
+from benchmarks.harness import OUT, Result, percentiles, store_samples
 
 __all__ = ["run"]
 
-USER, PASSWORD = "bench-hl7", "bench-password-123"
+USER = "bench-hl7"
 MSH = "MSH|^~\\&|BENCH|BENCHFAC|PREGBRIDGE|NHN|20260101120000||{type}|{ctl}|P|2.5|||||NOR|UNICODE UTF-8"
-
-
-def _samples(url: str, n: int, seed: int) -> tuple[list[str], list[tuple[str, int]]]:
-    from sqlalchemy import select
-
-    from server.access import AccountStore
-    from store import schema as s
-    from store.engine import make_engine, migrate
-    from store.errors import PregbridgeError
-    from store.search import SearchCriteria, search
-
-    engine = make_engine(url)
-    migrate(engine)
-    accounts = AccountStore(engine)
-    try:
-        accounts.add(USER, PASSWORD, "full")
-    except PregbridgeError:
-        pass
-    rng = random.Random(seed)
-    with engine.connect() as conn:
-        top = conn.execute(select(s.person.c.id).order_by(s.person.c.id.desc()).limit(1)).scalar_one()
-        ids = [rng.randint(1, top) for _ in range(n)]
-        t = s.person_identifier
-        numbers = [r[0] for r in conn.execute(select(t.c.number).where(t.c.person_id.in_(ids[:900])))]
-        ps = s.person_search
-        rows = conn.execute(select(ps.c.family_key, ps.c.birth_year).where(ps.c.person_id.in_(ids[:900]))).all()
-        pairs: list[tuple[str, int]] = []
-        for family, year in rows:
-            if len(family) >= 3 and year and len(pairs) < 300:
-                try:
-                    if 0 < len(search(conn, SearchCriteria(family=family, birth_year=year))) <= 50:
-                        pairs.append((family, year))
-                except PregbridgeError:
-                    pass
-    engine.dispose()
-    return numbers, pairs
 
 
 def _messages(numbers: list[str], pairs: list[tuple[str, int]]) -> dict[str, list[bytes]]:
@@ -187,7 +150,7 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
     url = args.dburl or f"sqlite:///{OUT / f'store-{n}.sqlite'}"
     if not args.dburl and not (OUT / f"store-{n}.sqlite").is_file():
         raise SystemExit(f"no store for {n:,} persons: run `python -m benchmarks store --num {n}` first")
-    numbers, pairs = _samples(url, 2000, args.seed)
+    numbers, pairs = store_samples(url, 2000, args.seed, USER)
     tmp = Path(tempfile.mkdtemp(prefix="bench-mllp-"))
     paths = {}
     for op, msgs in _messages(numbers, pairs).items():

@@ -19,73 +19,26 @@ from __future__ import annotations
 import argparse
 import base64
 import os
-import random
 import re
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import select
-
-from benchmarks.harness import OUT, Result
-from server.access import AccountStore
-from store import schema as s
-from store.engine import make_engine, migrate
-from store.errors import PregbridgeError
-from store.search import SearchCriteria, search
+from benchmarks.harness import BENCH_PASSWORD, OUT, GunicornServer, Result, store_samples
 
 __all__ = ["run"]
 
 NS = "urn:no:pregbridge:personregister:v1"
 PATH = "/preg/v1/Personregister"
-USER, PASSWORD = "bench", "bench-password-123"
+USER = "bench"
 ENVELOPE = ('<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xmlns:p="' + NS + '"><s:Body>'
             '{body}</s:Body></s:Envelope>')
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _samples(url: str, n: int, seed: int) -> tuple[list[str], list[tuple[str, int]]]:
-    engine = make_engine(url)
-    migrate(engine)
-    accounts = AccountStore(engine)
-    try:
-        accounts.add(USER, PASSWORD, "full")
-    except PregbridgeError:
-        accounts.passwd(USER, PASSWORD)
-    rng = random.Random(seed)
-    with engine.connect() as conn:
-        top = conn.execute(select(s.person.c.id).order_by(s.person.c.id.desc()).limit(1)).scalar_one()
-        ids = [rng.randint(1, top) for _ in range(n)]
-        t = s.person_identifier
-        numbers = [r[0] for r in conn.execute(select(t.c.number).where(t.c.person_id.in_(ids[:900])))]
-        ps = s.person_search
-        rows = conn.execute(select(ps.c.family_key, ps.c.birth_year).where(ps.c.person_id.in_(ids[:900]))).all()
-        pairs: list[tuple[str, int]] = []
-        for family, year in rows:
-            if len(family) >= 3 and year and len(pairs) < 300:
-                try:
-                    if 0 < len(search(conn, SearchCriteria(family=family, birth_year=year))) <= 50:
-                        pairs.append((family, year))
-                except PregbridgeError:
-                    pass
-    engine.dispose()
-    return numbers, pairs
-
-
 def _lua(path: Path, bodies: list[str]) -> Path:
-    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    auth = base64.b64encode(f"{USER}:{BENCH_PASSWORD}".encode()).decode()
     quoted = ",\n".join("[[" + b + "]]" for b in bodies)
     path.write_text(f"""
 local bodies = {{ {quoted} }}
@@ -114,34 +67,6 @@ def _wrk(url: str, script: Path, conc: int, seconds: int) -> tuple[float, float,
     return rps, pct["50"], pct["99"], int(errors.group(1)) if errors else 0
 
 
-class _Server:
-    def __init__(self, app: str, workers: int, env: dict[str, str]) -> None:
-        from server.runner import GUNICORN_OPTIONS
-
-        self.port = _free_port()
-        options = [f"--{k.replace('_', '-')}={v}" for k, v in GUNICORN_OPTIONS.items()]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
-             "--log-level", "warning", *options, f"benchmarks.soap_apps:{app}()"],
-            env=env, start_new_session=True)
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{PATH}?wsdl", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.stop()
-                    raise RuntimeError(f"gunicorn ({app}) did not start") from None
-                time.sleep(0.3)
-        self.url = f"http://127.0.0.1:{self.port}{PATH}"
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=60)
-
-
 def run(args: argparse.Namespace) -> Iterator[Result]:
     if shutil.which("wrk") is None:
         raise SystemExit("bench_soap needs wrk: apt-get install wrk")
@@ -149,7 +74,7 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
     url = args.dburl or f"sqlite:///{OUT / f'store-{n}.sqlite'}"
     if not args.dburl and not (OUT / f"store-{n}.sqlite").is_file():
         raise SystemExit(f"no store for {n:,} persons: run `python -m benchmarks store --num {n}` first")
-    numbers, pairs = _samples(url, 2000, args.seed)
+    numbers, pairs = store_samples(url, 2000, args.seed, USER)
     tmp = Path(tempfile.mkdtemp(prefix="bench-soap-"))
     scripts = {
         "getPerson": _lua(tmp / "get.lua", [ENVELOPE.format(body=f"<p:getPerson><p:personnummer>{x}</p:personnummer>"
@@ -165,13 +90,13 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
     measured: dict[tuple[str, str, int, int], tuple[float, float, float, int]] = {}
     for app in ("static", "real"):
         for workers in sorted({w for w, _ in plan}):
-            server = _Server(app, workers, env)
+            server = GunicornServer(f"benchmarks.soap_apps:{app}()", workers, env, f"{PATH}?wsdl")
             try:
                 for op, script in scripts.items():
-                    _wrk(server.url, script, 8, 2)  # warm-up: caches, credential cache, page cache
+                    _wrk(server.base + PATH, script, 8, 2)  # warm-up: caches, credential cache, page cache
                     for w, conc in plan:
                         if w == workers:
-                            measured[(app, op, workers, conc)] = _wrk(server.url, script, conc, seconds)
+                            measured[(app, op, workers, conc)] = _wrk(server.base + PATH, script, conc, seconds)
             finally:
                 server.stop()
     for op in scripts:

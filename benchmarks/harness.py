@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 OUT = Path(__file__).parent / "out"
 
@@ -62,3 +63,100 @@ def maybe_profile(enabled: bool, name: str) -> Iterator[None]:
         prof.dump_stats(path)
         pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
         print(f"profile written to {path}")
+
+
+# -- shared by the server benchmarks (soap, ar, mllp) ------------------------------------------------
+
+BENCH_PASSWORD = "bench-password-123"
+
+
+def bench_account(engine: Any, username: str, *, key_path: Path | None = None) -> None:
+    """Make sure the benchmark's service account exists with the benchmark password (profile full)."""
+    from server.access import AccountStore
+    from store.errors import PregbridgeError
+
+    accounts = AccountStore(engine, key_path=key_path)
+    try:
+        accounts.add(username, BENCH_PASSWORD, "full")
+    except PregbridgeError:
+        accounts.passwd(username, BENCH_PASSWORD)
+
+
+def store_samples(url: str, n: int, seed: int, username: str) -> tuple[list[str], list[tuple[str, int]]]:
+    """Random identity numbers, and (family name, birth year) pairs answering 1–50 hits, from the store at
+    ``url``; also creates the benchmark account ``username``."""
+    import random
+
+    from sqlalchemy import select
+
+    from store import schema as s
+    from store.engine import make_engine, migrate
+    from store.errors import PregbridgeError
+    from store.search import SearchCriteria, search
+
+    engine = make_engine(url)
+    migrate(engine)
+    bench_account(engine, username)
+    rng = random.Random(seed)
+    with engine.connect() as conn:
+        top = conn.execute(select(s.person.c.id).order_by(s.person.c.id.desc()).limit(1)).scalar_one()
+        ids = [rng.randint(1, top) for _ in range(n)]
+        t = s.person_identifier
+        numbers = [r[0] for r in conn.execute(select(t.c.number).where(t.c.person_id.in_(ids[:900])))]
+        ps = s.person_search
+        rows = conn.execute(select(ps.c.family_key, ps.c.birth_year).where(ps.c.person_id.in_(ids[:900]))).all()
+        pairs: list[tuple[str, int]] = []
+        for family, year in rows:
+            if len(family) >= 3 and year and len(pairs) < 300:
+                try:
+                    if 0 < len(search(conn, SearchCriteria(family=family, birth_year=year), limit=50)):
+                        pairs.append((family, year))
+                except PregbridgeError:
+                    pass
+    engine.dispose()
+    return numbers, pairs
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class GunicornServer:
+    """``app_spec`` (``module:factory()``) served by gunicorn with the production worker options, in its
+    own process group; ready when GET ``ready_path`` answers."""
+
+    def __init__(self, app_spec: str, workers: int, env: dict[str, str], ready_path: str) -> None:
+        import subprocess
+        import sys
+        import urllib.request
+
+        from server.runner import GUNICORN_OPTIONS
+
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        options = [f"--{k.replace('_', '-')}={v}" for k, v in GUNICORN_OPTIONS.items()]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
+             "--log-level", "warning", *options, app_spec], env=env, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(self.base + ready_path, timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"gunicorn ({app_spec}) did not start") from None
+                time.sleep(0.3)
+
+    def stop(self) -> None:
+        import os
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=60)
