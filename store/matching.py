@@ -1,12 +1,13 @@
 """Identification by demographics: blocking on the search index, scoring with rapidfuzz.
 
-For a record without a (valid) identity number, candidates come from the union of blocks that each
-tolerate a different kind of noise, every block an indexed query on ``person_search``:
+For a record without a (valid) identity number, candidates come from blocks that each tolerate a
+different kind of noise, every block an indexed query on ``person_search``, in two stages:
 
-1. same birth date (catches any name typo, married names);
-2. family name's first 3 letters and birth year (catches a wrong birth day or month);
-3. given name's first 3 letters and birth year (catches a changed or misspelt family name);
-4. postnummer and family name's first 3 letters (catches a wrong birth date).
+- narrow: same birth date (catches any name typo, married names); postnummer and family name's first
+  3 letters (catches a wrong birth date);
+- wide, only when the narrow blocks did not identify the person: birth year and family name's first 3
+  letters (a wrong birth day or month); birth year and given name's first 3 letters (a changed or
+  misspelt family name).
 
 Each candidate is scored with log-odds-style weights (Fellegi–Sunter with hand-set m/u, as measured
 in research/performance-and-matching.md §1.5): agreement on a field adds, disagreement subtracts;
@@ -120,30 +121,27 @@ def score(q: IdentifyQuery, row: Any) -> float:
     return total
 
 
-def _blocks(q: IdentifyQuery) -> list[Any]:
+def _blocks(q: IdentifyQuery) -> tuple[list[Any], list[Any]]:
+    """(narrow blocks, wide blocks). The narrow ones (same birth date; postnummer + family name) find a
+    record with a right birth date or address among a few dozen rows; the wide ones (name prefix + birth
+    year) catch a wrong birth date, at some hundreds of rows at national scale."""
     t = s.person_search.c
     fam3 = name_key(q.family)[:3]
     giv3 = name_key(q.given)[:3]
     year = q.birth_date.year if q.birth_date else q.birth_year
-    blocks = []
+    narrow, wide = [], []
     if q.birth_date:
-        blocks.append(t.birth_date == q.birth_date)
-    if year and len(fam3) == 3:
-        blocks.append(and_(_prefix(t.family_key, fam3), t.birth_year == year))
-    if year and len(giv3) == 3:
-        blocks.append(and_(_prefix(t.given_key, giv3), t.birth_year == year))
+        narrow.append(t.birth_date == q.birth_date)
     if q.postnummer and len(fam3) == 3:
-        blocks.append(and_(t.postnummer == q.postnummer, _prefix(t.family_key, fam3)))
-    return blocks
+        narrow.append(and_(t.postnummer == q.postnummer, _prefix(t.family_key, fam3)))
+    if year and len(fam3) == 3:
+        wide.append(and_(t.birth_year == year, _prefix(t.family_key, fam3)))
+    if year and len(giv3) == 3:
+        wide.append(and_(t.birth_year == year, _prefix(t.given_key, giv3)))
+    return narrow, wide
 
 
-def identify(conn: Connection, q: IdentifyQuery) -> Identification:
-    """Ranked candidates for a record without an identity number."""
-    blocks = _blocks(q)
-    if not blocks:
-        return Identification(Outcome.NOT_FOUND)
-    rows = conn.execute(select(s.person_search).where(or_(*blocks)).limit(_BLOCK_LIMIT)).all()
-    scored = sorted((Candidate(r.person_id, score(q, r)) for r in rows), key=lambda c: (-c.score, c.person_id))
+def _classify(scored: list[Candidate]) -> Identification:
     cands = [c for c in scored if c.score >= CANDIDATE]
     if not cands:
         return Identification(Outcome.NOT_FOUND)
@@ -151,3 +149,24 @@ def identify(conn: Connection, q: IdentifyQuery) -> Identification:
     if cands[0].score >= ACCEPT and cands[0].score - runner_up >= LEAD:
         return Identification(Outcome.IDENTIFIED, cands)
     return Identification(Outcome.AMBIGUOUS, cands)
+
+
+def identify(conn: Connection, q: IdentifyQuery) -> Identification:
+    """Ranked candidates for a record without an identity number.
+
+    The narrow blocks are tried first; only when they do not identify the person are the wide blocks
+    added (their union rescored), so the common case costs a few dozen comparisons.
+    """
+    narrow, wide = _blocks(q)
+    seen: dict[int, Candidate] = {}
+    result = Identification(Outcome.NOT_FOUND)
+    for blocks in (narrow, wide):
+        if not blocks:
+            continue
+        for r in conn.execute(select(s.person_search).where(or_(*blocks)).limit(_BLOCK_LIMIT)):
+            if r.person_id not in seen:
+                seen[r.person_id] = Candidate(r.person_id, score(q, r))
+        result = _classify(sorted(seen.values(), key=lambda c: (-c.score, c.person_id)))
+        if result.outcome == Outcome.IDENTIFIED:
+            return result
+    return result
