@@ -8,7 +8,7 @@ import platform
 import sys
 import time
 
-SUITES = ("store", "soap", "ar", "mllp")
+SUITES = ("store", "soap", "ar", "mllp", "filematch")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -44,6 +44,7 @@ class Components:
 
 
 def build_components(settings: Settings, engine: Engine | None = None) -> Components:
+    from server.http.filematch import FilematchHttpSettings, build_filematch_app
     from server.soap.ar import build_ar_app
     from server.soap.preg import build_preg_app, load_contract
     from server.soap.preg.face import PregFace
@@ -59,11 +60,16 @@ def build_components(settings: Settings, engine: Engine | None = None) -> Compon
                                    authenticator, profiles, audit), max_body=settings.preg.max_body)
     ar = build_ar_app(engine, authenticator, profiles, audit,
                       public_base_url=settings.ar_public_base_url)
+    filematch = build_filematch_app(engine, authenticator, profiles, audit,
+                                    FilematchHttpSettings(spool_dir=settings.store.data_dir / "filematch-spool",
+                                                          background_workers=1))
     mounts: dict[str, WsgiApp] = {settings.preg.path.rstrip("/"): preg, "/v1/AR": ar, "/v1/AR/Basic": ar}
     health = health_app(engine)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO", "")).rstrip("/")
+        if path.startswith("/filematch/v1"):
+            return filematch(environ, start_response)
         face = mounts.get(path)
         if face is not None:
             return face(environ, start_response)

@@ -1,6 +1,6 @@
 """``pregbridge`` (also ``python -m server``): the operator's command line.
 
-Subcommands: serve, listen-hl7, init, demo-data, load, ingest, rejects, users, audit. Long work shows a
+Subcommands: serve, listen-hl7, filematch, init, demo-data, load, ingest, rejects, users, audit. Long work shows a
 progress bar and ends with a summary; errors end with a one-line message and exit code 2 (bad input) or
 1 (failure), never a stack trace. Transcripts are in docs/cli.md.
 """
@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from server.access.cli import add_subcommands as add_access_subcommands
 from server.bootstrap import build_engine
 from server.config import Settings, load_settings
+from server.filematch_cli import add_subcommands as add_filematch_subcommands
 from server.hl7.cli import add_subcommands as add_hl7_subcommands
 from store import schema as s
 from store.errors import InvalidInput, PregbridgeError
@@ -150,6 +151,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_access_subcommands(sub)  # users add|passwd|disable|enable|list, audit
     add_hl7_subcommands(sub)  # listen-hl7
+    add_filematch_subcommands(sub)  # filematch run|submit|status|fetch|worker
     return p
 
 

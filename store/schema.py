@@ -41,6 +41,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     SmallInteger,
     String,
@@ -58,6 +59,8 @@ __all__ = [
     "feed_event",
     "flr_contract",
     "fh_request",
+    "filematch_chunk",
+    "filematch_job",
     "flr_patient",
     "hpr_person",
     "metadata",
@@ -290,4 +293,48 @@ fh_request = Table(
     Column("number", String(11), nullable=False, unique=True),
     Column("person_key", String(64), nullable=False),
     Column("created_at", DateTime, nullable=False),
+)
+
+# Filematch jobs (filematch/jobs.py): one row per submitted file, one per chunk of its records. A chunk's
+# input (its parsed records) and output (its encoded result records) are kept here, compressed, so that any
+# worker process on any host can take any chunk, and a chunk's output is committed in the same transaction
+# that marks it done (exactly once, even after a crash). Rows are deleted when the job expires.
+filematch_job = Table(
+    "filematch_job",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("account", String(100)),
+    Column("profile", String(40), nullable=False),
+    Column("status", String(12), nullable=False, index=True),  # receiving queued running done failed cancelled
+    Column("format", String(10), nullable=False),
+    Column("options", JSON, nullable=False),
+    Column("records", Integer, nullable=False),
+    Column("chunks", Integer, nullable=False),
+    Column("done_chunks", Integer, nullable=False),
+    Column("done_records", Integer, nullable=False),
+    Column("counts", JSON),
+    Column("error", String(400)),
+    Column("created_at", DateTime, nullable=False),
+    Column("started_at", DateTime),
+    Column("finished_at", DateTime),
+    Column("expires_at", DateTime, nullable=False, index=True),
+)
+
+filematch_chunk = Table(
+    "filematch_chunk",
+    metadata,
+    Column("job_id", String(32), ForeignKey("filematch_job.id", ondelete="CASCADE"), primary_key=True),
+    Column("chunk_no", Integer, primary_key=True),
+    Column("first_record", Integer, nullable=False),
+    Column("last_record", Integer, nullable=False),
+    Column("status", String(12), nullable=False),  # pending running done failed cancelled
+    Column("input", LargeBinary, nullable=False),  # zlib(JSON records)
+    Column("output", LargeBinary),  # zlib(encoded result records, in the job's output format)
+    Column("counts", JSON),
+    Column("persons", Text),  # the numbers returned, space-separated, for the job's audit record
+    Column("attempts", Integer, nullable=False),
+    Column("locked_by", String(80)),
+    Column("locked_at", DateTime),
+    Column("error", String(400)),
+    Index("ix_filematch_chunk_status_locked_at", "status", "locked_at"),
 )

@@ -1,0 +1,145 @@
+"""Filematch benchmark: washing records that carry numbers, and identification by demographics.
+
+For each ``--num`` size (the store ``benchmarks/out/store-<n>.sqlite`` and its population
+``pop-<n>-<seed>/persons.jsonl`` must exist: run the store suite first):
+
+1. an input CSV of n records is derived from the population (``filematch.testdata.numbered_records``:
+   90 % current numbers, ceased numbers where the person has one, some with wrong check digits — those
+   are identified by demographics — the rest current), cached under benchmarks/out/;
+2. **baseline**: the same file read and written with the ``csv`` module (reader → writer), in this run;
+3. **wash**: ``filematch.local.wash_file`` on that file in a *subprocess* (so that its peak RSS is its
+   own, from ``resource.getrusage``), once on the first 100k records and once on all n — peak RSS must
+   be ≤ 300 MB and flat (the two within 1.25×); ratio to the baseline (target ≤ 4);
+4. **identify**: a labelled noisy file of ``--queries`` records without numbers
+   (``filematch.testdata.noisy_records``), washed in one process: records/s, precision and recall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from benchmarks.harness import OUT, Result
+
+__all__ = ["run"]
+
+HEADER = ["ref", "number", "given", "family", "birth", "gender", "street", "postnummer", "poststed"]
+
+
+def _write(path: Path, records: Iterator[object]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, delimiter=";", lineterminator="\r\n")
+        w.writerow(HEADER)
+        for r in records:
+            w.writerow([getattr(r, k) for k in HEADER])
+    tmp.rename(path)
+
+
+def _input(n: int, seed: int, persons: Path) -> Path:
+    from filematch.testdata import numbered_records
+
+    path = OUT / f"filematch-in-{n}-{seed}.csv"
+    if not path.is_file():
+        t = time.perf_counter()
+        _write(path, numbered_records(persons, n, seed))
+        print(f"# wrote {path.name} in {time.perf_counter() - t:.1f} s", flush=True)
+    return path
+
+
+def _head(src: Path, n: int) -> Path:
+    path = src.with_name(src.stem + f"-head{n}.csv")
+    if not path.is_file():
+        with src.open("rb") as f, path.open("wb") as out:
+            for i, line in enumerate(f):
+                if i > n:
+                    break
+                out.write(line)
+    return path
+
+
+def _baseline(src: Path) -> float:
+    t = time.perf_counter()
+    with src.open(encoding="utf-8", newline="") as f, open(OUT / "baseline-out.csv", "w", encoding="utf-8",
+                                                             newline="") as out:
+        w = csv.writer(out, delimiter=";")
+        for row in csv.reader(f, delimiter=";"):
+            w.writerow(row)
+    return time.perf_counter() - t
+
+
+_CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from filematch.formats import format_named
+from filematch.local import wash_file
+from store.engine import make_engine
+engine = make_engine(sys.argv[1])
+t = time.perf_counter()
+with open(sys.argv[3], "wb") as out:
+    rep = wash_file(engine, Path(sys.argv[2]), out, format_named("csv"), processes=int(sys.argv[4]))
+print(json.dumps({"seconds": time.perf_counter() - t, "records": rep.records, "counts": rep.counts,
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def _wash(url: str, src: Path, processes: int = 1) -> dict[str, object]:
+    out = subprocess.run([sys.executable, "-c", _CHILD, url, str(src), str(OUT / "filematch-out.csv"),
+                          str(processes)], check=True, capture_output=True, text=True,
+                         cwd=Path(__file__).parents[1])
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def _identify(url: str, persons: Path, queries: int, seed: int) -> tuple[float, float, float, int]:
+    from filematch.formats import format_named
+    from filematch.local import wash_file
+    from filematch.testdata import noisy_records, truth_of
+    from store.engine import make_engine
+
+    src = OUT / f"filematch-noisy-{queries}-{seed}.csv"
+    if not src.is_file():
+        _write(src, iter(noisy_records(persons, queries, seed, population=200_000)))
+    engine = make_engine(url)
+    buf = io.BytesIO()
+    t = time.perf_counter()
+    wash_file(engine, src, buf, format_named("csv"))
+    seconds = time.perf_counter() - t
+    rows = list(csv.DictReader(io.StringIO(buf.getvalue().decode(), newline=""), delimiter=";"))
+    ident = [r for r in rows if r["code"] == "IDENTIFIED"]
+    correct = sum(1 for r in ident if r["number"] == truth_of(r["ref"]))
+    return seconds, correct / max(1, len(ident)), correct / max(1, len(rows)), len(rows)
+
+
+def run(args: argparse.Namespace) -> Iterator[Result]:
+    for n in args.num:
+        store = OUT / f"store-{n}.sqlite"
+        persons = OUT / f"pop-{n}-{args.seed}" / "persons.jsonl"
+        if not store.is_file() or not persons.is_file():
+            raise SystemExit(f"{store} / {persons} missing: run `python -m benchmarks store --num {n}` first")
+        url = args.dburl or f"sqlite:///{store}"
+        src = _input(n, args.seed, persons)
+        base = _baseline(src)
+        yield Result("csv read+write (baseline)", n, base, f"{n / base:,.0f} rows/s")
+        sizes = [min(100_000, n), n] if n > 100_000 else [n]
+        rss: list[float] = []
+        for size in sizes:
+            part = _head(src, size) if size < n else src
+            res = _wash(url, part)
+            secs, mb = float(res["seconds"]), float(res["rss_mb"])  # type: ignore[arg-type]
+            rss.append(mb)
+            ok = mb <= 300 and (size < n or base * 4 >= secs)
+            yield Result(f"wash numbers ({size:,} rows)", size, secs, f"{size / secs:,.0f} rows/s, RSS {mb:.0f} MB",
+                         ratio=secs / (base * size / n), baseline="csv", target="ratio ≤ 4, RSS ≤ 300 MB", ok=ok)
+            print(f"#   counts: {res['counts']}", flush=True)
+        if len(rss) == 2:
+            print(f"# peak RSS 100k → {n:,}: {rss[0]:.0f} → {rss[1]:.0f} MB (flat: {rss[1] <= rss[0] * 1.25})")
+        secs, p, r, q = _identify(url, persons, args.queries, args.seed)
+        yield Result("identify by demographics", q, secs, f"{q / secs:,.0f} rec/s, P {p:.4f} R {r:.4f}",
+                     target="P ≥ 0.99, R ≥ 0.95", ok=p >= 0.99 and r >= 0.95)

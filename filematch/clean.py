@@ -1,0 +1,122 @@
+"""Stage 1 of the pipeline: clean one client record into typed values and input problems.
+
+Nothing is guessed: a value that does not parse is dropped and its problem noted (``birth:format``),
+so the record can still be washed on what is left. Identity numbers are checked by
+:func:`store.identity.parse` (check digits, date, kind); a failure is noted with the typed reason
+(``number:checksum``, ``number:length``, …), never with the number.
+
+Accepted spellings:
+
+- numbers: digits with any spaces inside (``010180 12345``);
+- dates: ``YYYY-MM-DD``, ``DD.MM.YYYY``, ``DDMMYYYY``; ``00`` for an unknown day (or day and month)
+  keeps the year, and so does a bare ``YYYY``;
+- gender: ``K``/``F``/``kvinne``/``female`` and ``M``/``mann``/``male`` (any case);
+- street: a name followed by a house number and letter (``Storgata 12 B``) — split for comparison;
+- postnummer: four digits.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+
+from filematch.records import InputRecord
+from store.identity import InvalidIdentifier, parse
+
+__all__ = ["CleanRecord", "clean", "parse_date", "split_street"]
+
+_GENDERS = {"k": "kvinne", "f": "kvinne", "kvinne": "kvinne", "female": "kvinne", "w": "kvinne",
+            "m": "mann", "mann": "mann", "male": "mann"}
+_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+_DOTTED = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
+_COMPACT = re.compile(r"^(\d{2})(\d{2})(\d{4})$")
+_YEAR = re.compile(r"^(\d{4})$")
+_STREET = re.compile(r"^(.*?)[\s,]*(\d+)\s*([A-Za-z]?)$")
+_POSTNUMMER = re.compile(r"^\d{4}$")
+_MIN_YEAR = 1850
+
+
+@dataclass(slots=True)
+class CleanRecord:
+    """A record's typed values. ``number`` is set only when valid; ``problems`` lists what was refused."""
+
+    source: InputRecord
+    number: str | None = None
+    given: str = ""
+    family: str = ""
+    birth_date: dt.date | None = None
+    birth_year: int | None = None
+    gender: str | None = None
+    street: str = ""
+    postnummer: str | None = None
+    kommune: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def identifiable(self) -> bool:
+        """Enough demographics to identify the person without a number: names and a birth date or year."""
+        return bool(self.given and self.family and (self.birth_date or self.birth_year))
+
+
+def parse_date(text: str) -> tuple[dt.date | None, int | None]:
+    """(date, year) of a birth date in an accepted spelling; ValueError if it is none of them."""
+    s = text.strip()
+    m = _ISO.match(s)
+    if m:
+        y, mo, d = int(m[1]), int(m[2]), int(m[3])
+    else:
+        m = _DOTTED.match(s) or _COMPACT.match(s)
+        if m:
+            d, mo, y = int(m[1]), int(m[2]), int(m[3])
+        else:
+            m = _YEAR.match(s)
+            if not m:
+                raise ValueError("format")
+            d, mo, y = 0, 0, int(m[1])
+    if not _MIN_YEAR <= y <= dt.date.today().year:
+        raise ValueError("year")
+    if d == 0 or mo == 0:
+        return None, y
+    return dt.date(y, mo, d), y  # ValueError for a day or month that does not exist
+
+
+def split_street(text: str) -> tuple[str, str]:
+    """('Storgata', '12B') of 'Storgata 12 B'; (text, '') when there is no house number."""
+    s = " ".join(text.split())
+    m = _STREET.match(s)
+    if not m or not m[1]:
+        return s, ""
+    return m[1], (m[2] + m[3]).upper()
+
+
+def clean(rec: InputRecord) -> CleanRecord:
+    c = CleanRecord(rec, given=" ".join(rec.given.split()), family=" ".join(rec.family.split()),
+                    street=" ".join(rec.street.split()))
+    number = "".join(rec.number.split())
+    if number:
+        try:
+            c.number = parse(number).number
+        except InvalidIdentifier as exc:
+            c.problems.append(f"number:{exc.reason.value}")
+    if rec.birth.strip():
+        try:
+            c.birth_date, c.birth_year = parse_date(rec.birth)
+        except ValueError as exc:
+            c.problems.append(f"birth:{'format' if str(exc) in ('format', 'year') else 'date'}")
+    if rec.gender.strip():
+        c.gender = _GENDERS.get(rec.gender.strip().lower())
+        if c.gender is None:
+            c.problems.append("gender:format")
+    pn = rec.postnummer.strip()
+    if pn:
+        if _POSTNUMMER.match(pn):
+            c.postnummer = pn
+        else:
+            c.problems.append("postnummer:format")
+    km = rec.kommune.strip()
+    if km:
+        c.kommune = km if km.isdigit() and len(km) == 4 else None
+        if c.kommune is None:
+            c.problems.append("kommune:format")
+    return c

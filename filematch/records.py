@@ -1,0 +1,99 @@
+"""The records that flow through the pipeline, whatever the file format.
+
+An :class:`InputRecord` is one record of the client's file as read (text fields, untouched); a
+:class:`Result` is what the pipeline answers for it. Formats turn bytes into the one and the other into
+bytes; nothing else in filematch knows a file format. ``seq`` is the record's position in the file
+(1-based), which keeps the output in input order and lets a job prove every record was answered once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from enum import StrEnum
+from typing import Any
+
+__all__ = ["INPUT_FIELDS", "RESULT_FIELDS", "Code", "FileFormatError", "InputRecord", "Result"]
+
+
+class FileFormatError(ValueError):
+    """The file as a whole cannot be read (empty, wrong or missing columns, binary, malformed XML).
+
+    The message names the problem and the line or column, never record content.
+    """
+
+
+class Code(StrEnum):
+    """Result codes, in order of precedence (docs/filematch.md, "Result codes")."""
+
+    INVALID = "INVALID"
+    DECEASED = "DECEASED"
+    EMIGRATED = "EMIGRATED"
+    REPLACED = "REPLACED"
+    PROTECTED = "PROTECTED"
+    UPDATED = "UPDATED"
+    UNCHANGED = "UNCHANGED"
+    IDENTIFIED = "IDENTIFIED"
+    AMBIGUOUS = "AMBIGUOUS"
+    NOT_FOUND = "NOT_FOUND"
+
+
+@dataclass(slots=True)
+class InputRecord:
+    """One client record. ``error`` is set when the line itself is broken (wrong field count, too long)."""
+
+    seq: int
+    ref: str = ""
+    number: str = ""
+    given: str = ""
+    family: str = ""
+    birth: str = ""
+    gender: str = ""
+    street: str = ""
+    postnummer: str = ""
+    poststed: str = ""
+    kommune: str = ""
+    error: str = ""
+
+    def to_list(self) -> list[Any]:
+        return [getattr(self, f) for f in _INPUT_SLOTS]
+
+    @classmethod
+    def from_list(cls, values: list[Any]) -> InputRecord:
+        return cls(*values)
+
+
+_INPUT_SLOTS = tuple(f.name for f in fields(InputRecord))
+INPUT_FIELDS = _INPUT_SLOTS[1:-1]  # the data fields a file may carry: ref … kommune
+
+
+@dataclass(slots=True)
+class Result:
+    """The answer for one record: its code and the current data the caller's profile releases."""
+
+    seq: int
+    ref: str
+    code: Code
+    number: str = ""  # the current number (the one asked for, the new one, or the one identified)
+    input_number: str = ""
+    given: str = ""
+    middle: str = ""
+    family: str = ""
+    birth: str = ""  # YYYY-MM-DD
+    gender: str = ""  # kvinne | mann
+    status: str = ""  # Folkeregister person status: bosatt, doed, utflyttet, …
+    death: str = ""  # YYYY-MM-DD
+    street: str = ""  # address line, or the placeholder of a protected address
+    postnummer: str = ""
+    poststed: str = ""
+    kommune: str = ""
+    protection: str = ""  # DSF code of the address: 0, 4 (klientadresse), 7 (fortrolig), 6 (strengt fortrolig)
+    changed: str = ""  # UPDATED: which of name, address differ from the input
+    score: str = ""  # IDENTIFIED / AMBIGUOUS: the match score of the best candidate
+    candidates: str = ""  # AMBIGUOUS: candidate numbers, best first, space-separated
+    reason: str = ""  # INVALID, and any input problem noted on another code (e.g. number:checksum)
+
+    def values(self) -> list[str]:
+        return [str(getattr(self, f)) for f in RESULT_FIELDS]
+
+
+RESULT_FIELDS = tuple(f.name for f in fields(Result))[1:]  # ref … reason (seq is the position, not a field)

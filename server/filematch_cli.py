@@ -1,0 +1,219 @@
+"""``pregbridge filematch …``: wash a file locally, or submit, follow and fetch jobs over HTTP, or run a worker.
+
+- ``run FILE -o OUT [--format csv|fixed|xml] [--encoding E] [--profile P] [--processes N]``: a local wash
+  against the configured store (no job), with a progress bar and a summary; masked per profile ``P``
+  (default ``full``).
+- ``submit FILE --url URL --user U [--format …]``: upload to a server (password from
+  ``PREGBRIDGE_PASSWORD`` or a prompt); prints the job id.
+- ``status JOB --url URL --user U`` and ``fetch JOB -o OUT --url URL --user U [--wait]``.
+- ``worker [--lease S] [--idle S]``: claim and wash chunks of queued jobs until stopped (SIGINT/SIGTERM).
+
+Also runnable on its own: ``python -m server.filematch_cli [--database-url URL] filematch worker``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import getpass
+import json
+import os
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from filematch.formats import FORMATS, format_named
+from filematch.jobs import JobSettings, JobStore
+from filematch.local import wash_file
+from filematch.worker import Worker
+
+__all__ = ["add_subcommands", "main"]
+
+console = Console(stderr=True)
+out = Console(soft_wrap=True)
+
+
+def _count_records(path: Path) -> int | None:
+    try:
+        with path.open("rb") as f:
+            return sum(1 for line in f if line.strip())
+    except OSError:
+        return None
+
+
+def cmd_run(settings: Any, args: argparse.Namespace) -> int:
+    from server.access import load_profiles
+    from server.bootstrap import build_engine
+    from server.http.filematch import profile_view
+
+    fmt = format_named(args.format)
+    view = profile_view(load_profiles(settings.access.profiles_path))(args.profile)
+    engine = build_engine(settings)
+    total = _count_records(args.file) if fmt.name != "xml" else None
+    with Progress(TextColumn("washing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                  disable=not console.is_terminal) as progress:
+        task = progress.add_task("wash", total=(total - 1) if total and fmt.name == "csv" else total)
+        with args.output.open("wb") as sink:
+            report = wash_file(engine, args.file, sink, fmt, encoding=args.encoding, view=view,
+                               processes=args.processes, progress=lambda n: progress.advance(task, n))
+    for line in report.lines():
+        out.print(line)
+    return 0
+
+
+def _auth(args: argparse.Namespace) -> str:
+    password = os.environ.get("PREGBRIDGE_PASSWORD") or getpass.getpass(f"password for {args.user}: ")
+    return "Basic " + base64.b64encode(f"{args.user}:{password}".encode()).decode()
+
+
+def _request(args: argparse.Namespace, method: str, path: str, body: bytes | None = None,
+             headers: dict[str, str] | None = None) -> Any:
+    req = urllib.request.Request(args.url.rstrip("/") + "/filematch/v1" + path, data=body, method=method,
+                                 headers={"Authorization": _auth(args), **(headers or {})})
+    try:
+        return urllib.request.urlopen(req, timeout=args.timeout)  # noqa: S310 - the operator's own server URL
+    except urllib.error.HTTPError as exc:
+        try:
+            message = json.loads(exc.read()).get("error", "")
+        except ValueError:
+            message = ""
+        raise ValueError(f"the server answered {exc.code}: {message}") from None
+
+
+def cmd_submit(settings: Any, args: argparse.Namespace) -> int:
+    boundary = uuid.uuid4().hex
+    fmt = args.format or {".xml": "xml", ".txt": "fixed", ".dat": "fixed"}.get(args.file.suffix.lower(), "csv")
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"format\"\r\n\r\n{fmt}\r\n"
+            f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"upload\"\r\n"
+            "Content-Type: application/octet-stream\r\n\r\n").encode()
+    if args.encoding:
+        head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"encoding\"\r\n\r\n{args.encoding}\r\n"
+                .encode() + head)
+    body = head + args.file.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    with _request(args, "POST", "/jobs", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}) as r:
+        info = json.loads(r.read())
+    out.print(f"job {info['job']} {info['status']}: {info['records']:,} records")
+    out.print(info["job"])
+    return 0
+
+
+def cmd_status(settings: Any, args: argparse.Namespace) -> int:
+    with _request(args, "GET", f"/jobs/{args.job}") as r:
+        info = json.loads(r.read())
+    out.print(f"job {info['job']} {info['status']}: {info['doneRecords']:,} of {info['records']:,} records "
+              f"({info['progress'] * 100:.0f} %)" + (f"; {info['error']}" if info.get("error") else ""))
+    return 0
+
+
+def cmd_fetch(settings: Any, args: argparse.Namespace) -> int:
+    while True:
+        with _request(args, "GET", f"/jobs/{args.job}") as r:
+            info = json.loads(r.read())
+        if info["status"] == "done" or not args.wait or info["status"] in ("failed", "cancelled"):
+            break
+        time.sleep(1.0)
+    if info["status"] != "done":
+        raise ValueError(f"the job is {info['status']}, not done")
+    with _request(args, "GET", f"/jobs/{args.job}/result") as r, args.output.open("wb") as sink:
+        while block := r.read(1 << 16):
+            sink.write(block)
+    with _request(args, "GET", f"/jobs/{args.job}/report") as r:
+        report = json.loads(r.read())
+    out.print(f"wrote {report['records']:,} records to {args.output}: " +
+              ", ".join(f"{k} {v:,}" for k, v in report["counts"].items() if v))
+    return 0
+
+
+def cmd_worker(settings: Any, args: argparse.Namespace) -> int:
+    from server.access import AuditWriter, load_profiles
+    from server.bootstrap import build_engine
+    from server.http.filematch import job_auditor, profile_view
+
+    engine = build_engine(settings)
+    audit = AuditWriter(engine, mode="sync")
+    jobs = JobStore(engine, replace(JobSettings(), lease_seconds=args.lease), audit=job_auditor(audit))
+    worker = Worker(jobs, profile_view(load_profiles(settings.access.profiles_path)))
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    out.print(f"filematch worker {worker.worker_id} started")
+    worker.run(stop, idle_sleep=args.idle)
+    audit.close()
+    out.print("filematch worker stopped")
+    return 0
+
+
+def add_subcommands(subparsers: Any) -> None:
+    """Register ``filematch run|submit|status|fetch|worker`` on the main CLI's subparsers."""
+    fm = subparsers.add_parser("filematch", help="register washing: run a file locally, submit/fetch jobs, worker")
+    sub = fm.add_subparsers(dest="filematch_command", required=True)
+
+    sp = sub.add_parser("run", help="wash a file locally against the store")
+    sp.add_argument("file", type=Path)
+    sp.add_argument("-o", "--output", type=Path, required=True)
+    sp.add_argument("--format", choices=sorted(FORMATS), default="csv")
+    sp.add_argument("--encoding", help="utf-8 or iso-8859-1 (default: detected)")
+    sp.add_argument("--profile", default="full", help="access profile that masks the output (default full)")
+    sp.add_argument("--processes", type=int, default=1, help="worker processes (identification is CPU-bound)")
+    sp.set_defaults(func=cmd_run)
+
+    def remote(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--url", required=True, help="the server, e.g. http://127.0.0.1:8080")
+        p.add_argument("--user", required=True, help="account (password: PREGBRIDGE_PASSWORD or a prompt)")
+        p.add_argument("--timeout", type=float, default=600.0)
+
+    sp = sub.add_parser("submit", help="upload a file as a job")
+    sp.add_argument("file", type=Path)
+    sp.add_argument("--format", choices=sorted(FORMATS))
+    sp.add_argument("--encoding")
+    remote(sp)
+    sp.set_defaults(func=cmd_submit)
+
+    sp = sub.add_parser("status", help="a job's status and progress")
+    sp.add_argument("job")
+    remote(sp)
+    sp.set_defaults(func=cmd_status)
+
+    sp = sub.add_parser("fetch", help="download a job's result")
+    sp.add_argument("job")
+    sp.add_argument("-o", "--output", type=Path, required=True)
+    sp.add_argument("--wait", action="store_true", help="wait until the job is done")
+    remote(sp)
+    sp.set_defaults(func=cmd_fetch)
+
+    sp = sub.add_parser("worker", help="wash chunks of queued jobs until stopped")
+    sp.add_argument("--lease", type=float, default=300.0, help="seconds before a dead worker's chunk is retaken")
+    sp.add_argument("--idle", type=float, default=1.0, help="seconds to sleep when there is no work")
+    sp.set_defaults(func=cmd_worker)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The subcommands on their own (until server/cli.py registers them), with the main CLI's options."""
+    from server.cli import _settings
+
+    p = argparse.ArgumentParser(prog="pregbridge")
+    p.add_argument("--config", type=Path)
+    p.add_argument("--database-url")
+    p.add_argument("--data-dir", type=Path)
+    add_subcommands(p.add_subparsers(dest="command", required=True))
+    args = p.parse_args(argv)
+    try:
+        return int(args.func(_settings(args), args))
+    except (ValueError, OSError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,328 @@
+"""Filematch over HTTP (WSGI, no framework), mounted at ``/filematch/v1``.
+
+==========================================  =====================================================
+``POST   /filematch/v1/jobs``               upload a file (multipart/form-data: part ``file``, optional
+                                            parts ``format`` csv|fixed|xml and ``encoding``; or the raw
+                                            file as the body with ``?format=…&encoding=…``) → 202 with the
+                                            job (``Location`` names it)
+``GET    /filematch/v1/jobs/{id}``          status and progress
+``GET    /filematch/v1/jobs/{id}/result``   the answer file, streamed (409 until the job is done)
+``GET    /filematch/v1/jobs/{id}/report``   counts per result code, timings, records/s
+``DELETE /filematch/v1/jobs/{id}``          cancel (409 once it is done, failed or cancelled)
+==========================================  =====================================================
+
+Every call is authenticated with HTTP Basic (:meth:`Authenticator.basic`) and authorised for the
+operation ``filematch`` by the account's profile. A job belongs to the account that submitted it: other
+accounts get 404. The answer is masked with the *submitter's* profile when it is washed
+(:func:`server.access.apply_profile`), so a stored answer never holds more than its owner may see.
+
+The upload is streamed to a spool file (``spool_dir``), never held in memory, then split into chunks in
+the store (filematch.jobs) before the 202 is sent; the spool file is deleted. ``max_upload`` bytes refuse
+larger bodies with 413. With ``background_workers > 0`` each process that builds the app also runs that
+many worker threads (filematch.worker); otherwise run ``pregbridge filematch worker`` processes.
+Errors are JSON ``{"error": "…"}`` and never contain record content.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import parse_qs
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from filematch.formats import FORMATS
+from filematch.jobs import Auditor, JobEvent, JobSettings, JobStateError, JobStore
+from filematch.pipeline import View
+from filematch.records import FileFormatError
+from filematch.worker import Worker
+from server.access import (
+    AccessProfile,
+    Account,
+    AuditRecord,
+    AuditWriter,
+    AuthenticationFailed,
+    Authenticator,
+    AuthorizationFailed,
+    Throttled,
+    apply_profile,
+    authorize,
+    resolve_profile,
+)
+from store.model import Person
+
+__all__ = ["FilematchHttpSettings", "build_filematch_app", "job_auditor", "profile_view"]
+
+log = logging.getLogger(__name__)
+PREFIX = "/filematch/v1"
+OPERATION = "filematch"
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+_JOB_PATH = re.compile(r"^/jobs/([0-9a-f]{32})(/result|/report)?$")
+_BLOCK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class FilematchHttpSettings:
+    spool_dir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
+    max_upload: int = 2 * 1024**3
+    background_workers: int = 0
+    jobs: JobSettings = field(default_factory=JobSettings)
+
+
+def job_auditor(audit: AuditWriter) -> Auditor:
+    """The audit callback of filematch.jobs: one AuditRecord per job operation (face ``filematch``)."""
+
+    def write(ev: JobEvent) -> None:
+        audit.write(AuditRecord.now(account=ev.account, face="filematch", operation=ev.operation, outcome=ev.outcome,
+                                    purpose=f"job {ev.job_id}: {ev.records} records", returned=ev.numbers))
+
+    return write
+
+
+def _masked(profile: AccessProfile, person: Person) -> Any:
+    return apply_profile(person, profile)
+
+
+def profile_view(profiles: Mapping[str, AccessProfile]) -> Callable[[str], View]:
+    """``view_for`` of the worker: a job's profile name → a picklable masking function."""
+
+    def view_for(name: str) -> View:
+        return functools.partial(_masked, resolve_profile(name, profiles))
+
+    return view_for
+
+
+class HttpError(Exception):
+    def __init__(self, status: str, message: str, headers: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or []
+
+
+def _json(start_response: StartResponse, status: str, body: Mapping[str, Any],
+          headers: list[tuple[str, str]] | None = None) -> Iterable[bytes]:
+    data = json.dumps(body).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data))),
+                            *(headers or [])])
+    return [data]
+
+
+class _Body:
+    """wsgi.input, read at most CONTENT_LENGTH bytes."""
+
+    def __init__(self, environ: Mapping[str, Any], limit: int) -> None:
+        try:
+            self.remaining = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            raise HttpError("400 Bad Request", "invalid Content-Length") from None
+        if self.remaining <= 0:
+            raise HttpError("411 Length Required", "a request body with Content-Length is required")
+        if self.remaining > limit:
+            raise HttpError("413 Content Too Large", f"the upload is larger than {limit} bytes")
+        self.stream: IO[bytes] = environ["wsgi.input"]
+
+    def read(self) -> bytes:
+        if self.remaining <= 0:
+            return b""
+        data = self.stream.read(min(_BLOCK, self.remaining))
+        self.remaining -= len(data)
+        if not data:
+            self.remaining = 0
+        return data
+
+
+def _disposition(headers: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in headers.split("\r\n"):
+        key, _, value = line.partition(":")
+        if key.strip().lower() == "content-disposition":
+            for m in re.finditer(r'(\w+)="([^"]*)"|(\w+)=([^;\s]+)', value):
+                out[(m[1] or m[3]).lower()] = m[2] if m[1] else m[4]
+    return out
+
+
+def read_multipart(body: _Body, boundary: bytes, sink: IO[bytes]) -> tuple[dict[str, str], bool]:
+    """Stream a multipart/form-data body: the ``file`` part into ``sink``, small fields returned.
+
+    Memory stays flat: at most one read block plus the delimiter is buffered. Returns (fields, file seen).
+    """
+    delim = b"\r\n--" + boundary
+    buf = b"\r\n"
+    fields: dict[str, str] = {}
+    seen = False
+
+    def more() -> None:
+        nonlocal buf
+        chunk = body.read()
+        if not chunk:
+            raise HttpError("400 Bad Request", "the multipart body is truncated")
+        buf += chunk
+
+    while (i := buf.find(delim)) < 0:
+        buf = buf[-len(delim):]
+        more()
+    buf = buf[i + len(delim):]
+    while True:
+        while len(buf) < 2:
+            more()
+        if buf.startswith(b"--"):
+            return fields, seen
+        while (j := buf.find(b"\r\n\r\n")) < 0:
+            if len(buf) > 16 * 1024:
+                raise HttpError("400 Bad Request", "multipart part headers are too long")
+            more()
+        disp = _disposition(buf[2:j].decode("latin-1"))
+        buf = buf[j + 4:]
+        name = disp.get("name", "")
+        is_file = name == "file"
+        small = bytearray()
+        while True:
+            i = buf.find(delim)
+            part, done = (buf[:i], True) if i >= 0 else (buf[: max(0, len(buf) - len(delim))], False)
+            if is_file:
+                sink.write(part)
+            else:
+                small += part
+                if len(small) > 1024:
+                    raise HttpError("400 Bad Request", f"form field {name[:30]} is too long")
+            if done:
+                buf = buf[i + len(delim):]
+                break
+            buf = buf[len(part):]
+            more()
+        if is_file:
+            seen = True
+        elif name:
+            fields[name] = small.decode("utf-8", "replace").strip()
+
+
+class FilematchApp:
+    def __init__(self, jobs: JobStore, authenticator: Authenticator, profiles: Mapping[str, AccessProfile],
+                 settings: FilematchHttpSettings) -> None:
+        self.jobs = jobs
+        self.authenticator = authenticator
+        self.profiles = profiles
+        self.settings = settings
+        self.stop_workers: threading.Event | None = None  # set when background worker threads run
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = str(environ.get("PATH_INFO", ""))
+        if path.startswith(PREFIX):
+            path = path[len(PREFIX):]
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        try:
+            account = self._authenticate(environ)
+            if path.rstrip("/") == "/jobs":
+                if method != "POST":
+                    raise HttpError("405 Method Not Allowed", "POST a file to /jobs", [("Allow", "POST")])
+                return self._submit(environ, account, start_response)
+            m = _JOB_PATH.match(path)
+            if not m:
+                raise HttpError("404 Not Found", "not found")
+            job_id, what = m[1], m[2]
+            info = self.jobs.get(job_id, account.username, any_account=False)
+            if info is None:
+                raise HttpError("404 Not Found", "no such job")
+            if what is None and method == "GET":
+                return _json(start_response, "200 OK", info.to_json())
+            if what is None and method == "DELETE":
+                return _json(start_response, "200 OK", self.jobs.cancel(job_id, account=account.username).to_json())
+            if method != "GET":
+                raise HttpError("405 Method Not Allowed", "method not allowed", [("Allow", "GET")])
+            if what == "/report":
+                return _json(start_response, "200 OK", self.jobs.report(job_id).to_json())
+            stream = self.jobs.result(job_id, account=account.username)
+            fmt = FORMATS[info.format]
+            charset = "" if fmt.name == "xml" else f"; charset={info.options.get('encoding', 'utf-8')}"
+            start_response("200 OK", [("Content-Type", fmt.media_type + charset),
+                                      ("Content-Disposition", f'attachment; filename="{job_id}{fmt.suffix}"')])
+            return stream
+        except HttpError as exc:
+            return _json(start_response, exc.status, {"error": exc.message}, exc.headers)
+        except Throttled as exc:
+            return _json(start_response, "429 Too Many Requests", {"error": exc.message},
+                         [("Retry-After", str(exc.retry_after))])
+        except AuthenticationFailed as exc:
+            return _json(start_response, "401 Unauthorized", {"error": exc.message},
+                         [("WWW-Authenticate", 'Basic realm="pregbridge", charset="UTF-8"')])
+        except AuthorizationFailed as exc:
+            return _json(start_response, "403 Forbidden", {"error": exc.message})
+        except JobStateError as exc:
+            return _json(start_response, "409 Conflict", {"error": str(exc)})
+        except FileFormatError as exc:
+            return _json(start_response, "422 Unprocessable Content", {"error": str(exc)})
+        except SQLAlchemyError as exc:
+            log.warning("filematch: store unavailable (%s)", type(exc).__name__)
+            return _json(start_response, "503 Service Unavailable", {"error": "the store is unavailable"})
+
+    def _authenticate(self, environ: Mapping[str, Any]) -> Account:
+        account = self.authenticator.basic(environ.get("HTTP_AUTHORIZATION"), str(environ.get("REMOTE_ADDR") or ""))
+        authorize(resolve_profile(account.profile, self.profiles), OPERATION)
+        return account
+
+    def _submit(self, environ: Mapping[str, Any], account: Account, start_response: StartResponse) -> Iterable[bytes]:
+        query = {k: v[0] for k, v in parse_qs(str(environ.get("QUERY_STRING", ""))).items()}
+        ctype = str(environ.get("CONTENT_TYPE", ""))
+        body = _Body(environ, self.settings.max_upload)
+        self.settings.spool_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="filematch-", suffix=".upload", dir=self.settings.spool_dir)
+        spool = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as sink:
+                if ctype.lower().startswith("multipart/form-data"):
+                    m = re.search(r'boundary="?([^";]+)"?', ctype)
+                    if not m:
+                        raise HttpError("400 Bad Request", "multipart/form-data without a boundary")
+                    fields, seen = read_multipart(body, m[1].encode("latin-1"), sink)
+                    if not seen:
+                        raise HttpError("400 Bad Request", "the form has no part named file")
+                    query.update(fields)
+                else:
+                    while chunk := body.read():
+                        sink.write(chunk)
+            fmt = query.get("format") or "csv"
+            if fmt not in FORMATS:
+                raise HttpError("400 Bad Request", f"unknown format; one of {', '.join(FORMATS)}")
+            try:
+                info = self.jobs.submit(spool, fmt, account=account.username, profile=account.profile,
+                                        encoding=query.get("encoding") or None)
+            except ValueError as exc:
+                if isinstance(exc, FileFormatError):
+                    raise
+                raise HttpError("400 Bad Request", str(exc)) from None
+        finally:
+            spool.unlink(missing_ok=True)
+        location = f"{PREFIX}/jobs/{info.id}"
+        body_json = {**info.to_json(), "links": {"status": location, "result": location + "/result",
+                                                 "report": location + "/report"}}
+        return _json(start_response, "202 Accepted", body_json, [("Location", location)])
+
+
+def _start_workers(jobs: JobStore, profiles: Mapping[str, AccessProfile], n: int) -> threading.Event:
+    stop = threading.Event()
+    for i in range(n):
+        worker = Worker(jobs, profile_view(profiles))
+        threading.Thread(target=worker.run, args=(stop,), name=f"filematch-worker-{i}", daemon=True).start()
+    return stop
+
+
+def build_filematch_app(engine: Engine, authenticator: Authenticator, profiles: Mapping[str, AccessProfile],
+                        audit: AuditWriter, settings: FilematchHttpSettings) -> WsgiApp:
+    """The Filematch WSGI app (mount it for every path under ``/filematch/v1``)."""
+    jobs = JobStore(engine, settings.jobs, audit=job_auditor(audit))
+    app = FilematchApp(jobs, authenticator, profiles, settings)
+    if settings.background_workers > 0:
+        app.stop_workers = _start_workers(jobs, profiles, settings.background_workers)
+    return app

@@ -1,0 +1,99 @@
+"""Formats and cleaning without a store: every format and line ending reads the same records; dates,
+numbers and streets are cleaned as documented; multipart bodies are parsed split at every offset."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+
+import pytest
+
+from filematch.clean import clean, parse_date, split_street
+from filematch.formats import format_named
+from filematch.formats.fixedwidth import OUTPUT_WIDTH
+from filematch.records import Code, InputRecord, Result
+
+FIX = Path(__file__).parent.parent / "fixtures" / "filematch"
+
+
+def records(name: str, fmt: str) -> list[InputRecord]:
+    f = format_named(fmt)
+    return list(f.read(FIX / name, f.detect(FIX / name)))
+
+
+def test_every_format_and_line_ending_reads_the_same_records() -> None:
+    base = {r.ref: (r.number.replace(" ", ""), r.given, r.family) for r in records("wash-crlf.csv", "csv")}
+    for name, fmt in [("wash-lf.csv", "csv"), ("wash-bom.csv", "csv"), ("wash-latin1.csv", "csv"),
+                      ("wash-crlf.txt", "fixed"), ("wash-lf.txt", "fixed"), ("wash.xml", "xml")]:
+        got = {r.ref: (r.number.replace(" ", ""), r.given, r.family) for r in records(name, fmt)}
+        assert set(got) == set(base), name
+        good = {k: v for k, v in got.items() if k != "R15"}
+        assert good == {k: v for k, v in base.items() if k != "R15"}, name
+    assert any(r.given == "Øystein" for r in records("wash-latin1.csv", "csv"))
+
+
+def test_detection() -> None:
+    csv_format = format_named("csv")
+    assert csv_format.detect(FIX / "wash-lf.csv").newline == "\n"
+    crlf = csv_format.detect(FIX / "wash-crlf.csv")
+    assert (crlf.newline, crlf.encoding, crlf.bom) == ("\r\n", "utf-8", False)
+    assert csv_format.detect(FIX / "wash-bom.csv").bom
+    assert csv_format.detect(FIX / "wash-latin1.csv").encoding == "iso-8859-1"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("1980-05-17", (dt.date(1980, 5, 17), 1980)), ("17.05.1980", (dt.date(1980, 5, 17), 1980)),
+    ("7.5.1980", (dt.date(1980, 5, 7), 1980)), ("17051980", (dt.date(1980, 5, 17), 1980)),
+    ("00.05.1980", (None, 1980)), ("1980", (None, 1980)),
+])
+def test_dates(text: str, expected: tuple[dt.date | None, int]) -> None:
+    assert parse_date(text) == expected
+
+
+@pytest.mark.parametrize("text", ["31.02.1980", "1980/05/17", "17-05-80", "2999-01-01"])
+def test_bad_dates(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_date(text)
+
+
+def test_clean_notes_problems_without_data() -> None:
+    c = clean(InputRecord(1, ref="A", number="123", birth="xx", gender="?", postnummer="12"))
+    assert c.number is None and c.problems == ["number:length", "birth:format", "gender:format",
+                                              "postnummer:format"]
+    assert not c.identifiable
+    assert split_street("Storgata 12 b") == ("Storgata", "12B") and split_street("Postboks") == ("Postboks", "")
+
+
+def test_fixed_width_output_layout() -> None:
+    fixed = format_named("fixed")
+    opts = fixed.detect(FIX / "wash-crlf.txt")
+    data = fixed.encode([Result(1, "R1", Code.DECEASED, number="12345678901", birth="1940-02-03",
+                                death="2024-03-01", gender="mann")], opts)
+    line = data.decode("iso-8859-1").rstrip("\r\n")
+    assert len(line) == OUTPUT_WIDTH == 320
+    assert line[20:32].strip() == "DECEASED" and line[134:142] == "03021940" and line[142] == "M"
+    assert line[155:163] == "01032024"
+
+
+def test_multipart_split_at_every_offset() -> None:
+    from server.http.filematch import _Body, read_multipart
+
+    content = b"ref;number\r\nA;1\r\n" * 3
+    body = (b"--XyZ\r\nContent-Disposition: form-data; name=\"format\"\r\n\r\ncsv\r\n"
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.csv\"\r\n"
+            b"Content-Type: text/csv\r\n\r\n" + content + b"\r\n--XyZ--\r\n")
+
+    class Trickle(io.BytesIO):
+        def __init__(self, data: bytes, step: int) -> None:
+            super().__init__(data)
+            self.step = step
+
+        def read(self, n: int | None = -1) -> bytes:
+            return super().read(self.step)
+
+    for step in range(1, len(body) + 1, 7):
+        sink = io.BytesIO()
+        env = {"CONTENT_LENGTH": str(len(body)), "wsgi.input": Trickle(body, step)}
+        fields, seen = read_multipart(_Body(env, 10_000), b"XyZ", sink)
+        assert seen and fields == {"format": "csv"} and sink.getvalue() == content, step
