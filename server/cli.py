@@ -1,8 +1,8 @@
 """``pregbridge`` (also ``python -m server``): the operator's command line.
 
-Subcommands: serve, listen-hl7, filematch, init, demo-data, load, ingest, rejects, users, audit. Long work shows a
-progress bar and ends with a summary; errors end with a one-line message and exit code 2 (bad input) or
-1 (failure), never a stack trace. Transcripts are in docs/cli.md.
+Subcommands: serve, listen-hl7, filematch, replay, record, init, demo-data, load, ingest, rejects, users,
+audit. Long work shows a progress bar and ends with a summary; errors end with a one-line message and exit
+code 2 (bad input) or 1 (failure), never a stack trace. Transcripts are in docs/cli.md.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from server.bootstrap import build_engine
 from server.config import Settings, load_settings
 from server.filematch_cli import add_subcommands as add_filematch_subcommands
 from server.hl7.cli import add_subcommands as add_hl7_subcommands
+from server.replay.cli import add_subcommands as add_replay_subcommands
 from store import schema as s
 from store.errors import InvalidInput, PregbridgeError
 
@@ -152,6 +153,7 @@ def _parser() -> argparse.ArgumentParser:
     add_access_subcommands(sub)  # users add|passwd|disable|enable|list, audit
     add_hl7_subcommands(sub)  # listen-hl7
     add_filematch_subcommands(sub)  # filematch run|submit|status|fetch|worker
+    add_replay_subcommands(sub)  # replay, record, replay-make-corpus
     return p
 
 
