@@ -44,6 +44,7 @@ from filematch.local import chunked
 from filematch.records import Code, FileFormatError, InputRecord
 from filematch.report import Report
 from store import schema as s
+from store.engine import read_connection
 
 __all__ = ["Auditor", "Claim", "JobEvent", "JobInfo", "JobSettings", "JobStore", "JobStateError"]
 
@@ -319,9 +320,15 @@ class JobStore:
              .where(_j.c.status.in_(ACTIVE),
                     or_(_c.c.status == "pending", and_(_c.c.status == "running", _c.c.locked_at < stale)))
              .order_by(_j.c.created_at, _c.c.job_id, _c.c.chunk_no).limit(1))
+        probe = q.with_only_columns(_c.c.chunk_no)
         if self._pg:
             q = q.with_for_update(skip_locked=True, of=_c)
         while True:
+            # An idle worker polls: look for work without the write lock, so that polling never holds up
+            # (or, on SQLite, collides with) the store's writers; take the lock only when there is work.
+            with read_connection(self.engine) as conn:
+                if conn.execute(probe).first() is None:
+                    return None
             failed_job: str | None = None
             with self._write() as conn, conn.begin():
                 row = conn.execute(q).first()

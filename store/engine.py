@@ -3,8 +3,9 @@
 - SQLite (the embedded default): a file in the data directory, WAL journal, ``synchronous=NORMAL``
   (durable at checkpoints, safe against corruption), foreign keys on, a busy timeout so that a
   reader never fails on a writer, 64 MB page cache and memory-mapped reads. Transactions are begun by
-  us (SQLAlchemy's documented pysqlite recipe), and a writer that must not be overtaken asks for
-  ``BEGIN IMMEDIATE`` with ``conn.execution_options(sqlite_begin="IMMEDIATE")``.
+  us (SQLAlchemy's documented pysqlite recipe) as ``BEGIN IMMEDIATE``: they take the write lock up front
+  and wait for it (busy timeout) instead of failing on a lock upgrade; the hot read paths use
+  :func:`read_connection`, which begins no transaction.
 - PostgreSQL (scale-out), through psycopg 3: ``postgresql+psycopg://user@host:port/db``.
 
 The schema is created and upgraded by Alembic (store/migrations), never by ``metadata.create_all``
@@ -49,11 +50,14 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 def _sqlite_begin(conn: Any) -> None:
     # pysqlite's own transaction handling is off (isolation_level=None in _sqlite_pragmas); we emit BEGIN
-    # ourselves, so that a writer can ask for the write lock up front: execution_options(sqlite_begin="IMMEDIATE").
-    mode = conn.get_execution_options().get("sqlite_begin", "")
+    # ourselves. IMMEDIATE by default: a deferred transaction that reads and then writes fails at once
+    # (SQLITE_BUSY, no busy wait) when another writer committed in between, which any second writer (an
+    # ingest, a Filematch worker, the audit thread) makes likely. Read paths that must not queue behind
+    # writers use read_connection() (no transaction at all).
+    mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
     if mode == "none":  # a read-only connection: each statement reads its own consistent snapshot
         return
-    conn.exec_driver_sql(f"BEGIN {mode}".strip())
+    conn.exec_driver_sql(f"BEGIN {mode}")
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> Engine:

@@ -33,6 +33,7 @@ from server.soap.ar.errors import (
     generic_fault_for,
 )
 from store import ar
+from store.engine import read_connection
 from store.errors import InvalidInput
 
 __all__ = ["ACCOUNT_KEY", "READ_OPERATIONS", "WRITE_OPERATIONS", "ArFace"]
@@ -159,7 +160,7 @@ class ArFace:
 
     def _details(self, op: str, body: etree._Element, call: _Call, kind: str | None) -> etree._Element:
         her_id = self._her_id(body, call)
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             doc = self._party(conn, her_id, kind)
             related = self._related_for(conn, doc)
         call.returned.append(str(her_id))
@@ -198,7 +199,7 @@ class ArFace:
     def _op_SearchById(self, body: etree._Element, call: _Call) -> etree._Element:
         asked = (request_text(body, "id") or "").strip()
         call.asked.append(asked[:11])
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             docs: list[dict[str, Any]] = []
             if asked.isdigit() and len(asked) <= 10:
                 if len(asked) == 9:
@@ -221,7 +222,7 @@ class ArFace:
         except InvalidInput as exc:
             raise InvalidRequest(str(exc)) from None
         call.asked.extend(v[:11] for k, v in pairs if v and k.lower() in ("herid", "organizationnumber"))
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             found = ar.search(conn, query)
             enc = self._encoder(self._related_for_list(conn, found.parties))
         r = enc.response("Search")
@@ -233,7 +234,7 @@ class ArFace:
         her_ids = request_ints(body, "herIds")
         if len(her_ids) > MAX_HER_IDS:
             raise InvalidRequest(f"at most {MAX_HER_IDS} HER-ids per call")
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             rows = ar.last_changed(conn, her_ids)
         r = ArEncoder.response("GetChangedCommunicationPartiesInfo")
         ArEncoder.last_changed(r, "GetChangedCommunicationPartiesInfoResult", rows)
@@ -241,7 +242,7 @@ class ArFace:
 
     def _op_GetOrganizationsOwnedBy(self, body: etree._Element, call: _Call) -> etree._Element:
         her_id = self._her_id(body, call)
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             self._party(conn, her_id)
             return self._organizations("GetOrganizationsOwnedBy", ar.owned_by(conn, her_id), conn, call)
 
@@ -254,7 +255,7 @@ class ArFace:
     def _iks(self, op: str, body: etree._Element, call: _Call) -> etree._Element:
         """IKS (inter-municipal company) associations: the store holds none, so a known HER-id has none."""
         her_id = self._her_id(body, call)
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             self._party(conn, her_id)
             return self._organizations(op, [], conn, call)
 
@@ -267,7 +268,7 @@ class ArFace:
         usage = _USAGE[purpose.removesuffix("ByOrganizationNumber")]
 
         def handler(body: etree._Element, call: _Call) -> etree._Element:
-            with self.engine.connect() as conn:
+            with read_connection(self.engine) as conn:
                 if by_org:
                     number = request_text(body, "organizationNumber") or ""
                     call.asked.append(number[:11])
