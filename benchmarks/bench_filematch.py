@@ -8,8 +8,10 @@ For each ``--num`` size (the store ``benchmarks/out/store-<n>.sqlite`` and its p
    are identified by demographics — the rest current), cached under benchmarks/out/;
 2. **baseline**: the same file read and written with the ``csv`` module (reader → writer), in this run;
 3. **wash**: ``filematch.local.wash_file`` on that file in a *subprocess* (so that its peak RSS is its
-   own, from ``resource.getrusage``), once on the first 100k records and once on all n — peak RSS must
-   be ≤ 300 MB and flat (the two within 1.25×); ratio to the baseline (target ≤ 4);
+   own, from ``resource.getrusage``), with ``PROCESSES`` worker processes (one per core, at most 2: the
+   reader/writer process and the workers share the machine), once on the first 100k records and once on
+   all n — peak RSS (the largest of the main process and any one worker, both printed) must be ≤ 300 MB
+   and flat (the two within 1.25×); ratio to the baseline (target ≤ 4);
 4. **identify**: a labelled noisy file of ``--queries`` records without numbers
    (``filematch.testdata.noisy_records``), washed in one process: records/s, precision and recall.
 """
@@ -20,6 +22,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 import time
@@ -30,6 +33,7 @@ from benchmarks.harness import OUT, Result
 
 __all__ = ["run"]
 
+PROCESSES = min(2, os.cpu_count() or 1)
 HEADER = ["ref", "number", "given", "family", "birth", "gender", "street", "postnummer", "poststed"]
 
 
@@ -85,12 +89,14 @@ engine = make_engine(sys.argv[1])
 t = time.perf_counter()
 with open(sys.argv[3], "wb") as out:
     rep = wash_file(engine, Path(sys.argv[2]), out, format_named("csv"), processes=int(sys.argv[4]))
+main = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+worker = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
 print(json.dumps({"seconds": time.perf_counter() - t, "records": rep.records, "counts": rep.counts,
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "rss_mb": max(main, worker), "rss_main_mb": main, "rss_worker_mb": worker}))
 """
 
 
-def _wash(url: str, src: Path, processes: int = 1) -> dict[str, object]:
+def _wash(url: str, src: Path, processes: int = PROCESSES) -> dict[str, object]:
     out = subprocess.run([sys.executable, "-c", _CHILD, url, str(src), str(OUT / "filematch-out.csv"),
                           str(processes)], check=True, capture_output=True, text=True,
                          cwd=Path(__file__).parents[1])
@@ -134,10 +140,13 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
             res = _wash(url, part)
             secs, mb = float(res["seconds"]), float(res["rss_mb"])  # type: ignore[arg-type]
             rss.append(mb)
-            ok = mb <= 300 and (size < n or base * 4 >= secs)
+            ratio = secs / (base * size / n)
+            ok = mb <= 300 and ratio <= 4
             yield Result(f"wash numbers ({size:,} rows)", size, secs, f"{size / secs:,.0f} rows/s, RSS {mb:.0f} MB",
-                         ratio=secs / (base * size / n), baseline="csv", target="ratio ≤ 4, RSS ≤ 300 MB", ok=ok)
-            print(f"#   counts: {res['counts']}", flush=True)
+                         ratio=ratio, baseline="csv", target="ratio ≤ 4, RSS ≤ 300 MB", ok=ok)
+            print(f"#   counts: {res['counts']}; processes {PROCESSES}, peak RSS main "
+                  f"{float(res['rss_main_mb']):.0f} MB, largest worker {float(res['rss_worker_mb']):.0f} MB",  # type: ignore[arg-type]
+                  flush=True)
         if len(rss) == 2:
             print(f"# peak RSS 100k → {n:,}: {rss[0]:.0f} → {rss[1]:.0f} MB (flat: {rss[1] <= rss[0] * 1.25})")
         secs, p, r, q = _identify(url, persons, args.queries, args.seed)

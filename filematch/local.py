@@ -3,8 +3,13 @@
 This is ``pregbridge filematch run`` and the benchmark's subject. Memory is flat: one chunk of records
 and its answer are held at a time. With ``processes > 1`` chunks are washed by a pool of worker
 processes (each with its own engine; the view must be picklable, e.g. a ``functools.partial``), at
-most ``2 × processes`` chunks in flight, answers written in input order. Identification by demographics is CPU-bound
-(~5 ms a record), so processes, not threads.
+most ``2 × processes`` chunks in flight, answers written in input order. Washing is CPU-bound (Python), so
+processes, not threads.
+
+On SQLite the wash's read connections use a smaller memory map and page cache than the store's defaults
+(store/engine.py: 256 MB mmap, 64 MB cache), set by PRAGMA on those connections only and restored after the
+run: mapped pages that were read count toward the process's RSS, and a wash reads each person once, so a
+large map only makes memory grow with the file's size without making the wash faster.
 """
 
 from __future__ import annotations
@@ -13,11 +18,12 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from filematch.formats import Format, TextOptions
 from filematch.pipeline import ChunkResult, View, unmasked, wash
@@ -28,6 +34,25 @@ from store.engine import make_engine, read_connection
 __all__ = ["CHUNK", "chunked", "wash_file"]
 
 CHUNK = 2000
+_MMAP = 16 << 20  # bytes of SQLite memory map for a wash connection
+_CACHE_KB = 16384  # KiB of SQLite page cache for a wash connection
+
+
+@contextmanager
+def _wash_connection(engine: Engine) -> Iterator[Connection]:
+    """A read connection with the wash's small SQLite mmap and cache (restored before it goes back)."""
+    with read_connection(engine) as conn:
+        if conn.dialect.name != "sqlite":
+            yield conn
+            return
+        mmap, cache = (conn.exec_driver_sql(f"PRAGMA {p}").scalar() for p in ("mmap_size", "cache_size"))
+        conn.exec_driver_sql(f"PRAGMA mmap_size={_MMAP}")
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{_CACHE_KB}")
+        try:
+            yield conn
+        finally:
+            conn.exec_driver_sql(f"PRAGMA mmap_size={int(mmap or 0)}")
+            conn.exec_driver_sql(f"PRAGMA cache_size={int(cache or 0)}")
 
 
 def chunked(records: Iterable[InputRecord], size: int) -> Iterator[list[InputRecord]]:
@@ -49,7 +74,7 @@ def _wash_in_worker(records: list[InputRecord], fmt_name: str, options: TextOpti
     from filematch.formats import format_named
 
     assert _worker_engine is not None
-    with read_connection(_worker_engine) as conn:
+    with _wash_connection(_worker_engine) as conn:
         res = wash(conn, records, view)
     return format_named(fmt_name).encode(res.results, options), ChunkResult([], res.counts, [])
 
@@ -64,7 +89,7 @@ def wash_file(engine: Engine, src: Path, out: BinaryIO, fmt: Format, *, encoding
     out.write(fmt.header(options))
     chunks = chunked(fmt.read(src, options), chunk_size)
     if processes <= 1:
-        with read_connection(engine) as conn:
+        with _wash_connection(engine) as conn:
             for chunk in chunks:
                 res = wash(conn, chunk, view)
                 out.write(fmt.encode(res.results, options))

@@ -3,11 +3,13 @@
 Per chunk (a few hundred to a few thousand records):
 
 1. **clean** every record (:mod:`filematch.clean`);
-2. **block**: records with a valid number go to one batched lookup (``PersonRepository.find_many``: one
-   ``IN`` query per 500 numbers, ceased numbers included); records without a usable number (none,
-   invalid, or unknown to the store) and with enough demographics go to identification;
-3. **compare**: identification by demographics is :func:`store.matching.identify` (blocking on the search
-   index, Fellegi–Sunter-style scores); the persons of the candidates are then loaded in one batch;
+2. **block**: records with a valid number go to one batched lookup (:func:`store.wash.find_numbers`: one
+   ``IN`` query per 500 numbers, ceased numbers included, each person decoded *lean*: its current values
+   only); records without a usable number (none, invalid, or unknown to the store) and with enough
+   demographics go to identification;
+3. **compare**: identification by demographics is :func:`store.matching.identify_many` (the answers of
+   :func:`store.matching.identify`: blocking on the search index, Fellegi–Sunter-style scores, with each
+   record's keys normalised once); the persons of the candidates are then loaded in one batch;
 4. **classify** each record into exactly one :class:`~filematch.records.Code` (precedence below) and fill
    its :class:`~filematch.records.Result` from the person *as the caller's profile sees it*: the
    pipeline takes a ``view`` function (``server.access.apply_profile`` bound to the caller's profile, wired
@@ -51,10 +53,12 @@ from sqlalchemy import Connection
 
 from filematch.clean import CleanRecord, clean, split_street
 from filematch.records import Code, InputRecord, Result
-from store.matching import IdentifyQuery, Outcome, identify
+from store.matching import IdentifyQuery, Outcome, identify_many
 from store.model import Identifier, Name, Person
-from store.normalize import name_key, street_key
-from store.repository import Lookup, PersonRepository
+from store.repository import Lookup
+from store.wash import cached_name_key as name_key
+from store.wash import cached_street_key as street_key
+from store.wash import find_numbers, load_lean
 
 __all__ = ["AddressLike", "ChunkResult", "PersonView", "View", "unmasked", "wash"]
 
@@ -211,10 +215,9 @@ def _query(c: CleanRecord) -> IdentifyQuery:
 
 def wash(conn: Connection, records: Sequence[InputRecord], view: View = unmasked) -> ChunkResult:
     """Wash one chunk of records on a (read) connection; the results are in input order."""
-    repo = PersonRepository(conn)
     cleaned = [clean(r) for r in records]
     numbers = [c.number for c in cleaned if c.number and not c.source.error]
-    found = repo.find_many(numbers) if numbers else {}
+    found = find_numbers(conn, numbers) if numbers else {}
     results: list[Result | None] = [None] * len(cleaned)
     to_identify: list[int] = []
     for i, c in enumerate(cleaned):
@@ -235,7 +238,7 @@ def wash(conn: Connection, records: Sequence[InputRecord], view: View = unmasked
             results[i] = Result(src.seq, src.ref, Code.INVALID, input_number=src.number.strip(),
                                 reason=";".join([*why, "demographics:insufficient"]))
     if to_identify:
-        _identify(conn, repo, cleaned, to_identify, results, view)
+        _identify(conn, cleaned, to_identify, results, view)
     out = ChunkResult([r for r in results if r is not None])
     for r in out.results:
         out.counts[r.code.value] += 1
@@ -246,16 +249,16 @@ def wash(conn: Connection, records: Sequence[InputRecord], view: View = unmasked
     return out
 
 
-def _identify(conn: Connection, repo: PersonRepository, cleaned: list[CleanRecord], indexes: list[int],
+def _identify(conn: Connection, cleaned: list[CleanRecord], indexes: list[int],
               results: list[Result | None], view: View) -> None:
-    answers = {i: identify(conn, _query(cleaned[i])) for i in indexes}
+    answers = dict(zip(indexes, identify_many(conn, [_query(cleaned[i]) for i in indexes]), strict=True))
     wanted: list[int] = []
     for ident in answers.values():
         if ident.outcome is Outcome.IDENTIFIED:
             wanted.append(ident.candidates[0].person_id)
         elif ident.outcome is Outcome.AMBIGUOUS:
             wanted.extend(c.person_id for c in ident.candidates[:MAX_CANDIDATES])
-    persons = repo.load(wanted) if wanted else {}
+    persons = load_lean(conn, wanted) if wanted else {}
     for i, ident in answers.items():
         c = cleaned[i]
         r = Result(c.source.seq, c.source.ref, Code.NOT_FOUND, input_number=c.source.number.strip(),

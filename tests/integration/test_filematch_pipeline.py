@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 from filematch.formats import format_named
 from filematch.local import wash_file
 from filematch.records import FileFormatError
-from filematch.testdata import noisy_records, truth_of
+from filematch.testdata import noisy_records, numbered_records, truth_of
 from server.access import BUILTIN_PROFILES, apply_profile
 from store.document import from_document
 from store.engine import make_engine, migrate
@@ -175,3 +175,30 @@ def test_identification_precision_and_recall(population: tuple[Engine, Path], tm
     assert len(rows) == 800
     assert precision >= 0.99, precision
     assert recall >= 0.95, recall
+
+
+def test_lean_wash_reads_equal_the_general_api(population: tuple[Engine, Path]) -> None:
+    """store.wash (the wash's lean reads) answers as store.repository does: the same current values of
+    every person found by number."""
+    from store.engine import read_connection
+    from store.wash import find_numbers
+
+    engine, persons = population
+
+    def current_values(p: object) -> tuple[object, ...]:
+        ci = p.current_identifier  # type: ignore[attr-defined]
+        n = p.name  # type: ignore[attr-defined]
+        return (p.person_key, ci and ci.number, [(i.number, i.kind, i.status) for i in p.identifiers],  # type: ignore[attr-defined]
+                n and (n.given, n.middle, n.family), p.birth_date, p.current_gender,  # type: ignore[attr-defined]
+                p.current_status, p.death_date, p.protection_level,  # type: ignore[attr-defined]
+                [(a.type, a.form, a.street, a.house_number, a.house_letter, a.lines, a.postnummer, a.poststed,
+                  a.kommune, a.protection) for a in p.current_addresses()])  # type: ignore[attr-defined]
+
+    with read_connection(engine) as conn:
+        repo = PersonRepository(conn)
+        numbers = [r.number for r in numbered_records(persons, 3000, seed=3) if r.number]
+        lean, full = find_numbers(conn, numbers), repo.find_many(numbers)
+        assert lean.keys() == full.keys() and len(lean) > 2500
+        for number, lk in lean.items():
+            assert lk.person_id == full[number].person_id and lk.matched.number == full[number].matched.number
+            assert current_values(lk.person) == current_values(full[number].person)

@@ -5,6 +5,7 @@ readable diff in the terminal output, the JUnit XML and the HTML report; and the
 
 from __future__ import annotations
 
+import difflib
 import html
 import os
 import shutil
@@ -84,4 +85,8 @@ def test_the_corpus_regenerates_byte_for_byte(tmp_path: Path) -> None:
     made = sorted(p.name for p in (tmp_path / "corpus").iterdir())
     assert made == sorted(p.name for p in CORPUS.iterdir())
     for name in made:
-        assert (tmp_path / "corpus" / name).read_bytes() == (CORPUS / name).read_bytes(), name
+        got, shipped = (tmp_path / "corpus" / name).read_bytes(), (CORPUS / name).read_bytes()
+        if got != shipped:  # say where, so a flaky difference can be diagnosed from the CI log
+            diff = difflib.unified_diff(shipped.decode(errors="replace").splitlines(),
+                                        got.decode(errors="replace").splitlines(), "shipped", "made", lineterm="")
+            raise AssertionError(f"{name} differs:\n" + "\n".join(list(diff)[:40]))
