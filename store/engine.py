@@ -14,6 +14,7 @@ outside tests of the migrations themselves.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -95,6 +96,20 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
             yield conn
 
 
+class _Held:
+    """A reader's connection in one thread; closed (returned to the pool) when the thread's locals go,
+    so a server that runs a thread per request does not leave one open connection per finished thread."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.conn.close()
+
+
 class Reader:
     """One long-lived read connection per thread, for the hot lookup path of a server process.
 
@@ -109,17 +124,25 @@ class Reader:
 
     @contextmanager
     def connection(self) -> Iterator[Connection]:
-        conn: Connection | None = getattr(self._local, "conn", None)
-        if conn is None or conn.closed or conn.invalidated:
-            conn = self._local.conn = read_connection(self.engine)
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is None or held.conn.closed or held.conn.invalidated:
+            held = self._local.held = _Held(read_connection(self.engine))
+        conn = held.conn
         try:
             yield conn
         except BaseException:
-            self._local.conn = None
+            self._local.held = None
             conn.close()
             raise
         if conn.in_transaction():
             conn.rollback()
+
+    def close(self) -> None:
+        """Close this thread's connection (others close as their threads end)."""
+        held: _Held | None = getattr(self._local, "held", None)
+        self._local.held = None
+        if held is not None:
+            held.conn.close()
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
