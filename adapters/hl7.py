@@ -29,8 +29,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from adapters.views import PersonView
 from store.errors import InvalidInput
 from store.hjelpenummer import HjelpenummerRequest
 from store.model import Identifier, IdentifierStatus
@@ -87,28 +88,6 @@ class ParameterError(InvalidInput):
         super().__init__(message)
         self.repetition = repetition
         self.hl7_error_code = code
-
-
-class PersonView(Protocol):
-    """What the encoder reads of a person (store.model.Person and server.access.MaskedPerson fit)."""
-
-    @property
-    def identifiers(self) -> tuple[Identifier, ...]: ...
-    @property
-    def names(self) -> tuple[Any, ...]: ...
-    @property
-    def birth(self) -> tuple[Any, ...]: ...
-    @property
-    def gender(self) -> tuple[Any, ...]: ...
-    @property
-    def status(self) -> tuple[Any, ...]: ...
-    @property
-    def death(self) -> tuple[Any, ...]: ...
-    @property
-    def addresses(self) -> tuple[Any, ...]: ...
-
-
-# -- ER7 text --------------------------------------------------------------------------------------
 
 
 def escape(value: object) -> str:

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from lxml import etree
 
+from adapters.views import PersonView
 from store import geo
 from store.errors import InvalidInput
 from store.hjelpenummer import HjelpenummerRequest
@@ -36,35 +37,6 @@ _KIND = {"fnr": "FNR", "dnr": "DNR", "fh": "FHN", "hnr": "HNR"}
 _GENDER_OUT = {"kvinne": "K", "mann": "M"}
 _GENDER_IN = {"K": "kvinne", "M": "mann"}
 _DSF = {"ugradert": "0", "klientadresse": "4", "strengtFortrolig": "6", "fortrolig": "7"}
-
-
-class PersonView(Protocol):
-    """What the encoder reads of a person (store.model.Person and server.access.MaskedPerson fit)."""
-
-    @property
-    def identifiers(self) -> tuple[Identifier, ...]: ...
-    @property
-    def names(self) -> tuple[Any, ...]: ...
-    @property
-    def birth(self) -> tuple[Any, ...]: ...
-    @property
-    def gender(self) -> tuple[Any, ...]: ...
-    @property
-    def status(self) -> tuple[Any, ...]: ...
-    @property
-    def death(self) -> tuple[Any, ...]: ...
-    @property
-    def addresses(self) -> tuple[Any, ...]: ...
-    @property
-    def protection(self) -> tuple[Any, ...]: ...
-    @property
-    def marital_status(self) -> tuple[Any, ...]: ...
-    @property
-    def citizenship(self) -> tuple[Any, ...]: ...
-    @property
-    def relations(self) -> tuple[Any, ...]: ...
-    @property
-    def current_identifier(self) -> Identifier | None: ...
 
 
 def _current(items: Iterable[Any]) -> Any:

@@ -35,9 +35,8 @@ blank); the person-level ``protection`` element follows the profile like any oth
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from server.access.profiles import AccessProfile
@@ -90,29 +89,10 @@ def _stricter(a: str, b: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class AddressView:
+class AddressView(Address):
     """An address as a profile may see it: the fields of :class:`Address` (content blanked when masked) plus
     ``masked``, ``dsf_code`` and ``placeholder`` (PREG's text in place of a masked address, else None)."""
 
-    type: str
-    form: str | None
-    street: str | None = None
-    house_number: int | None = None
-    house_letter: str | None = None
-    unit: str | None = None
-    co: str | None = None
-    gardsnummer: int | None = None
-    bruksnummer: int | None = None
-    festenummer: int | None = None
-    lines: tuple[str, ...] = ()
-    country: str | None = None
-    postnummer: str | None = None
-    poststed: str | None = None
-    kommune: str | None = None
-    bydel: str | None = None
-    protection: str = "ugradert"
-    moved_at: dt.date | None = None
-    meta: Meta = field(default_factory=Meta)
     masked: bool = False
     dsf_code: str = "0"
     placeholder: str | None = None
@@ -130,7 +110,7 @@ def visible_address(address: Address, profile: AccessProfile, *, floor: str = "u
                            a.bydel, level, a.moved_at, a.meta, masked=False, dsf_code=code, placeholder=None)
     return AddressView(
         type=address.type,
-        form=None,
+        form="",
         kommune=address.kommune if level in _KEEPS_KOMMUNE else None,
         protection=level,
         meta=Meta(current=address.meta.current),

@@ -1,0 +1,39 @@
+"""The person view the legacy encoders read: store.model.Person, and the masked views the faces encode
+(server.access.MaskedPerson), both fit it; adapters cannot import server, so they name this Protocol."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from store.model import Identifier
+
+__all__ = ["PersonView"]
+
+
+class PersonView(Protocol):
+    """What the encoder reads of a person (store.model.Person and server.access.MaskedPerson fit)."""
+
+    @property
+    def identifiers(self) -> tuple[Identifier, ...]: ...
+    @property
+    def names(self) -> tuple[Any, ...]: ...
+    @property
+    def birth(self) -> tuple[Any, ...]: ...
+    @property
+    def gender(self) -> tuple[Any, ...]: ...
+    @property
+    def status(self) -> tuple[Any, ...]: ...
+    @property
+    def death(self) -> tuple[Any, ...]: ...
+    @property
+    def addresses(self) -> tuple[Any, ...]: ...
+    @property
+    def protection(self) -> tuple[Any, ...]: ...
+    @property
+    def marital_status(self) -> tuple[Any, ...]: ...
+    @property
+    def citizenship(self) -> tuple[Any, ...]: ...
+    @property
+    def relations(self) -> tuple[Any, ...]: ...
+    @property
+    def current_identifier(self) -> Identifier | None: ...
