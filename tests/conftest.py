@@ -8,6 +8,7 @@ missing server can never pass silently.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import socket
@@ -62,9 +63,10 @@ def _pg_unavailable() -> str | None:
     return _pg_checked[0]
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+@contextlib.contextmanager
+def pg_schema_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped when the block ends; skips (or, in
+    CI, fails) when no PostgreSQL answers."""
     why = _pg_unavailable()
     if why:
         if PG_REQUIRED:
@@ -81,6 +83,13 @@ def pg_url() -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A PostgreSQL URL whose search_path is a fresh schema, dropped after the test."""
+    with pg_schema_url() as url:
+        yield url
 
 
 @pytest.fixture

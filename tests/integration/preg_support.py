@@ -35,7 +35,6 @@ import json
 import logging
 import random
 import threading
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +47,7 @@ import requests
 import zeep
 from argon2 import PasswordHasher
 from lxml import etree
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 from zeep.plugins import HistoryPlugin, Plugin
 from zeep.transports import Transport
 
@@ -62,7 +61,7 @@ from store import identity
 from store.document import from_document
 from store.feed import ingest
 from store.repository import PersonRepository
-from tests.conftest import PG_REQUIRED, PG_URL, _pg_unavailable
+from tests.conftest import pg_schema_url
 from tests.factories import meta, person_doc
 
 __all__ = [
@@ -275,22 +274,8 @@ def backend_url(backend: str, work_dir: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{work_dir / 'store.sqlite'}"
         return
-    why = _pg_unavailable()
-    if why:
-        if PG_REQUIRED:
-            pytest.fail(why)
-        pytest.skip(why)
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    sep = "&" if "?" in PG_URL else "?"
-    try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
+    with pg_schema_url() as url:
+        yield url
 
 
 # -- raw HTTP and XML helpers -----------------------------------------------------------------------------
