@@ -16,7 +16,6 @@ Store: a fresh SQLite store loaded with a ``--num`` synthetic population (store.
 from __future__ import annotations
 
 import argparse
-import base64
 import copy
 import os
 import random
@@ -29,8 +28,7 @@ from typing import Any
 from lxml import etree
 from sqlalchemy import select
 
-from benchmarks.bench_soap import _wrk
-from benchmarks.harness import BENCH_PASSWORD, GunicornServer, Result, bench_account
+from benchmarks.harness import GunicornServer, Result, bench_account, run_wrk, wrk_post_script
 from server.access import AccountStore
 from store import schema as s
 from store.engine import make_engine, migrate
@@ -126,23 +124,10 @@ def _prepare(args: argparse.Namespace, tmp: Path) -> tuple[str, list[int]]:
 
 
 def _lua(path: Path, version: str, her_ids: list[int]) -> Path:
-    auth = base64.b64encode(f"{USER}:{BENCH_PASSWORD}".encode()).decode()
     bodies = [ENVELOPES[version].format(uuid=f"00000000-0000-4000-8000-{i:012d}",
                                         body=f'<GetCommunicationPartyDetails xmlns="{CP}"><herId>{h}</herId>'
                                              "</GetCommunicationPartyDetails>") for i, h in enumerate(her_ids)]
-    quoted = ",\n".join("[[" + b + "]]" for b in bodies)
-    path.write_text(f"""
-local bodies = {{ {quoted} }}
-local i = math.random(#bodies)
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "{CONTENT_TYPES[version]}"
-wrk.headers["Authorization"] = "Basic {auth}"
-request = function()
-  i = i % #bodies + 1
-  return wrk.format(nil, nil, nil, bodies[i])
-end
-""")
-    return path
+    return wrk_post_script(path, bodies, USER, CONTENT_TYPES[version])
 
 
 def run(args: argparse.Namespace) -> Iterator[Result]:
@@ -162,10 +147,10 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
                 server = GunicornServer(f"benchmarks.bench_ar:{app}()", workers, env, "/v1/AR?wsdl")
                 try:
                     for version, script in scripts.items():
-                        _wrk(server.base + PATHS[version], script, 8, 2)  # warm-up
+                        run_wrk(server.base + PATHS[version], script, 8, 2)  # warm-up
                     for version, w, conc in plan:
                         if w == workers:
-                            measured[(app, version, w, conc)] = _wrk(server.base + PATHS[version], scripts[version],
+                            measured[(app, version, w, conc)] = run_wrk(server.base + PATHS[version], scripts[version],
                                                                      conc, seconds)
                 finally:
                     server.stop()

@@ -17,16 +17,13 @@ audit included; p99 ≤ 25 ms at concurrency 8.
 from __future__ import annotations
 
 import argparse
-import base64
 import os
-import re
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmarks.harness import BENCH_PASSWORD, OUT, GunicornServer, Result, store_samples
+from benchmarks.harness import OUT, GunicornServer, Result, run_wrk, store_samples, wrk_post_script
 
 __all__ = ["run"]
 
@@ -38,33 +35,7 @@ ENVELOPE = ('<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/" xml
 
 
 def _lua(path: Path, bodies: list[str]) -> Path:
-    auth = base64.b64encode(f"{USER}:{BENCH_PASSWORD}".encode()).decode()
-    quoted = ",\n".join("[[" + b + "]]" for b in bodies)
-    path.write_text(f"""
-local bodies = {{ {quoted} }}
-local i = math.random(#bodies)
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "text/xml; charset=utf-8"
-wrk.headers["Authorization"] = "Basic {auth}"
-request = function()
-  i = i % #bodies + 1
-  return wrk.format(nil, nil, nil, bodies[i])
-end
-""")
-    return path
-
-
-def _ms(value: str, unit: str) -> float:
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
-
-
-def _wrk(url: str, script: Path, conc: int, seconds: int) -> tuple[float, float, float, int]:
-    out = subprocess.run(["wrk", f"-t{min(conc, 2)}", f"-c{conc}", f"-d{seconds}s", "--latency", "-s", str(script),
-                          url], capture_output=True, text=True, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    pct = {m[0]: _ms(m[1], m[2]) for m in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rps, pct["50"], pct["99"], int(errors.group(1)) if errors else 0
+    return wrk_post_script(path, bodies, USER, "text/xml; charset=utf-8")
 
 
 def run(args: argparse.Namespace) -> Iterator[Result]:
@@ -93,10 +64,10 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
             server = GunicornServer(f"benchmarks.soap_apps:{app}()", workers, env, f"{PATH}?wsdl")
             try:
                 for op, script in scripts.items():
-                    _wrk(server.base + PATH, script, 8, 2)  # warm-up: caches, credential cache, page cache
+                    run_wrk(server.base + PATH, script, 8, 2)  # warm-up: caches, credential cache, page cache
                     for w, conc in plan:
                         if w == workers:
-                            measured[(app, op, workers, conc)] = _wrk(server.base + PATH, script, conc, seconds)
+                            measured[(app, op, workers, conc)] = run_wrk(server.base + PATH, script, conc, seconds)
             finally:
                 server.stop()
     for op in scripts:

@@ -160,3 +160,40 @@ class GunicornServer:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             self.proc.wait(timeout=60)
+
+
+def wrk_post_script(path: Path, bodies: list[str], username: str, content_type: str) -> Path:
+    """A wrk Lua script POSTing ``bodies`` round-robin (from a random start) with HTTP Basic auth."""
+    import base64
+
+    auth = base64.b64encode(f"{username}:{BENCH_PASSWORD}".encode()).decode()
+    quoted = ",\n".join("[[" + b + "]]" for b in bodies)
+    path.write_text(f"""
+local bodies = {{ {quoted} }}
+local i = math.random(#bodies)
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "{content_type}"
+wrk.headers["Authorization"] = "Basic {auth}"
+request = function()
+  i = i % #bodies + 1
+  return wrk.format(nil, nil, nil, bodies[i])
+end
+""")
+    return path
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(url: str, script: Path, conc: int, seconds: int) -> tuple[float, float, float, int]:
+    """(requests/s, p50 ms, p99 ms, non-2xx responses) of one wrk run with ``conc`` keep-alive connections."""
+    import re
+    import subprocess
+
+    out = subprocess.run(["wrk", f"-t{min(conc, 2)}", f"-c{conc}", f"-d{seconds}s", "--latency", "-s", str(script),
+                          url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    pct = {m[0]: _ms(m[1], m[2]) for m in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return rps, pct["50"], pct["99"], int(errors.group(1)) if errors else 0
