@@ -9,11 +9,11 @@ Replies are checked with python-hl7 and parsed by hl7apy (well-formed HL7).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import socket
 import threading
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -24,7 +24,7 @@ import hl7
 import pytest
 from hl7.client import MLLPClient
 from hl7apy.parser import parse_message
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine
 
 from server.access import BUILTIN_PROFILES, AccessProfile, AccountStore, AuditWriter, query_audit
 from server.hl7.app import Hl7App, serve
@@ -34,7 +34,7 @@ from server.hl7.settings import MllpSettings
 from store.document import from_document
 from store.engine import make_engine, migrate
 from store.repository import PersonRepository
-from tests.conftest import PG_REQUIRED, PG_URL, _pg_unavailable
+from tests.conftest import pg_schema_url
 from tests.factories import meta, number, person_doc
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "hl7"
@@ -142,35 +142,22 @@ class Server:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    schema = None
-    if request.param == "postgres":
-        why = _pg_unavailable()
-        if why:
-            if PG_REQUIRED:
-                pytest.fail(why)
-            pytest.skip(why)
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        admin = create_engine(PG_URL)
-        with admin.begin() as conn:
-            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = f"{PG_URL}{'&' if '?' in PG_URL else '?'}options=-csearch_path%3D{schema}"
-    else:
-        url = f"sqlite:///{tmp_path_factory.mktemp('hl7') / 'store.sqlite'}"
-    engine = make_engine(url)
-    migrate(engine)
-    populate(engine)
-    app, audit, settings = make_app(engine)
-    running = Running(settings, app, app.closed)
-    try:
-        yield Server(engine, app, running)
-    finally:
-        running.stop()
-        audit.close()
-        engine.dispose()
-        if schema:
-            with admin.begin() as conn:
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+    with contextlib.ExitStack() as stack:
+        if request.param == "postgres":
+            url = stack.enter_context(pg_schema_url())
+        else:
+            url = f"sqlite:///{tmp_path_factory.mktemp('hl7') / 'store.sqlite'}"
+        engine = make_engine(url)
+        migrate(engine)
+        populate(engine)
+        app, audit, settings = make_app(engine)
+        running = Running(settings, app, app.closed)
+        try:
+            yield Server(engine, app, running)
+        finally:
+            running.stop()
+            audit.close()
+            engine.dispose()
 
 
 # -- client helpers -------------------------------------------------------------------------------
