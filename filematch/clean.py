@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from filematch.records import InputRecord
 from store.identity import InvalidIdentifier, parse
 
-__all__ = ["CleanRecord", "clean", "parse_date", "split_street"]
+__all__ = ["CleanRecord", "check_number", "clean", "parse_date", "split_street"]
 
 _GENDERS = {"k": "kvinne", "f": "kvinne", "kvinne": "kvinne", "female": "kvinne", "w": "kvinne",
             "m": "mann", "mann": "mann", "male": "mann"}
@@ -35,6 +35,7 @@ _YEAR = re.compile(r"^(\d{4})$")
 _STREET = re.compile(r"^(.*?)[\s,]*(\d+)\s*([A-Za-z]?)$")
 _POSTNUMMER = re.compile(r"^\d{4}$")
 _MIN_YEAR = 1850
+_THIS_YEAR = dt.date.today().year  # a long-running server's year is refreshed by the general path below
 
 
 @dataclass(slots=True)
@@ -62,6 +63,14 @@ class CleanRecord:
 def parse_date(text: str) -> tuple[dt.date | None, int | None]:
     """(date, year) of a birth date in an accepted spelling; ValueError if it is none of them."""
     s = text.strip()
+    if len(s) == 10 and s[4] == "-" and s[7] == "-" and s.isascii():  # the common case, parsed in C
+        try:
+            iso = dt.date.fromisoformat(s)
+        except ValueError:
+            pass  # e.g. a day that does not exist: the general path below says which problem it is
+        else:
+            if _MIN_YEAR <= iso.year <= _THIS_YEAR:
+                return iso, iso.year
     m = _ISO.match(s)
     if m:
         y, mo, d = int(m[1]), int(m[2]), int(m[3])
@@ -90,15 +99,26 @@ def split_street(text: str) -> tuple[str, str]:
     return m[1], (m[2] + m[3]).upper()
 
 
-def clean(rec: InputRecord) -> CleanRecord:
+def check_number(c: CleanRecord) -> None:
+    """Validate ``c.number`` (:func:`store.identity.parse`): an invalid one is dropped and its typed
+    problem noted (``number:checksum`` …)."""
+    if c.number:
+        try:
+            c.number = parse(c.number).number
+        except InvalidIdentifier as exc:
+            c.number = None
+            c.problems.insert(0, f"number:{exc.reason.value}")  # first, wherever it is checked
+
+
+def clean(rec: InputRecord, *, validate_number: bool = True) -> CleanRecord:
+    """The record cleaned. With ``validate_number=False`` the number is only stripped of spaces and the
+    caller validates it with :func:`check_number` when it needs to: the wash looks numbers up first and
+    validates only those the store does not know (every stored number was validated when stored)."""
     c = CleanRecord(rec, given=" ".join(rec.given.split()), family=" ".join(rec.family.split()),
                     street=" ".join(rec.street.split()))
-    number = "".join(rec.number.split())
-    if number:
-        try:
-            c.number = parse(number).number
-        except InvalidIdentifier as exc:
-            c.problems.append(f"number:{exc.reason.value}")
+    c.number = "".join(rec.number.split()) or None
+    if validate_number:
+        check_number(c)
     if rec.birth.strip():
         try:
             c.birth_date, c.birth_year = parse_date(rec.birth)

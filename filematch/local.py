@@ -2,7 +2,7 @@
 
 This is ``pregbridge filematch run`` and the benchmark's subject. Memory is flat: one chunk of records
 and its answer are held at a time. With ``processes > 1`` chunks are washed by a pool of worker
-processes (each with its own engine; the view must be picklable, e.g. a ``functools.partial``), at
+processes (each with its own engine; the release is pickled to them), at
 most ``2 × processes`` chunks in flight, answers written in input order. Washing is CPU-bound (Python), so
 processes, not threads.
 
@@ -26,7 +26,7 @@ from typing import BinaryIO
 from sqlalchemy import Connection, Engine
 
 from filematch.formats import Format, TextOptions
-from filematch.pipeline import ChunkResult, View, unmasked, wash
+from filematch.pipeline import UNMASKED, ChunkResult, Release, wash
 from filematch.records import InputRecord
 from filematch.report import Report
 from store.engine import make_engine, read_connection
@@ -69,18 +69,19 @@ def _init_worker(url: str) -> None:
     _worker_engine = make_engine(url)
 
 
-def _wash_in_worker(records: list[InputRecord], fmt_name: str, options: TextOptions,
-                    view: View) -> tuple[bytes, ChunkResult]:
+def _wash_in_worker(rows: list[list[str]], fmt_name: str, options: TextOptions,
+                    release: Release) -> tuple[bytes, ChunkResult]:
     from filematch.formats import format_named
 
     assert _worker_engine is not None
+    records = [InputRecord.from_list(r) for r in rows]
     with _wash_connection(_worker_engine) as conn:
-        res = wash(conn, records, view)
+        res = wash(conn, records, release)
     return format_named(fmt_name).encode(res.results, options), ChunkResult([], res.counts, [])
 
 
 def wash_file(engine: Engine, src: Path, out: BinaryIO, fmt: Format, *, encoding: str | None = None,
-              view: View = unmasked, chunk_size: int = CHUNK, processes: int = 1,
+              release: Release = UNMASKED, chunk_size: int = CHUNK, processes: int = 1,
               progress: Callable[[int], None] | None = None) -> Report:
     """Wash ``src`` into ``out`` (FileFormatError if the file cannot be read at all)."""
     started = time.perf_counter()
@@ -91,7 +92,7 @@ def wash_file(engine: Engine, src: Path, out: BinaryIO, fmt: Format, *, encoding
     if processes <= 1:
         with _wash_connection(engine) as conn:
             for chunk in chunks:
-                res = wash(conn, chunk, view)
+                res = wash(conn, chunk, release)
                 out.write(fmt.encode(res.results, options))
                 report.add(res.counts)
                 if progress:
@@ -101,7 +102,8 @@ def wash_file(engine: Engine, src: Path, out: BinaryIO, fmt: Format, *, encoding
         with ProcessPoolExecutor(processes, initializer=_init_worker, initargs=(url,)) as pool:
             pending: deque[tuple[int, Future[tuple[bytes, ChunkResult]]]] = deque()
             for chunk in chunks:
-                pending.append((len(chunk), pool.submit(_wash_in_worker, chunk, fmt.name, options, view)))
+                rows = [r.to_list() for r in chunk]  # plain lists pickle faster than dataclasses
+                pending.append((len(chunk), pool.submit(_wash_in_worker, rows, fmt.name, options, release)))
                 while len(pending) >= 2 * processes:
                     _drain(pending.popleft(), out, report, progress)
             while pending:

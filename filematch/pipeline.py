@@ -3,17 +3,21 @@
 Per chunk (a few hundred to a few thousand records):
 
 1. **clean** every record (:mod:`filematch.clean`);
-2. **block**: records with a valid number go to one batched lookup (:func:`store.wash.find_numbers`: one
-   ``IN`` query per 500 numbers, ceased numbers included, each person decoded *lean*: its current values
-   only); records without a usable number (none, invalid, or unknown to the store) and with enough
-   demographics go to identification;
+2. **block**: records with a valid number go to one batched lookup (:func:`store.wash.find_briefs`: one
+   ``IN`` query per 500 numbers, ceased numbers included, answering each person's *brief*, the current
+   values a wash reads, flattened when the person was stored: :mod:`store.brief`); records without a
+   usable number (none, invalid, or unknown to the store) and with enough demographics go to
+   identification;
 3. **compare**: identification by demographics is :func:`store.matching.identify_many` (the answers of
    :func:`store.matching.identify`: blocking on the search index, Fellegi–Sunter-style scores, with each
-   record's keys normalised once); the persons of the candidates are then loaded in one batch;
+   record's keys normalised once); the briefs of the candidates are then loaded in one batch;
 4. **classify** each record into exactly one :class:`~filematch.records.Code` (precedence below) and fill
    its :class:`~filematch.records.Result` from the person *as the caller's profile sees it*: the
-   pipeline takes a ``view`` function (``server.access.apply_profile`` bound to the caller's profile, wired
-   by the server; the identity for an unmasked local run), because filematch must not import the server.
+   pipeline takes a :class:`Release` — which information elements the caller's access profile releases
+   and how it masks each address protection level — built by the server from the profile with the one
+   masking implementation (``server.access``: ``release_of`` in server/http/filematch.py; a test checks
+   that a wash answers exactly what ``apply_profile`` would release), because filematch must not
+   import the server. :data:`UNMASKED` is an unmasked local run's.
 
 Codes and precedence (the first that applies; docs/filematch.md has examples):
 
@@ -43,75 +47,51 @@ person who has died is visible as such. Input problems that did not prevent wash
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from sqlalchemy import Connection
 
-from filematch.clean import CleanRecord, clean, split_street
+from filematch.clean import CleanRecord, check_number, clean, split_street
 from filematch.records import Code, InputRecord, Result
+from store import brief as b
 from store.matching import IdentifyQuery, Outcome, identify_many
-from store.model import Identifier, Name, Person
-from store.repository import Lookup
+from store.model import PROTECTION_LEVELS
 from store.wash import cached_name_key as name_key
 from store.wash import cached_street_key as street_key
-from store.wash import find_numbers, load_lean
+from store.wash import find_briefs, load_briefs
 
-__all__ = ["AddressLike", "ChunkResult", "PersonView", "View", "unmasked", "wash"]
+__all__ = ["UNMASKED", "ChunkResult", "Release", "wash"]
 
 DSF_CODES = {"ugradert": "0", "klientadresse": "4", "fortrolig": "7", "strengtFortrolig": "6"}
-_ADDRESS_ORDER = ("bosted", "opphold", "post", "postUtland", "deltBosted")
 MAX_CANDIDATES = 5
+_ELEMENTS = ("identifiers", "name", "birth", "gender", "status", "death", "addresses")
 
 
-class AddressLike(Protocol):
-    @property
-    def type(self) -> str: ...
-    @property
-    def street(self) -> str | None: ...
-    @property
-    def house_number(self) -> int | None: ...
-    @property
-    def house_letter(self) -> str | None: ...
-    @property
-    def lines(self) -> tuple[str, ...]: ...
-    @property
-    def postnummer(self) -> str | None: ...
-    @property
-    def poststed(self) -> str | None: ...
-    @property
-    def kommune(self) -> str | None: ...
-    @property
-    def protection(self) -> str: ...
+@dataclass(frozen=True, slots=True)
+class MaskedLevel:
+    """How a profile shows an address of one protection level it may not see."""
+
+    placeholder: str  # the address line in its place
+    keeps_kommune: bool
 
 
-class PersonView(Protocol):
-    """What the output reads of a person: :class:`store.model.Person` and ``server.access.MaskedPerson`` fit."""
+@dataclass(frozen=True, slots=True)
+class Release:
+    """What the caller's access profile releases of a person, as the wash needs it (picklable).
 
-    @property
-    def current_identifier(self) -> Identifier | None: ...
-    @property
-    def name(self) -> Name | None: ...
-    @property
-    def birth_date(self) -> dt.date | None: ...
-    @property
-    def current_gender(self) -> str | None: ...
-    @property
-    def current_status(self) -> str | None: ...
-    @property
-    def death_date(self) -> dt.date | None: ...
-    def current_addresses(self) -> Sequence[AddressLike]: ...
+    ``elements``: the information elements released (of ``identifiers name birth gender status death
+    addresses``; the others are not in a wash answer); ``masked``: protection level → how an address at
+    that *effective* level (the stricter of its own and the person's) is shown; a level not in it is
+    released unmasked.
+    """
+
+    elements: frozenset[str]
+    masked: Mapping[str, MaskedLevel] = field(default_factory=dict)
 
 
-View = Callable[[Person], PersonView]
-
-
-def unmasked(person: Person) -> PersonView:
-    """The view of a local, unmasked run: the person itself."""
-    return person
+UNMASKED = Release(frozenset(_ELEMENTS))
 
 
 @dataclass(slots=True)
@@ -121,86 +101,83 @@ class ChunkResult:
     persons: list[str] = field(default_factory=list)  # numbers returned (for the audit record)
 
 
-def _iso(d: dt.date | None) -> str:
-    return d.isoformat() if d else ""
+def _stricter(a: str, c: str) -> str:
+    return a if PROTECTION_LEVELS.index(a) >= PROTECTION_LEVELS.index(c) else c
 
 
-def _address(v: PersonView) -> AddressLike | None:
-    current = v.current_addresses()
-    for t in _ADDRESS_ORDER:
-        for a in current:
-            if a.type == t:
-                return a
-    return current[0] if current else None
+class _Seen:
+    """One person's brief as a release shows it: the fields a Result carries and what the classifier reads."""
 
+    __slots__ = ("address", "f", "level", "masked", "name", "status", "death")
 
-def _line(a: AddressLike) -> str:
-    placeholder = getattr(a, "placeholder", None)
-    if placeholder:
-        return str(placeholder)
-    if a.street:
-        return f"{a.street} {a.house_number or ''}{a.house_letter or ''}".strip()
-    return ", ".join(a.lines)
+    def __init__(self, f: list[str], rel: Release) -> None:
+        els = rel.elements
+        self.f = f
+        self.name = "name" in els and bool(f[b.GIVEN] or f[b.FAMILY])
+        self.status = f[b.STATUS] if "status" in els else ""
+        self.death = f[b.DEATH] if "death" in els else ""
+        self.address = "addresses" in els and bool(f[b.ADDR_TYPE])
+        self.level = _stricter(f[b.ADDR_PROTECTION], f[b.PROTECTION]) if self.address else ""
+        self.masked = rel.masked.get(self.level) if self.address else None
 
-
-def _fill(r: Result, v: PersonView, person: Person) -> None:
-    cur = v.current_identifier
-    r.number = cur.number if cur else ""
-    n = v.name
-    if n:
-        r.given, r.middle, r.family = n.given, n.middle or "", n.family
-    r.birth = _iso(v.birth_date)
-    r.gender = v.current_gender or ""
-    r.status = v.current_status or ""
-    r.death = _iso(v.death_date)
-    a = _address(v)
-    if a is not None:
-        r.street, r.postnummer, r.poststed, r.kommune = _line(a), a.postnummer or "", a.poststed or "", a.kommune or ""
-        level = max(a.protection, person.protection_level, key=list(DSF_CODES).index)
-        r.protection = DSF_CODES.get(level, "")
-
-
-def _changed(c: CleanRecord, v: PersonView) -> list[str]:
-    """Which of name and address the input gives differently from the (visible) current data."""
-    out = []
-    n = v.name
-    if n and (c.family or c.given):
-        family_differs = bool(c.family) and name_key(c.family) != name_key(n.family)
-        given = name_key(c.given)
-        given_differs = bool(given) and given not in (name_key(n.given), name_key(f"{n.given} {n.middle or ''}"))
-        if family_differs or given_differs:
-            out.append("name")
-    a = _address(v)
-    if a is not None and getattr(a, "placeholder", None) is None and (c.street or c.postnummer):
-        differs = bool(c.postnummer) and c.postnummer != (a.postnummer or "")
-        if c.street and not differs:
-            name, number = split_street(c.street)
-            if a.street:
-                house = f"{a.house_number or ''}{a.house_letter or ''}".upper()
-                differs = street_key(name) != street_key(a.street) or (bool(number) and number != house)
+    def fill(self, r: Result, els: frozenset[str]) -> None:
+        f = self.f
+        if "identifiers" in els:
+            r.number = f[b.NUMBER]
+        if self.name:
+            r.given, r.middle, r.family = f[b.GIVEN], f[b.MIDDLE], f[b.FAMILY]
+        if "birth" in els:
+            r.birth = f[b.BIRTH]
+        if "gender" in els:
+            r.gender = f[b.GENDER]
+        r.status, r.death = self.status, self.death
+        if self.address:
+            r.protection = DSF_CODES[self.level]
+            m = self.masked
+            if m is None:
+                r.street, r.postnummer, r.poststed, r.kommune = (f[b.ADDR_LINE], f[b.POSTNUMMER], f[b.POSTSTED],
+                                                                 f[b.KOMMUNE])
             else:
-                differs = True
-        if differs:
-            out.append("address")
-    return out
+                r.street, r.kommune = m.placeholder, f[b.KOMMUNE] if m.keeps_kommune else ""
+
+    def changed(self, c: CleanRecord) -> list[str]:
+        """Which of name and address the input gives differently from the (released) current data."""
+        f = self.f
+        out = []
+        if self.name and (c.family or c.given):
+            family_differs = bool(c.family) and name_key(c.family) != f[b.FAMILY_KEY]
+            given = name_key(c.given)
+            given_differs = bool(given) and given not in (f[b.GIVEN_KEY], f[b.GIVEN_MIDDLE_KEY])
+            if family_differs or given_differs:
+                out.append("name")
+        if self.address and self.masked is None and (c.street or c.postnummer):
+            differs = bool(c.postnummer) and c.postnummer != f[b.POSTNUMMER]
+            if c.street and not differs:
+                if f[b.STREET]:
+                    name, number = split_street(c.street)
+                    differs = street_key(name) != f[b.STREET_KEY] or (bool(number) and number != f[b.HOUSE])
+                else:
+                    differs = True
+            if differs:
+                out.append("address")
+        return out
 
 
-def _found(c: CleanRecord, lookup: Lookup, view: View) -> Result:
-    p = lookup.person
-    v = view(p)
+def _found(c: CleanRecord, f: list[str], rel: Release) -> Result:
+    seen = _Seen(f, rel)
     r = Result(c.source.seq, c.source.ref, Code.UNCHANGED, input_number=c.source.number.strip())
-    _fill(r, v, p)
-    current = p.current_identifier
-    if v.current_status == "doed" or v.death_date is not None:
+    seen.fill(r, rel.elements)
+    current = f[b.NUMBER]
+    if seen.status == "doed" or seen.death:
         r.code = Code.DECEASED
-    elif v.current_status == "utflyttet":
+    elif seen.status == "utflyttet":
         r.code = Code.EMIGRATED
-    elif current is not None and current.number != lookup.matched.number:
+    elif current and current != c.number:
         r.code = Code.REPLACED
-    elif p.protection_level != "ugradert":
+    elif f[b.PROTECTION] != "ugradert":
         r.code = Code.PROTECTED
     else:
-        changed = _changed(c, v)
+        changed = seen.changed(c)
         if changed:
             r.code, r.changed = Code.UPDATED, ",".join(changed)
     r.reason = ";".join(c.problems)
@@ -213,20 +190,23 @@ def _query(c: CleanRecord) -> IdentifyQuery:
                          gender=c.gender, postnummer=c.postnummer, kommune=c.kommune, street=street or None)
 
 
-def wash(conn: Connection, records: Sequence[InputRecord], view: View = unmasked) -> ChunkResult:
+def wash(conn: Connection, records: Sequence[InputRecord], release: Release = UNMASKED) -> ChunkResult:
     """Wash one chunk of records on a (read) connection; the results are in input order."""
-    cleaned = [clean(r) for r in records]
+    cleaned = [clean(r, validate_number=False) for r in records]
     numbers = [c.number for c in cleaned if c.number and not c.source.error]
-    found = find_numbers(conn, numbers) if numbers else {}
+    found = find_briefs(conn, numbers) if numbers else {}  # a stored number is a valid one
     results: list[Result | None] = [None] * len(cleaned)
     to_identify: list[int] = []
     for i, c in enumerate(cleaned):
         src = c.source
         if src.error:
             results[i] = Result(src.seq, src.ref, Code.INVALID, input_number=src.number.strip(), reason=src.error)
-        elif c.number and c.number in found:
-            results[i] = _found(c, found[c.number], view)
-        elif c.identifiable:
+            continue
+        if c.number and c.number in found:
+            results[i] = _found(c, found[c.number], release)
+            continue
+        check_number(c)
+        if c.identifiable:
             if c.number:
                 c.problems.append("number:unknown")
             to_identify.append(i)
@@ -238,7 +218,7 @@ def wash(conn: Connection, records: Sequence[InputRecord], view: View = unmasked
             results[i] = Result(src.seq, src.ref, Code.INVALID, input_number=src.number.strip(),
                                 reason=";".join([*why, "demographics:insufficient"]))
     if to_identify:
-        _identify(conn, cleaned, to_identify, results, view)
+        _identify(conn, cleaned, to_identify, results, release)
     out = ChunkResult([r for r in results if r is not None])
     for r in out.results:
         out.counts[r.code.value] += 1
@@ -250,7 +230,7 @@ def wash(conn: Connection, records: Sequence[InputRecord], view: View = unmasked
 
 
 def _identify(conn: Connection, cleaned: list[CleanRecord], indexes: list[int],
-              results: list[Result | None], view: View) -> None:
+              results: list[Result | None], release: Release) -> None:
     answers = dict(zip(indexes, identify_many(conn, [_query(cleaned[i]) for i in indexes]), strict=True))
     wanted: list[int] = []
     for ident in answers.values():
@@ -258,22 +238,21 @@ def _identify(conn: Connection, cleaned: list[CleanRecord], indexes: list[int],
             wanted.append(ident.candidates[0].person_id)
         elif ident.outcome is Outcome.AMBIGUOUS:
             wanted.extend(c.person_id for c in ident.candidates[:MAX_CANDIDATES])
-    persons = load_lean(conn, wanted) if wanted else {}
+    briefs = load_briefs(conn, wanted) if wanted else {}
+    numbers_released = "identifiers" in release.elements
     for i, ident in answers.items():
         c = cleaned[i]
         r = Result(c.source.seq, c.source.ref, Code.NOT_FOUND, input_number=c.source.number.strip(),
                    reason=";".join(c.problems))
         best = ident.best
-        if ident.outcome is Outcome.IDENTIFIED and best is not None and best.person_id in persons:
-            p = persons[best.person_id]
-            _fill(r, view(p), p)
+        if ident.outcome is Outcome.IDENTIFIED and best is not None and best.person_id in briefs:
+            _Seen(briefs[best.person_id], release).fill(r, release.elements)
             r.code, r.score = Code.IDENTIFIED, f"{best.score:.1f}"
         elif ident.outcome is Outcome.AMBIGUOUS and best is not None:
             numbers = []
             for cand in ident.candidates[:MAX_CANDIDATES]:
-                cand_person = persons.get(cand.person_id)
-                cur = view(cand_person).current_identifier if cand_person is not None else None
-                if cur is not None:
-                    numbers.append(cur.number)
+                f = briefs.get(cand.person_id)
+                if numbers_released and f is not None and f[b.NUMBER]:
+                    numbers.append(f[b.NUMBER])
             r.code, r.score, r.candidates = Code.AMBIGUOUS, f"{best.score:.1f}", " ".join(numbers)
         results[i] = r

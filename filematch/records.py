@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from enum import StrEnum
+from operator import attrgetter
 from typing import Any
 
 __all__ = ["INPUT_FIELDS", "RESULT_FIELDS", "Code", "FileFormatError", "InputRecord", "Result"]
@@ -92,8 +93,10 @@ class Result:
     candidates: str = ""  # AMBIGUOUS: candidate numbers, best first, space-separated
     reason: str = ""  # INVALID, and any input problem noted on another code (e.g. number:checksum)
 
-    def values(self) -> list[str]:
-        return [str(getattr(self, f)) for f in RESULT_FIELDS]
+    def values(self) -> tuple[str, ...]:
+        """The fields of :data:`RESULT_FIELDS`, in order (every one is text; ``code`` is a StrEnum)."""
+        return _result_values(self)  # type: ignore[no-any-return]
 
 
 RESULT_FIELDS = tuple(f.name for f in fields(Result))[1:]  # ref … reason (seq is the position, not a field)
+_result_values = attrgetter(*RESULT_FIELDS)

@@ -2,7 +2,8 @@
 
 Run by ``pregbridge filematch worker`` (any number of processes, on any host sharing the database) and
 optionally by a background thread in each server process. The profile named by the job is turned into a
-``view`` by ``view_for`` (the server binds ``apply_profile``), so the stored answer is already masked.
+:class:`~filematch.pipeline.Release` by ``release_for`` (the server derives it from the profile), so the
+stored answer is already masked.
 A worker that dies leaves its chunk ``running``; another worker takes it after the lease expires.
 """
 
@@ -17,7 +18,7 @@ from collections.abc import Callable
 
 from filematch.formats import format_named
 from filematch.jobs import JobStore
-from filematch.pipeline import View, unmasked, wash
+from filematch.pipeline import UNMASKED, Release, wash
 from store.engine import read_connection
 
 __all__ = ["Worker"]
@@ -26,10 +27,10 @@ log = logging.getLogger(__name__)
 
 
 class Worker:
-    def __init__(self, jobs: JobStore, view_for: Callable[[str], View] = lambda _profile: unmasked, *,
+    def __init__(self, jobs: JobStore, release_for: Callable[[str], Release] = lambda _profile: UNMASKED, *,
                  worker_id: str | None = None, purge_every: float = 600.0) -> None:
         self.jobs = jobs
-        self.view_for = view_for
+        self.release_for = release_for
         self.worker_id = worker_id or f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.purge_every = purge_every
 
@@ -39,9 +40,9 @@ class Worker:
         if claim is None:
             return False
         try:
-            view = self.view_for(claim.profile)
+            release = self.release_for(claim.profile)
             with read_connection(self.jobs.engine) as conn:
-                res = wash(conn, claim.records, view)
+                res = wash(conn, claim.records, release)
             output = format_named(claim.format).encode(res.results, claim.options)
         except Exception as exc:  # noqa: BLE001 - any failure gives the chunk back for a retry
             log.warning("filematch chunk %s/%d failed: %s", claim.job_id, claim.chunk_no, type(exc).__name__)

@@ -55,17 +55,17 @@ def _count_records(path: Path) -> int | None:
 def cmd_run(settings: Any, args: argparse.Namespace) -> int:
     from server.access import load_profiles
     from server.bootstrap import build_engine
-    from server.http.filematch import profile_view
+    from server.http.filematch import profile_release
 
     fmt = format_named(args.format)
-    view = profile_view(load_profiles(settings.access.profiles_path))(args.profile)
+    release = profile_release(load_profiles(settings.access.profiles_path))(args.profile)
     engine = build_engine(settings)
     total = _count_records(args.file) if fmt.name != "xml" else None
     with Progress(TextColumn("washing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                   disable=not console.is_terminal) as progress:
         task = progress.add_task("wash", total=(total - 1) if total and fmt.name == "csv" else total)
         with args.output.open("wb") as sink:
-            report = wash_file(engine, args.file, sink, fmt, encoding=args.encoding, view=view,
+            report = wash_file(engine, args.file, sink, fmt, encoding=args.encoding, release=release,
                                processes=args.processes, progress=lambda n: progress.advance(task, n))
     for line in report.lines():
         out.print(line)
@@ -138,12 +138,12 @@ def cmd_fetch(settings: Any, args: argparse.Namespace) -> int:
 def cmd_worker(settings: Any, args: argparse.Namespace) -> int:
     from server.access import AuditWriter, load_profiles
     from server.bootstrap import build_engine
-    from server.http.filematch import job_auditor, profile_view
+    from server.http.filematch import job_auditor, profile_release
 
     engine = build_engine(settings)
     audit = AuditWriter(engine, mode="sync")
     jobs = JobStore(engine, replace(JobSettings(), lease_seconds=args.lease), audit=job_auditor(audit))
-    worker = Worker(jobs, profile_view(load_profiles(settings.access.profiles_path)))
+    worker = Worker(jobs, profile_release(load_profiles(settings.access.profiles_path)))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

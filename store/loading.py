@@ -83,7 +83,8 @@ def _parse(line: str) -> Any:
         raise InvalidDocument(f"not JSON ({exc.msg} at column {exc.colno})") from None
 
 
-Prepared = tuple[str, str, list[dict[str, Any]], dict[str, Any]]  # key, document JSON, identifier rows, search row
+# key, document, identifier rows, search row, brief
+Prepared = tuple[str, str, list[dict[str, Any]], dict[str, Any], str]
 
 
 def _prepare(chunk: list[tuple[int, str]]) -> tuple[list[Prepared], list[dict[str, Any]]]:
@@ -98,7 +99,7 @@ def _prepare(chunk: list[tuple[int, str]]) -> tuple[list[Prepared], list[dict[st
             continue
         rows = person_rows(person, 0, _EPOCH)
         prepared.append((person.person_key, rows[s.person][0]["doc"], rows[s.person_identifier],
-                         rows[s.person_search][0]))
+                         rows[s.person_search][0], rows[s.person_brief][0]["brief"]))
     return prepared, rejects
 
 
@@ -139,9 +140,9 @@ def _store_chunk(engine: Engine, prepared: list[Prepared], next_id: int, now: dt
         repo = PersonRepository(conn)
         keys = [key for key, *_ in prepared]
         existing = set(conn.execute(select(s.person.c.person_key).where(s.person.c.person_key.in_(keys))).scalars())
-        persons, identifiers, searches = [], [], []
+        persons, identifiers, searches, briefs = [], [], [], []
         fresh: set[str] = set()
-        for key, doc, ids, search in prepared:
+        for key, doc, ids, search, brief in prepared:
             if key in existing or key in fresh:  # a re-run, or a key repeated in the file
                 repo.save(from_document(json.loads(doc)), now=now)
                 summary.replaced += 1
@@ -150,8 +151,10 @@ def _store_chunk(engine: Engine, prepared: list[Prepared], next_id: int, now: dt
             persons.append({"id": next_id, "person_key": key, "doc": doc, "last_seq": None, "updated_at": now})
             identifiers += [dict(r, person_id=next_id) for r in ids]
             searches.append(dict(search, person_id=next_id))
+            briefs.append({"person_id": next_id, "brief": brief})
             next_id += 1
-        for table, rows in ((s.person, persons), (s.person_identifier, identifiers), (s.person_search, searches)):
+        for table, rows in ((s.person, persons), (s.person_identifier, identifiers), (s.person_search, searches),
+                            (s.person_brief, briefs)):
             if rows:
                 conn.execute(insert(table), rows)
     return next_id

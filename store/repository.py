@@ -18,13 +18,14 @@ from typing import Any
 from sqlalchemy import Connection, Dialect, Table, bindparam, delete, func, insert, select
 
 from store import schema as s
+from store.brief import brief_of
 from store.document import from_stored, to_document
 from store.model import Identifier, Meta, Person, current
 from store.normalize import name_key, street_key
 
 __all__ = ["Lookup", "PersonRepository", "dump_document", "person_rows", "search_row"]
 
-_INDEX_TABLES: tuple[Table, ...] = (s.person_identifier, s.person_search)
+_INDEX_TABLES: tuple[Table, ...] = (s.person_identifier, s.person_search, s.person_brief)
 _BATCH = 500  # keys per IN (...): within SQLite's parameter limit, near the measured optimum
 
 _p, _i = s.person, s.person_identifier
@@ -102,6 +103,7 @@ def person_rows(p: Person, pid: int, now: dt.datetime, seq: int | None = None,
         s.person_identifier: [{"person_id": pid, "number": i.number, "kind": i.kind, "status": i.status,
                                **_meta_row(i.meta)} for i in p.identifiers],
         s.person_search: [search_row(p, pid)],
+        s.person_brief: [{"person_id": pid, "brief": brief_of(p)}],
     }
 
 

@@ -4,7 +4,8 @@ A person is stored as Folkeregisteret serves one: its whole validated person doc
 with its history, docs/data-formats.md) in ``person.doc``, plus relational index tables that every
 query goes through: ``person_identifier`` (every number the person has had, with type, status and the
 history columns of :class:`store.model.Meta`) and ``person_search`` (one row of current, normalised
-search keys: the blocking keys of search and identification). The repository rewrites all three
+search keys: the blocking keys of search and identification), plus ``person_brief`` (one row: the
+current values a Filematch wash reads, flattened by store/brief.py). The repository rewrites all four
 together, in one transaction.
 
 Why documents and not a table per element: a person has ~13 element items; one row each made the bulk
@@ -65,6 +66,7 @@ __all__ = [
     "hpr_person",
     "metadata",
     "person",
+    "person_brief",
     "person_identifier",
     "person_search",
     "reject",
@@ -143,6 +145,13 @@ person_search = Table(
     Index(None, "kommune", "family_key"),
     Index(None, "postnummer", "family_key"),
     Index(None, "street_key", "family_key"),
+)
+
+person_brief = Table(
+    "person_brief",
+    metadata,
+    Column("person_id", _Id, ForeignKey("person.id", ondelete="CASCADE"), primary_key=True),
+    Column("brief", Text, nullable=False),  # store.brief: the current values a wash reads, flattened
 )
 
 store_state = Table(

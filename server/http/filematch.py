@@ -13,8 +13,9 @@
 
 Every call is authenticated with HTTP Basic (:meth:`Authenticator.basic`) and authorised for the
 operation ``filematch`` by the account's profile. A job belongs to the account that submitted it: other
-accounts get 404. The answer is masked with the *submitter's* profile when it is washed
-(:func:`server.access.apply_profile`), so a stored answer never holds more than its owner may see.
+accounts get 404. The answer is masked with the *submitter's* profile when it is washed (:func:`release_of`:
+the profile's masking, derived from :mod:`server.access.masking`), so a stored answer never holds more
+than its owner may see.
 
 The upload is streamed to a spool file (``spool_dir``), never held in memory, then split into chunks in
 the store (filematch.jobs) before the 202 is sent; the spool file is deleted. ``max_upload`` bytes refuse
@@ -25,7 +26,6 @@ Errors are JSON ``{"error": "…"}`` and never contain record content.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -43,7 +43,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from filematch.formats import FORMATS
 from filematch.jobs import Auditor, JobEvent, JobSettings, JobStateError, JobStore
-from filematch.pipeline import View
+from filematch.pipeline import MaskedLevel, Release
 from filematch.records import FileFormatError
 from filematch.worker import Worker
 from server.access import (
@@ -55,13 +55,13 @@ from server.access import (
     Authenticator,
     AuthorizationFailed,
     Throttled,
-    apply_profile,
     authorize,
     resolve_profile,
+    visible_address,
 )
-from store.model import Person
+from store.model import PROTECTION_LEVELS, Address
 
-__all__ = ["FilematchHttpSettings", "build_filematch_app", "job_auditor", "profile_view"]
+__all__ = ["FilematchHttpSettings", "build_filematch_app", "job_auditor", "profile_release", "release_of"]
 
 log = logging.getLogger(__name__)
 PREFIX = "/filematch/v1"
@@ -90,17 +90,28 @@ def job_auditor(audit: AuditWriter) -> Auditor:
     return write
 
 
-def _masked(profile: AccessProfile, person: Person) -> Any:
-    return apply_profile(person, profile)
+def release_of(profile: AccessProfile) -> Release:
+    """What ``profile`` releases in a wash answer, derived from the one masking policy: the elements it
+    allows, and for each protection level how :func:`server.access.visible_address` shows an address
+    at that level (tests/integration/test_filematch_release.py checks the wash against ``apply_profile``)."""
+    masked = {}
+    for level in PROTECTION_LEVELS:
+        probe = visible_address(Address("bosted", "vegadresse", street="x", kommune="0000", protection=level),
+                                profile)
+        if probe.masked:
+            masked[level] = MaskedLevel(probe.placeholder or "", probe.kommune is not None)
+    elements = frozenset(e for e in ("identifiers", "name", "birth", "gender", "status", "death", "addresses")
+                         if profile.allows(e))
+    return Release(elements, masked)
 
 
-def profile_view(profiles: Mapping[str, AccessProfile]) -> Callable[[str], View]:
-    """``view_for`` of the worker: a job's profile name → a picklable masking function."""
+def profile_release(profiles: Mapping[str, AccessProfile]) -> Callable[[str], Release]:
+    """``release_for`` of the worker: a job's profile name → its :class:`~filematch.pipeline.Release`."""
 
-    def view_for(name: str) -> View:
-        return functools.partial(_masked, resolve_profile(name, profiles))
+    def release_for(name: str) -> Release:
+        return release_of(resolve_profile(name, profiles))
 
-    return view_for
+    return release_for
 
 
 class HttpError(Exception):
@@ -313,7 +324,7 @@ class FilematchApp:
 def _start_workers(jobs: JobStore, profiles: Mapping[str, AccessProfile], n: int) -> threading.Event:
     stop = threading.Event()
     for i in range(n):
-        worker = Worker(jobs, profile_view(profiles))
+        worker = Worker(jobs, profile_release(profiles))
         threading.Thread(target=worker.run, args=(stop,), name=f"filematch-worker-{i}", daemon=True).start()
     return stop
 

@@ -107,10 +107,10 @@ def test_failing_chunk_fails_the_job_after_max_attempts(engine: Engine) -> None:
     jobs = JobStore(engine, JobSettings(chunk_size=100, max_attempts=2))
     info = jobs.submit(FIX / "wash-lf.csv", "csv", account="a", profile="nosuchprofile")
 
-    def view_for(name: str):  # type: ignore[no-untyped-def]
+    def release_for(name: str):  # type: ignore[no-untyped-def]
         raise LookupError(name)
 
-    worker = Worker(jobs, view_for, worker_id="w")
+    worker = Worker(jobs, release_for, worker_id="w")
     while worker.run_once():
         pass
     failed = jobs.get(info.id)

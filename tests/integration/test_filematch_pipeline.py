@@ -4,7 +4,6 @@ code, profile masking, bad files, and identification quality on a labelled noisy
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
 from pathlib import Path
@@ -16,7 +15,8 @@ from filematch.formats import format_named
 from filematch.local import wash_file
 from filematch.records import FileFormatError
 from filematch.testdata import noisy_records, numbered_records, truth_of
-from server.access import BUILTIN_PROFILES, apply_profile
+from server.access import BUILTIN_PROFILES
+from server.http.filematch import release_of
 from store.document import from_document
 from store.engine import make_engine, migrate
 from store.repository import PersonRepository
@@ -92,8 +92,8 @@ def test_fixed_and_xml_every_code(store: Engine, name: str, fmt: str) -> None:
 
 def test_masking_per_profile(store: Engine) -> None:
     """utenHjemmel sees no protected address; full sees fortrolig but never strengt fortrolig."""
-    full, _ = wash(store, "wash-crlf.csv", "csv", view=functools.partial(_view, "full"))
-    bare, _ = wash(store, "wash-crlf.csv", "csv", view=functools.partial(_view, "utenHjemmel"))
+    full, _ = wash(store, "wash-crlf.csv", "csv", release=release_of(BUILTIN_PROFILES["full"]))
+    bare, _ = wash(store, "wash-crlf.csv", "csv", release=release_of(BUILTIN_PROFILES["utenHjemmel"]))
     f, b = csv_rows(full), csv_rows(bare)
     assert f["R06"]["street"] == "Hemmeligveien 7" and f["R06"]["protection"] == "7"
     assert b["R06"]["street"] == "Sperret adr. fortrolig" and b["R06"]["postnummer"] == ""
@@ -102,10 +102,6 @@ def test_masking_per_profile(store: Engine) -> None:
         assert rows["R07"]["street"] == "Sperret adresse" and rows["R07"]["kommune"] == ""
         assert rows["R07"]["protection"] == "6" and "Skjultgata" not in full.decode() + bare.decode()
     assert b["R01"]["street"] == "Storgata 1"  # unprotected addresses are released to both
-
-
-def _view(name: str, person: object) -> object:
-    return apply_profile(person, BUILTIN_PROFILES[name])  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("name", "fmt", "message"), [
@@ -177,28 +173,18 @@ def test_identification_precision_and_recall(population: tuple[Engine, Path], tm
     assert recall >= 0.95, recall
 
 
-def test_lean_wash_reads_equal_the_general_api(population: tuple[Engine, Path]) -> None:
-    """store.wash (the wash's lean reads) answers as store.repository does: the same current values of
-    every person found by number."""
+def test_briefs_by_number_are_the_current_values_of_the_general_api(population: tuple[Engine, Path]) -> None:
+    """store.wash.find_briefs (the wash's reads) answers every number store.repository finds, with the
+    brief of the same person (ceased numbers: test_filematch_release.py)."""
+    from store.brief import brief_of, split_brief
     from store.engine import read_connection
-    from store.wash import find_numbers
+    from store.wash import find_briefs
 
     engine, persons = population
-
-    def current_values(p: object) -> tuple[object, ...]:
-        ci = p.current_identifier  # type: ignore[attr-defined]
-        n = p.name  # type: ignore[attr-defined]
-        return (p.person_key, ci and ci.number, [(i.number, i.kind, i.status) for i in p.identifiers],  # type: ignore[attr-defined]
-                n and (n.given, n.middle, n.family), p.birth_date, p.current_gender,  # type: ignore[attr-defined]
-                p.current_status, p.death_date, p.protection_level,  # type: ignore[attr-defined]
-                [(a.type, a.form, a.street, a.house_number, a.house_letter, a.lines, a.postnummer, a.poststed,
-                  a.kommune, a.protection) for a in p.current_addresses()])  # type: ignore[attr-defined]
-
     with read_connection(engine) as conn:
         repo = PersonRepository(conn)
         numbers = [r.number for r in numbered_records(persons, 3000, seed=3) if r.number]
-        lean, full = find_numbers(conn, numbers), repo.find_many(numbers)
-        assert lean.keys() == full.keys() and len(lean) > 2500
-        for number, lk in lean.items():
-            assert lk.person_id == full[number].person_id and lk.matched.number == full[number].matched.number
-            assert current_values(lk.person) == current_values(full[number].person)
+        briefs, full = find_briefs(conn, numbers), repo.find_many(numbers)
+        assert briefs.keys() == full.keys() and len(briefs) > 2500
+        for number, fields in briefs.items():
+            assert fields == split_brief(brief_of(full[number].person))

@@ -1,0 +1,50 @@
+"""person brief: the current values a wash reads, one row per person, filled for the persons already stored
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-11-22 02:40:00.000000
+
+The briefs are derived data (store/brief.py): this migration builds them from the stored documents with
+the brief layout of the code that runs it, in batches by person id (about a minute per million persons).
+"""
+
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0006'
+down_revision = '0005'
+branch_labels = None
+depends_on = None
+
+_BATCH = 2000
+
+
+def upgrade() -> None:
+    import json
+
+    from store.brief import brief_of
+    from store.document import from_stored
+
+    op.create_table('person_brief',
+    sa.Column('person_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('brief', sa.Text(), nullable=False),
+    sa.ForeignKeyConstraint(['person_id'], ['person.id'], name=op.f('fk_person_brief_person_id_person'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('person_id', name=op.f('pk_person_brief'))
+    )
+    conn = op.get_bind()
+    person = sa.table('person', sa.column('id', sa.Integer), sa.column('doc', sa.Text))
+    brief = sa.table('person_brief', sa.column('person_id', sa.Integer), sa.column('brief', sa.Text))
+    last = 0
+    while True:
+        rows = conn.execute(sa.select(person.c.id, person.c.doc).where(person.c.id > last)
+                            .order_by(person.c.id).limit(_BATCH)).all()
+        if not rows:
+            break
+        conn.execute(sa.insert(brief), [{"person_id": pid, "brief": brief_of(from_stored(json.loads(doc)))}
+                                        for pid, doc in rows])
+        last = rows[-1][0]
+
+
+def downgrade() -> None:
+    op.drop_table('person_brief')
