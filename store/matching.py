@@ -142,37 +142,34 @@ def _score(pq: _Query, row: Sequence[Any], birth_date: dt.date | None) -> float:
     return total
 
 
-def _blocks(dialect: Dialect, pq: _Query) -> tuple[tuple[str, tuple[Any, ...]] | None,
-                                                  tuple[str, tuple[Any, ...]] | None]:
-    """(narrow, wide) block queries as driver SQL with their parameters (the module docstring's blocks).
+_Block = tuple[str, tuple[Any, ...]]
+
+
+def _blocks(dialect: Dialect, pq: _Query) -> tuple[list[_Block], list[_Block]]:
+    """(narrow, wide) blocks, each a list of driver SQL queries with their parameters (the module
+    docstring's blocks). One query per block key rather than one ``OR`` of them: each then reads its own
+    index alone (the birth date block's index covers every scored column: no table reads).
     Driver SQL built per query: SQLAlchemy statement construction cost more than the query itself."""
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     q = pq.q
-    prefix = f"(family_key >= {mark} AND family_key < {mark})"
-    narrow: list[str] = []
-    nparams: list[Any] = []
+    prefix = f"family_key >= {mark} AND family_key < {mark}"
+    narrow: list[_Block] = []
+    wide: list[_Block] = []
+
+    def block(where: str, *params: Any) -> _Block:
+        return f"SELECT {_COLS} FROM person_search WHERE {where} LIMIT {_BLOCK_LIMIT}", params
+
     if q.birth_date:
-        narrow.append(f"birth_date = {mark}")
-        nparams.append(q.birth_date.isoformat() if dialect.name == "sqlite" else q.birth_date)
+        narrow.append(block(f"birth_date = {mark}",
+                            q.birth_date.isoformat() if dialect.name == "sqlite" else q.birth_date))
     if q.postnummer and len(pq.fam3) == 3:
-        narrow.append(f"(postnummer = {mark} AND {prefix})")
-        nparams += [q.postnummer, pq.fam3, pq.fam3 + "{"]
-    wide: list[str] = []
-    wparams: list[Any] = []
+        narrow.append(block(f"postnummer = {mark} AND {prefix}", q.postnummer, pq.fam3, pq.fam3 + "{"))
     if pq.year and len(pq.fam3) == 3:
-        wide.append(f"(birth_year = {mark} AND {prefix})")
-        wparams += [pq.year, pq.fam3, pq.fam3 + "{"]
+        wide.append(block(f"birth_year = {mark} AND {prefix}", pq.year, pq.fam3, pq.fam3 + "{"))
     if pq.year and len(pq.giv3) == 3:
-        wide.append(f"(birth_year = {mark} AND given_key >= {mark} AND given_key < {mark})")
-        wparams += [pq.year, pq.giv3, pq.giv3 + "{"]
-
-    def sql(parts: list[str], params: list[Any]) -> tuple[str, tuple[Any, ...]] | None:
-        if not parts:
-            return None
-        return (f"SELECT {_COLS} FROM person_search WHERE {' OR '.join(parts)} LIMIT {_BLOCK_LIMIT}",
-                tuple(params))
-
-    return sql(narrow, nparams), sql(wide, wparams)
+        wide.append(block(f"birth_year = {mark} AND given_key >= {mark} AND given_key < {mark}",
+                          pq.year, pq.giv3, pq.giv3 + "{"))
+    return narrow, wide
 
 
 def _classify(seen: dict[int, float]) -> Identification:
@@ -195,19 +192,25 @@ def identify(conn: Connection, q: IdentifyQuery) -> Identification:
     pq = _Query(q)
     seen: dict[int, float] = {}
     result = Identification(Outcome.NOT_FOUND)
-    for block in _blocks(conn.dialect, pq):
-        if block is None:
-            continue
-        for row in conn.exec_driver_sql(*block):
-            pid = row[0]
-            if pid not in seen:
-                bd = row[3]
-                if isinstance(bd, str):
-                    bd = dt.date.fromisoformat(bd)
-                seen[pid] = _score(pq, row, bd)
-        result = _classify(seen)
-        if result.outcome == Outcome.IDENTIFIED:
-            return result
+    cur = conn.connection.cursor()  # DBAPI rows: SQLAlchemy's result rows cost more than the scoring
+    try:
+        for stage in _blocks(conn.dialect, pq):
+            if not stage:
+                continue
+            for sql, params in stage:
+                cur.execute(sql, params)
+                for row in cur.fetchall():
+                    pid = row[0]
+                    if pid not in seen:
+                        bd = row[3]
+                        if isinstance(bd, str):
+                            bd = dt.date.fromisoformat(bd)
+                        seen[pid] = _score(pq, row, bd)
+            result = _classify(seen)
+            if result.outcome == Outcome.IDENTIFIED:
+                return result
+    finally:
+        cur.close()
     return result
 
 
