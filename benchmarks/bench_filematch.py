@@ -4,8 +4,9 @@ For each ``--num`` size (the store ``benchmarks/out/store-<n>.sqlite`` and its p
 ``pop-<n>-<seed>/persons.jsonl`` must exist: run the store suite first):
 
 1. an input CSV of n records is derived from the population (``filematch.testdata.numbered_records``:
-   90 % current numbers, ceased numbers where the person has one, some with wrong check digits — those
-   are identified by demographics — the rest current), cached under benchmarks/out/;
+   90 % current numbers, 4 % a ceased number where the person has one (else current), 3 % mistyped
+   numbers whose check digits fail — those are identified by demographics — the rest current; cached
+   under benchmarks/out/ by seed: delete ``filematch-in-*.csv`` after changing the generator);
 2. **baseline**: the same file read and written with the ``csv`` module (reader → writer), in this run;
 3. **wash**: ``filematch.local.wash_file`` on that file in a *subprocess* (so that its peak RSS is its
    own, from ``resource.getrusage``), with ``PROCESSES`` worker processes (one per core, at most 2: the

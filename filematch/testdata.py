@@ -8,8 +8,8 @@ record has no true person), so precision and recall can be computed from the ans
   names, given and family name swapped, a missing birth day, a moved address (another person's), and
   an earlier family name (a client that never learnt of a marriage).
 - :func:`numbered_records`: records *with* a number, as a client register that is washed regularly:
-  mostly current numbers, some ceased ones (D-nummer replaced), some with wrong check digits, and a few
-  rows with no number.
+  mostly current numbers, some ceased ones (D-nummer replaced), some mistyped (a wrong digit or two
+  neighbouring digits swapped, so the check digits fail), and a few rows with no number.
 """
 
 from __future__ import annotations
@@ -115,6 +115,26 @@ def noisy_records(persons_path: Path, n: int, seed: int, *, population: int | No
     return out
 
 
+def _mistyped(rng: random.Random, number: str) -> str:
+    """``number`` as a client register mistypes it: a wrong last digit, a wrong digit elsewhere, or two
+    neighbouring digits swapped (the result fails the check digits, or is re-drawn)."""
+    from store.identity import InvalidIdentifier, parse
+
+    for _ in range(20):
+        kind, i = rng.random(), rng.randrange(10)
+        if kind < 0.4:
+            typo = number[:10] + str((int(number[10]) + rng.randrange(1, 10)) % 10)
+        elif kind < 0.7:
+            typo = number[:i] + str((int(number[i]) + rng.randrange(1, 10)) % 10) + number[i + 1 :]
+        else:
+            typo = number[:i] + number[i + 1] + number[i] + number[i + 2 :]
+        try:
+            parse(typo)
+        except InvalidIdentifier:
+            return typo
+    return number[:10] + str((int(number[10]) + 1) % 10)
+
+
 def numbered_records(persons_path: Path, n: int, seed: int, *, valid: float = 0.90, ceased: float = 0.04,
                      invalid: float = 0.03) -> Iterator[InputRecord]:
     """Up to ``n`` records with numbers (current, ceased, invalid) or none, streamed from the population."""
@@ -128,10 +148,10 @@ def numbered_records(persons_path: Path, n: int, seed: int, *, valid: float = 0.
         old = [i["number"] for i in doc["identifiers"] if i["status"] != "iBruk"]
         if roll < valid and number:
             rec.number = number
-        elif roll < valid + ceased and old:
-            rec.number = old[0]
+        elif roll < valid + ceased:  # a ceased number where the person has one, else the current one
+            rec.number = old[0] if old else number or ""
         elif roll < valid + ceased + invalid and number:
-            rec.number = number[:10] + str((int(number[10]) + 1) % 10)
+            rec.number = _mistyped(rng, number)
         elif number:
             rec.number = number
         yield rec
