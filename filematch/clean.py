@@ -28,12 +28,12 @@ __all__ = ["CleanRecord", "check_number", "clean", "parse_date", "split_street"]
 
 _GENDERS = {"k": "kvinne", "f": "kvinne", "kvinne": "kvinne", "female": "kvinne", "w": "kvinne",
             "m": "mann", "mann": "mann", "male": "mann"}
+_GENDERS.update({k.upper(): v for k, v in _GENDERS.items()})  # K, M as files usually spell them
 _ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 _DOTTED = re.compile(r"^(\d{1,2})\.(\d{1,2})\.(\d{4})$")
 _COMPACT = re.compile(r"^(\d{2})(\d{2})(\d{4})$")
 _YEAR = re.compile(r"^(\d{4})$")
 _STREET = re.compile(r"^(.*?)[\s,]*(\d+)\s*([A-Za-z]?)$")
-_POSTNUMMER = re.compile(r"^\d{4}$")
 _MIN_YEAR = 1850
 _THIS_YEAR = dt.date.today().year  # a long-running server's year is refreshed by the general path below
 
@@ -124,13 +124,13 @@ def clean(rec: InputRecord, *, validate_number: bool = True) -> CleanRecord:
             c.birth_date, c.birth_year = parse_date(rec.birth)
         except ValueError as exc:
             c.problems.append(f"birth:{'format' if str(exc) in ('format', 'year') else 'date'}")
-    if rec.gender.strip():
-        c.gender = _GENDERS.get(rec.gender.strip().lower())
-        if c.gender is None:
+    if rec.gender:
+        c.gender = _GENDERS.get(rec.gender) or _GENDERS.get(rec.gender.strip().lower())
+        if c.gender is None and rec.gender.strip():
             c.problems.append("gender:format")
     pn = rec.postnummer.strip()
     if pn:
-        if _POSTNUMMER.match(pn):
+        if len(pn) == 4 and pn.isascii() and pn.isdigit():
             c.postnummer = pn
         else:
             c.problems.append("postnummer:format")

@@ -101,8 +101,11 @@ class ChunkResult:
     persons: list[str] = field(default_factory=list)  # numbers returned (for the audit record)
 
 
+_RANK = {level: i for i, level in enumerate(PROTECTION_LEVELS)}
+
+
 def _stricter(a: str, c: str) -> str:
-    return a if PROTECTION_LEVELS.index(a) >= PROTECTION_LEVELS.index(c) else c
+    return a if _RANK[a] >= _RANK[c] else c
 
 
 class _Seen:
@@ -144,15 +147,18 @@ class _Seen:
         """Which of name and address the input gives differently from the (released) current data."""
         f = self.f
         out = []
+        # (the exact-text comparisons first are shortcuts: equal text has equal keys; the common case)
         if self.name and (c.family or c.given):
-            family_differs = bool(c.family) and name_key(c.family) != f[b.FAMILY_KEY]
-            given = name_key(c.given)
-            given_differs = bool(given) and given not in (f[b.GIVEN_KEY], f[b.GIVEN_MIDDLE_KEY])
+            family_differs = bool(c.family) and c.family != f[b.FAMILY] and name_key(c.family) != f[b.FAMILY_KEY]
+            given_differs = False
+            if c.given and c.given != f[b.GIVEN]:
+                given = name_key(c.given)
+                given_differs = bool(given) and given not in (f[b.GIVEN_KEY], f[b.GIVEN_MIDDLE_KEY])
             if family_differs or given_differs:
                 out.append("name")
         if self.address and self.masked is None and (c.street or c.postnummer):
             differs = bool(c.postnummer) and c.postnummer != f[b.POSTNUMMER]
-            if c.street and not differs:
+            if c.street and not differs and not (c.street == f[b.ADDR_LINE] and f[b.STREET] and f[b.HOUSE]):
                 if f[b.STREET]:
                     name, number = split_street(c.street)
                     differs = street_key(name) != f[b.STREET_KEY] or (bool(number) and number != f[b.HOUSE])
@@ -187,7 +193,8 @@ def _found(c: CleanRecord, f: list[str], rel: Release) -> Result:
 def _query(c: CleanRecord) -> IdentifyQuery:
     street, _ = split_street(c.street) if c.street else ("", "")
     return IdentifyQuery(given=c.given, family=c.family, birth_date=c.birth_date, birth_year=c.birth_year,
-                         gender=c.gender, postnummer=c.postnummer, kommune=c.kommune, street=street or None)
+                         gender=c.gender, postnummer=c.postnummer, kommune=c.kommune, street=street or None,
+                         number="".join(c.source.number.split()) or None)
 
 
 def wash(conn: Connection, records: Sequence[InputRecord], release: Release = UNMASKED) -> ChunkResult:

@@ -43,6 +43,7 @@ __all__ = [
     "classify",
     "generate",
     "is_valid",
+    "near_valid",
     "parse",
 ]
 
@@ -207,6 +208,39 @@ def is_valid(number: str, *, nav_synthetic: bool = False) -> bool:
     except InvalidIdentifier:
         return False
     return True
+
+
+_W1 = (3, 7, 6, 1, 8, 9, 4, 5, 2, 1, 0)  # K1 weights of digits 1–11 (K2 itself does not count)
+_W2 = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2, 1)  # K2 weights of digits 1–11
+_INV11 = (0, 1, 6, 4, 3, 9, 2, 8, 7, 5, 10)  # multiplicative inverses mod 11 (index 0 unused)
+
+
+def near_valid(number: str) -> list[str]:
+    """Every valid number one typing error away from ``number``: one digit different, or two neighbouring
+    digits swapped (the errors check digits exist to catch). Sorted; ``number`` itself is left out.
+
+    Used to identify a client record whose number fails the check digits (store.matching). Fast because
+    the check-digit sums are linear: for a changed digit at position i the K2 condition fixes the change
+    modulo 11, so each position has at most one candidate digit, and each candidate is then fully validated.
+    """
+    s = number.strip()
+    if len(s) != 11 or not (s.isascii() and s.isdigit()):
+        return []
+    d = [ord(ch) - 48 for ch in s]
+    s1 = sum(w * x for w, x in zip(_W1, d, strict=True)) % 11
+    s2 = sum(w * x for w, x in zip(_W2, d, strict=True)) % 11
+    out: set[str] = set()
+    for i in range(11):
+        delta = (-s2 * _INV11[_W2[i]]) % 11  # the change of digit i that makes K2 hold
+        for new in (d[i] + delta, d[i] + delta - 11):
+            if 0 <= new <= 9 and new != d[i] and (s1 + _W1[i] * (new - d[i])) % 11 <= 3:
+                out.add(s[:i] + chr(48 + new) + s[i + 1 :])
+    for i in range(10):
+        delta = d[i + 1] - d[i]
+        if delta and (s2 + (_W2[i] - _W2[i + 1]) * delta) % 11 == 0 and (s1 + (_W1[i] - _W1[i + 1]) * delta) % 11 <= 3:
+            out.add(s[:i] + s[i + 1] + s[i] + s[i + 2 :])
+    out.discard(s)
+    return sorted(n for n in out if is_valid(n))
 
 
 def classify(number: str, *, nav_synthetic: bool = False) -> IdKind:

@@ -9,6 +9,15 @@ different kind of noise, every block an indexed query on ``person_search``, in t
   letters (a wrong birth day or month); birth year and given name's first 3 letters (a changed or
   misspelt family name).
 
+A record that carries a number the store does not know — it fails the check digits, or is valid but
+nobody's — first gets a **number block**: the persons holding a valid number one typing error away from
+it (:func:`store.identity.near_valid`: one digit different, or two neighbouring digits swapped). Those
+candidates get ``NUMBER_NEAR`` on top of their demographic score (agreement on one more field: a
+mistyped number that is one error from a person's is strong evidence; disagreement is not penalised).
+When the best of them is identified and leads even a person who agreed on every demographic field the
+record gives (the largest score such a person could reach) by ``LEAD``, no demographic block can change
+the answer and none is read; otherwise the blocks below follow, with these candidates kept.
+
 Each candidate is scored with log-odds-style weights (Fellegi–Sunter with hand-set m/u, as measured
 in research/performance-and-matching.md §1.5): agreement on a field adds, disagreement subtracts;
 names compare by Jaro-Winkler (rapidfuzz) and also with given and family name swapped. The best
@@ -31,17 +40,19 @@ from typing import Any
 from rapidfuzz.distance import JaroWinkler
 from sqlalchemy import Connection, Dialect
 
+from store.identity import near_valid
 from store.normalize import name_key, street_key
 
 cached_name_key = lru_cache(maxsize=1 << 16)(name_key)
 cached_street_key = lru_cache(maxsize=1 << 16)(street_key)
 
-__all__ = ["ACCEPT", "CANDIDATE", "LEAD", "Candidate", "Identification", "IdentifyQuery", "Outcome", "identify",
-           "identify_many"]
+__all__ = ["ACCEPT", "CANDIDATE", "LEAD", "NUMBER_NEAR", "Candidate", "Identification", "IdentifyQuery", "Outcome",
+           "identify", "identify_many"]
 
 ACCEPT = 20.0
 LEAD = 6.0
 CANDIDATE = 10.0
+NUMBER_NEAR = 8.0  # the record's unknown number is one typing error from the candidate's
 _BLOCK_LIMIT = 3000  # rows one block may return
 
 
@@ -55,6 +66,7 @@ class IdentifyQuery:
     postnummer: str | None = None
     kommune: str | None = None
     street: str | None = None
+    number: str | None = None  # a number the record carries that the store does not know (mistyped?)
 
 
 class Outcome(StrEnum):
@@ -142,6 +154,31 @@ def _score(pq: _Query, row: Sequence[Any], birth_date: dt.date | None) -> float:
     return total
 
 
+def _best_possible(pq: _Query) -> float:
+    """The largest score any person can reach on the demographic fields the query gives (all agree)."""
+    q = pq.q
+    total = (5.0 if pq.qf else 0.0) + (5.0 if pq.qg1 else 0.0)
+    total += 14.0 if q.birth_date else 5.0 if q.birth_year else 0.0
+    total += 1.0 if q.gender else 0.0
+    total += 6.0 if q.postnummer else 3.0 if q.kommune else 0.0
+    return total + (4.0 if q.street else 0.0)
+
+
+_NEAR_SQL: dict[tuple[str, int], str] = {}
+
+
+def _near_sql(dialect: Dialect, n: int) -> str:
+    key = (dialect.paramstyle, n)
+    sql = _NEAR_SQL.get(key)
+    if sql is None:
+        cols = ", ".join(f"s.{c.strip()}" for c in _COLS.split(","))
+        marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * n)
+        sql = (f"SELECT {cols} FROM person_identifier i JOIN person_search s ON s.person_id = i.person_id "
+               f"WHERE i.number IN ({marks})")
+        _NEAR_SQL[key] = sql
+    return sql
+
+
 _Block = tuple[str, tuple[Any, ...]]
 
 
@@ -194,6 +231,19 @@ def identify(conn: Connection, q: IdentifyQuery) -> Identification:
     result = Identification(Outcome.NOT_FOUND)
     cur = conn.connection.cursor()  # DBAPI rows: SQLAlchemy's result rows cost more than the scoring
     try:
+        near = near_valid(q.number) if q.number else []
+        if near:
+            cur.execute(_near_sql(conn.dialect, len(near)), tuple(near))
+            for row in cur.fetchall():
+                if row[0] not in seen:
+                    bd = row[3]
+                    bd = dt.date.fromisoformat(bd) if isinstance(bd, str) else bd
+                    seen[row[0]] = _score(pq, row, bd) + NUMBER_NEAR
+            result = _classify(seen)
+            best = result.best
+            if (result.outcome == Outcome.IDENTIFIED and best is not None
+                    and best.score - _best_possible(pq) >= LEAD):
+                return result
         for stage in _blocks(conn.dialect, pq):
             if not stage:
                 continue

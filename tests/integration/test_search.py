@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -114,3 +115,45 @@ def test_identify_is_ambiguous_between_near_twins(engine: Engine, people: dict[s
         r = identify(conn, IdentifyQuery(given="Ola", family="Nordmann", birth_year=1980))
     assert r.outcome == Outcome.AMBIGUOUS
     assert {c.person_id for c in r.candidates[:2]} == {people["s2"], people["s7"]}
+
+
+def _current_number(engine: Engine, person_id: int) -> str:
+    with engine.connect() as conn:
+        p = PersonRepository(conn).get(person_id)
+    assert p is not None and p.current_identifier is not None
+    return p.current_identifier.number
+
+
+def _swap(number: str, i: int) -> str:
+    return number[:i] + number[i + 1] + number[i] + number[i + 2 :]
+
+
+def test_a_mistyped_number_is_evidence_for_the_person_one_typo_away(engine: Engine, people: dict[str, int]) -> None:
+    """Ola Nordmann and Ola Nordmo share a birth date; a misspelt family name alone leaves them close,
+    the number one swap from Ola Nordmann's tells them apart."""
+    from store.matching import NUMBER_NEAR
+
+    true = _current_number(engine, people["s2"])
+    typo = next(_swap(true, i) for i in range(10) if true[i] != true[i + 1])
+    q = IdentifyQuery(given="Ola", family="Nordman", birth_date=dt.date(1980, 5, 17), gender="mann")
+    with engine.connect() as conn:
+        without = identify(conn, q)
+        with_number = identify(conn, dataclasses.replace(q, number=typo))
+        exact = identify(conn, IdentifyQuery(given="Ola", family="Nordmann", birth_date=dt.date(1980, 5, 17),
+                                             gender="mann", postnummer="0151", number=typo))
+    assert with_number.outcome == Outcome.IDENTIFIED and with_number.best is not None
+    assert with_number.best.person_id == people["s2"]
+    by_id = {c.person_id: c.score for c in without.candidates}
+    assert with_number.best.score == by_id[people["s2"]] + NUMBER_NEAR
+    assert exact.outcome == Outcome.IDENTIFIED and exact.best is not None and exact.best.person_id == people["s2"]
+    assert exact.best.score == 5 + 5 + 14 + 1 + 6 + NUMBER_NEAR  # every field agrees, and the number is near
+
+
+def test_a_mistyped_number_does_not_outweigh_the_names(engine: Engine, people: dict[str, int]) -> None:
+    """Ola Nordmo's names, birth date and address with a number one typo from Ola Nordmann's: not Nordmann."""
+    true = _current_number(engine, people["s2"])
+    typo = next(_swap(true, i) for i in range(10) if true[i] != true[i + 1])
+    with engine.connect() as conn:
+        r = identify(conn, IdentifyQuery(given="Ola", family="Nordmo", birth_date=dt.date(1980, 5, 17),
+                                         gender="mann", postnummer="5003", number=typo))
+    assert r.best is not None and r.best.person_id == people["s4"]

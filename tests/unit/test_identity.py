@@ -310,3 +310,36 @@ def test_leap_day_of_year_00_picks_the_century_where_it_exists():
     assert fnr is not None
     parsed = parse(fnr)
     assert (parsed.rule, parsed.birth_date, parsed.day_month) == ("classic", None, (29, 2))
+
+
+# -- numbers one typing error away ---------------------------------------------------------------------
+
+
+def _near_by_brute_force(s: str) -> list[str]:
+    subs = {s[:i] + c + s[i + 1 :] for i in range(11) for c in "0123456789"}
+    swaps = {s[:i] + s[i + 1] + s[i] + s[i + 2 :] for i in range(10)}
+    return sorted(n for n in (subs | swaps) - {s} if identity.is_valid(n))
+
+
+@given(st.text("0123456789", min_size=11, max_size=11))
+def test_near_valid_is_every_valid_number_one_typo_away(s: str) -> None:
+    assert identity.near_valid(s) == _near_by_brute_force(s)
+
+
+@given(st.integers(0, 2**32), st.sampled_from([IdKind.FNR, IdKind.DNR, IdKind.FH]), st.integers(0, 10),
+       st.booleans())
+def test_a_mistyped_number_has_the_true_one_among_its_near_valid_numbers(seed: int, kind: IdKind, pos: int,
+                                                                        swap: bool) -> None:
+    rng = random.Random(seed)
+    true = generate(kind, datetime.date(1990, 1, 1) + datetime.timedelta(rng.randrange(9000)), rng)
+    if swap:
+        pos = min(pos, 9)
+        typo = true[:pos] + true[pos + 1] + true[pos] + true[pos + 2 :]
+    else:
+        typo = true[:pos] + str((int(true[pos]) + 1 + rng.randrange(9)) % 10) + true[pos + 1 :]
+    if typo != true:
+        assert true in identity.near_valid(typo)
+
+
+def test_near_valid_of_what_is_no_number() -> None:
+    assert identity.near_valid("1234") == [] and identity.near_valid("1234567890x") == []
