@@ -1,8 +1,9 @@
 """A local wash: a file in, a file out, streamed chunk by chunk against the store (no job).
 
 This is ``pregbridge filematch run`` and the benchmark's subject. Memory is flat: one chunk of records
-and its answer are held at a time. With ``processes > 1`` chunks are washed by a pool of worker
-processes (each with its own engine; the release is pickled to them), at
+and its answer are held at a time. A CSV file is split into blocks of ``chunk_size`` lines, each parsed
+where it is washed; other formats are read here and sent as records. With ``processes > 1`` chunks are
+washed by a pool of worker processes (each with its own engine; the release is pickled to them), at
 most ``2 × processes`` chunks in flight, answers written in input order. Washing is CPU-bound (Python), so
 processes, not threads.
 
@@ -21,11 +22,12 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from sqlalchemy import Connection, Engine
 
 from filematch.formats import Format, TextOptions
+from filematch.formats.csv_format import CsvFormat
 from filematch.pipeline import UNMASKED, ChunkResult, Release, wash
 from filematch.records import InputRecord
 from filematch.report import Report
@@ -63,21 +65,46 @@ def chunked(records: Iterable[InputRecord], size: int) -> Iterator[list[InputRec
 
 _worker_engine: Engine | None = None
 
+# A unit of work for the pool: a block of raw text where the format can split itself (CSV: the reading
+# process then only splits lines, and parsing runs in the workers too), else a list of records as lists.
+_Unit = tuple[Any, ...]
+
+
+def _units(fmt: Format, src: Path, options: TextOptions, chunk_size: int) -> Iterator[_Unit]:
+    if isinstance(fmt, CsvFormat):
+        for layout, block in fmt.blocks(src, options, chunk_size):
+            yield ("block", layout, block)
+    else:
+        for chunk in chunked(fmt.read(src, options), chunk_size):
+            yield ("records", [r.to_list() for r in chunk])  # plain lists pickle faster than dataclasses
+
+
+def _records_of(fmt: Format, unit: _Unit) -> list[InputRecord]:
+    if unit[0] == "block":
+        assert isinstance(fmt, CsvFormat)
+        return fmt.parse_block(unit[1], unit[2])
+    return [InputRecord.from_list(r) for r in unit[1]]
+
+
+def _wash_unit(conn: Connection, fmt: Format, unit: _Unit, options: TextOptions,
+               release: Release) -> tuple[bytes, ChunkResult, int]:
+    records = _records_of(fmt, unit)
+    res = wash(conn, records, release)
+    return fmt.encode(res.results, options), ChunkResult([], res.counts, []), len(records)
+
 
 def _init_worker(url: str) -> None:
     global _worker_engine
     _worker_engine = make_engine(url)
 
 
-def _wash_in_worker(rows: list[list[str]], fmt_name: str, options: TextOptions,
-                    release: Release) -> tuple[bytes, ChunkResult]:
+def _wash_in_worker(unit: _Unit, fmt_name: str, options: TextOptions,
+                    release: Release) -> tuple[bytes, ChunkResult, int]:
     from filematch.formats import format_named
 
     assert _worker_engine is not None
-    records = [InputRecord.from_list(r) for r in rows]
     with _wash_connection(_worker_engine) as conn:
-        res = wash(conn, records, release)
-    return format_named(fmt_name).encode(res.results, options), ChunkResult([], res.counts, [])
+        return _wash_unit(conn, format_named(fmt_name), unit, options, release)
 
 
 def wash_file(engine: Engine, src: Path, out: BinaryIO, fmt: Format, *, encoding: str | None = None,
@@ -88,22 +115,21 @@ def wash_file(engine: Engine, src: Path, out: BinaryIO, fmt: Format, *, encoding
     options = fmt.detect(src, encoding)
     report = Report()
     out.write(fmt.header(options))
-    chunks = chunked(fmt.read(src, options), chunk_size)
+    units = _units(fmt, src, options, chunk_size)
     if processes <= 1:
         with _wash_connection(engine) as conn:
-            for chunk in chunks:
-                res = wash(conn, chunk, release)
-                out.write(fmt.encode(res.results, options))
+            for unit in units:
+                data, res, n = _wash_unit(conn, fmt, unit, options, release)
+                out.write(data)
                 report.add(res.counts)
                 if progress:
-                    progress(len(chunk))
+                    progress(n)
     else:
         url = engine.url.render_as_string(hide_password=False)
         with ProcessPoolExecutor(processes, initializer=_init_worker, initargs=(url,)) as pool:
-            pending: deque[tuple[int, Future[tuple[bytes, ChunkResult]]]] = deque()
-            for chunk in chunks:
-                rows = [r.to_list() for r in chunk]  # plain lists pickle faster than dataclasses
-                pending.append((len(chunk), pool.submit(_wash_in_worker, rows, fmt.name, options, release)))
+            pending: deque[Future[tuple[bytes, ChunkResult, int]]] = deque()
+            for unit in units:
+                pending.append(pool.submit(_wash_in_worker, unit, fmt.name, options, release))
                 while len(pending) >= 2 * processes:
                     _drain(pending.popleft(), out, report, progress)
             while pending:
@@ -113,10 +139,9 @@ def wash_file(engine: Engine, src: Path, out: BinaryIO, fmt: Format, *, encoding
     return report
 
 
-def _drain(item: tuple[int, Future[tuple[bytes, ChunkResult]]], out: BinaryIO, report: Report,
+def _drain(fut: Future[tuple[bytes, ChunkResult, int]], out: BinaryIO, report: Report,
            progress: Callable[[int], None] | None) -> None:
-    n, fut = item
-    data, res = fut.result()
+    data, res, n = fut.result()
     out.write(data)
     report.add(res.counts)
     if progress:

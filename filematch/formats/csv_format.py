@@ -15,17 +15,75 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
 from operator import itemgetter
 from pathlib import Path
+from typing import Any
 
 from filematch.formats.text import TextOptions, detect
 from filematch.records import INPUT_FIELDS, RESULT_FIELDS, FileFormatError, InputRecord, Result
 
-__all__ = ["REQUIRED", "CsvFormat"]
+__all__ = ["REQUIRED", "CsvBlock", "CsvFormat", "Layout"]
 
 REQUIRED = ("ref", "number", "given", "family", "birth")
 _MAX_FIELD = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where each input field is in a row, from the header."""
+
+    width: int
+    ref_index: int
+    pick: Callable[[list[str]], tuple[str, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class CsvBlock:
+    first_line: int  # line number (1-based) of the line before the block's first: the block's offset
+    lines: int
+    text: str
+
+
+def _layout(reader: Any) -> Layout:
+    """Read and check the header row (FileFormatError names what is wrong)."""
+    header = next((row for row in reader if any(c.strip() for c in row)), None)
+    if header is None:
+        raise FileFormatError("the file has no header row")
+    names = [h.strip().lower() for h in header]
+    unknown = [n for n in names if n not in INPUT_FIELDS]
+    if unknown:
+        raise FileFormatError(f"unknown column(s) in the header: {', '.join(n[:30] for n in unknown[:5])}; "
+                              f"known: {', '.join(INPUT_FIELDS)}")
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise FileFormatError(f"repeated column(s) in the header: {', '.join(dupes)}")
+    missing = [n for n in REQUIRED if n not in names]
+    if missing:
+        raise FileFormatError(f"missing column(s) in the header: {', '.join(missing)}")
+    width = len(names)
+    return Layout(width, names.index("ref"),
+                  itemgetter(*[names.index(n) if n in names else width for n in INPUT_FIELDS]))
+
+
+def _records(reader: Any, layout: Layout, seq: int, line0: int, *, by_line: bool = False) -> Iterator[InputRecord]:
+    """The records of the rows ``reader`` yields; a row of the wrong width is a record with ``error``.
+    ``seq`` counts records from the given start, or is the line number when ``by_line``."""
+    width, pick = layout.width, layout.pick
+    for row in reader:
+        n = line0 + reader.line_num
+        if len(row) == width:
+            seq = n if by_line else seq + 1
+            row.append("")
+            yield InputRecord(seq, *pick(row))
+        elif not row or (len(row) == 1 and not row[0].strip()):
+            continue  # blank line
+        else:
+            seq = n if by_line else seq + 1
+            ref = row[layout.ref_index] if layout.ref_index < len(row) else ""
+            yield InputRecord(seq, ref=ref[:_MAX_FIELD], error=f"line {n} has {len(row)} fields, expected {width}")
 
 
 class CsvFormat:
@@ -40,35 +98,38 @@ class CsvFormat:
         """The records of the file (after the header); FileFormatError for a bad header."""
         with path.open(encoding=options.read_encoding, newline="") as f:
             reader = csv.reader(f, delimiter=";", quotechar='"', strict=False)
-            header = next((row for row in reader if any(c.strip() for c in row)), None)
-            if header is None:
-                raise FileFormatError("the file has no header row")
-            names = [h.strip().lower() for h in header]
-            unknown = [n for n in names if n not in INPUT_FIELDS]
-            if unknown:
-                raise FileFormatError(f"unknown column(s) in the header: {', '.join(n[:30] for n in unknown[:5])}; "
-                                      f"known: {', '.join(INPUT_FIELDS)}")
-            dupes = sorted({n for n in names if names.count(n) > 1})
-            if dupes:
-                raise FileFormatError(f"repeated column(s) in the header: {', '.join(dupes)}")
-            missing = [n for n in REQUIRED if n not in names]
-            if missing:
-                raise FileFormatError(f"missing column(s) in the header: {', '.join(missing)}")
-            width = len(names)
-            pick = itemgetter(*[names.index(n) if n in names else width for n in INPUT_FIELDS])
-            seq = 0
-            for row in reader:
-                if len(row) == width:
-                    seq += 1
-                    row.append("")
-                    yield InputRecord(seq, *pick(row))
-                elif not row or (len(row) == 1 and not row[0].strip()):
-                    continue  # blank line
-                else:
-                    seq += 1
-                    ref = row[names.index("ref")] if names.index("ref") < len(row) else ""
-                    yield InputRecord(seq, ref=ref[:_MAX_FIELD],
-                                      error=f"line {reader.line_num} has {len(row)} fields, expected {width}")
+            layout = _layout(reader)
+            yield from _records(reader, layout, 0, 0)
+
+    def blocks(self, path: Path, options: TextOptions, lines: int) -> Iterator[tuple[Layout, CsvBlock]]:
+        """The file after its header as blocks of about ``lines`` lines of text, for :meth:`parse_block`
+        in another process (the reading process then only splits lines). A block never ends inside a
+        quoted field: RFC 4180 doubles a quote inside one, so a block ends where it holds an even number
+        of quote characters."""
+        with path.open(encoding=options.read_encoding, newline="") as f:
+            reader = csv.reader(f, delimiter=";", quotechar='"', strict=False)
+            layout = _layout(reader)
+            line_no = reader.line_num
+            while True:
+                chunk = list(islice(f, lines))
+                if not chunk:
+                    return
+                text = "".join(chunk)
+                quotes = text.count('"')
+                while quotes % 2:
+                    more = f.readline()
+                    if not more:
+                        break
+                    chunk.append(more)
+                    quotes += more.count('"')
+                    text += more
+                yield layout, CsvBlock(line_no, len(chunk), text)
+                line_no += len(chunk)
+
+    def parse_block(self, layout: Layout, block: CsvBlock) -> list[InputRecord]:
+        """The records of one block of :meth:`blocks`; ``seq`` is each record's line number in the file."""
+        reader = csv.reader(io.StringIO(block.text, newline=""), delimiter=";", quotechar='"', strict=False)
+        return list(_records(reader, layout, block.first_line, block.first_line, by_line=True))
 
     def header(self, options: TextOptions) -> bytes:
         text = ";".join(RESULT_FIELDS) + options.newline

@@ -97,3 +97,32 @@ def test_multipart_split_at_every_offset() -> None:
         env = {"CONTENT_LENGTH": str(len(body)), "wsgi.input": Trickle(body, step)}
         fields, seen = read_multipart(_Body(env, 10_000), b"XyZ", sink)
         assert seen and fields == {"format": "csv"} and sink.getvalue() == content, step
+
+
+def test_csv_blocks_read_what_the_whole_file_reads_at_every_block_size(tmp_path: Path) -> None:
+    """Blocks never split a quoted field (newlines, semicolons and doubled quotes inside), a broken line
+    keeps its line number, and the records are those of reading the whole file."""
+    text = ("\r\nref;number;given;family;birth\r\n"
+            'A1;01019012345;"Ola\r\nJohan";Nordmann;1990-01-01\r\n'
+            "\r\n"
+            'A2;;"Kari ""Kaja""";"Berg; Hansen";1991-02-02\r\n'
+            "A3;only;three\r\n"
+            'A4;;"x";"multi\r\nline\r\nfamily";1992-03-03\r\n'
+            "A5;;Per;Dahl;1993-04-04\r\n")
+    src = tmp_path / "quoted.csv"
+    src.write_bytes(text.encode())
+    csv_format = format_named("csv")
+    options = csv_format.detect(src)
+    whole = list(csv_format.read(src, options))
+    assert [r.ref for r in whole] == ["A1", "A2", "A3", "A4", "A5"]
+    assert whole[0].given == "Ola\r\nJohan" and whole[1].family == "Berg; Hansen" and whole[1].given == 'Kari "Kaja"'
+    assert whole[2].error == "line 7 has 3 fields, expected 5"
+
+    def strip_seq(rs: list[InputRecord]) -> list[tuple[object, ...]]:
+        return [tuple(r.to_list()[1:]) for r in rs]
+
+    for lines in range(1, 12):
+        blocks = list(csv_format.blocks(src, options, lines))  # type: ignore[attr-defined]
+        parsed = [r for layout, block in blocks for r in csv_format.parse_block(layout, block)]  # type: ignore[attr-defined]
+        assert strip_seq(parsed) == strip_seq(whole), lines
+        assert [r.seq for r in parsed] == [4, 6, 7, 10, 11], lines  # the line each record ends on
