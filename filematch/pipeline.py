@@ -108,86 +108,89 @@ def _stricter(a: str, c: str) -> str:
     return a if _RANK[a] >= _RANK[c] else c
 
 
-class _Seen:
-    """One person's brief as a release shows it: the fields a Result carries and what the classifier reads."""
+_Shown = tuple[str, str, str, str, str, str, str, str, str, str, str, str, str, str]
 
-    __slots__ = ("address", "f", "level", "masked", "name", "status", "death")
 
-    def __init__(self, f: list[str], rel: Release) -> None:
-        els = rel.elements
-        self.f = f
-        self.name = "name" in els and bool(f[b.GIVEN] or f[b.FAMILY])
-        self.status = f[b.STATUS] if "status" in els else ""
-        self.death = f[b.DEATH] if "death" in els else ""
-        self.address = "addresses" in els and bool(f[b.ADDR_TYPE])
-        self.level = _stricter(f[b.ADDR_PROTECTION], f[b.PROTECTION]) if self.address else ""
-        self.masked = rel.masked.get(self.level) if self.address else None
+def _shown(f: list[str], rel: Release) -> tuple[_Shown, bool, bool]:
+    """What ``rel`` shows of a brief: the Result fields number … protection (the order of
+    :class:`~filematch.records.Result` from ``number``, with ``input_number`` left empty), and whether the
+    name and an unmasked address are shown (the classifier compares only those)."""
+    els = rel.elements
+    name = "name" in els and bool(f[b.GIVEN] or f[b.FAMILY])
+    street = postnummer = poststed = kommune = protection = ""
+    address = False
+    if "addresses" in els and f[b.ADDR_TYPE]:
+        level = _stricter(f[b.ADDR_PROTECTION], f[b.PROTECTION])
+        protection = DSF_CODES[level]
+        m = rel.masked.get(level)
+        if m is None:
+            street, postnummer, poststed, kommune = f[b.ADDR_LINE], f[b.POSTNUMMER], f[b.POSTSTED], f[b.KOMMUNE]
+            address = True
+        else:
+            street, kommune = m.placeholder, f[b.KOMMUNE] if m.keeps_kommune else ""
+    given, middle, family = (f[b.GIVEN], f[b.MIDDLE], f[b.FAMILY]) if name else ("", "", "")
+    return (
+        f[b.NUMBER] if "identifiers" in els else "", "", given, middle, family,
+        f[b.BIRTH] if "birth" in els else "", f[b.GENDER] if "gender" in els else "",
+        f[b.STATUS] if "status" in els else "", f[b.DEATH] if "death" in els else "",
+        street, postnummer, poststed, kommune, protection,
+    ), name, address
 
-    def fill(self, r: Result, els: frozenset[str]) -> None:
-        f = self.f
-        if "identifiers" in els:
-            r.number = f[b.NUMBER]
-        if self.name:
-            r.given, r.middle, r.family = f[b.GIVEN], f[b.MIDDLE], f[b.FAMILY]
-        if "birth" in els:
-            r.birth = f[b.BIRTH]
-        if "gender" in els:
-            r.gender = f[b.GENDER]
-        r.status, r.death = self.status, self.death
-        if self.address:
-            r.protection = DSF_CODES[self.level]
-            m = self.masked
-            if m is None:
-                r.street, r.postnummer, r.poststed, r.kommune = (f[b.ADDR_LINE], f[b.POSTNUMMER], f[b.POSTSTED],
-                                                                 f[b.KOMMUNE])
+
+_STATUS, _DEATH = 7, 8  # positions in _shown's list
+
+
+def _changed(c: CleanRecord, f: list[str], name: bool, address: bool) -> str:
+    """Which of name and address the input gives differently from the shown current data (``a,b``)."""
+    out = []
+    # (the exact-text comparisons first are shortcuts: equal text has equal keys; the common case)
+    if name and (c.family or c.given):
+        family_differs = bool(c.family) and c.family != f[b.FAMILY] and name_key(c.family) != f[b.FAMILY_KEY]
+        given_differs = False
+        if c.given and c.given != f[b.GIVEN]:
+            given = name_key(c.given)
+            given_differs = bool(given) and given not in (f[b.GIVEN_KEY], f[b.GIVEN_MIDDLE_KEY])
+        if family_differs or given_differs:
+            out.append("name")
+    if address and (c.street or c.postnummer):
+        differs = bool(c.postnummer) and c.postnummer != f[b.POSTNUMMER]
+        if c.street and not differs and not (c.street == f[b.ADDR_LINE] and f[b.STREET] and f[b.HOUSE]):
+            if f[b.STREET]:
+                street, number = split_street(c.street)
+                differs = street_key(street) != f[b.STREET_KEY] or (bool(number) and number != f[b.HOUSE])
             else:
-                r.street, r.kommune = m.placeholder, f[b.KOMMUNE] if m.keeps_kommune else ""
-
-    def changed(self, c: CleanRecord) -> list[str]:
-        """Which of name and address the input gives differently from the (released) current data."""
-        f = self.f
-        out = []
-        # (the exact-text comparisons first are shortcuts: equal text has equal keys; the common case)
-        if self.name and (c.family or c.given):
-            family_differs = bool(c.family) and c.family != f[b.FAMILY] and name_key(c.family) != f[b.FAMILY_KEY]
-            given_differs = False
-            if c.given and c.given != f[b.GIVEN]:
-                given = name_key(c.given)
-                given_differs = bool(given) and given not in (f[b.GIVEN_KEY], f[b.GIVEN_MIDDLE_KEY])
-            if family_differs or given_differs:
-                out.append("name")
-        if self.address and self.masked is None and (c.street or c.postnummer):
-            differs = bool(c.postnummer) and c.postnummer != f[b.POSTNUMMER]
-            if c.street and not differs and not (c.street == f[b.ADDR_LINE] and f[b.STREET] and f[b.HOUSE]):
-                if f[b.STREET]:
-                    name, number = split_street(c.street)
-                    differs = street_key(name) != f[b.STREET_KEY] or (bool(number) and number != f[b.HOUSE])
-                else:
-                    differs = True
-            if differs:
-                out.append("address")
-        return out
+                differs = True
+        if differs:
+            out.append("address")
+    return ",".join(out)
 
 
 def _found(c: CleanRecord, f: list[str], rel: Release) -> Result:
-    seen = _Seen(f, rel)
-    r = Result(c.source.seq, c.source.ref, Code.UNCHANGED, input_number=c.source.number.strip())
-    seen.fill(r, rel.elements)
+    shown, name, address = _shown(f, rel)
     current = f[b.NUMBER]
-    if seen.status == "doed" or seen.death:
-        r.code = Code.DECEASED
-    elif seen.status == "utflyttet":
-        r.code = Code.EMIGRATED
+    changed = ""
+    if shown[_STATUS] == "doed" or shown[_DEATH]:
+        code = Code.DECEASED
+    elif shown[_STATUS] == "utflyttet":
+        code = Code.EMIGRATED
     elif current and current != c.number:
-        r.code = Code.REPLACED
+        code = Code.REPLACED
     elif f[b.PROTECTION] != "ugradert":
-        r.code = Code.PROTECTED
+        code = Code.PROTECTED
     else:
-        changed = seen.changed(c)
-        if changed:
-            r.code, r.changed = Code.UPDATED, ",".join(changed)
-    r.reason = ";".join(c.problems)
+        changed = _changed(c, f, name, address)
+        code = Code.UPDATED if changed else Code.UNCHANGED
+    src = c.source
+    r = Result(src.seq, src.ref, code, *shown, changed, "", "", ";".join(c.problems))
+    r.input_number = src.number.strip()
     return r
+
+
+def _identified(r: Result, f: list[str], rel: Release) -> None:
+    """Fill ``r`` with what ``rel`` shows of the brief of the person it was identified as."""
+    shown, _, _ = _shown(f, rel)
+    (r.number, _, r.given, r.middle, r.family, r.birth, r.gender, r.status, r.death, r.street, r.postnummer,
+     r.poststed, r.kommune, r.protection) = shown
 
 
 def _query(c: CleanRecord) -> IdentifyQuery:
@@ -253,7 +256,7 @@ def _identify(conn: Connection, cleaned: list[CleanRecord], indexes: list[int],
                    reason=";".join(c.problems))
         best = ident.best
         if ident.outcome is Outcome.IDENTIFIED and best is not None and best.person_id in briefs:
-            _Seen(briefs[best.person_id], release).fill(r, release.elements)
+            _identified(r, briefs[best.person_id], release)
             r.code, r.score = Code.IDENTIFIED, f"{best.score:.1f}"
         elif ident.outcome is Outcome.AMBIGUOUS and best is not None:
             numbers = []

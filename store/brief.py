@@ -12,7 +12,8 @@ Format: the fields of :data:`FIELDS` in order, joined by U+001F (unit separator)
 :data:`VERSION` and the separator. Control characters never occur in register values; a U+001F inside a
 value is replaced by a space when the brief is built, so splitting is always exact. A brief whose version
 is not :data:`VERSION` is refused (:func:`split_brief` raises), so a store written by an older brief
-layout must be re-briefed (``pregbridge init`` runs the migration that fills the table).
+layout must be re-briefed: a change of layout comes with a migration that rebuilds the briefs, which
+``pregbridge init`` runs.
 
 Only what a wash needs is here; every other face reads the document. The address is the one a wash
 reports: the first current address by type in :data:`ADDRESS_ORDER` (bosted before opphold before
@@ -24,7 +25,7 @@ from __future__ import annotations
 from store.model import Address, Person
 from store.normalize import name_key, street_key
 
-__all__ = ["ADDRESS_ORDER", "FIELDS", "SEP", "VERSION", "brief_of", "split_brief", "wash_address"]
+__all__ = ["ADDRESS_ORDER", "FIELDS", "SEP", "VERSION", "BriefVersionError", "brief_of", "split_brief", "wash_address"]
 
 VERSION = "b1"
 SEP = "\x1f"
@@ -42,8 +43,11 @@ FIELDS = (
     "street", "house",  # street name, and house number + letter upper-cased (for comparison)
     "family_key", "given_key", "given_middle_key", "street_key",  # store.normalize keys
 )
+# positions in split_brief's list (the version is at 0)
 (NUMBER, GIVEN, MIDDLE, FAMILY, BIRTH, GENDER, STATUS, DEATH, PROTECTION, ADDR_TYPE, ADDR_PROTECTION, ADDR_LINE,
- POSTNUMMER, POSTSTED, KOMMUNE, STREET, HOUSE, FAMILY_KEY, GIVEN_KEY, GIVEN_MIDDLE_KEY, STREET_KEY) = range(len(FIELDS))
+ POSTNUMMER, POSTSTED, KOMMUNE, STREET, HOUSE, FAMILY_KEY, GIVEN_KEY, GIVEN_MIDDLE_KEY,
+ STREET_KEY) = range(1, len(FIELDS) + 1)
+_PARTS = len(FIELDS) + 1
 
 
 def wash_address(p: Person) -> Address | None:
@@ -93,9 +97,8 @@ class BriefVersionError(ValueError):
 
 
 def split_brief(text: str) -> list[str]:
-    """The fields of a brief (index with the constants of this module)."""
+    """The fields of a brief, after its version at 0 (index with the constants of this module)."""
     parts = text.split(SEP)
-    if parts[0] != VERSION or len(parts) != len(FIELDS) + 1:
+    if len(parts) != _PARTS or parts[0] != VERSION:
         raise BriefVersionError(f"person brief layout {parts[0]!r} is not {VERSION!r}: run `pregbridge init`")
-    del parts[0]
     return parts
