@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import base64
 import getpass
+import itertools
 import json
 import os
 import signal
@@ -25,7 +26,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ def _auth(args: argparse.Namespace) -> str:
     return "Basic " + base64.b64encode(f"{args.user}:{password}".encode()).decode()
 
 
-def _request(args: argparse.Namespace, method: str, path: str, body: bytes | None = None,
+def _request(args: argparse.Namespace, method: str, path: str, body: Iterable[bytes] | None = None,
              headers: dict[str, str] | None = None) -> Any:
     req = urllib.request.Request(args.url.rstrip("/") + "/filematch/v1" + path, data=body, method=method,
                                  headers={"Authorization": _auth(args), **(headers or {})})
@@ -100,9 +101,13 @@ def cmd_submit(settings: Any, args: argparse.Namespace) -> int:
     if args.encoding:
         head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"encoding\"\r\n\r\n{args.encoding}\r\n"
                 .encode() + head)
-    body = head + args.file.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-    with _request(args, "POST", "/jobs", body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}) as r:
-        info = json.loads(r.read())
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    length = len(head) + args.file.stat().st_size + len(tail)
+    with args.file.open("rb") as f:  # streamed: a register of millions of records is never held in memory
+        body = itertools.chain([head], iter(lambda: f.read(1 << 20), b""), [tail])
+        with _request(args, "POST", "/jobs", body, {"Content-Type": f"multipart/form-data; boundary={boundary}",
+                                                    "Content-Length": str(length)}) as r:
+            info = json.loads(r.read())
     out.print(f"job {info['job']} {info['status']}: {info['records']:,} records")
     out.print(info["job"])
     return 0

@@ -1,0 +1,64 @@
+"""``pregbridge filematch submit|status|fetch`` against a real server on loopback, and ``run`` locally:
+the CLI as an operator runs it (a subprocess), every record answered once with the expected code."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from tests.integration.test_filematch_http import PASSWORD, server  # noqa: F401 - the server fixture
+from tests.integration.test_filematch_pipeline import EXPECTED, FIX, load_persons
+
+ROOT = Path(__file__).parents[2]
+
+
+def cli(db_url: str, *args: str) -> str:
+    env = dict(os.environ, PREGBRIDGE_PASSWORD=PASSWORD)
+    done = subprocess.run([sys.executable, "-m", "server.filematch_cli", "--database-url", db_url, "filematch", *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def codes(path: Path, encoding: str = "utf-8") -> dict[str, str]:
+    text = path.read_bytes().decode(encoding)
+    return {r["ref"]: r["code"] for r in csv.DictReader(io.StringIO(text, newline=""), delimiter=";")}
+
+
+def test_submit_status_fetch(server: tuple[str, Engine], db_url: str, tmp_path: Path) -> None:  # noqa: F811
+    url, _engine = server
+    base = url.removesuffix("/filematch/v1")
+    out = cli(db_url, "submit", str(FIX / "wash-crlf.csv"), "--url", base, "--user", "kari")
+    job = out.strip().splitlines()[-1]
+    assert f"job {job} " in out and "15 records" in out
+    status = cli(db_url, "status", job, "--url", base, "--user", "kari")
+    assert status.startswith(f"job {job} ") and "of 15 records" in status
+    result = tmp_path / "answer.csv"
+    fetched = cli(db_url, "fetch", job, "-o", str(result), "--wait", "--url", base, "--user", "kari")
+    assert f"wrote 15 records to {result}" in fetched
+    assert codes(result) == EXPECTED
+
+
+def test_someone_elses_job_is_not_found(server: tuple[str, Engine], db_url: str, tmp_path: Path) -> None:  # noqa: F811
+    url, _engine = server
+    base = url.removesuffix("/filematch/v1")
+    job = cli(db_url, "submit", str(FIX / "wash-lf.csv"), "--url", base, "--user", "kari").strip().splitlines()[-1]
+    env = dict(os.environ, PREGBRIDGE_PASSWORD=PASSWORD)
+    done = subprocess.run([sys.executable, "-m", "server.filematch_cli", "--database-url", db_url, "filematch",
+                           "status", job, "--url", base, "--user", "ola"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode != 0 and "404" in done.stdout + done.stderr
+
+
+def test_run_locally(engine: Engine, db_url: str, tmp_path: Path) -> None:
+    load_persons(engine)
+    result = tmp_path / "answer.csv"
+    out = cli(db_url, "run", str(FIX / "wash-latin1.csv"), "-o", str(result), "--processes", "2")
+    assert "15" in out
+    assert codes(result, "iso-8859-1") == EXPECTED
