@@ -18,7 +18,7 @@ from server.config import Settings
 from server.http import health_app
 from store.engine import make_engine, migrate
 
-__all__ = ["Components", "build_components", "build_engine", "build_wsgi_app"]
+__all__ = ["Components", "build_components", "build_engine", "build_wsgi_app", "filematch_http_settings"]
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -43,8 +43,23 @@ class Components:
     app: WsgiApp
 
 
+def filematch_http_settings(settings: Settings) -> Any:
+    """The Filematch face's settings (server.http.filematch.FilematchHttpSettings) from ``[filematch]``."""
+    import datetime as dt
+
+    from filematch.jobs import JobSettings
+    from server.http.filematch import FilematchHttpSettings
+
+    fm = settings.filematch
+    return FilematchHttpSettings(
+        spool_dir=fm.spool_dir or settings.store.data_dir / "filematch-spool", max_upload=fm.max_upload,
+        background_workers=fm.background_workers,
+        jobs=JobSettings(chunk_size=fm.chunk_size, retention=dt.timedelta(days=fm.retention_days),
+                         lease_seconds=float(fm.lease_seconds)))
+
+
 def build_components(settings: Settings, engine: Engine | None = None) -> Components:
-    from server.http.filematch import FilematchHttpSettings, build_filematch_app
+    from server.http.filematch import build_filematch_app
     from server.soap.ar import build_ar_app
     from server.soap.preg import build_preg_app, load_contract
     from server.soap.preg.face import PregFace
@@ -60,9 +75,7 @@ def build_components(settings: Settings, engine: Engine | None = None) -> Compon
                                    authenticator, profiles, audit), max_body=settings.preg.max_body)
     ar = build_ar_app(engine, authenticator, profiles, audit,
                       public_base_url=settings.ar_public_base_url)
-    filematch = build_filematch_app(engine, authenticator, profiles, audit,
-                                    FilematchHttpSettings(spool_dir=settings.store.data_dir / "filematch-spool",
-                                                          background_workers=1))
+    filematch = build_filematch_app(engine, authenticator, profiles, audit, filematch_http_settings(settings))
     mounts: dict[str, WsgiApp] = {settings.preg.path.rstrip("/"): preg, "/v1/AR": ar, "/v1/AR/Basic": ar}
     health = health_app(engine)
 

@@ -16,7 +16,8 @@ from typing import Any
 from server.access.settings import AccessSettings
 from server.hl7.settings import MllpSettings, mllp_settings_of
 
-__all__ = ["DEFAULT_DATA_DIR", "HttpSettings", "PregSettings", "Settings", "StoreSettings", "load_settings"]
+__all__ = ["DEFAULT_DATA_DIR", "FilematchSettings", "HttpSettings", "PregSettings", "Settings", "StoreSettings",
+           "load_settings"]
 
 DEFAULT_DATA_DIR = Path("var")
 DEFAULT_HTTP_HOST = "127.0.0.1"
@@ -52,11 +53,22 @@ class PregSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class FilematchSettings:
+    background_workers: int = 1  # washer threads in each server process (0: only `pregbridge filematch worker`)
+    max_upload: int = 2 * 1024**3  # bytes
+    spool_dir: Path | None = None  # None: <data_dir>/filematch-spool
+    chunk_size: int = 1000  # records per chunk
+    retention_days: int = 7  # a job and its answer are deleted this long after submission
+    lease_seconds: int = 300  # a dead worker's chunk is washed again after this long
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     access: AccessSettings = field(default_factory=AccessSettings)
     preg: PregSettings = field(default_factory=PregSettings)
+    filematch: FilematchSettings = field(default_factory=FilematchSettings)
     hl7: MllpSettings = field(default_factory=MllpSettings)
 
     @property
@@ -88,10 +100,11 @@ _ENV: dict[str, tuple[str, str]] = {
     "PREGBRIDGE_PREG_NAMESPACE": ("preg", "namespace"),
     "PREGBRIDGE_PREG_PATH": ("preg", "path"),
     "PREGBRIDGE_PREG_PUBLIC_URL": ("preg", "public_url"),
+    "PREGBRIDGE_FILEMATCH_WORKERS": ("filematch", "background_workers"),
     "PREGBRIDGE_HL7_HOST": ("hl7", "host"),
     "PREGBRIDGE_HL7_PORT": ("hl7", "port"),
 }
-_SECTIONS = ("store", "http", "access", "preg")
+_SECTIONS = ("store", "http", "access", "preg", "filematch")
 
 
 def _coerce(section: Any, key: str, value: Any) -> Any:

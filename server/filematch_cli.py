@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from filematch.formats import FORMATS, format_named
-from filematch.jobs import JobSettings, JobStore
+from filematch.jobs import JobStore
 from filematch.local import wash_file
 from filematch.worker import Worker
 
@@ -142,12 +142,15 @@ def cmd_fetch(settings: Any, args: argparse.Namespace) -> int:
 
 def cmd_worker(settings: Any, args: argparse.Namespace) -> int:
     from server.access import AuditWriter, load_profiles
-    from server.bootstrap import build_engine
+    from server.bootstrap import build_engine, filematch_http_settings
     from server.http.filematch import job_auditor, profile_release
 
     engine = build_engine(settings)
     audit = AuditWriter(engine, mode="sync")
-    jobs = JobStore(engine, replace(JobSettings(), lease_seconds=args.lease), audit=job_auditor(audit))
+    job_settings = filematch_http_settings(settings).jobs
+    if args.lease is not None:
+        job_settings = replace(job_settings, lease_seconds=args.lease)
+    jobs = JobStore(engine, job_settings, audit=job_auditor(audit))
     worker = Worker(jobs, profile_release(load_profiles(settings.access.profiles_path)))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -198,7 +201,8 @@ def add_subcommands(subparsers: Any) -> None:
     sp.set_defaults(func=cmd_fetch)
 
     sp = sub.add_parser("worker", help="wash chunks of queued jobs until stopped")
-    sp.add_argument("--lease", type=float, default=300.0, help="seconds before a dead worker's chunk is retaken")
+    sp.add_argument("--lease", type=float, help="seconds before a dead worker's chunk is retaken "
+                    "(default: filematch.lease_seconds, 300)")
     sp.add_argument("--idle", type=float, default=1.0, help="seconds to sleep when there is no work")
     sp.set_defaults(func=cmd_worker)
 

@@ -8,7 +8,8 @@
 ``GET    /filematch/v1/jobs/{id}``          status and progress
 ``GET    /filematch/v1/jobs/{id}/result``   the answer file, streamed (409 until the job is done)
 ``GET    /filematch/v1/jobs/{id}/report``   counts per result code, timings, records/s
-``DELETE /filematch/v1/jobs/{id}``          cancel (409 once it is done, failed or cancelled)
+``DELETE /filematch/v1/jobs/{id}``          cancel an active job (200 with its state); delete a finished
+                                            one with its answer (204)
 ==========================================  =====================================================
 
 Every call is authenticated with HTTP Basic (:meth:`Authenticator.basic`) and authorised for the
@@ -248,7 +249,11 @@ class FilematchApp:
                 raise HttpError("404 Not Found", "no such job")
             if what is None and method == "GET":
                 return _json(start_response, "200 OK", info.to_json())
-            if what is None and method == "DELETE":
+            if what is None and method == "DELETE":  # an active job is cancelled, a finished one deleted
+                if info.status in ("done", "failed", "cancelled"):
+                    self.jobs.delete(job_id, account=account.username)
+                    start_response("204 No Content", [])
+                    return []
                 return _json(start_response, "200 OK", self.jobs.cancel(job_id, account=account.username).to_json())
             if method != "GET":
                 raise HttpError("405 Method Not Allowed", "method not allowed", [("Allow", "GET")])

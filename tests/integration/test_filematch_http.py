@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from filematch.jobs import JobSettings
 from server.access import BUILTIN_PROFILES, AccountStore, AuditWriter, Authenticator, query_audit
 from server.http.filematch import FilematchHttpSettings, build_filematch_app
+from store import schema
 from tests.integration.test_filematch_pipeline import EXPECTED, FIX, load_persons
 
 PASSWORD = "a-long-password-1"
@@ -78,11 +79,17 @@ def test_upload_status_download_report(server: tuple[str, Engine]) -> None:
     assert next(row for row in rows if row["ref"] == "R06")["street"] == "Hemmeligveien 7"  # full sees fortrolig
     report = requests.get(f"{url}/jobs/{job}/report", auth=("kari", PASSWORD), timeout=10).json()
     assert report["records"] == 15 and report["counts"]["UNCHANGED"] == 2
-    # the job is kari's alone, and it cannot be cancelled once done
+    # the job is kari's alone; once done, DELETE removes it with its answer
     assert requests.get(f"{url}/jobs/{job}", auth=("ola", PASSWORD), timeout=10).status_code == 404
-    assert requests.delete(f"{url}/jobs/{job}", auth=("kari", PASSWORD), timeout=10).status_code == 409
+    assert requests.delete(f"{url}/jobs/{job}", auth=("ola", PASSWORD), timeout=10).status_code == 404
+    assert requests.delete(f"{url}/jobs/{job}", auth=("kari", PASSWORD), timeout=10).status_code == 204
+    assert requests.get(f"{url}/jobs/{job}", auth=("kari", PASSWORD), timeout=10).status_code == 404
+    assert requests.get(f"{url}/jobs/{job}/result", auth=("kari", PASSWORD), timeout=10).status_code == 404
+    chunks = schema.filematch_chunk
+    with engine.connect() as conn:
+        assert conn.execute(chunks.select().where(chunks.c.job_id == job)).first() is None
     audit = query_audit(engine, account="kari")
-    assert {a.operation for a in audit} >= {"filematch.submit", "filematch.wash", "filematch.fetch"}
+    assert {a.operation for a in audit} >= {"filematch.submit", "filematch.wash", "filematch.fetch", "filematch.delete"}
 
 
 def test_raw_xml_upload_is_masked_with_the_submitters_profile(server: tuple[str, Engine]) -> None:
