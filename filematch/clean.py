@@ -116,7 +116,8 @@ def clean(rec: InputRecord, *, validate_number: bool = True) -> CleanRecord:
     validates only those the store does not know (every stored number was validated when stored)."""
     c = CleanRecord(rec, given=" ".join(rec.given.split()), family=" ".join(rec.family.split()),
                     street=" ".join(rec.street.split()))
-    c.number = "".join(rec.number.split()) or None
+    n = rec.number
+    c.number = (n if n.isdigit() else "".join(n.split())) or None
     if validate_number:
         check_number(c)
     if rec.birth.strip():
