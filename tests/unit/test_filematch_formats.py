@@ -126,3 +126,21 @@ def test_csv_blocks_read_what_the_whole_file_reads_at_every_block_size(tmp_path:
         parsed = [r for layout, block in blocks for r in csv_format.parse_block(layout, block)]  # type: ignore[attr-defined]
         assert strip_seq(parsed) == strip_seq(whole), lines
         assert [r.seq for r in parsed] == [4, 6, 7, 10, 11], lines  # the line each record ends on
+
+
+def test_csv_answers_are_written_as_the_csv_module_writes_them() -> None:
+    """Rows without ; " CR LF are joined directly, the others quoted by the csv module: the bytes are the same."""
+    import csv as csv_module
+
+    from filematch.formats.text import TextOptions
+
+    plain = Result(1, "R1", Code.UNCHANGED, number="01019012345", given="Ola", family="Nordmann", street="Storgata 1")
+    tricky = [Result(2, 'R"2', Code.UPDATED, given="Ola; Per"), Result(3, "R3", Code.INVALID, reason="line\r\nbreak"),
+              Result(4, "", Code.NOT_FOUND), Result(5, " R5 ", Code.AMBIGUOUS, candidates="a b")]
+    rows = [plain, *tricky, plain]
+    for newline in ("\r\n", "\n"):
+        options = TextOptions("utf-8", False, newline)
+        expected = io.StringIO()
+        csv_module.writer(expected, delimiter=";", quotechar='"', lineterminator=newline).writerows(
+            r.values() for r in rows)
+        assert format_named("csv").encode(rows, options) == expected.getvalue().encode()
