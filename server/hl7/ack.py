@@ -34,12 +34,13 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import os
+import time
 from dataclasses import dataclass, field
-from typing import Any
 
 from adapters.hl7 import escape, segment
 from server.access import AccessProfile
 from server.hl7.listener import Peer
+from server.hl7.reader import Message, Segment
 
 __all__ = ["ACK_VALUES", "SUPPORTED_VERSIONS", "TABLE_0357", "AckMode", "Hl7Error", "Msh", "Reply", "Request",
            "build_reply", "err_segment", "msa_segment", "qak_segment", "reply_msh"]
@@ -66,6 +67,18 @@ _COMMIT = {"AA": "CA", "AE": "CA", "AR": "CR"}
 _QAK = {"AA": "OK", "AE": "AE", "AR": "AR"}
 _counter = itertools.count(1)
 _PREFIX = f"{os.getpid() % 100000:05d}"
+
+
+_last_stamp: tuple[int, str] = (-1, "")
+
+
+def _stamp() -> str:
+    """Local time as MSH-7 (``YYYYMMDDHHMMSS``); formatted once per second."""
+    global _last_stamp
+    second = int(time.time())
+    if _last_stamp[0] != second:
+        _last_stamp = (second, dt.datetime.fromtimestamp(second).strftime("%Y%m%d%H%M%S"))
+    return _last_stamp[1]
 
 
 def control_id() -> str:
@@ -113,7 +126,7 @@ class Hl7Error:
 class Request:
     """A message as the handlers see it. ``asked``/``returned`` collect identity numbers for the audit."""
 
-    message: Any  # hl7.Message (python-hl7 has no type hints)
+    message: Message
     msh: Msh
     peer: Peer
     account: str
@@ -121,32 +134,18 @@ class Request:
     asked: list[str] = field(default_factory=list)
     returned: list[str] = field(default_factory=list)
 
-    def segment(self, name: str) -> Any | None:
-        """The first segment ``name`` (python-hl7 Segment), or None."""
-        index = self.__dict__.get("_index")
-        if index is None:
-            index = {}
-            for seg in self.message:
-                index.setdefault(str(seg[0][0]) if isinstance(seg[0], list) else str(seg[0]), seg)
-            self.__dict__["_index"] = index
-        return index.get(name)
+    def segment(self, name: str) -> Segment | None:
+        """The first segment ``name``, or None."""
+        return self.message.segment(name)
 
     def raw_segment(self, name: str) -> str:
         """The segment re-encoded with the standard delimiters (for echoing QPD/QRD/QRF), or ''."""
-        seg = self.segment(name)
+        seg = self.message.segment(name)
         if seg is None:
             return ""
         if self.msh.field_separator == "|" and self.msh.encoding_characters[:4] == "^~\\&":
             return str(seg)
-        return _reencode(seg, self.msh.field_separator + self.msh.encoding_characters[:4])
-
-
-def _reencode(container: Any, old: str) -> str:
-    mapping = dict(zip(old, "|^~\\&", strict=False))
-    sep = getattr(container, "separator", None)
-    if sep is None:
-        return str(container)
-    return str(mapping.get(sep, sep)).join(_reencode(c, old) for c in container)
+        return seg.reencoded(self.msh.field_separator + self.msh.encoding_characters[:4])
 
 
 @dataclass
@@ -197,7 +196,7 @@ class AckMode:
 def reply_msh(msh: Msh | None, message_type: str, trigger: str, structure: str, *, application: str,
               facility: str, charset: str, version: str = "2.5", now: dt.datetime | None = None) -> str:
     """The MSH of a reply: sender and receiver swapped, MSH-11/12 copied, MSH-18 in the reply's charset."""
-    now = now or dt.datetime.now()
+    stamp = now.strftime("%Y%m%d%H%M%S") if now is not None else _stamp()
     v = msh.version if msh and msh.version in SUPPORTED_VERSIONS else version
     short = v == "2.3"
     mtype = f"{message_type}^{trigger}" + ("" if short or not structure else f"^{structure}")
@@ -207,7 +206,7 @@ def reply_msh(msh: Msh | None, message_type: str, trigger: str, structure: str, 
         escape(msh.receiving_facility if msh and msh.receiving_facility else facility),
         escape(msh.sending_application) if msh else "",
         escape(msh.sending_facility) if msh else "",
-        now.strftime("%Y%m%d%H%M%S"),
+        stamp,
         "",
         mtype,
         control_id(),

@@ -1,6 +1,6 @@
 """The HL7 face composed: frame bytes + peer → reply bytes (zero, one or two MLLP frames), and ``serve``.
 
-One message, in order: decode per MSH-18 (:mod:`~server.hl7.charsets`) → parse with python-hl7 →
+One message, in order: decode per MSH-18 (:mod:`~server.hl7.charsets`) → read (:mod:`~server.hl7.reader`) →
 read MSH → check MSH-15/16, the character set, MSH-10/11/12 → authenticate the sender → route
 (:mod:`~server.hl7.router`) → authorize the route's operation for the account's access profile →
 handler → acknowledgements per the mode (:mod:`~server.hl7.ack`) → encode in the sender's charset.
@@ -30,7 +30,6 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import hl7
 from sqlalchemy import Engine
 
 from server.access import (
@@ -48,6 +47,7 @@ from server.hl7.framing import frame
 from server.hl7.handlers import Context
 from server.hl7.handlers.pdq import Continuations
 from server.hl7.listener import MllpListener, Peer
+from server.hl7.reader import Message, read_message
 from server.hl7.router import Router, Unsupported
 from server.hl7.settings import MllpSettings
 from store.errors import PregbridgeError
@@ -67,25 +67,31 @@ class _Reject(PregbridgeError):
         self.location = location
 
 
-def _read_msh(message: Any) -> Msh:
+_MSH_FIELDS = (3, 4, 5, 6, 10, 11, 12, 15, 16, 18)  # read as their first component; MSH-9 by component
+
+
+def _read_msh(message: Message) -> Msh:
+    """The MSH fields a receiver reads: first repetition, first component (MSH-9: three), unescaped, stripped."""
     seg = message.segment("MSH")
+    if seg is None:
+        raise ValueError("no MSH segment")
     seps = message.separators  # '\r|~^&'
     parts = str(seg).split(seps[1])  # MSH-n is parts[n - 1]
-    rep, comp_sep = seps[2], seps[3]
-
-    def comp(n: int, c: int = 1) -> str:
-        if n - 1 >= len(parts):
-            return ""
-        comps = parts[n - 1].split(rep, 1)[0].split(comp_sep)
-        value = comps[c - 1] if c <= len(comps) else ""
-        return (str(message.unescape(value)) if "\\" in value else value).strip()
-
+    parts += [""] * (18 - len(parts))
+    rep, comp = seps[2], seps[3]
+    values = []
+    for n in _MSH_FIELDS:
+        value = parts[n - 1]
+        if rep in value or comp in value:
+            value = value.split(rep, 1)[0].split(comp, 1)[0]
+        values.append((message.unescape(value) if "\\" in value else value).strip())
+    msh9 = [*parts[8].split(rep, 1)[0].split(comp)[:3], "", ""]
+    kind, trigger, structure = ((message.unescape(v) if "\\" in v else v).strip().upper() for v in msh9[:3])
     return Msh(
-        field_separator=seps[1], encoding_characters=parts[1] if len(parts) > 1 else "",
-        sending_application=comp(3), sending_facility=comp(4), receiving_application=comp(5),
-        receiving_facility=comp(6), message_type=comp(9, 1).upper(), trigger=comp(9, 2).upper(),
-        structure=comp(9, 3).upper(), control_id=comp(10), processing_id=comp(11), version=comp(12),
-        accept_ack=comp(15), application_ack=comp(16), charset=comp(18),
+        field_separator=seps[1], encoding_characters=parts[1], sending_application=values[0],
+        sending_facility=values[1], receiving_application=values[2], receiving_facility=values[3],
+        message_type=kind, trigger=trigger, structure=structure, control_id=values[4], processing_id=values[5],
+        version=values[6], accept_ack=values[7], application_ack=values[8], charset=values[9],
     )
 
 
@@ -107,16 +113,28 @@ class Hl7App:
         self._senders = settings.sender_peers()
         self._account_ttl = account_state_seconds
         self._account_cache: dict[str, tuple[float, str | None]] = {}
+        self._address_cache: dict[str, str | None] = {}
 
     # -- sender authentication ----------------------------------------------------------------------
 
-    def _account_name(self, peer: Peer, msh: Msh) -> str:
+    def _by_address(self, host: str) -> str | None:
+        try:
+            return self._address_cache[host]
+        except KeyError:
+            pass
         by_address = None
         try:
-            ip = ipaddress.ip_address(peer.host)
+            ip = ipaddress.ip_address(host)
             by_address = next((acct for net, acct in self._networks if ip in net), None)
         except ValueError:
             pass
+        if len(self._address_cache) >= 4096:  # the peers table is fixed; only the hosts seen vary
+            self._address_cache.clear()
+        self._address_cache[host] = by_address
+        return by_address
+
+    def _account_name(self, peer: Peer, msh: Msh) -> str:
+        by_address = self._by_address(peer.host)
         app, fac = msh.sending_application.upper(), msh.sending_facility.upper()
         by_sender = self._senders.get(f"{app}^{fac}") or self._senders.get(app)
         match = self.settings.peer_match
@@ -163,7 +181,7 @@ class Hl7App:
             if not text.startswith("MSH") or len(text) < 8:
                 raise _Reject("message does not start with an MSH segment", "100", "MSH^1")
             try:
-                message = hl7.parse(text)
+                message = read_message(text)
                 msh = _read_msh(message)
             except Exception:  # noqa: BLE001 - python-hl7 raises assorted errors on broken text
                 raise _Reject("MSH segment cannot be parsed", "102", "MSH^1") from None
@@ -198,8 +216,10 @@ class Hl7App:
             self.audit.write(AuditRecord.now(
                 account=account, face="hl7", operation=f"{msh.message_type}^{msh.trigger}"[:80], outcome=outcome,
                 source=peer.host, asked=req.asked if req else (), returned=req.returned if req else ()))
-        log.log(logging.DEBUG if reply.ack_code == "AA" else logging.INFO, "hl7 %s %s control id %s: %s", peer,
-                f"{msh.message_type}^{msh.trigger}" if msh else "(no MSH)", msh.control_id if msh else "", outcome)
+        level = logging.DEBUG if reply.ack_code == "AA" else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(level, "hl7 %s %s control id %s: %s", peer, f"{msh.message_type}^{msh.trigger}" if msh else
+                    "(no MSH)", msh.control_id if msh else "", outcome)
         texts = build_reply(msh, reply, mode, application=self.settings.application, facility=self.settings.facility,
                             charset=charset)
         return b"".join(frame(encode(t, codec)) for t in texts)

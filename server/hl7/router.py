@@ -63,13 +63,19 @@ class Router:
         self.routes = tuple(routes)
         self._types = {r.message_type for r in self.routes}
         self._events = {(r.message_type, r.trigger) for r in self.routes}
+        self._resolved: dict[tuple[str, str, str], Route] = {}
 
     def resolve(self, message_type: str, trigger: str, version: str) -> Route:
         """The route for a message; raises :class:`Unsupported` (the fallback: AR) when none takes it."""
+        route = self._resolved.get((message_type, trigger, version))
+        if route is not None:
+            return route
         if version not in SUPPORTED_VERSIONS:
             raise Unsupported("HL7 version not supported", "203", "MSH^1^12")
         for r in self.routes:
             if r.takes(message_type, trigger, version):
+                if len(self._resolved) < 1024:  # keys are few (routes × versions); a bound all the same
+                    self._resolved[(message_type, trigger, version)] = r
                 return r
         if message_type not in self._types:
             raise Unsupported("message type not supported", "200", "MSH^1^9^1^1")

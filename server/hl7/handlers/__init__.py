@@ -6,9 +6,8 @@
 - :mod:`~server.hl7.handlers.fh`: QBP^Q24 → RSP^K24 (allocate identifiers: felles hjelpenummer).
 
 This module holds what they share: the :class:`Context` (store engine, settings, continuation state)
-and field access on python-hl7's parse tree. python-hl7 nests a field only as deep as the separators
-it contains, so fields are read as their wire text and split here with the message's own delimiters,
-then unescaped with python-hl7's ``unescape``.
+and field access on a message of :mod:`server.hl7.reader`: fields are read as their wire text and
+split here with the message's own delimiters, then unescaped with python-hl7's ``unescape``.
 """
 
 from __future__ import annotations
@@ -17,14 +16,15 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from server.hl7.ack import Hl7Error, Reply, Request, qak_segment
+from server.hl7.reader import Message, Segment
 from server.hl7.settings import MllpSettings
 from store.engine import Reader
 from store.errors import PregbridgeError
 
-__all__ = ["Context", "Field", "error_reply", "field", "query_parameters_of"]
+__all__ = ["Context", "Field", "error_reply", "field", "query_parameters_of", "sqlite_driver"]
 
 
 @dataclass
@@ -41,9 +41,9 @@ class Context:
 class Field:
     """One field of a segment: ``rep(n)`` → components, ``comp(r, c)`` → unescaped text (1-based)."""
 
-    def __init__(self, message: Any, seg: Any, index: int) -> None:
+    def __init__(self, message: Message, seg: Segment | None, index: int) -> None:
         self.message = message
-        self.raw = str(seg[index]) if seg is not None and index < len(seg) else ""
+        self.raw = seg.field(index) if seg is not None and index < len(seg) else ""
         seps = message.separators  # '\r|~^&'
         self._rep, self._comp, self._sub = seps[2], seps[3], seps[4]
 
@@ -61,10 +61,17 @@ class Field:
         return self.unescape(comps[c - 1]) if c <= len(comps) else ""
 
     def unescape(self, text: str) -> str:
-        return str(self.message.unescape(text)) if "\\" in text else text
+        return self.message.unescape(text) if "\\" in text else text
 
     def subs(self, component: str) -> list[str]:
         return [self.unescape(s) for s in component.split(self._sub)]
+
+
+def sqlite_driver(conn: Connection) -> Any | None:
+    """The pysqlite connection under ``conn`` on a SQLite store, else None. The hot queries go to it straight:
+    SQLAlchemy's statement handling costs several times a keyed SQLite read. The store opens pysqlite with
+    ``isolation_level=None`` (store/engine.py), so a SELECT on it begins no transaction for the Reader to end."""
+    return conn.connection.driver_connection if conn.dialect.name == "sqlite" else None
 
 
 def field(req: Request, segment: str, index: int) -> Field:
