@@ -48,10 +48,13 @@ __all__ = [
     "escape",
     "hjelpenummer_request",
     "hl7_date",
+    "identifiers_pid_segment",
+    "ordered_identifiers",
     "parse_date",
     "pid_segment",
     "query_parameters",
     "segment",
+    "sorted_identifiers",
 ]
 
 
@@ -152,12 +155,19 @@ def cx(i: Identifier) -> str:
                        expires])
 
 
-def ordered_identifiers(p: PersonView, kinds: Iterable[str] | None = None) -> list[Identifier]:
+_KIND_ORDER = {"fnr": 0, "dnr": 1, "fh": 2, "hnr": 3}
+
+
+def sorted_identifiers(identifiers: Iterable[Identifier], kinds: Iterable[str] | None = None) -> list[Identifier]:
     """The current number first, then other numbers in use, then ceased ones; only ``kinds`` if given."""
-    order = {"fnr": 0, "dnr": 1, "fh": 2, "hnr": 3}
     wanted = set(kinds) if kinds is not None else None
-    ids = [i for i in p.identifiers if wanted is None or i.kind in wanted]
-    return sorted(ids, key=lambda i: (i.status != IdentifierStatus.IN_USE, order.get(i.kind, 9)))
+    ids = [i for i in identifiers if wanted is None or i.kind in wanted]
+    return sorted(ids, key=lambda i: (i.status != IdentifierStatus.IN_USE, _KIND_ORDER.get(i.kind, 9)))
+
+
+def ordered_identifiers(p: PersonView, kinds: Iterable[str] | None = None) -> list[Identifier]:
+    """The person's identifiers in PID-3 order (:func:`sorted_identifiers`)."""
+    return sorted_identifiers(p.identifiers, kinds)
 
 
 # -- PID -------------------------------------------------------------------------------------------
@@ -227,6 +237,12 @@ def pid_segment(p: PersonView, set_id: int = 1, *, kinds: Iterable[str] | None =
         fields[10] = "~".join(_xad(a) for a in p.addresses if a.meta.current)
         fields[28], fields[29] = _death(p)
     return segment("PID", *fields)
+
+
+def identifiers_pid_segment(identifiers: Iterable[Identifier], set_id: int = 1) -> str:
+    """A PID of PID-1 and PID-3 only, the identifiers in the order given: what :func:`pid_segment` gives with
+    ``demographics=False`` for a person with these identifiers (sorted by :func:`sorted_identifiers`)."""
+    return segment("PID", str(set_id), "", "~".join(cx(i) for i in identifiers))
 
 
 # -- QPD-3 parameters ------------------------------------------------------------------------------

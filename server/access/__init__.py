@@ -26,6 +26,7 @@ from server.access.masking import (
     apply_profile,
     dsf_code,
     visible_address,
+    visible_identifiers,
 )
 from server.access.profiles import (
     BUILTIN_PROFILES,
@@ -67,5 +68,6 @@ __all__ = [
     "query_audit",
     "resolve_profile",
     "visible_address",
+    "visible_identifiers",
     "worker_exit",
 ]

@@ -65,6 +65,7 @@ __all__ = [
     "apply_profile",
     "dsf_code",
     "visible_address",
+    "visible_identifiers",
 ]
 
 DSF_CODES: Mapping[str, str] = {"ugradert": "0", "klientadresse": "4", "strengtFortrolig": "6", "fortrolig": "7"}
@@ -165,6 +166,12 @@ def _keep(items: tuple[_T, ...], allowed: bool, history: bool) -> tuple[_T, ...]
     return items if history else tuple(i for i in items if i.meta.current)
 
 
+def visible_identifiers(identifiers: tuple[Identifier, ...], profile: AccessProfile) -> tuple[Identifier, ...]:
+    """The identifiers ``profile`` may see: none without ``identifiers``, current ones only without ``history``.
+    :func:`apply_profile` keeps exactly these; a face that reads only identifiers (HL7 PIX) calls this."""
+    return _keep(identifiers, profile.allows("identifiers"), profile.allows("history"))
+
+
 def apply_profile(person: Person, profile: AccessProfile) -> MaskedPerson:
     """``person`` as ``profile`` may see it: disallowed elements empty, history dropped unless allowed,
     addresses as :class:`AddressView` masked per the table in the module docstring."""
@@ -173,7 +180,7 @@ def apply_profile(person: Person, profile: AccessProfile) -> MaskedPerson:
     addresses = _keep(person.addresses, profile.allows("addresses"), history)
     return MaskedPerson(
         person_key=person.person_key,
-        identifiers=_keep(person.identifiers, profile.allows("identifiers"), history),
+        identifiers=visible_identifiers(person.identifiers, profile),
         names=_keep(person.names, profile.allows("name"), history),
         birth=_keep(person.birth, profile.allows("birth"), history),
         gender=_keep(person.gender, profile.allows("gender"), history),
