@@ -8,7 +8,7 @@ import platform
 import sys
 import time
 
-SUITES = ("store", "soap", "ar", "mllp", "filematch")
+SUITES = ("store", "soap", "ar", "mllp", "filematch", "filematch-http")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,8 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=int, default=10, help="duration of each timed load run (soap, mllp)")
     p.add_argument("--profile", action="store_true", help="cProfile the measured variants")
     p.add_argument("--reuse", action="store_true", help="store: reuse existing stores, measure queries only")
+    p.add_argument("--processes", type=int, default=1,
+                   help="mllp: listener processes on one port (SO_REUSEPORT), server and echo baseline alike")
     args = p.parse_args(argv)
-    module = importlib.import_module(f"benchmarks.bench_{args.suite}")
+    module = importlib.import_module(f"benchmarks.bench_{args.suite.replace('-', '_')}")
     print(f"# {args.suite}: python {platform.python_version()}, {platform.machine()}, "
           f"{time.strftime('%Y-%m-%d %H:%M')}, sizes {args.num}")
     for result in module.run(args):

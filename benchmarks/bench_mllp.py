@@ -1,9 +1,13 @@
 """HL7 MLLP benchmark: QBP^Q22 (PDQ) and QBP^Q23 (PIX) round trips over persistent connections.
 
 Server: one listener process (``server.hl7.app.serve``, started here with ``python -c`` because the CLI
-wiring is separate), once with pregbridge's real HL7 face (sender lookup, python-hl7 parse, store
+wiring is separate), once with pregbridge's real HL7 face (sender lookup, message reading, store
 query, profile masking, PID encoding, batched audit — everything a production message does) and once as
-the **baseline**: the same listener answering every frame with a prebuilt ACK (echo). Handlers run on
+the **baseline**: the same listener answering every frame with a prebuilt ACK (echo). With
+``--processes N`` both run as N listener processes sharing the port with SO_REUSEPORT (as
+``pregbridge listen-hl7 --reuse-port`` started N times), the kernel spreading the connections over them:
+the baseline always has as many processes as the server it is compared with, so the ratio stays fair
+(the kernel's spread of 8 connections over N processes is uneven more often than not). Handlers run on
 the event loop (``hl7.threads = 0``), the fastest setting for SQLite. Client: a separate process
 with an asyncio client keeping 1 or 8 persistent connections, each sending one message and waiting for
 its reply (like a broker), cycling through Q23 messages for random known numbers and Q22 messages for
@@ -29,7 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import OUT, Result, percentiles, store_samples
+from benchmarks.harness import OUT, Result, free_port, percentiles, store_samples
 
 __all__ = ["run"]
 
@@ -49,7 +53,7 @@ def _messages(numbers: list[str], pairs: list[tuple[str, int]]) -> dict[str, lis
 # -- server process ---------------------------------------------------------------------------------
 
 
-def serve_process(url: str, mode: str) -> None:
+def serve_process(url: str, mode: str, port: int = 0) -> None:
     """Entry point of the server subprocess: prints ``ready <port>`` then serves until killed."""
     import logging
 
@@ -61,8 +65,8 @@ def serve_process(url: str, mode: str) -> None:
     from store.engine import make_engine
 
     logging.basicConfig(level=logging.WARNING)
-    settings = MllpSettings(port=0, peers={"BENCH^BENCHFAC": USER}, peer_match="sender", threads=0,
-                            idle_timeout=0)
+    settings = MllpSettings(port=port, peers={"BENCH^BENCHFAC": USER}, peer_match="sender", threads=0,
+                            idle_timeout=0, reuse_port=port != 0)
     if mode == "echo":
         ack = frame(b"MSH|^~\\&|PREGBRIDGE|NHN|BENCH|BENCHFAC|20260101120000||ACK^Q23^ACK|1|P|2.5\rMSA|AA|1\r")
 
@@ -83,21 +87,32 @@ def serve_process(url: str, mode: str) -> None:
 
 
 class _Server:
-    def __init__(self, url: str, mode: str) -> None:
-        code = f"from benchmarks.bench_mllp import serve_process; serve_process({url!r}, {mode!r})"
-        self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
-                                     env=dict(os.environ, PYTHONWARNINGS="ignore"))
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line.startswith("ready "):
+    """``processes`` listener processes on one port (SO_REUSEPORT when more than one)."""
+
+    def __init__(self, url: str, mode: str, processes: int = 1) -> None:
+        port = free_port() if processes > 1 else 0
+        self.procs: list[subprocess.Popen[str]] = []
+        try:
+            for _ in range(processes):
+                code = f"from benchmarks.bench_mllp import serve_process; serve_process({url!r}, {mode!r}, {port})"
+                proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                                        env=dict(os.environ, PYTHONWARNINGS="ignore"))
+                self.procs.append(proc)
+                assert proc.stdout is not None
+                line = proc.stdout.readline()
+                if not line.startswith("ready "):
+                    raise RuntimeError(f"MLLP server ({mode}) did not start")
+                self.port = int(line.split()[1])
+        except BaseException:
             self.stop()
-            raise RuntimeError(f"MLLP server ({mode}) did not start")
-        self.port = int(line.split()[1])
+            raise
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            proc.wait(timeout=30)
 
 
 # -- client process -----------------------------------------------------------------------------------
@@ -160,7 +175,7 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
     seconds = args.seconds
     measured: dict[tuple[str, str, int], dict[str, Any]] = {}
     for mode in ("echo", "real"):
-        server = _Server(url, mode)
+        server = _Server(url, mode, args.processes)
         try:
             for op, path in paths.items():
                 _drive(server.port, path, 8, 2)  # warm-up: page cache, account cache
@@ -181,6 +196,7 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
                 target, ok = "p99 ≤ 20 ms" + (", ≥ 30 % of echo" if op == "Q23" else ""), (
                     r["p99"] <= 20 and (op != "Q23" or rps / base >= 0.3))
             bad = f" {r['bad']} not AA" if r["bad"] else ""
-            yield Result(f"QBP^{op} conn={conc}", r["n"], r["seconds"],
+            procs = f" procs={args.processes}" if args.processes > 1 else ""
+            yield Result(f"QBP^{op} conn={conc}{procs}", r["n"], r["seconds"],
                          f"{rps:,.0f} msg/s p50 {r['p50']:.2f} p99 {r['p99']:.2f} ms{bad}", ratio=rps / base,
                          baseline=f"echo {base:,.0f} msg/s (p99 {e['p99']:.2f} ms)", target=target, ok=ok)
