@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Dialect, Table, bindparam, delete, func, insert, select
 
 from store import schema as s
@@ -72,7 +73,7 @@ def dump_document(p: Person) -> str:
 
 
 def _person(doc: str) -> Person:
-    return from_stored(json.loads(doc))
+    return from_stored(orjson.loads(doc))
 
 
 def search_row(p: Person, pid: int) -> dict[str, Any]:
