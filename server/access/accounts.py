@@ -47,6 +47,7 @@ from sqlalchemy.exc import IntegrityError
 
 from server.access.errors import AuthenticationFailed
 from store import schema as s
+from store.engine import read_connection
 from store.errors import InvalidInput, NotFound, PregbridgeError
 
 __all__ = ["MAX_PASSWORD", "MIN_PASSWORD", "Account", "AccountStore", "Credentials", "DigestKeyError"]
@@ -242,7 +243,7 @@ class AccountStore:
         return creds.account if creds else None
 
     def list(self) -> builtins.list[Account]:
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             rows = conn.execute(select(s.account).order_by(s.account.c.username)).all()
         return [_account(r) for r in rows]
 
@@ -250,7 +251,7 @@ class AccountStore:
         """The account with its hash and digest secret, or None (also for names that break the rules)."""
         if not valid_username(username):
             return None
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             row = conn.execute(select(s.account).where(s.account.c.username == username)).first()
         if row is None:
             return None

@@ -50,6 +50,7 @@ from sqlalchemy import Engine, Row, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from store import schema as s
+from store.engine import read_connection
 from store.errors import StoreUnavailable
 
 __all__ = ["AuditRecord", "AuditWriter", "close_all", "query_audit", "worker_exit"]
@@ -354,5 +355,5 @@ def query_audit(engine: Engine, *, person: str | None = None, account: str | Non
     if since is not None:
         q = q.where(e.c.at >= _utc(since))
     q = q.order_by(e.c.at.desc(), e.c.id.desc()).limit(max(0, limit))
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         return [_record(r) for r in conn.execute(q)]

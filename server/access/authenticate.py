@@ -60,6 +60,7 @@ from server.access.accounts import Account, AccountStore, Credentials, DigestKey
 from server.access.errors import AuthenticationFailed, Throttled
 from server.access.settings import AccessSettings
 from store import schema as s
+from store.engine import read_connection
 
 __all__ = ["PASSWORD_DIGEST", "PASSWORD_TEXT", "Authenticator"]
 
@@ -338,7 +339,7 @@ class Authenticator:
     def _fresh_locks(self, keys: Iterable[str | None], now: dt.datetime) -> dict[str, _Lock | None]:
         wanted = [k for k in keys if k]
         t = s.auth_throttle
-        with self.engine.connect() as conn:
+        with read_connection(self.engine) as conn:
             rows = conn.execute(select(t.c.key, t.c.failures, t.c.locked_until).where(t.c.key.in_(wanted))).all()
         found: dict[str, _Lock | None] = {k: None for k in wanted}
         for r in rows:

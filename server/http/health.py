@@ -15,6 +15,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from store import schema as s
+from store.engine import read_connection
 from store.state import get_feed_position
 
 __all__ = ["health_app"]
@@ -37,7 +38,7 @@ def health_app(engine: Engine) -> Callable[[dict[str, Any], StartResponse], Iter
         if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
             return _json(start_response, "405 Method Not Allowed", {"error": "method not allowed"})
         try:
-            with engine.connect() as conn:
+            with read_connection(engine) as conn:
                 persons = conn.execute(select(func.count()).select_from(s.person)).scalar_one()
                 position = get_feed_position(conn)
         except SQLAlchemyError as exc:
