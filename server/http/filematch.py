@@ -228,6 +228,15 @@ class FilematchApp:
         self.profiles = profiles
         self.settings = settings
         self.stop_workers: threading.Event | None = None  # set when background worker threads run
+        self.worker_threads: list[threading.Thread] = []
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the background worker threads and wait for them (a chunk in hand is finished or given back),
+        so that none touches the store after its owner closed it."""
+        if self.stop_workers is not None:
+            self.stop_workers.set()
+        for t in self.worker_threads:
+            t.join(timeout)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO", ""))
@@ -326,12 +335,13 @@ class FilematchApp:
         return _json(start_response, "202 Accepted", body_json, [("Location", location)])
 
 
-def _start_workers(jobs: JobStore, profiles: Mapping[str, AccessProfile], n: int) -> threading.Event:
-    stop = threading.Event()
+def _start_workers(app: FilematchApp, profiles: Mapping[str, AccessProfile], n: int) -> None:
+    app.stop_workers = threading.Event()
     for i in range(n):
-        worker = Worker(jobs, profile_release(profiles))
-        threading.Thread(target=worker.run, args=(stop,), name=f"filematch-worker-{i}", daemon=True).start()
-    return stop
+        worker = Worker(app.jobs, profile_release(profiles))
+        t = threading.Thread(target=worker.run, args=(app.stop_workers,), name=f"filematch-worker-{i}", daemon=True)
+        t.start()
+        app.worker_threads.append(t)
 
 
 def build_filematch_app(engine: Engine, authenticator: Authenticator, profiles: Mapping[str, AccessProfile],
@@ -340,5 +350,5 @@ def build_filematch_app(engine: Engine, authenticator: Authenticator, profiles: 
     jobs = JobStore(engine, settings.jobs, audit=job_auditor(audit))
     app = FilematchApp(jobs, authenticator, profiles, settings)
     if settings.background_workers > 0:
-        app.stop_workers = _start_workers(jobs, profiles, settings.background_workers)
+        _start_workers(app, profiles, settings.background_workers)
     return app

@@ -55,7 +55,7 @@ import server.access.accounts as accounts_module
 from adapters.preg import DEFAULT_NAMESPACE
 from server.access import AccessSettings
 from server.bootstrap import Components, build_components
-from server.config import PregSettings, Settings, StoreSettings
+from server.config import FilematchSettings, PregSettings, Settings, StoreSettings
 from server.soap.middleware import SPYNE_BODY_LOGGERS
 from store import identity
 from store.document import from_document
@@ -502,6 +502,7 @@ def running_preg(db_url: str, work_dir: Path, *, populated: bool = True, with_ac
         access=AccessSettings(audit_mode="sync", key_path=work_dir / "access.key", profiles_path=profiles,
                               max_failures=max_failures),
         preg=preg or PregSettings(),
+        filematch=FilematchSettings(background_workers=0),  # no washer thread outliving the test's store
     )
     spyne_loggers = {name: (logging.getLogger(name).level, list(logging.getLogger(name).filters))
                      for name in SPYNE_BODY_LOGGERS}  # the app silences them for the whole process

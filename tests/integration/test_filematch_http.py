@@ -48,7 +48,7 @@ def server(engine: Engine, tmp_path: Path) -> Iterator[tuple[str, Engine]]:
     finally:
         httpd.shutdown()
         httpd.server_close()
-        app.stop_workers.set()  # type: ignore[attr-defined]
+        app.stop()  # type: ignore[attr-defined] # joins the worker threads before the engine is disposed
         audit.close()
 
 
