@@ -299,6 +299,8 @@ class _Handler(BaseHTTPRequestHandler):
             status, reason = (504 if error.startswith("no answer") else 502), "Bad Gateway"
             out_headers = [("Content-Type", "text/plain; charset=utf-8")]
         assert status is not None
+        if self.command == "POST":  # recorded before the client has its answer: a client's cases keep its order
+            rec.record(self.path, self.headers, body, None if error else status, answer, error)
         self.send_response(status, reason)
         for k, v in out_headers:
             self.send_header(k, v)
@@ -306,8 +308,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(answer)
-        if self.command == "POST":
-            rec.record(self.path, self.headers, body, None if error else status, answer, error)
 
     do_POST = do_GET = do_PUT = do_HEAD = do_DELETE = _forward
 
