@@ -25,6 +25,15 @@ __all__ = ["GUNICORN_OPTIONS", "serve"]
 GUNICORN_OPTIONS: dict[str, str | int] = {"worker_class": "sync", "threads": 1, "keep_alive": 75}
 
 
+def _worker_exit(server: object, worker: object) -> None:
+    """gunicorn's worker exit: stop the Filematch washer threads (a chunk in hand is committed), then flush
+    the worker's batched audit records (the washers' last audit events included)."""
+    from server.http.filematch import stop_all
+
+    stop_all()
+    worker_exit(server, worker)
+
+
 class _Application(BaseApplication):  # type: ignore[misc]
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -41,7 +50,7 @@ class _Application(BaseApplication):  # type: ignore[misc]
             "timeout": 60,
             "accesslog": None,  # access logs would carry query strings; the audit trail records calls
             "preload_app": False,
-            "worker_exit": worker_exit,  # flush the worker's batched audit records before it exits
+            "worker_exit": _worker_exit,
         }
         if http.tls_cert and http.tls_key:
             options.update(certfile=str(http.tls_cert), keyfile=str(http.tls_key))

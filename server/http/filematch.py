@@ -33,6 +33,7 @@ import os
 import re
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,7 +63,7 @@ from server.access import (
 )
 from store.model import PROTECTION_LEVELS, Address
 
-__all__ = ["FilematchHttpSettings", "build_filematch_app", "job_auditor", "profile_release", "release_of"]
+__all__ = ["FilematchHttpSettings", "build_filematch_app", "job_auditor", "profile_release", "release_of", "stop_all"]
 
 log = logging.getLogger(__name__)
 PREFIX = "/filematch/v1"
@@ -335,7 +336,18 @@ class FilematchApp:
         return _json(start_response, "202 Accepted", body_json, [("Location", location)])
 
 
+_running: weakref.WeakSet[FilematchApp] = weakref.WeakSet()
+
+
+def stop_all(timeout: float = 20.0) -> None:
+    """Stop every background washer of this process (gunicorn's worker exit, server/runner.py): a chunk in
+    hand is finished and its answer committed, instead of waiting out the lease in another worker."""
+    for app in list(_running):
+        app.stop(timeout)
+
+
 def _start_workers(app: FilematchApp, profiles: Mapping[str, AccessProfile], n: int) -> None:
+    _running.add(app)
     app.stop_workers = threading.Event()
     for i in range(n):
         worker = Worker(app.jobs, profile_release(profiles))

@@ -123,3 +123,18 @@ def test_cancel_a_queued_job(engine: Engine, tmp_path: Path) -> None:
     jobs = JobStore(engine, JobSettings(chunk_size=4))
     info = jobs.submit(FIX / "wash-crlf.txt", "fixed", account="kari", profile="full")
     assert jobs.cancel(info.id, account="kari").status == "cancelled"
+
+
+def test_stop_all_stops_and_joins_the_washer_threads(engine: Engine, tmp_path: Path) -> None:
+    """gunicorn's worker exit (server/runner.py) stops this process's washers before the audit is flushed."""
+    from server.http.filematch import stop_all
+
+    accounts = AccountStore(engine, hasher=PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
+    audit = AuditWriter(engine, mode="sync")
+    settings = FilematchHttpSettings(spool_dir=tmp_path / "spool", background_workers=2)
+    app = build_filematch_app(engine, Authenticator(engine, accounts), BUILTIN_PROFILES, audit, settings)
+    threads = app.worker_threads  # type: ignore[attr-defined]
+    assert len(threads) == 2 and all(t.is_alive() for t in threads)
+    stop_all(10)
+    assert not any(t.is_alive() for t in threads)
+    audit.close()
