@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
-__all__ = ["Reader", "make_engine", "migrate", "read_connection", "sqlite_url", "write_transaction"]
+__all__ = ["Reader", "fetch_all", "make_engine", "migrate", "read_connection", "sqlite_url", "write_transaction"]
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -83,6 +83,17 @@ def read_connection(engine: Engine) -> Connection:
     snapshot of the WAL), which saves a BEGIN/ROLLBACK round per lookup; elsewhere it is a plain connection.
     Never write on it."""
     return engine.connect().execution_options(sqlite_begin="none")
+
+
+def fetch_all(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    """All rows of driver-level ``sql`` (the dialect's paramstyle) as DBAPI tuples, on the connection's own
+    DBAPI cursor: for hot reads where SQLAlchemy's statement and row handling cost more than the query."""
+    cur = conn.connection.cursor()
+    try:
+        cur.execute(sql, tuple(params))
+        return list(cur.fetchall())
+    finally:
+        cur.close()
 
 
 @contextmanager

@@ -40,6 +40,7 @@ from typing import Any
 from rapidfuzz.distance import JaroWinkler
 from sqlalchemy import Connection, Dialect
 
+from store.engine import fetch_all
 from store.identity import near_valid
 from store.normalize import name_key, street_key
 
@@ -229,39 +230,34 @@ def identify(conn: Connection, q: IdentifyQuery) -> Identification:
     pq = _Query(q)
     seen: dict[int, float] = {}
     result = Identification(Outcome.NOT_FOUND)
-    cur = conn.connection.cursor()  # DBAPI rows: SQLAlchemy's result rows cost more than the scoring
-    try:
-        near = near_valid(q.number) if q.number else []
-        if near:
-            cur.execute(_near_sql(conn.dialect, len(near)), tuple(near))
-            for row in cur.fetchall():
-                if row[0] not in seen:
-                    bd = row[3]
-                    bd = dt.date.fromisoformat(bd) if isinstance(bd, str) else bd
-                    seen[row[0]] = _score(pq, row, bd) + NUMBER_NEAR
-            result = _classify(seen)
-            best = result.best
-            if (result.outcome == Outcome.IDENTIFIED and best is not None
-                    and best.score - _best_possible(pq) >= LEAD):
-                return result
-        for stage in _blocks(conn.dialect, pq):
-            if not stage:
-                continue
-            for sql, params in stage:
-                cur.execute(sql, params)
-                for row in cur.fetchall():
-                    pid = row[0]
-                    if pid not in seen:
-                        bd = row[3]
-                        if isinstance(bd, str):
-                            bd = dt.date.fromisoformat(bd)
-                        seen[pid] = _score(pq, row, bd)
-            result = _classify(seen)
-            if result.outcome == Outcome.IDENTIFIED:
-                return result
-    finally:
-        cur.close()
+    near = near_valid(q.number) if q.number else []
+    if near:
+        _add_scores(seen, pq, fetch_all(conn, _near_sql(conn.dialect, len(near)), near), NUMBER_NEAR)
+        result = _classify(seen)
+        best = result.best
+        if result.outcome == Outcome.IDENTIFIED and best is not None and best.score - _best_possible(pq) >= LEAD:
+            return result
+    for stage in _blocks(conn.dialect, pq):
+        if not stage:
+            continue
+        for sql, params in stage:
+            _add_scores(seen, pq, fetch_all(conn, sql, params))
+        result = _classify(seen)
+        if result.outcome == Outcome.IDENTIFIED:
+            return result
     return result
+
+
+def _add_scores(seen: dict[int, float], pq: _Query, rows: Sequence[Any], bonus: float = 0.0) -> None:
+    """Score the person_search rows (``_COLS``) not seen yet (DBAPI rows: SQLAlchemy's cost more than the
+    scoring; SQLite gives the birth date as text)."""
+    for row in rows:
+        pid = row[0]
+        if pid not in seen:
+            bd = row[3]
+            if isinstance(bd, str):
+                bd = dt.date.fromisoformat(bd)
+            seen[pid] = _score(pq, row, bd) + bonus
 
 
 def identify_many(conn: Connection, queries: Sequence[IdentifyQuery]) -> list[Identification]:

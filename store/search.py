@@ -23,6 +23,7 @@ from typing import Any
 from rapidfuzz.distance import JaroWinkler
 from sqlalchemy import Connection, Dialect
 
+from store.engine import fetch_all
 from store.errors import InvalidInput, TooManyHits
 from store.normalize import name_tokens, street_key
 
@@ -154,12 +155,7 @@ def search(conn: Connection, c: SearchCriteria, *, limit: int = MAX_CANDIDATES) 
     q = _Sql(conn.dialect)
     where = " AND ".join([_block(q, c, family_words), *_filters(q, c, fam, giv, full)])
     sql = f"SELECT person_id, family_key, given_key FROM person_search WHERE {where} LIMIT {int(limit) + 1}"
-    cur = conn.connection.cursor()
-    try:
-        cur.execute(sql, tuple(q.params))
-        rows = cur.fetchall()
-    finally:
-        cur.close()
+    rows = fetch_all(conn, sql, q.params)
     if len(rows) > limit:
         raise TooManyHits(f"more than {limit} persons match; add criteria", limit=limit)
     hits = [SearchHit(pid, _score(c, fam, giv, full, fk, gk)) for pid, fk, gk in rows]

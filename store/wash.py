@@ -13,11 +13,11 @@ rather than for the general API of :class:`store.repository.PersonRepository`:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from sqlalchemy import Connection, Dialect
 
 from store.brief import split_brief
+from store.engine import fetch_all
 from store.matching import cached_name_key, cached_street_key
 
 __all__ = ["cached_name_key", "cached_street_key", "find_briefs", "load_briefs"]
@@ -46,23 +46,13 @@ def _sql(dialect: Dialect, kind: str, n: int) -> str:
     return sql
 
 
-def _rows(conn: Connection, sql: str, params: tuple[object, ...]) -> list[Any]:
-    """All rows of a query on the DBAPI cursor: SQLAlchemy's result rows cost more than the query here."""
-    cur = conn.connection.cursor()
-    try:
-        cur.execute(sql, params)
-        return list(cur.fetchall())
-    finally:
-        cur.close()
-
-
 def find_briefs(conn: Connection, numbers: Sequence[str]) -> dict[str, list[str]]:
     """number → the brief fields of its person, for every known number (ceased ones included)."""
     out: dict[str, list[str]] = {}
     unique = sorted(set(numbers))  # index order: neighbouring keys share pages
     for k in range(0, len(unique), _BATCH):
         chunk = tuple(unique[k : k + _BATCH])
-        for number, brief in _rows(conn, _sql(conn.dialect, "numbers", len(chunk)), chunk):
+        for number, brief in fetch_all(conn, _sql(conn.dialect, "numbers", len(chunk)), chunk):
             if number not in out:
                 out[number] = split_brief(brief)
     return out
@@ -74,6 +64,6 @@ def load_briefs(conn: Connection, person_ids: Sequence[int]) -> dict[int, list[s
     unique = sorted(set(person_ids))
     for k in range(0, len(unique), _BATCH):
         chunk = tuple(unique[k : k + _BATCH])
-        for pid, brief in _rows(conn, _sql(conn.dialect, "ids", len(chunk)), chunk):
+        for pid, brief in fetch_all(conn, _sql(conn.dialect, "ids", len(chunk)), chunk):
             out[pid] = split_brief(brief)
     return out
