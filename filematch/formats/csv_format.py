@@ -86,6 +86,31 @@ def _records(reader: Any, layout: Layout, seq: int, line0: int, *, by_line: bool
             yield InputRecord(seq, ref=ref[:_MAX_FIELD], error=f"line {n} has {len(row)} fields, expected {width}")
 
 
+def _ends_quoted(line: str, quoted: bool) -> bool:
+    """Whether a line of text (with its line end) leaves the csv reader inside a quoted field, given whether
+    it began inside one: the csv module's states for this dialect (``;``, ``"`` doubled inside quotes,
+    ``strict=False``). A quote opens a field only at the field's start; elsewhere in an unquoted field
+    (``O"Neil``) it is a character, so counting quotes is not enough. Lines without a quote are the
+    common case and cost one ``in``."""
+    if '"' not in line:
+        return quoted
+    state = _IN_QUOTED if quoted else _START
+    for c in line:
+        if state == _IN_QUOTED:
+            if c == '"':
+                state = _QUOTE_IN_QUOTED
+        elif state == _QUOTE_IN_QUOTED:  # a doubled quote, or the field's closing quote
+            state = _IN_QUOTED if c == '"' else _START if c in ";\r\n" else _IN_FIELD
+        elif c in ";\r\n":
+            state = _START
+        elif state == _START:
+            state = _IN_QUOTED if c == '"' else _IN_FIELD
+    return state == _IN_QUOTED
+
+
+_START, _IN_FIELD, _IN_QUOTED, _QUOTE_IN_QUOTED = range(4)
+
+
 class CsvFormat:
     name = "csv"
     media_type = "text/csv"
@@ -104,8 +129,7 @@ class CsvFormat:
     def blocks(self, path: Path, options: TextOptions, lines: int) -> Iterator[tuple[Layout, CsvBlock]]:
         """The file after its header as blocks of about ``lines`` lines of text, for :meth:`parse_block`
         in another process (the reading process then only splits lines). A block never ends inside a
-        quoted field: RFC 4180 doubles a quote inside one, so a block ends where it holds an even number
-        of quote characters."""
+        quoted field (:func:`_ends_quoted`), so each block parses as the whole file does."""
         with path.open(encoding=options.read_encoding, newline="") as f:
             reader = csv.reader(f, delimiter=";", quotechar='"', strict=False)
             layout = _layout(reader)
@@ -114,16 +138,16 @@ class CsvFormat:
                 chunk = list(islice(f, lines))
                 if not chunk:
                     return
-                text = "".join(chunk)
-                quotes = text.count('"')
-                while quotes % 2:
+                quoted = False
+                for line in chunk:
+                    quoted = _ends_quoted(line, quoted)
+                while quoted:
                     more = f.readline()
                     if not more:
                         break
                     chunk.append(more)
-                    quotes += more.count('"')
-                    text += more
-                yield layout, CsvBlock(line_no, len(chunk), text)
+                    quoted = _ends_quoted(more, quoted)
+                yield layout, CsvBlock(line_no, len(chunk), "".join(chunk))
                 line_no += len(chunk)
 
     def parse_block(self, layout: Layout, block: CsvBlock) -> list[InputRecord]:

@@ -128,6 +128,29 @@ def test_csv_blocks_read_what_the_whole_file_reads_at_every_block_size(tmp_path:
         assert [r.seq for r in parsed] == [4, 6, 7, 10, 11], lines  # the line each record ends on
 
 
+def test_csv_blocks_take_a_quote_inside_an_unquoted_field_as_a_character(tmp_path: Path) -> None:
+    """A quote that does not open a field (O"Neil) is a character to the csv reader: counting quotes would
+    end a block inside the quoted field that follows, or never end one."""
+    text = ("ref;number;given;family;birth\n"
+            'B1;;Sean;O"Neil;1980-01-01\n'
+            "B2;;Per;Dahl;1981-01-01\n"
+            'B3;;"x";"multi\nline ""quoted""";1982-01-01\n'
+            'B4;;"a"b;c"d;1983-01-01\n'
+            "B5;;Kari;Berg;1984-01-01\n") + "".join(f"C{i};;Ola;Nordmann;1985-01-01\n" for i in range(40))
+    src = tmp_path / "stray.csv"
+    src.write_bytes(text.encode())
+    csv_format = format_named("csv")
+    options = csv_format.detect(src)
+    whole = list(csv_format.read(src, options))
+    assert len(whole) == 45 and not any(r.error for r in whole)
+    assert whole[0].family == 'O"Neil' and whole[2].family == 'multi\nline "quoted"' and whole[3].given == "ab"
+    for lines in range(1, 12):
+        blocks = list(csv_format.blocks(src, options, lines))  # type: ignore[attr-defined]
+        parsed = [r for layout, block in blocks for r in csv_format.parse_block(layout, block)]  # type: ignore[attr-defined]
+        assert [tuple(r.to_list()[1:]) for r in parsed] == [tuple(r.to_list()[1:]) for r in whole], lines
+        assert max(block.lines for _, block in blocks) <= lines + 1, lines  # blocks stay about `lines` long
+
+
 def test_csv_answers_are_written_as_the_csv_module_writes_them() -> None:
     """Rows without ; " CR LF are joined directly, the others quoted by the csv module: the bytes are the same."""
     import csv as csv_module
