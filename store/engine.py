@@ -19,10 +19,12 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Dialect, Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 
 __all__ = ["Reader", "fetch_all", "make_engine", "migrate", "read_connection", "sqlite_url", "write_transaction"]
 
@@ -62,19 +64,20 @@ def _sqlite_begin(conn: Any) -> None:
 
 
 def make_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> Engine:
-    """An engine for a SQLite or PostgreSQL URL, configured for this store."""
+    """An engine for a SQLite or PostgreSQL URL, configured for this store. Its errors (and ``echo``) do not
+    show statement parameters: they are identity numbers and names, and errors get logged."""
     u = make_url(url)
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(u, echo=echo)
+        engine = create_engine(u, echo=echo, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if u.get_backend_name() == "postgresql":
         if u.drivername == "postgresql":
             u = u.set(drivername="postgresql+psycopg")
-        return create_engine(u, echo=echo, pool_size=pool_size, pool_pre_ping=True)
+        return create_engine(u, echo=echo, pool_size=pool_size, pool_pre_ping=True, hide_parameters=True)
     raise ValueError(f"unsupported database backend: {u.get_backend_name()}")
 
 
@@ -83,6 +86,20 @@ def read_connection(engine: Engine) -> Connection:
     snapshot of the WAL), which saves a BEGIN/ROLLBACK round per lookup; elsewhere it is a plain connection.
     Never write on it."""
     return engine.connect().execution_options(sqlite_begin="none")
+
+
+_DRIVER_SQL: dict[tuple[int, str], tuple[str, bool]] = {}
+
+
+def driver_sql(statement: ClauseElement, dialect: Dialect) -> tuple[str, bool]:
+    """A module-level statement compiled once per dialect to the driver's own SQL: (text, positional). Running
+    that with ``exec_driver_sql`` skips SQLAlchemy's per-call statement handling on hot reads."""
+    key = (id(statement), dialect.name)
+    cached = _DRIVER_SQL.get(key)
+    if cached is None:
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        cached = _DRIVER_SQL[key] = (str(compiled), bool(compiled.positional))
+    return cached
 
 
 def fetch_all(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:

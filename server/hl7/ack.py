@@ -197,25 +197,43 @@ def reply_msh(msh: Msh | None, message_type: str, trigger: str, structure: str, 
               facility: str, charset: str, version: str = "2.5", now: dt.datetime | None = None) -> str:
     """The MSH of a reply: sender and receiver swapped, MSH-11/12 copied, MSH-18 in the reply's charset."""
     stamp = now.strftime("%Y%m%d%H%M%S") if now is not None else _stamp()
+    sender = (msh.receiving_application, msh.receiving_facility, msh.sending_application, msh.sending_facility,
+              msh.processing_id, msh.version) if msh is not None else None
+    key = (sender, message_type, trigger, structure, application, facility, charset, version)
+    parts = _MSH_PARTS.get(key)
+    if parts is None:
+        parts = _msh_parts(msh, message_type, trigger, structure, application, facility, charset, version)
+        if len(_MSH_PARTS) >= 1024:  # a sender's MSH differs per message only in MSH-7 and MSH-10: keys are few
+            _MSH_PARTS.clear()
+        _MSH_PARTS[key] = parts
+    return f"{parts[0]}{stamp}|{parts[1]}|{control_id()}{parts[2]}"
+
+
+# (MSH-1 … MSH-6, MSH-8 … MSH-9, MSH-11 … MSH-18) of a reply, escaped, per the request's MSH fields it copies
+# and the reply's type: the escaping was a tenth of a PIX answer.
+_MSH_PARTS: dict[tuple[object, ...], tuple[str, str, str]] = {}
+
+
+def _msh_parts(msh: Msh | None, message_type: str, trigger: str, structure: str, application: str, facility: str,
+               charset: str, version: str) -> tuple[str, str, str]:
     v = msh.version if msh and msh.version in SUPPORTED_VERSIONS else version
     short = v == "2.3"
     mtype = f"{message_type}^{trigger}" + ("" if short or not structure else f"^{structure}")
-    fields = [
+    head = [
         "^~\\&",
         escape(msh.receiving_application if msh and msh.receiving_application else application),
         escape(msh.receiving_facility if msh and msh.receiving_facility else facility),
         escape(msh.sending_application) if msh else "",
         escape(msh.sending_facility) if msh else "",
-        stamp,
-        "",
-        mtype,
-        control_id(),
+    ]
+    tail = [
         escape(msh.processing_id) if msh and msh.processing_id else "P",
         escape(v),
         "", "", "", "", "",
         escape(charset),
     ]
-    return "MSH|" + "|".join(fields).rstrip("|")
+    # MSH-10 (a control id) is never empty, so trailing empty fields end after it at most
+    return "MSH|" + "|".join(head) + "|", "|" + mtype, ("|" + "|".join(tail)).rstrip("|")
 
 
 def msa_segment(code: str, control: str, text: str = "") -> str:

@@ -46,7 +46,7 @@ from server.hl7.charsets import decode, encode
 from server.hl7.framing import frame
 from server.hl7.handlers import Context
 from server.hl7.handlers.pdq import Continuations
-from server.hl7.listener import MllpListener, Peer
+from server.hl7.listener import MllpListener, Peer, describe
 from server.hl7.reader import Message, read_message
 from server.hl7.router import Router, Unsupported
 from server.hl7.settings import MllpSettings
@@ -79,20 +79,27 @@ def _read_msh(message: Message) -> Msh:
     parts = str(seg).split(seps[1])  # MSH-n is parts[n - 1]
     parts += [""] * (18 - len(parts))
     rep, comp = seps[2], seps[3]
-    values = []
-    for n in _MSH_FIELDS:
-        value = parts[n - 1]
-        if rep in value or comp in value:
-            value = value.split(rep, 1)[0].split(comp, 1)[0]
-        values.append((message.unescape(value) if "\\" in value else value).strip())
+    fields = [parts[n - 1] for n in _MSH_FIELDS]
+    rest = "|".join(fields)
+    if rep in rest or "\\" in rest:  # rare: repetitions or escapes
+        fields = [_first(v, rep, comp, message) for v in fields]
+    else:  # the usual MSH: only components to cut
+        fields = [(v.split(comp, 1)[0] if comp in v else v).strip() for v in fields]
     msh9 = [*parts[8].split(rep, 1)[0].split(comp)[:3], "", ""]
     kind, trigger, structure = ((message.unescape(v) if "\\" in v else v).strip().upper() for v in msh9[:3])
     return Msh(
-        field_separator=seps[1], encoding_characters=parts[1], sending_application=values[0],
-        sending_facility=values[1], receiving_application=values[2], receiving_facility=values[3],
-        message_type=kind, trigger=trigger, structure=structure, control_id=values[4], processing_id=values[5],
-        version=values[6], accept_ack=values[7], application_ack=values[8], charset=values[9],
+        field_separator=seps[1], encoding_characters=parts[1], sending_application=fields[0],
+        sending_facility=fields[1], receiving_application=fields[2], receiving_facility=fields[3],
+        message_type=kind, trigger=trigger, structure=structure, control_id=fields[4], processing_id=fields[5],
+        version=fields[6], accept_ack=fields[7], application_ack=fields[8], charset=fields[9],
     )
+
+
+def _first(value: str, rep: str, comp: str, message: Message) -> str:
+    """A field's first repetition's first component, unescaped, stripped."""
+    if rep in value or comp in value:
+        value = value.split(rep, 1)[0].split(comp, 1)[0]
+    return (message.unescape(value) if "\\" in value else value).strip()
 
 
 class Hl7App:
@@ -161,8 +168,8 @@ class Hl7App:
     def __call__(self, raw: bytes, peer: Peer) -> bytes:
         try:
             return self._handle(raw, peer)
-        except Exception:  # noqa: BLE001 - the last line of defence: answer, never drop
-            log.exception("hl7 %s: internal error answering a message", peer)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: answer, never drop
+            log.error("hl7 %s: internal error answering a message (%s)", peer, describe(exc))
             reply = Reply("ACK", "", "ACK", "AE", [Hl7Error("207", "internal error")], internal=True)
             text = build_reply(None, reply, AckMode(False, "", ""), application=self.settings.application,
                                facility=self.settings.facility, charset="")
@@ -206,9 +213,10 @@ class Hl7App:
             reply = self._nak(msh, exc, exc.location)
         except PregbridgeError as exc:
             reply = self._nak(msh, exc, "")
-        except Exception:  # noqa: BLE001 - e.g. SQLAlchemy errors: AE 207, logged without content
-            log.exception("hl7 %s: internal error in %s control id %s", peer,
-                          f"{msh.message_type}^{msh.trigger}" if msh else "?", msh.control_id if msh else "?")
+        except Exception as exc:  # noqa: BLE001 - e.g. SQLAlchemy errors: AE 207, logged without content
+            log.error("hl7 %s: internal error in %s control id %s (%s)", peer,
+                      f"{msh.message_type}^{msh.trigger}" if msh else "?", msh.control_id if msh else "?",
+                      describe(exc))
             reply = Reply("ACK", msh.trigger if msh else "", "ACK", "AE", [Hl7Error("207", "internal error")],
                           internal=True)
         outcome = reply.ack_code + (f":{reply.errors[0].code}" if reply.errors else "")

@@ -43,14 +43,16 @@ import collections
 import concurrent.futures
 import itertools
 import logging
+import os
 import ssl
+import traceback
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from server.hl7.framing import FramingError, MissingTrailingCR, MllpFramer
 
-__all__ = ["Handler", "MllpListener", "Peer"]
+__all__ = ["Handler", "MllpListener", "Peer", "describe"]
 
 log = logging.getLogger("pregbridge.hl7")
 _MAX_PENDING = 32  # frames waiting for the executor before a connection stops reading
@@ -70,6 +72,16 @@ class Peer:
 
 
 Handler = Callable[[bytes, Peer], bytes]
+
+
+def describe(exc: BaseException) -> str:
+    """An exception for the log without its message (which can hold a name, a number or a query's
+    parameters): its type and where it was raised, ``OperationalError at base.py:1965 in _exec_single_context``."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return type(exc).__name__
+    last = frames[-1]
+    return f"{type(exc).__name__} at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
 
 
 class MllpListener:
@@ -228,8 +240,8 @@ class _Connection(asyncio.Protocol):
             while queue and not self.write_paused:
                 try:
                     reply = handler(queue.popleft(), peer)
-                except Exception:
-                    self._handler_failed()
+                except Exception as exc:
+                    self._handler_failed(exc)
                     return
                 transport.write(reply)
         if queue:  # writing is paused; resume_writing pumps again
@@ -265,8 +277,8 @@ class _Connection(asyncio.Protocol):
         self._update_reading()
         self._pump()
 
-    def _handler_failed(self) -> None:
-        log.exception("mllp %s: handler failed, closing connection", self.peer)
+    def _handler_failed(self, exc: Exception) -> None:
+        log.error("mllp %s: handler failed (%s), closing connection", self.peer, describe(exc))
         self.close()
 
     def _finished_in_thread(self, future: concurrent.futures.Future[bytes]) -> None:
@@ -281,8 +293,8 @@ class _Connection(asyncio.Protocol):
             return
         try:
             reply = future.result()
-        except Exception:
-            self._handler_failed()
+        except Exception as exc:
+            self._handler_failed(exc)
             return
         assert self.transport is not None
         self.transport.write(reply)

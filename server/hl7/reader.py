@@ -26,14 +26,30 @@ stay exactly what they were.
 
 from __future__ import annotations
 
+import logging
 from typing import Any, Protocol
 
 import hl7
+import hl7.containers
+import hl7.util
 from hl7.util import unescape as _hl7_unescape
 
 __all__ = ["Message", "Segment", "read_message"]
 
 _HEADERS = ("MSH", "BHS", "FHS")
+
+
+def _drop(record: logging.LogRecord) -> bool:
+    return False
+
+
+# python-hl7 logs the text it cannot unescape or parse (``Error decoding hex value [ZZ], field
+# [@PID.5.1^NORDMANN\XZZ\]``): a name or a number in the log. Its loggers are named after its files; they
+# are silenced here, where python-hl7 is put to use, and the caller's NAK or error says what went wrong.
+for _module in (hl7.util, hl7.containers):
+    _logger = logging.getLogger(_module.__file__)
+    _logger.setLevel(logging.CRITICAL + 1)
+    _logger.addFilter(_drop)
 _STANDARD = "|^~\\&"
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,15 @@ def test_odd_delimiters_fall_back_to_python_hl7(text: str) -> None:
     msh = message.segment("MSH")
     assert msh is not None and str(msh) == str(tree.segment("MSH"))
     assert [msh.field(i) for i in range(len(msh))] == [str(x) for x in tree.segment("MSH")]
+
+
+def test_a_bad_escape_is_not_logged_with_the_field_it_is_in(caplog: pytest.LogCaptureFixture) -> None:
+    """python-hl7 logs the field it cannot unescape; names and numbers must not reach the log."""
+    caplog.set_level(logging.DEBUG)
+    for text in ("MSH|^~\\&|A|B|C|D|20260101||QBP^Q22^QBP_Q21|1|P|2.5\rQPD|Q22|t|@PID.5.1^NORDMANN\\XZZ\\\r",
+                 "MSH#^~\\&#A#B#C#D#20260101##QBP^Q22^QBP_Q21#1#P#2.5\rQPD#Q22#t#@PID.5.1^NORDMANN\\XZZ\\\r"):
+        message = read_message(text)
+        qpd = message.segment("QPD")
+        assert qpd is not None
+        message.unescape(qpd.field(3))  # a bad hex escape: python-hl7 complains, and keeps going
+    assert not [r for r in caplog.records if "NORDMANN" in r.getMessage()]
