@@ -57,16 +57,16 @@ from filematch.clean import CleanRecord, check_number, clean, split_street
 from filematch.records import Code, InputRecord, Result
 from store import brief as b
 from store.matching import IdentifyQuery, Outcome, identify_many
-from store.model import PROTECTION_LEVELS
+from store.model import stricter
 from store.wash import cached_name_key as name_key
 from store.wash import cached_street_key as street_key
 from store.wash import find_briefs, load_briefs
 
-__all__ = ["UNMASKED", "ChunkResult", "Release", "wash"]
+__all__ = ["ELEMENTS", "UNMASKED", "ChunkResult", "Release", "wash"]
 
 DSF_CODES = {"ugradert": "0", "klientadresse": "4", "fortrolig": "7", "strengtFortrolig": "6"}
 MAX_CANDIDATES = 5
-_ELEMENTS = ("identifiers", "name", "birth", "gender", "status", "death", "addresses")
+ELEMENTS = ("identifiers", "name", "birth", "gender", "status", "death", "addresses")  # what a wash releases
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +91,7 @@ class Release:
     masked: Mapping[str, MaskedLevel] = field(default_factory=dict)
 
 
-UNMASKED = Release(frozenset(_ELEMENTS))
+UNMASKED = Release(frozenset(ELEMENTS))
 
 
 @dataclass(slots=True)
@@ -99,13 +99,6 @@ class ChunkResult:
     results: list[Result]
     counts: Counter[str] = field(default_factory=Counter)
     persons: list[str] = field(default_factory=list)  # numbers returned (for the audit record)
-
-
-_RANK = {level: i for i, level in enumerate(PROTECTION_LEVELS)}
-
-
-def _stricter(a: str, c: str) -> str:
-    return a if _RANK[a] >= _RANK[c] else c
 
 
 _Shown = tuple[str, str, str, str, str, str, str, str, str, str, str, str, str, str]
@@ -120,7 +113,7 @@ def _shown(f: list[str], rel: Release) -> tuple[_Shown, bool, bool]:
     street = postnummer = poststed = kommune = protection = ""
     address = False
     if "addresses" in els and f[b.ADDR_TYPE]:
-        level = _stricter(f[b.ADDR_PROTECTION], f[b.PROTECTION])
+        level = stricter(f[b.ADDR_PROTECTION], f[b.PROTECTION])
         protection = DSF_CODES[level]
         m = rel.masked.get(level)
         if m is None:

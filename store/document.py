@@ -313,6 +313,12 @@ def _sm(d: Doc) -> Meta:
                 d["source"])
 
 
+def _stored_address(a: Doc, meta: Meta) -> Address:
+    return Address(a["type"], a["form"], a["street"], a["houseNumber"], a["houseLetter"], a["unit"], a["co"],
+                   a["gardsnummer"], a["bruksnummer"], a["festenummer"], tuple(a["lines"]), a["country"],
+                   a["postnummer"], a["poststed"], a["kommune"], a["bydel"], a["protection"], _d(a["movedAt"]), meta)
+
+
 def from_stored(doc: Doc) -> Person:
     """A person from a document this store wrote (to_document's output); no validation."""
     return Person(
@@ -324,13 +330,7 @@ def from_stored(doc: Doc) -> Person:
         gender=tuple(Value(g["value"], _sm(g)) for g in doc["gender"]),
         status=tuple(Value(v["value"], _sm(v)) for v in doc["status"]),
         death=tuple(Death(_d(x["date"]), _sm(x)) for x in doc["death"]),
-        addresses=tuple(
-            Address(a["type"], a["form"], a["street"], a["houseNumber"], a["houseLetter"], a["unit"], a["co"],
-                    a["gardsnummer"], a["bruksnummer"], a["festenummer"], tuple(a["lines"]), a["country"],
-                    a["postnummer"], a["poststed"], a["kommune"], a["bydel"], a["protection"], _d(a["movedAt"]),
-                    _sm(a))
-            for a in doc["addresses"]
-        ),
+        addresses=tuple(_stored_address(a, _sm(a)) for a in doc["addresses"]),
         protection=tuple(Protection(p["level"], _sm(p)) for p in doc["protection"]),
         marital_status=tuple(MaritalStatus(m["value"], m["spouse"], _d(m["date"]), _sm(m))
                              for m in doc["maritalStatus"]),
@@ -364,12 +364,6 @@ def from_stored_current(text: str) -> Person:
         gender=tuple(Value(g["value"], now) for g in doc["gender"] if g["current"]),
         status=tuple(Value(v["value"], now if v["current"] else _BEFORE) for v in doc["status"]),
         death=tuple(Death(_d(x["date"]), now if x["current"] else _BEFORE) for x in doc["death"]),
-        addresses=tuple(
-            Address(a["type"], a["form"], a["street"], a["houseNumber"], a["houseLetter"], a["unit"], a["co"],
-                    a["gardsnummer"], a["bruksnummer"], a["festenummer"], tuple(a["lines"]), a["country"],
-                    a["postnummer"], a["poststed"], a["kommune"], a["bydel"], a["protection"], _d(a["movedAt"]),
-                    now)
-            for a in doc["addresses"] if a["current"]
-        ),
+        addresses=tuple(_stored_address(a, now) for a in doc["addresses"] if a["current"]),
         protection=tuple(Protection(p["level"], now) for p in doc["protection"] if p["current"]),
     )

@@ -119,9 +119,11 @@ def _table(w: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(w[0] * (v // 100) + w[1] * (v // 10 % 10) + w[2] * (v % 10) for v in range(1000))
 
 
-_K1A, _K1B, _K1C = _table((3, 7, 6)), _table((1, 8, 9)), _table((4, 5, 2))
-_K2A, _K2B, _K2C = _table((5, 4, 3)), _table((2, 7, 6)), _table((5, 4, 3))
-_K2_WEIGHT_OF_K1 = 2
+_W1 = (3, 7, 6, 1, 8, 9, 4, 5, 2, 1, 0)  # K1 weights of digits 1–11 (K2 itself does not count)
+_W2 = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2, 1)  # K2 weights of digits 1–11
+_K1A, _K1B, _K1C = _table(_W1[0:3]), _table(_W1[3:6]), _table(_W1[6:9])
+_K2A, _K2B, _K2C = _table(_W2[0:3]), _table(_W2[3:6]), _table(_W2[6:9])
+_K2_WEIGHT_OF_K1 = _W2[9]
 _DIGITS3 = tuple(f"{v:03d}" for v in range(1000))
 _DIGITS2 = tuple(f"{v:02d}" for v in range(100))
 
@@ -210,8 +212,6 @@ def is_valid(number: str, *, nav_synthetic: bool = False) -> bool:
     return True
 
 
-_W1 = (3, 7, 6, 1, 8, 9, 4, 5, 2, 1, 0)  # K1 weights of digits 1–11 (K2 itself does not count)
-_W2 = (5, 4, 3, 2, 7, 6, 5, 4, 3, 2, 1)  # K2 weights of digits 1–11
 _INV11 = (0, 1, 6, 4, 3, 9, 2, 8, 7, 5, 10)  # multiplicative inverses mod 11 (index 0 unused)
 
 

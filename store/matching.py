@@ -112,11 +112,16 @@ class _Query:
         self.year = q.birth_date.year if q.birth_date else q.birth_year
 
 
+# The weight of each field when it agrees (the most it can add); _score and _best_possible both use them.
+_W_NAME, _W_BIRTH_DATE, _W_BIRTH_YEAR, _W_GENDER = 5.0, 14.0, 5.0, 1.0
+_W_POSTNUMMER, _W_KOMMUNE, _W_STREET = 6.0, 3.0, 4.0
+
+
 def _name_weight(q: str, r: str) -> float:
     if not q or not r:
         return 0.0
     if q == r:
-        return 5.0
+        return _W_NAME
     sim = JaroWinkler.normalized_similarity(q, r)
     if sim >= 0.92:
         return 3.0
@@ -137,32 +142,32 @@ def _score(pq: _Query, row: Sequence[Any], birth_date: dt.date | None) -> float:
     qd = q.birth_date
     if qd and birth_date:
         if qd == birth_date:
-            total += 14.0
+            total += _W_BIRTH_DATE
         else:
             same = sum((qd.year == birth_date.year, qd.month == birth_date.month, qd.day == birth_date.day))
             swap = qd.day == birth_date.month and qd.month == birth_date.day
             total += 5.0 if swap and qd.year == birth_date.year else (4.0 if same == 2 else -8.0)
     elif q.birth_year and row[4]:
-        total += 5.0 if q.birth_year == row[4] else -8.0
+        total += _W_BIRTH_YEAR if q.birth_year == row[4] else -8.0
     if q.gender and row[5]:
-        total += 1.0 if q.gender == row[5] else -3.0
+        total += _W_GENDER if q.gender == row[5] else -3.0
     if q.postnummer and row[7]:
-        total += 6.0 if q.postnummer == row[7] else -0.5
+        total += _W_POSTNUMMER if q.postnummer == row[7] else -0.5
     elif q.kommune and row[6]:
-        total += 3.0 if q.kommune == row[6] else -0.5
+        total += _W_KOMMUNE if q.kommune == row[6] else -0.5
     if q.street and row[8]:
-        total += 4.0 if JaroWinkler.normalized_similarity(pq.qstreet or "", row[8]) >= 0.92 else 0.0
+        total += _W_STREET if JaroWinkler.normalized_similarity(pq.qstreet or "", row[8]) >= 0.92 else 0.0
     return total
 
 
 def _best_possible(pq: _Query) -> float:
     """The largest score any person can reach on the demographic fields the query gives (all agree)."""
     q = pq.q
-    total = (5.0 if pq.qf else 0.0) + (5.0 if pq.qg1 else 0.0)
-    total += 14.0 if q.birth_date else 5.0 if q.birth_year else 0.0
-    total += 1.0 if q.gender else 0.0
-    total += 6.0 if q.postnummer else 3.0 if q.kommune else 0.0
-    return total + (4.0 if q.street else 0.0)
+    total = (_W_NAME if pq.qf else 0.0) + (_W_NAME if pq.qg1 else 0.0)
+    total += _W_BIRTH_DATE if q.birth_date else _W_BIRTH_YEAR if q.birth_year else 0.0
+    total += _W_GENDER if q.gender else 0.0
+    total += _W_POSTNUMMER if q.postnummer else _W_KOMMUNE if q.kommune else 0.0
+    return total + (_W_STREET if q.street else 0.0)
 
 
 _NEAR_SQL: dict[tuple[str, int], str] = {}

@@ -51,6 +51,13 @@ GENDERS = frozenset({"kvinne", "mann"})
 ADDRESS_TYPES = frozenset({"bosted", "opphold", "post", "deltBosted", "postUtland"})
 ADDRESS_FORMS = frozenset({"vegadresse", "matrikkeladresse", "ukjentBosted", "utenlandsk", "postboks", "fritekst"})
 PROTECTION_LEVELS = ("ugradert", "klientadresse", "fortrolig", "strengtFortrolig")  # ordered: least to most
+_PROTECTION_RANK = {level: i for i, level in enumerate(PROTECTION_LEVELS)}
+
+
+def stricter(a: str, b: str) -> str:
+    """The stricter of two address protection levels (:data:`PROTECTION_LEVELS`)."""
+    return a if _PROTECTION_RANK[a] >= _PROTECTION_RANK[b] else b
+
 MARITAL_STATUSES = frozenset(
     {"uoppgitt", "ugift", "gift", "enkeEllerEnkemann", "skilt", "separert", "registrertPartner",
      "separertPartner", "skiltPartner", "gjenlevendePartner"}
@@ -240,7 +247,7 @@ class CurrentValues(Generic[A]):
         """The strictest protection in force, from the person's protection and current addresses."""
         levels = [p.level for p in self.protection if p.meta.current]
         levels += [a.protection for a in self.addresses if a.meta.current]
-        return max(levels, key=PROTECTION_LEVELS.index, default="ugradert")
+        return max(levels, key=_PROTECTION_RANK.__getitem__, default="ugradert")
 
     def current_addresses(self) -> tuple[A, ...]:
         return tuple(a for a in self.addresses if a.meta.current)

@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Dialect, Table, bindparam, delete, func, insert, select
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select
 
 from store import schema as s
 from store.brief import brief_of
 from store.document import from_stored, to_document
+from store.engine import driver_sql
 from store.model import Identifier, Meta, Person, current
 from store.normalize import name_key, street_key
 
@@ -36,18 +37,6 @@ _BY_NUMBERS = (select(_i.c.number, _p.c.id, _p.c.person_key, _p.c.doc)
                .join(_p, _p.c.id == _i.c.person_id).where(_i.c.number.in_(bindparam("numbers", expanding=True))))
 _BY_IDS = select(_p.c.id, _p.c.doc).where(_p.c.id.in_(bindparam("ids", expanding=True)))
 _ID_FOR_KEY = select(_p.c.id).where(_p.c.person_key == bindparam("key"))
-
-
-_DRIVER_SQL: dict[str, tuple[str, bool]] = {}
-
-
-def _driver_sql(dialect: Dialect) -> tuple[str, bool]:
-    """_BY_NUMBER as the driver's own SQL string: skips SQLAlchemy's per-call statement handling."""
-    cached = _DRIVER_SQL.get(dialect.name)
-    if cached is None:
-        compiled = _BY_NUMBER.compile(dialect=dialect)
-        cached = _DRIVER_SQL[dialect.name] = (str(compiled), bool(compiled.positional))
-    return cached
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +152,7 @@ class PersonRepository:
 
     def find(self, number: str) -> Lookup | None:
         """Lookup by any identifier, ceased ones included (the hot path: driver-level SQL, compiled once)."""
-        sql, positional = _driver_sql(self.conn.dialect)
+        sql, positional = driver_sql(_BY_NUMBER, self.conn.dialect)
         row = self.conn.exec_driver_sql(sql, (number,) if positional else {"number": number}).first()
         return None if row is None else self._lookup(number, row[1], row[3])
 

@@ -41,7 +41,6 @@ from typing import Protocol, TypeVar
 
 from server.access.profiles import AccessProfile
 from store.model import (
-    PROTECTION_LEVELS,
     Address,
     Birth,
     Citizenship,
@@ -55,6 +54,7 @@ from store.model import (
     Protection,
     Relation,
     Value,
+    stricter,
 )
 
 __all__ = [
@@ -85,10 +85,6 @@ def dsf_code(level: str) -> str:
         raise ValueError(f"unknown protection level {level!r}") from None
 
 
-def _stricter(a: str, b: str) -> str:
-    return max(a, b, key=PROTECTION_LEVELS.index)
-
-
 @dataclass(frozen=True, slots=True)
 class AddressView(Address):
     """An address as a profile may see it: the fields of :class:`Address` (content blanked when masked) plus
@@ -102,7 +98,7 @@ class AddressView(Address):
 def visible_address(address: Address, profile: AccessProfile, *, floor: str = "ugradert") -> AddressView:
     """``address`` as ``profile`` may see it, at the stricter of its own protection and ``floor``
     (the person's strictest level in force; :func:`apply_profile` passes it)."""
-    level = _stricter(address.protection, floor)
+    level = stricter(address.protection, floor)
     code = dsf_code(level)
     if profile.may_see(level):
         a = address

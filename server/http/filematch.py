@@ -45,7 +45,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from filematch.formats import FORMATS
 from filematch.jobs import Auditor, JobEvent, JobSettings, JobStateError, JobStore
-from filematch.pipeline import MaskedLevel, Release
+from filematch.pipeline import ELEMENTS, MaskedLevel, Release
 from filematch.records import FileFormatError
 from filematch.worker import Worker
 from server.access import (
@@ -102,8 +102,7 @@ def release_of(profile: AccessProfile) -> Release:
                                 profile)
         if probe.masked:
             masked[level] = MaskedLevel(probe.placeholder or "", probe.kommune is not None)
-    elements = frozenset(e for e in ("identifiers", "name", "birth", "gender", "status", "death", "addresses")
-                         if profile.allows(e))
+    elements = frozenset(e for e in ELEMENTS if profile.allows(e))
     return Release(elements, masked)
 
 

@@ -38,6 +38,7 @@ from server.access import visible_identifiers
 from server.hl7.ack import Reply, Request, qak_segment, qak_status
 from server.hl7.handlers import Context, error_reply, field, sqlite_driver
 from server.hl7.handlers.pdq import _DomainError, domains_wanted
+from store.engine import driver_sql
 from store.errors import NotFound, PregbridgeError
 from store.model import Identifier, Meta
 
@@ -51,17 +52,11 @@ _IDENTIFIERS = text(
     "SELECT o.number, o.kind, o.status, o.is_current, o.valid_to FROM person_identifier o"
     " WHERE o.person_id = (SELECT i.person_id FROM person_identifier i WHERE i.number = :number LIMIT 1)"
     " ORDER BY o.id")
-_SQL: dict[str, tuple[str, bool]] = {}
 
 
 def identifiers_of(conn: Connection, number: str) -> tuple[Identifier, ...] | None:
     """Every identifier of the person known by ``number`` (ceased numbers included), or None if unknown."""
-    dialect = conn.dialect
-    cached = _SQL.get(dialect.name)
-    if cached is None:
-        compiled = _IDENTIFIERS.compile(dialect=dialect)
-        cached = _SQL[dialect.name] = (str(compiled), bool(compiled.positional))
-    sql, positional = cached
+    sql, positional = driver_sql(_IDENTIFIERS, conn.dialect)
     driver = sqlite_driver(conn)
     if driver is not None:  # a quarter of the cost of exec_driver_sql
         rows = driver.execute(sql, (number,)).fetchall()
