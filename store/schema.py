@@ -293,9 +293,13 @@ audit_person = Table(
     "audit_person",
     metadata,
     Column("id", _Id, primary_key=True),
-    Column("audit_id", _Id, ForeignKey("audit_event.id"), nullable=False, index=True),
-    Column("number", String(11), nullable=False, index=True),
+    Column("audit_id", _Id, ForeignKey("audit_event.id"), nullable=False),
+    Column("number", String(11), nullable=False),
     Column("role", String(8), nullable=False),  # asked | returned
+    Column("gen", Integer, nullable=False, server_default="0"),  # generation of audit_id (store/audit_index.py)
+    # a person's events: one seek per generation, read from the index alone; rows are written a generation
+    # at a time in key order (store/audit_index.py)
+    Index(None, "gen", "number", "audit_id"),
 )
 
 # Idempotency of felles hjelpenummer allocation: a repeated identical request answers the same number.

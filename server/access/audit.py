@@ -3,8 +3,12 @@
 Every face writes an :class:`AuditRecord` per lookup (who, when, face and operation, source address,
 purpose if given, outcome, the numbers asked for and returned) through an :class:`AuditWriter`; the
 ``audit_event`` row keeps the record, and one ``audit_person`` row per distinct number (1–11
-characters; longer input stays in the event's ``asked`` list only) indexes it for
-``pregbridge audit --person``. The application never deletes audit rows.
+characters once NULs and surrounding spaces are removed; longer input stays in the event's ``asked``
+list only) indexes it for ``pregbridge audit --person``. The application never deletes audit rows.
+
+On SQLite the ``audit_person`` rows are written in bulk, a generation of 10,000 events at a time,
+derived from the events inside SQLite; until then :func:`query_audit` searches the events' lists
+(store/audit_index.py: why, and how nothing can be lost). PostgreSQL writes them with each batch.
 
 Modes.
 
@@ -36,9 +40,10 @@ Writers hold a thread: build them after the fork, one per process.
 from __future__ import annotations
 
 import atexit
+import collections
 import datetime as dt
+import json
 import logging
-import queue
 import threading
 import time
 import weakref
@@ -46,20 +51,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Engine, Row, insert, select
+import orjson
+from sqlalchemy import Engine, Integer, Row, column, insert, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from store import schema as s
+from store.audit_index import (
+    MAX_NUMBER,
+    generation_of,
+    has_json1,
+    index_events,
+    indexed_upto,
+    newest_event,
+    person_events_sql,
+    set_indexed_upto,
+)
 from store.engine import read_connection
 from store.errors import StoreUnavailable
 
-__all__ = ["AuditRecord", "AuditWriter", "close_all", "query_audit", "worker_exit"]
+__all__ = ["AuditRecord", "AuditWriter", "close_all", "index_persons", "query_audit", "worker_exit"]
 
 log = logging.getLogger(__name__)
 
-_STOP = object()
-_FLUSH = object()
-_MAX_NUMBER = 11  # audit_person.number
 _LIMITS = {"account": 100, "face": 20, "operation": 80, "source": 100, "purpose": 200, "outcome": 60}
 
 
@@ -91,25 +104,42 @@ class AuditRecord:
 
 def _text(value: str | None, limit: int) -> str | None:
     # NUL is refused by PostgreSQL; over-long values would fail the whole batch: clean both here.
-    return None if value is None else value.replace("\x00", "")[:limit]
+    if value is None or (len(value) <= limit and "\x00" not in value):
+        return value
+    return value.replace("\x00", "")[:limit]
+
+
+_EVENT_COLUMNS = ("at", "account", "face", "operation", "source", "purpose", "outcome", "asked", "returned")
+assert tuple(_LIMITS) == _EVENT_COLUMNS[1:7], "_LIMITS must list the text columns in _EVENT_COLUMNS order"
+assert set(_EVENT_COLUMNS) | {"id"} == set(s.audit_event.c.keys()), "audit_event changed: update _event_values"
+
+
+def _event_values(r: AuditRecord) -> tuple[Any, ...]:
+    """The ``audit_event`` values of a record in :data:`_EVENT_COLUMNS` order, cleaned to fit: UTC time,
+    texts without NULs and within their column, the number lists without NULs."""
+    return (_utc(r.at), *(_text(getattr(r, k), n) for k, n in _LIMITS.items()),
+            [a.replace("\x00", "") for a in r.asked], [a.replace("\x00", "") for a in r.returned])
 
 
 def _event_row(r: AuditRecord) -> dict[str, Any]:
-    return {
-        "at": _utc(r.at),
-        **{k: _text(getattr(r, k), n) for k, n in _LIMITS.items()},
-        "asked": [a.replace("\x00", "") for a in r.asked],
-        "returned": [a.replace("\x00", "") for a in r.returned],
-    }
+    return dict(zip(_EVENT_COLUMNS, _event_values(r), strict=True))
+
+
+def _person_numbers(r: AuditRecord) -> list[tuple[str, str]]:
+    """(number, role) for each distinct number asked for and returned that fits ``audit_person.number``: the
+    number as the event's list keeps it (NULs removed), without surrounding spaces, as store/audit_index.py
+    derives them on SQLite."""
+    out = []
+    for role, numbers in (("asked", r.asked), ("returned", r.returned)):
+        for n in dict.fromkeys(x.replace("\x00", "").strip(" ") for x in numbers):
+            if 0 < len(n) <= MAX_NUMBER:
+                out.append((n, role))
+    return out
 
 
 def _person_rows(audit_id: int, r: AuditRecord) -> list[dict[str, Any]]:
-    rows = []
-    for role, numbers in (("asked", r.asked), ("returned", r.returned)):
-        for n in dict.fromkeys(x.strip() for x in numbers):
-            if 0 < len(n) <= _MAX_NUMBER and "\x00" not in n:
-                rows.append({"audit_id": audit_id, "number": n, "role": role})
-    return rows
+    gen = generation_of(audit_id)
+    return [{"audit_id": audit_id, "number": n, "role": role, "gen": gen} for n, role in _person_numbers(r)]
 
 
 def _insert(engine: Engine, records: Sequence[AuditRecord]) -> None:
@@ -131,35 +161,75 @@ def _insert_returning(engine: Engine, records: Sequence[AuditRecord]) -> None:
             conn.execute(insert(s.audit_person), persons)
 
 
-_EVENT_COLUMNS = tuple(c.name for c in s.audit_event.c if c.name != "id")
 _SQLITE_EVENT = (f"INSERT INTO audit_event (id, {', '.join(_EVENT_COLUMNS)}) "
                  f"VALUES (?, {', '.join('?' * len(_EVENT_COLUMNS))})")
-_SQLITE_PERSON = "INSERT INTO audit_person (audit_id, number, role) VALUES (?, ?, ?)"
-_SQLITE_PROCESSORS: dict[str, tuple[tuple[str, Any], ...]] = {}
+# The same rows from one JSON array parameter (SQLite's JSON1, built in since 3.38 and in most builds long
+# before): one statement per batch, so the GIL is released once, not once per row (see _insert_sqlite).
+_SQLITE_EVENT_JSON = (f"INSERT INTO audit_event (id, {', '.join(_EVENT_COLUMNS)}) SELECT ? + key, "
+                      + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_EVENT_COLUMNS)))
+                      + " FROM json_each(?)")
+_SQLITE_PERSON = "INSERT INTO audit_person (audit_id, number, role, gen) VALUES (?, ?, ?, ?)"
 
 
 def _insert_sqlite(engine: Engine, records: Sequence[AuditRecord]) -> None:
     """:func:`_insert` on SQLite, the same rows at a fraction of the cost: SQLAlchemy sends an INSERT …
     RETURNING one row at a time to keep the ids in order, ~30 µs a record, more than a PIX query costs.
     The transaction holds SQLite's write lock from its BEGIN IMMEDIATE (store/engine.py), so the ids after
-    the largest one are free: given explicitly, both tables are one executemany each. Values go through
-    the columns' own SQLAlchemy bind processors, so they are stored exactly as :func:`_insert` stores them."""
-    dialect = engine.dialect
-    processors = _SQLITE_PROCESSORS.get(dialect.name)
-    if processors is None:
-        processors = _SQLITE_PROCESSORS[dialect.name] = tuple(
-            (name, s.audit_event.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in _EVENT_COLUMNS)
+    the largest one are free: given explicitly, the batch is one statement. Person rows follow in bulk,
+    a generation of events at a time (store/audit_index.py). Values are stored exactly as :func:`_insert_returning`
+    stores them (tests/integration/test_audit_sqlite_insert.py): the timestamp through the column's own
+    SQLAlchemy bind processor, the number lists as its JSON serialiser writes them (:func:`_json_list`).
+
+    One statement, not an ``executemany``: pysqlite releases the GIL around every row's ``sqlite3_step``
+    and takes it back after, and with a busy event loop in the same process each of those is a GIL
+    hand-over. The rows travel as one JSON array (orjson) that ``json_each`` unpacks inside SQLite; where
+    SQLite lacks JSON1, ``executemany`` and person rows at once."""
+    at_of = _at_processor(engine.dialect)
+    events = []
+    for r in records:
+        at, *texts, asked, returned = _event_values(r)
+        events.append((at_of(at), *texts, _json_list(asked), _json_list(returned)))
     with engine.begin() as conn:
-        first = int(conn.exec_driver_sql("SELECT coalesce(max(id), 0) + 1 FROM audit_event").scalar_one())
-        events: list[tuple[Any, ...]] = []
-        persons: list[tuple[Any, ...]] = []
-        for audit_id, r in enumerate(records, start=first):
-            row = _event_row(r)
-            events.append((audit_id, *(p(row[name]) if p else row[name] for name, p in processors)))
-            persons.extend((audit_id, x["number"], x["role"]) for x in _person_rows(audit_id, r))
-        conn.exec_driver_sql(_SQLITE_EVENT, events)
-        if persons:
-            conn.exec_driver_sql(_SQLITE_PERSON, persons)
+        first = newest_event(conn) + 1
+        last = first + len(events) - 1
+        if has_json1(conn):
+            conn.exec_driver_sql(_SQLITE_EVENT_JSON, (first, orjson.dumps(events).decode()))
+            index_events(conn, last, limit=2)  # the generations now complete (a catch-up: two per batch)
+        else:
+            conn.exec_driver_sql(_SQLITE_EVENT, [(first + i, *row) for i, row in enumerate(events)])
+            persons = [(audit_id, n, role, generation_of(audit_id)) for audit_id, r in enumerate(records, start=first)
+                       for n, role in _person_numbers(r)]
+            if persons:
+                conn.exec_driver_sql(_SQLITE_PERSON, persons)
+            set_indexed_upto(conn, last)
+
+
+def index_persons(engine: Engine) -> int:
+    """Write the ``audit_person`` rows of every event past the watermark now (SQLite; elsewhere, and where they
+    are written with each batch, there is nothing to do). Returns the number of events indexed."""
+    if engine.dialect.name != "sqlite":
+        return 0
+    with engine.begin() as conn:
+        if not has_json1(conn):
+            return 0
+        return index_events(conn, newest_event(conn), whole=False)
+
+
+def _at_processor(dialect: Any) -> Any:
+    """``audit_event.at``'s SQLAlchemy bind processor on ``dialect`` (what _insert_returning's rows go through);
+    looked up once per batch."""
+    processor = s.audit_event.c.at.type.dialect_impl(dialect).bind_processor(dialect)
+    return processor or (lambda value: value)
+
+
+def _json_list(values: Sequence[str]) -> str:
+    """``json.dumps`` of the values without NULs (what SQLAlchemy's JSON serialiser on SQLite stores of
+    :func:`_event_values`' lists); identity numbers (ASCII letters and digits) are joined directly."""
+    if not values:
+        return "[]"
+    if all(v.isascii() and v.isalnum() for v in values):
+        return '["' + '", "'.join(values) + '"]'
+    return json.dumps([v.replace("\x00", "") for v in values])
 
 
 _writers: weakref.WeakSet[AuditWriter] = weakref.WeakSet()
@@ -189,11 +259,15 @@ class AuditWriter:
         self.max_batch = max(1, max_batch)
         self.max_delay = max_delay
         self.max_retry_delay = max_retry_delay
-        self._queue: queue.Queue[object] = queue.Queue(maxsize=max(1, max_queue))
-        self._done = threading.Condition()
+        self.max_queue = max(1, max_queue)
+        self._items: collections.deque[AuditRecord] = collections.deque()
+        self._lock = threading.Lock()
+        self._done = threading.Condition(self._lock)  # notified after each commit
         self._submitted = 0
         self._written = 0
+        self._waiting = 0  # callers in flush/close or blocked on a full queue: commit without delay
         self._closed = False
+        self._stopping = False
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         if mode == "batched":
@@ -204,7 +278,7 @@ class AuditWriter:
     @property
     def pending(self) -> int:
         """Records accepted but not yet committed."""
-        with self._done:
+        with self._lock:
             return self._submitted - self._written
 
     def write(self, record: AuditRecord) -> None:
@@ -220,11 +294,26 @@ class AuditWriter:
                 log.error("audit record not written (%s)", type(exc).__name__)
                 raise StoreUnavailable("the audit trail is unavailable") from None
             return
-        with self._done:
+        items = self._items
+        if len(items) >= self.max_queue:
+            self._wait_for_room()
+        with self._lock:  # close() sets _closed under this lock: a record is either queued before it or refused
+            if self._closed:
+                raise RuntimeError("audit writer is closed")
             self._submitted += 1
-        self._queue.put(record)
-        if self._queue.qsize() == self.max_batch:  # a full batch waits no longer (edge: once per batch)
+            items.append(record)
+            n = len(items)
+        if n == 1 or n == self.max_batch:  # the first record of a batch, or a full one (see _run)
             self._wake.set()
+
+    def _wait_for_room(self) -> None:
+        with self._done:
+            self._waiting += 1
+            self._wake.set()
+            try:
+                self._done.wait_for(lambda: len(self._items) < self.max_queue or self._stopping)
+            finally:
+                self._waiting -= 1
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every record written before this call is committed; False if ``timeout`` passed first."""
@@ -234,20 +323,23 @@ class AuditWriter:
             target = self._submitted
             if self._written >= target:
                 return True
-        self._queue.put(_FLUSH)
-        self._wake.set()
-        with self._done:
-            return self._done.wait_for(lambda: self._written >= target, timeout)
+            self._waiting += 1
+            self._wake.set()
+            try:
+                return self._done.wait_for(lambda: self._written >= target, timeout)
+            finally:
+                self._waiting -= 1
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Flush and stop the thread. Records still unwritten after ``timeout`` are reported in the log."""
-        if self._closed:
-            return
-        self._closed = True
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
         _writers.discard(self)
         if self._thread is None:
             return
-        self._queue.put(_STOP)
+        self._stopping = True
         self._wake.set()
         self._thread.join(timeout)
         if self._thread.is_alive():
@@ -262,40 +354,29 @@ class AuditWriter:
     # -- the background thread --------------------------------------------------------------------------
 
     def _run(self) -> None:
-        stop = False
-        while not stop:
-            item: object | None = self._queue.get()
-            batch: list[AuditRecord] = []
+        """Commit batches until closed. The thread sleeps on ``_wake`` while a batch fills (up to ``max_delay``
+        after its first record) and then takes the whole batch: waking it per record (as a queue.Queue get
+        does) handed it the GIL once per record, which cost a busy HL7 listener more than the inserts
+        (docs/hl7.md "Performance"). ``write`` wakes it for the first record and for a full batch; ``flush``,
+        ``close`` and a writer blocked on a full queue make it commit at once."""
+        items = self._items
+        while True:
+            if not items:
+                if not self._stopping:
+                    self._wake.wait()
+                elif not items:  # read after _stopping: every record queued before close() is in items
+                    return
+            self._wake.clear()
             deadline = time.monotonic() + self.max_delay
-            while item is not None:
-                if item is _STOP:
-                    stop = True
+            while len(items) < self.max_batch and not (self._waiting or self._stopping):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
                     break
-                if item is _FLUSH:
-                    break
-                assert isinstance(item, AuditRecord)
-                batch.append(item)
-                if len(batch) >= self.max_batch:
-                    break
-                item = self._next(deadline)
+                self._wake.wait(remaining)
+                self._wake.clear()
+            batch = [items.popleft() for _ in range(min(len(items), self.max_batch))]
             if batch:
                 self._commit(batch)
-
-    def _next(self, deadline: float) -> object | None:
-        """The next queued item, or None at ``deadline``. The thread sleeps on ``_wake`` while a batch fills and
-        then drains the queue: waiting on the queue itself would wake it (and hand it the GIL) once per record,
-        which cost a busy HL7 listener more than the inserts (docs/hl7.md "Performance"). ``write`` wakes it
-        when a batch is full, ``flush`` and ``close`` after queueing their marker."""
-        while True:
-            try:
-                return self._queue.get_nowait()
-            except queue.Empty:
-                pass
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return None
-            self._wake.wait(remaining)
-            self._wake.clear()
 
     def _commit(self, batch: list[AuditRecord]) -> None:
         pending, attempt, delay = batch, 0, 0.05
@@ -346,14 +427,25 @@ def query_audit(engine: Engine, *, person: str | None = None, account: str | Non
                 since: dt.datetime | None = None, limit: int = 100) -> list[AuditRecord]:
     """Audit records, newest first: those naming ``person`` (asked or returned), of ``account``, at or
     after ``since`` (UTC), at most ``limit``."""
-    e, p = s.audit_event, s.audit_person
+    e = s.audit_event
     q = select(e)
-    if person is not None:
-        q = q.where(e.c.id.in_(select(p.c.audit_id).where(p.c.number == person.strip())))
-    if account is not None:
-        q = q.where(e.c.account == account)
-    if since is not None:
-        q = q.where(e.c.at >= _utc(since))
-    q = q.order_by(e.c.at.desc(), e.c.id.desc()).limit(max(0, limit))
     with read_connection(engine) as conn:
+        if person is not None:
+            number = person.strip()
+            tail = engine.dialect.name == "sqlite" and 0 < len(number) <= MAX_NUMBER and has_json1(conn)
+            top = generation_of(max(1, newest_event(conn)))
+            params: dict[str, Any] = {"number": number}
+            if engine.dialect.name == "postgresql":
+                params["gens"] = list(range(top + 1))
+            else:
+                params["top"] = top
+            if tail:
+                params["mark"] = indexed_upto(conn)
+            ids = text(person_events_sql(engine.dialect.name, tail=tail)).bindparams(**params)
+            q = q.where(e.c.id.in_(ids.columns(column("audit_id", Integer))))
+        if account is not None:
+            q = q.where(e.c.account == account)
+        if since is not None:
+            q = q.where(e.c.at >= _utc(since))
+        q = q.order_by(e.c.at.desc(), e.c.id.desc()).limit(max(0, limit))
         return [_record(r) for r in conn.execute(q)]

@@ -464,6 +464,7 @@ def test_sync_audit_is_committed_before_write_returns(engine: Engine) -> None:
     got = query_audit(engine, person="17058054321")
     assert len(got) == 1 and got[0].face == "hl7" and got[0].purpose == "behandling"
     assert got[0].returned == ("17058012345", "17058054321") and got[0].asked == ()
+    audit_module.index_persons(engine)  # SQLite writes person rows in bulk (store/audit_index.py)
     with engine.connect() as conn:
         roles = conn.execute(select(s.audit_person.c.role, func.count()).group_by(s.audit_person.c.role)).all()
     assert dict(roles) == {"returned": 2}
@@ -504,6 +505,7 @@ def test_audit_records_are_cleaned_to_fit(engine: Engine) -> None:
                         returned=("17058012345",)))
     (got,) = query_audit(engine, limit=5)
     assert got.purpose == "x" * 200 and got.source == "ab"
+    audit_module.index_persons(engine)
     with engine.connect() as conn:
         numbers = conn.execute(select(s.audit_person.c.number, s.audit_person.c.role)
                                .order_by(s.audit_person.c.role)).all()
