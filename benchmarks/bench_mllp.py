@@ -6,13 +6,17 @@ query, profile masking, PID encoding, batched audit — everything a production 
 the **baseline**: the same listener answering every frame with a prebuilt ACK (echo). With
 ``--processes N`` both run as N listener processes sharing the port with SO_REUSEPORT (as
 ``pregbridge listen-hl7 --reuse-port`` started N times), the kernel spreading the connections over them:
-the baseline always has as many processes as the server it is compared with, so the ratio stays fair
-(the kernel's spread of 8 connections over N processes is uneven more often than not). Handlers run on
+the baseline always has as many processes as the server it is compared with, so the ratio stays fair. Handlers run on
 the event loop (``hl7.threads = 0``), the fastest setting for SQLite. Client: a separate process
 with an asyncio client keeping 1 or 8 persistent connections, each sending one message and waiting for
 its reply (like a broker), cycling through Q23 messages for random known numbers and Q22 messages for
 (family name, birth year) pairs of the store that give 1–50 hits. Client and server share this
-machine's cores, so absolute figures are a lower bound.
+machine's cores, so absolute figures are a lower bound. Both servers run at once and are measured in
+``--rounds`` alternating slices of the ``--seconds`` (echo, real, real, echo, …), each slice starting at a
+different message: this VM's speed drifts by ±30 % within minutes, and measured one after the other the
+two sides of a ratio saw different machines. The store file is read once first (page cache). Each line
+also gives the server processes' CPU time per message (user + system, from /proc; the audit thread
+included), steadier on this VM than the rates.
 
 Store: the ``--num`` population's SQLite store left by ``bench_store`` (benchmarks/out/store-N.sqlite),
 or ``--dburl``. Targets (issue): Q23 ≥ 30 % of the echo baseline; p99 ≤ 20 ms at 8 connections.
@@ -33,7 +37,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.harness import OUT, Result, free_port, percentiles, store_samples
+from benchmarks.harness import OUT, Result, free_port, percentiles, store_samples, warm_sqlite
 
 __all__ = ["run"]
 
@@ -53,34 +57,47 @@ def _messages(numbers: list[str], pairs: list[tuple[str, int]]) -> dict[str, lis
 # -- server process ---------------------------------------------------------------------------------
 
 
-def serve_process(url: str, mode: str, port: int = 0) -> None:
-    """Entry point of the server subprocess: prints ``ready <port>`` then serves until killed."""
-    import logging
-
-    from server.access import BUILTIN_PROFILES, AccountStore, AuditWriter
-    from server.hl7.app import Hl7App, serve
-    from server.hl7.framing import frame
-    from server.hl7.listener import MllpListener, Peer
+def _settings(port: int, reuse_port: bool) -> Any:
     from server.hl7.settings import MllpSettings
+
+    return MllpSettings(port=port, peers={"BENCH^BENCHFAC": USER}, peer_match="sender", threads=0,
+                        idle_timeout=0, reuse_port=reuse_port)
+
+
+def _handler(url: str, mode: str, settings: Any) -> Any:
+    """The echo handler, or the real HL7 face over the store (built in the process that serves)."""
+    from server.access import BUILTIN_PROFILES, AccountStore, AuditWriter
+    from server.hl7.app import Hl7App
+    from server.hl7.framing import frame
+    from server.hl7.listener import Peer
     from store.engine import make_engine
 
-    logging.basicConfig(level=logging.WARNING)
-    settings = MllpSettings(port=port, peers={"BENCH^BENCHFAC": USER}, peer_match="sender", threads=0,
-                            idle_timeout=0, reuse_port=port != 0)
     if mode == "echo":
         ack = frame(b"MSH|^~\\&|PREGBRIDGE|NHN|BENCH|BENCHFAC|20260101120000||ACK^Q23^ACK|1|P|2.5\rMSA|AA|1\r")
 
         def handler(raw: bytes, peer: Peer) -> bytes:
             return ack
-    else:
-        engine = make_engine(url)
-        app = Hl7App(engine, AccountStore(engine), BUILTIN_PROFILES, AuditWriter(engine, mode="batched"), settings)
-        handler = app
+
+        return handler
+    engine = make_engine(url)
+    return Hl7App(engine, AccountStore(engine), BUILTIN_PROFILES, AuditWriter(engine, mode="batched"), settings)
+
+
+def serve_process(url: str, mode: str, port: int = 0) -> None:
+    """Entry point of a server subprocess (one listener, SO_REUSEPORT when ``port``): prints ``ready <port>``
+    then serves until killed."""
+    import gc
+    import logging
+
+    from server.hl7.app import serve
+    from server.hl7.listener import MllpListener
+
+    logging.basicConfig(level=logging.WARNING)
+    settings = _settings(port, port != 0)
+    handler = _handler(url, mode, settings)
 
     def started(listener: MllpListener) -> None:
         print(f"ready {listener.port}", flush=True)
-
-    import gc
 
     gc.freeze()  # as `pregbridge listen-hl7` does
     asyncio.run(serve(settings, handler, started=started))
@@ -92,9 +109,9 @@ class _Server:
     def __init__(self, url: str, mode: str, processes: int = 1) -> None:
         port = free_port() if processes > 1 else 0
         self.procs: list[subprocess.Popen[str]] = []
+        code = f"from benchmarks.bench_mllp import serve_process; serve_process({url!r}, {mode!r}, {port})"
         try:
             for _ in range(processes):
-                code = f"from benchmarks.bench_mllp import serve_process; serve_process({url!r}, {mode!r}, {port})"
                 proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
                                         env=dict(os.environ, PYTHONWARNINGS="ignore"))
                 self.procs.append(proc)
@@ -107,6 +124,18 @@ class _Server:
             self.stop()
             raise
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server processes have used so far; 0 where /proc is not there."""
+        total = 0.0
+        for proc in self.procs:
+            try:
+                with open(f"/proc/{proc.pid}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                return 0.0
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
     def stop(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
@@ -118,7 +147,7 @@ class _Server:
 # -- client process -----------------------------------------------------------------------------------
 
 
-async def _load(port: int, messages: list[bytes], conc: int, seconds: float) -> dict[str, Any]:
+async def _load(port: int, messages: list[bytes], conc: int, seconds: float, start: int = 0) -> dict[str, Any]:
     frames = [b"\x0b" + m + b"\x1c\r" for m in messages]
     latencies: list[float] = []
     bad = 0
@@ -127,7 +156,7 @@ async def _load(port: int, messages: list[bytes], conc: int, seconds: float) -> 
     async def one(k: int) -> None:
         nonlocal bad
         reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 22)
-        i = k * 7919
+        i = start + k * 7919
         while time.perf_counter() < deadline:
             msg = frames[i % len(frames)]
             i += 1
@@ -142,18 +171,18 @@ async def _load(port: int, messages: list[bytes], conc: int, seconds: float) -> 
     t0 = time.perf_counter()
     await asyncio.gather(*(one(k) for k in range(conc)))
     elapsed = time.perf_counter() - t0
-    p50, p99 = percentiles(latencies)
-    return {"n": len(latencies), "seconds": elapsed, "p50": p50, "p99": p99, "bad": bad}
+    return {"seconds": elapsed, "bad": bad, "latencies": latencies}  # run() merges the slices' latencies
 
 
-def client_process(port: int, path: str, conc: int, seconds: float) -> None:
+def client_process(port: int, path: str, conc: int, seconds: float, start: int = 0) -> None:
     with open(path, "rb") as f:
         messages = f.read().split(b"\x00")
-    print(json.dumps(asyncio.run(_load(port, messages, conc, seconds))), flush=True)
+    print(json.dumps(asyncio.run(_load(port, messages, conc, seconds, start))), flush=True)
 
 
-def _drive(port: int, path: str, conc: int, seconds: float) -> dict[str, Any]:
-    code = f"from benchmarks.bench_mllp import client_process; client_process({port}, {path!r}, {conc}, {seconds})"
+def _drive(port: int, path: str, conc: int, seconds: float, start: int = 0) -> dict[str, Any]:
+    code = (f"from benchmarks.bench_mllp import client_process; "
+            f"client_process({port}, {path!r}, {conc}, {seconds}, {start})")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env=dict(os.environ, PYTHONWARNINGS="ignore")).stdout
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
@@ -166,22 +195,39 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
     if not args.dburl and not (OUT / f"store-{n}.sqlite").is_file():
         raise SystemExit(f"no store for {n:,} persons: run `python -m benchmarks store --num {n}` first")
     numbers, pairs = store_samples(url, 2000, args.seed, USER)
+    warm_sqlite(url)
     tmp = Path(tempfile.mkdtemp(prefix="bench-mllp-"))
     paths = {}
     for op, msgs in _messages(numbers, pairs).items():
         paths[op] = str(tmp / f"{op}.bin")
         with open(paths[op], "wb") as f:
             f.write(b"\x00".join(msgs))
-    seconds = args.seconds
+    seconds, rounds = args.seconds, max(1, args.rounds)
     measured: dict[tuple[str, str, int], dict[str, Any]] = {}
-    for mode in ("echo", "real"):
-        server = _Server(url, mode, args.processes)
-        try:
-            for op, path in paths.items():
+    servers = {mode: _Server(url, mode, args.processes) for mode in ("echo", "real")}
+    try:
+        for op, path in paths.items():
+            for server in servers.values():
                 _drive(server.port, path, 8, 2)  # warm-up: page cache, account cache
-                for conc in (1, 8):
-                    measured[(mode, op, conc)] = _drive(server.port, path, conc, seconds)
-        finally:
+            for conc in (1, 8):
+                # echo and real in alternating slices, so that a change in this VM's speed during the run
+                # (measured: ±30 % within minutes) weighs on both sides of the ratio alike
+                parts: dict[str, list[dict[str, Any]]] = {"echo": [], "real": []}
+                for rnd in range(rounds):
+                    order = ("echo", "real") if rnd % 2 == 0 else ("real", "echo")
+                    for mode in order:
+                        cpu = servers[mode].cpu_seconds()
+                        part = _drive(servers[mode].port, path, conc, seconds / rounds, rnd * 104729)
+                        part["cpu"] = servers[mode].cpu_seconds() - cpu
+                        parts[mode].append(part)
+                for mode, runs in parts.items():
+                    latencies = [x for r in runs for x in r["latencies"]]
+                    p50, p99 = percentiles(latencies)
+                    measured[(mode, op, conc)] = {"n": len(latencies), "seconds": sum(r["seconds"] for r in runs),
+                                                  "p50": p50, "p99": p99, "bad": sum(r["bad"] for r in runs),
+                                                  "cpu_us": sum(r["cpu"] for r in runs) / len(latencies) * 1e6}
+    finally:
+        for server in servers.values():
             server.stop()
     shutil.rmtree(tmp, ignore_errors=True)
     for op in paths:
@@ -198,5 +244,7 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
             bad = f" {r['bad']} not AA" if r["bad"] else ""
             procs = f" procs={args.processes}" if args.processes > 1 else ""
             yield Result(f"QBP^{op} conn={conc}{procs}", r["n"], r["seconds"],
-                         f"{rps:,.0f} msg/s p50 {r['p50']:.2f} p99 {r['p99']:.2f} ms{bad}", ratio=rps / base,
-                         baseline=f"echo {base:,.0f} msg/s (p99 {e['p99']:.2f} ms)", target=target, ok=ok)
+                         f"{rps:,.0f} msg/s p50 {r['p50']:.2f} p99 {r['p99']:.2f} ms, "
+                         f"server CPU {r['cpu_us']:.0f} µs/msg{bad}", ratio=rps / base,
+                         baseline=f"echo {base:,.0f} msg/s (p99 {e['p99']:.2f} ms, "
+                                  f"server CPU {e['cpu_us']:.0f} µs/msg)", target=target, ok=ok)

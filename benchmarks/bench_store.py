@@ -35,7 +35,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, select
 
-from benchmarks.harness import OUT, Result, maybe_profile, percentiles
+from benchmarks.harness import OUT, Result, maybe_profile, percentiles, warm_sqlite
 from store import schema as s
 from store.engine import make_engine, migrate
 from store.errors import InvalidInput, TooManyHits
@@ -154,18 +154,8 @@ def _load(engine: Engine, pop: Path, n: int, profile: bool, baseline_s: float | 
                   ok=(summary.seconds * 1_000_000 / n <= 300) if n >= 1_000_000 else None)
 
 
-def _warm(engine: Engine) -> None:
-    """Read a SQLite store file once, so the OS page cache holds it as a running server's would; the
-    latencies then measure the store, not the first touch of a 1.4 GB file on this disk."""
-    path = engine.url.database
-    if engine.dialect.name == "sqlite" and path:
-        with open(path, "rb") as f:
-            while f.read(1 << 24):
-                pass
-
-
 def _queries(engine: Engine, n: int, queries: int, seed: int, profile: bool) -> tuple[list[Result], dict[str, float]]:
-    _warm(engine)
+    warm_sqlite(str(engine.url))
     results: list[Result] = []
     rng = random.Random(seed)
     figures: dict[str, float] = {}
