@@ -81,11 +81,12 @@ def raw_baseline(pop: Path, db: Path) -> float:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
     spent, pid = 0.0, 0
     for prepared, _rejects in prepared_chunks(pop / "persons.jsonl", os.cpu_count() or 1):
-        persons, ids, searches, briefs = [], [], [], []
-        for key, doc, id_rows, search_keys, brief in prepared:
+        persons, ids, searches, briefs, currents = [], [], [], [], []
+        for key, doc, id_rows, search_keys, brief, current in prepared:
             pid += 1
             persons.append((pid, key, doc, None, now))
             briefs.append((pid, brief))
+            currents.append((pid, current))
             ids += [tuple(_sql_value(v) for v in dict(r, person_id=pid).values()) for r in id_rows]
             searches.append(tuple(_sql_value(v) for v in dict(search_keys, person_id=pid).values()))
         id_cols = ", ".join(dict(prepared[0][2][0], person_id=0))
@@ -98,6 +99,7 @@ def raw_baseline(pop: Path, db: Path) -> float:
         conn.executemany(f"INSERT INTO person_search ({search_cols}) VALUES ({', '.join('?' * len(searches[0]))})",
                          searches)
         conn.executemany("INSERT INTO person_brief (person_id, brief) VALUES (?, ?)", briefs)
+        conn.executemany("INSERT INTO person_current (person_id, current) VALUES (?, ?)", currents)
         conn.execute("COMMIT")
         spent += time.perf_counter() - t
     conn.close()

@@ -11,8 +11,6 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
-import orjson
-
 from store import identity
 from store.errors import InvalidDocument
 from store.model import (
@@ -38,7 +36,7 @@ from store.model import (
     Value,
 )
 
-__all__ = ["from_document", "from_stored", "from_stored_current", "to_document"]
+__all__ = ["from_document", "from_stored", "to_document"]
 
 Doc = Mapping[str, Any]
 T = TypeVar("T")
@@ -338,32 +336,3 @@ def from_stored(doc: Doc) -> Person:
         relations=tuple(Relation(r["relatedNumber"], r["relatedRole"], r["myRole"], _sm(r)) for r in doc["relations"]),
     )
 
-
-_NOW = Meta(current=True)
-_BEFORE = Meta(current=False)
-
-
-def from_stored_current(text: str) -> Person:
-    """A person for faces that show *current* values (HL7 PID): from a stored document's JSON text, every
-    identifier (with its validity), every status and death item, and only the current items of names,
-    birth, gender, addresses and protection; marital status, citizenship and relations are left empty.
-    Items other than identifiers carry only their ``current`` flag in ``meta`` (no dates, no source).
-    Masked by any profile (server.access.apply_profile), it encodes as a PID exactly as the full person
-    does (tests/integration/test_hl7_pdq_current.py); history, dates of items, marital status,
-    citizenship and relations must not be read from it. The text is parsed by orjson (~8 µs against the
-    standard library's ~19 µs for a stored document here, measured); the whole decode costs ~17 µs
-    against ~60 µs for :func:`from_stored` on ``json.loads``."""
-    doc = orjson.loads(text)
-    now = _NOW
-    return Person(
-        person_key=doc["personId"],
-        identifiers=tuple(Identifier(i["number"], i["kind"], i["status"], _sm(i)) for i in doc["identifiers"]),
-        names=tuple(Name(n["given"], n["family"], n["middle"], now) for n in doc["names"] if n["current"]),
-        birth=tuple(Birth(_d(b["date"]), b["year"], b["place"], b["kommune"], b["country"], now)
-                    for b in doc["birth"] if b["current"]),
-        gender=tuple(Value(g["value"], now) for g in doc["gender"] if g["current"]),
-        status=tuple(Value(v["value"], now if v["current"] else _BEFORE) for v in doc["status"]),
-        death=tuple(Death(_d(x["date"]), now if x["current"] else _BEFORE) for x in doc["death"]),
-        addresses=tuple(_stored_address(a, now) for a in doc["addresses"] if a["current"]),
-        protection=tuple(Protection(p["level"], now) for p in doc["protection"] if p["current"]),
-    )

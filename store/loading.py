@@ -83,8 +83,8 @@ def _parse(line: str) -> Any:
         raise InvalidDocument(f"not JSON ({exc.msg} at column {exc.colno})") from None
 
 
-# key, document, identifier rows, search row, brief
-Prepared = tuple[str, str, list[dict[str, Any]], dict[str, Any], str]
+# key, document, identifier rows, search row, brief, current view
+Prepared = tuple[str, str, list[dict[str, Any]], dict[str, Any], str, str]
 
 
 def _prepare(chunk: list[tuple[int, str]]) -> tuple[list[Prepared], list[dict[str, Any]]]:
@@ -99,7 +99,8 @@ def _prepare(chunk: list[tuple[int, str]]) -> tuple[list[Prepared], list[dict[st
             continue
         rows = person_rows(person, 0, _EPOCH)
         prepared.append((person.person_key, rows[s.person][0]["doc"], rows[s.person_identifier],
-                         rows[s.person_search][0], rows[s.person_brief][0]["brief"]))
+                         rows[s.person_search][0], rows[s.person_brief][0]["brief"],
+                         rows[s.person_current][0]["current"]))
     return prepared, rejects
 
 
@@ -140,9 +141,9 @@ def _store_chunk(engine: Engine, prepared: list[Prepared], next_id: int, now: dt
         repo = PersonRepository(conn)
         keys = [key for key, *_ in prepared]
         existing = set(conn.execute(select(s.person.c.person_key).where(s.person.c.person_key.in_(keys))).scalars())
-        persons, identifiers, searches, briefs = [], [], [], []
+        persons, identifiers, searches, briefs, currents = [], [], [], [], []
         fresh: set[str] = set()
-        for key, doc, ids, search, brief in prepared:
+        for key, doc, ids, search, brief, current in prepared:
             if key in existing or key in fresh:  # a re-run, or a key repeated in the file
                 repo.save(from_document(json.loads(doc)), now=now)
                 summary.replaced += 1
@@ -152,9 +153,10 @@ def _store_chunk(engine: Engine, prepared: list[Prepared], next_id: int, now: dt
             identifiers += [dict(r, person_id=next_id) for r in ids]
             searches.append(dict(search, person_id=next_id))
             briefs.append({"person_id": next_id, "brief": brief})
+            currents.append({"person_id": next_id, "current": current})
             next_id += 1
         for table, rows in ((s.person, persons), (s.person_identifier, identifiers), (s.person_search, searches),
-                            (s.person_brief, briefs)):
+                            (s.person_brief, briefs), (s.person_current, currents)):
             if rows:
                 conn.execute(insert(table), rows)
     return next_id

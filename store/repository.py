@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, func, insert, selec
 
 from store import schema as s
 from store.brief import brief_of
+from store.current import current_of
 from store.document import from_stored, to_document
 from store.engine import driver_sql
 from store.model import Identifier, Meta, Person, current
@@ -27,7 +28,7 @@ from store.normalize import name_key, street_key
 
 __all__ = ["Lookup", "PersonRepository", "dump_document", "person_rows", "search_row"]
 
-_INDEX_TABLES: tuple[Table, ...] = (s.person_identifier, s.person_search, s.person_brief)
+_INDEX_TABLES: tuple[Table, ...] = (s.person_identifier, s.person_search, s.person_brief, s.person_current)
 _BATCH = 500  # keys per IN (...): within SQLite's parameter limit, near the measured optimum
 
 _p, _i = s.person, s.person_identifier
@@ -94,6 +95,7 @@ def person_rows(p: Person, pid: int, now: dt.datetime, seq: int | None = None,
                                **_meta_row(i.meta)} for i in p.identifiers],
         s.person_search: [search_row(p, pid)],
         s.person_brief: [{"person_id": pid, "brief": brief_of(p)}],
+        s.person_current: [{"person_id": pid, "current": current_of(p)}],
     }
 
 

@@ -5,8 +5,9 @@ with its history, docs/data-formats.md) in ``person.doc``, plus relational index
 query goes through: ``person_identifier`` (every number the person has had, with type, status and the
 history columns of :class:`store.model.Meta`) and ``person_search`` (one row of current, normalised
 search keys: the blocking keys of search and identification), plus ``person_brief`` (one row: the
-current values a Filematch wash reads, flattened by store/brief.py). The repository rewrites all four
-together, in one transaction.
+current values a Filematch wash reads, flattened by store/brief.py) and ``person_current`` (one row: the
+current values an HL7 PID shows, store/current.py). The repository rewrites all five together, in one
+transaction.
 
 Why documents and not a table per element: a person has ~13 element items; one row each made the bulk
 load 2.4× slower than raw inserts of those rows would allow and a lookup cost 7 statements (~2 ms at
@@ -67,6 +68,7 @@ __all__ = [
     "metadata",
     "person",
     "person_brief",
+    "person_current",
     "person_identifier",
     "person_search",
     "reject",
@@ -156,6 +158,13 @@ person_brief = Table(
     metadata,
     Column("person_id", _Id, ForeignKey("person.id", ondelete="CASCADE"), primary_key=True),
     Column("brief", Text, nullable=False),  # store.brief: the current values a wash reads, flattened
+)
+
+person_current = Table(
+    "person_current",
+    metadata,
+    Column("person_id", _Id, ForeignKey("person.id", ondelete="CASCADE"), primary_key=True),
+    Column("current", Text, nullable=False),  # store.current: the current values a PID shows, as JSON
 )
 
 store_state = Table(

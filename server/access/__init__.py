@@ -25,6 +25,7 @@ from server.access.masking import (
     MaskedPerson,
     apply_profile,
     dsf_code,
+    masked_levels,
     visible_address,
     visible_identifiers,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "close_all",
     "dsf_code",
     "load_profiles",
+    "masked_levels",
     "query_audit",
     "resolve_profile",
     "visible_address",

@@ -41,6 +41,7 @@ from typing import Protocol, TypeVar
 
 from server.access.profiles import AccessProfile
 from store.model import (
+    PROTECTION_LEVELS,
     Address,
     Birth,
     Citizenship,
@@ -64,6 +65,7 @@ __all__ = [
     "MaskedPerson",
     "apply_profile",
     "dsf_code",
+    "masked_levels",
     "visible_address",
     "visible_identifiers",
 ]
@@ -83,6 +85,14 @@ def dsf_code(level: str) -> str:
         return DSF_CODES[level]
     except KeyError:
         raise ValueError(f"unknown protection level {level!r}") from None
+
+
+def masked_levels(profile: AccessProfile) -> dict[str, tuple[str, bool]]:
+    """The protection levels ``profile`` may not see, each → (its placeholder, whether the kommune is kept):
+    how :func:`visible_address` shows an address at that effective level, for faces that encode addresses
+    without building :class:`AddressView` objects (the Filematch wash, HL7 PIDs from current views)."""
+    return {level: (PLACEHOLDERS[level], level in _KEEPS_KOMMUNE)
+            for level in PROTECTION_LEVELS if not profile.may_see(level)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,10 +58,9 @@ from server.access import (
     AuthorizationFailed,
     Throttled,
     authorize,
+    masked_levels,
     resolve_profile,
-    visible_address,
 )
-from store.model import PROTECTION_LEVELS, Address
 
 __all__ = ["FilematchHttpSettings", "build_filematch_app", "job_auditor", "profile_release", "release_of", "stop_all"]
 
@@ -94,14 +93,9 @@ def job_auditor(audit: AuditWriter) -> Auditor:
 
 def release_of(profile: AccessProfile) -> Release:
     """What ``profile`` releases in a wash answer, derived from the one masking policy: the elements it
-    allows, and for each protection level how :func:`server.access.visible_address` shows an address
+    allows, and for each protection level how :func:`server.access.masking.masked_levels` shows an address
     at that level (tests/integration/test_filematch_release.py checks the wash against ``apply_profile``)."""
-    masked = {}
-    for level in PROTECTION_LEVELS:
-        probe = visible_address(Address("bosted", "vegadresse", street="x", kommune="0000", protection=level),
-                                profile)
-        if probe.masked:
-            masked[level] = MaskedLevel(probe.placeholder or "", probe.kommune is not None)
+    masked = {level: MaskedLevel(placeholder, keeps) for level, (placeholder, keeps) in masked_levels(profile).items()}
     elements = frozenset(e for e in ELEMENTS if profile.allows(e))
     return Release(elements, masked)
 

@@ -26,13 +26,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection
 
-from adapters.hl7 import ParameterError, domain_of, pid_segment, query_parameters, segment
-from server.access import apply_profile
+from adapters.hl7 import ParameterError, domain_of, query_parameters, segment
 from server.hl7.ack import Reply, Request, qak_segment, qak_status
 from server.hl7.handlers import Context, error_reply, field, query_parameters_of, sqlite_driver
-from store.document import from_stored_current
+from server.hl7.pid import pid_from_current, pid_release
 from store.errors import InvalidInput, NotFound, PregbridgeError
-from store.model import Person
 from store.repository import PersonRepository
 from store.search import search
 
@@ -120,22 +118,24 @@ def _reply() -> Reply:
     return Reply("RSP", "K22", "RSP_K21")
 
 
-def _load(conn: Connection, person_ids: list[int]) -> dict[int, Person]:
-    """The persons of a page for PID segments: their current values only (:func:`from_stored_current`, half
-    the decoding; a PID shows nothing else), read on SQLite straight through pysqlite (:func:`sqlite_driver`;
-    a third of the cost of SQLAlchemy's execution)."""
+def _load(conn: Connection, person_ids: list[int]) -> dict[int, str]:
+    """The stored current views (store/current.py) of a page's persons, by person id: all a PID shows, read
+    on SQLite straight through pysqlite (:func:`sqlite_driver`; a third of the cost of SQLAlchemy's
+    execution)."""
     ids = list(dict.fromkeys(person_ids))
-    out: dict[int, Person] = {}
+    out: dict[int, str] = {}
     driver = sqlite_driver(conn)
     for k in range(0, len(ids), 500):
         chunk = ids[k : k + 500]
         if driver is not None:
-            rows = driver.execute(f"SELECT id, doc FROM person WHERE id IN ({', '.join('?' * len(chunk))})",
-                                  chunk).fetchall()
+            rows = driver.execute(
+                f"SELECT person_id, current FROM person_current WHERE person_id IN ({', '.join('?' * len(chunk))})",
+                chunk).fetchall()
         else:
-            rows = conn.exec_driver_sql(f"SELECT id, doc FROM person WHERE id IN ({', '.join(['%s'] * len(chunk))})",
-                                        tuple(chunk)).all()
-        out.update((pid, from_stored_current(doc)) for pid, doc in rows)
+            rows = conn.exec_driver_sql(
+                f"SELECT person_id, current FROM person_current WHERE person_id IN ({', '.join(['%s'] * len(chunk))})",
+                tuple(chunk)).all()
+        out.update(rows)
     return out
 
 
@@ -179,19 +179,19 @@ def _find(req: Request, ctx: Context) -> Reply:
     body = []
     if page:
         with ctx.reader.connection() as conn:
-            persons = _load(conn, [pid for pid, _ in page])
+            views = _load(conn, [pid for pid, _ in page])
+        release = pid_release(req.profile)
         n = 0
         for pid, score in page:
-            person = persons.get(pid)
-            if person is None:
+            view = views.get(pid)
+            if view is None:  # deleted since the search
                 continue
-            view = apply_profile(person, req.profile)
             n += 1
-            body.append(pid_segment(view, n, kinds=kinds))
+            pid_text, number = pid_from_current(view, release, n, kinds)
+            body.append(pid_text)
             body.append(segment("QRI", f"{score:g}"))
-            current = view.current_identifier
-            if current:
-                req.returned.append(current.number)
+            if number:
+                req.returned.append(number)
     reply = _reply()
     qpd1 = field(req, "QPD", 1).raw
     found_any = bool(body)

@@ -17,14 +17,10 @@ down_revision = '0005'
 branch_labels = None
 depends_on = None
 
-_BATCH = 2000
-
 
 def upgrade() -> None:
-    import json
-
     from store.brief import brief_of
-    from store.document import from_stored
+    from store.backfill import fill_per_person
 
     op.create_table('person_brief',
     sa.Column('person_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -32,18 +28,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['person_id'], ['person.id'], name=op.f('fk_person_brief_person_id_person'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('person_id', name=op.f('pk_person_brief'))
     )
-    conn = op.get_bind()
-    person = sa.table('person', sa.column('id', sa.Integer), sa.column('doc', sa.Text))
-    brief = sa.table('person_brief', sa.column('person_id', sa.Integer), sa.column('brief', sa.Text))
-    last = 0
-    while True:
-        rows = conn.execute(sa.select(person.c.id, person.c.doc).where(person.c.id > last)
-                            .order_by(person.c.id).limit(_BATCH)).all()
-        if not rows:
-            break
-        conn.execute(sa.insert(brief), [{"person_id": pid, "brief": brief_of(from_stored(json.loads(doc)))}
-                                        for pid, doc in rows])
-        last = rows[-1][0]
+    fill_per_person(op.get_bind(), 'person_brief', 'brief', brief_of)
 
 
 def downgrade() -> None:
