@@ -25,10 +25,13 @@ class Result:
     baseline: str = ""
     target: str = ""
     ok: bool | None = None
+    checks: tuple[tuple[str, bool], ...] = ()  # several targets, each with its own verdict
 
     def line(self) -> str:
         ratio = f"ratio {self.ratio:.2f} vs {self.baseline}" if self.ratio is not None else ""
         verdict = "" if self.ok is None else ("  [meets " if self.ok else "  [MISSES ") + self.target + "]"
+        if self.checks:
+            verdict += "  [" + "; ".join(("meets " if ok else "MISSES ") + t for t, ok in self.checks) + "]"
         return f"{self.variant:<38} n={self.n:<9,} {self.seconds:9.2f} s  {self.figure:<34} {ratio}{verdict}"
 
 
