@@ -48,7 +48,6 @@ __all__ = [
     "escape",
     "hjelpenummer_request",
     "hl7_date",
-    "identifiers_pid_segment",
     "ordered_identifiers",
     "parse_date",
     "pid_segment",
@@ -237,12 +236,6 @@ def pid_segment(p: PersonView, set_id: int = 1, *, kinds: Iterable[str] | None =
         fields[10] = "~".join(_xad(a) for a in p.addresses if a.meta.current)
         fields[28], fields[29] = _death(p)
     return segment("PID", *fields)
-
-
-def identifiers_pid_segment(identifiers: Iterable[Identifier], set_id: int = 1) -> str:
-    """A PID of PID-1 and PID-3 only, the identifiers in the order given: what :func:`pid_segment` gives with
-    ``demographics=False`` for a person with these identifiers (sorted by :func:`sorted_identifiers`)."""
-    return segment("PID", str(set_id), "", "~".join(cx(i) for i in identifiers))
 
 
 # -- QPD-3 parameters ------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from server.access import AccessProfile, masked_levels
 from store.current import ADDRESSES, BIRTH, DEATH, FLOOR, GENDER, IDS, NAME, STATUS, read_current
 from store.model import PROTECTION_LEVELS
 
-__all__ = ["PidRelease", "pid_from_current", "pid_release"]
+__all__ = ["PidRelease", "identifiers_pid", "pid_from_current", "pid_release"]
 
 _RANK = {level: i for i, level in enumerate(PROTECTION_LEVELS)}
 _KIND_ORDER = {"fnr": 0, "dnr": 1, "fh": 2, "hnr": 3}
@@ -114,17 +114,8 @@ def pid_from_current(text: str, release: PidRelease, set_id: int = 1,
     esc = escape if any(d in text for d in _DELIMITERS) else _plain
     fields = [""] * 30
     fields[0] = str(set_id)
-    number: str | None = None
-    if release.identifiers:
-        ids = view[IDS] if release.history else [i for i in view[IDS] if i[3]]
-        in_use = [i for i in ids if i[2] == "iBruk"]
-        if in_use:
-            number = min(in_use, key=lambda i: _KIND_ORDER.get(i[1], 9))[0]
-        if kinds is not None:
-            wanted = set(kinds)
-            ids = [i for i in ids if i[1] in wanted]
-        ids = sorted(ids, key=lambda i: (i[2] != "iBruk", _KIND_ORDER.get(i[1], 9)))
-        fields[2] = "~".join(_cx(i[0], i[1], i[2], i[4], esc) for i in ids)
+    ids, number = _identifiers(view, release, kinds)
+    fields[2] = "~".join(_cx(i[0], i[1], i[2], i[4], esc) for i in ids)
     name = view[NAME]
     if release.name and name:
         given, middle, family = name
@@ -139,6 +130,32 @@ def pid_from_current(text: str, release: PidRelease, set_id: int = 1,
         fields[10] = "~".join(_xad(a, floor_rank, release, esc) for a in view[ADDRESSES])
     fields[28], fields[29] = _death(view, release)
     return "|".join(["PID", *_trim(fields)]), number
+
+
+def _identifiers(view: list[Any], release: PidRelease,
+                 kinds: Iterable[str] | None) -> tuple[list[list[Any]], str | None]:
+    """The identifiers PID-3 shows, in its order (the number in use first, then others in use, then ceased
+    ones: adapters.hl7.sorted_identifiers), and the number in use the person is known by (or None)."""
+    if not release.identifiers:
+        return [], None
+    ids = view[IDS] if release.history else [i for i in view[IDS] if i[3]]
+    in_use = [i for i in ids if i[2] == "iBruk"]
+    number = min(in_use, key=lambda i: _KIND_ORDER.get(i[1], 9))[0] if in_use else None
+    if kinds is not None:
+        wanted = set(kinds)
+        ids = [i for i in ids if i[1] in wanted]
+    return sorted(ids, key=lambda i: (i[2] != "iBruk", _KIND_ORDER.get(i[1], 9))), number
+
+
+def identifiers_pid(text: str, release: PidRelease, kinds: Iterable[str] | None = None) -> tuple[str | None, list[str]]:
+    """PIX's PID of a stored current view: PID-1 ``1`` and PID-3 only (what :func:`pid_from_current` gives
+    without demographics), None when ``release`` shows no identifier in ``kinds``; and the numbers it shows."""
+    view = read_current(text)
+    ids, _ = _identifiers(view, release, kinds)
+    if not ids:
+        return None, []
+    esc = escape if any(d in text for d in _DELIMITERS) else _plain
+    return "PID|1||" + "~".join(_cx(i[0], i[1], i[2], i[4], esc) for i in ids), [i[0] for i in ids]
 
 
 def _death(view: list[Any], release: PidRelease) -> tuple[str, str]:

@@ -1,8 +1,9 @@
-"""PDQ's PIDs come from stored current views (store/current.py, server/hl7/pid.py): the hand-written encoder
-must give exactly what the general path gives, ``pid_segment(apply_profile(person, profile))``, with the
-number the audit records, for every person of a synthetic population with a change feed applied (moves,
-name changes, deaths, replaced numbers, protection) and for hand-made edge cases, under every built-in profile
-and custom ones with and without history, identifiers, status, death and addresses, with PID-3 filters.
+"""PDQ's and PIX's PIDs come from stored current views (store/current.py, server/hl7/pid.py): the hand-written
+encoder must give exactly what the general path gives, ``pid_segment(apply_profile(person, profile))`` (PIX:
+without demographics), with the numbers the audit records, for every person of a synthetic population with
+a change feed applied (moves, name changes, deaths, replaced numbers, protection) and for hand-made edge
+cases, under every built-in profile and custom ones with and without history, identifiers, status, death
+and addresses, with PID-3 filters.
 Every write path stores the view (load, feed, save), on SQLite and PostgreSQL, and migration 0010 builds it
 for persons stored before."""
 
@@ -20,9 +21,9 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, text
 
-from adapters.hl7 import pid_segment
+from adapters.hl7 import pid_segment, sorted_identifiers
 from server.access import BUILTIN_PROFILES, AccessProfile, apply_profile
-from server.hl7.pid import pid_from_current, pid_release
+from server.hl7.pid import identifiers_pid, pid_from_current, pid_release
 from store.current import CurrentVersionError, current_of, read_current
 from store.document import from_document, from_stored
 from store.engine import _MIGRATIONS, make_engine, migrate, read_connection
@@ -49,12 +50,19 @@ def expected(person: Person, profile: AccessProfile, set_id: int, kinds: tuple[s
     return pid_segment(view, set_id, kinds=kinds), current.number if current else None
 
 
+def expected_pix(person: Person, profile: AccessProfile, kinds: tuple[str, ...] | None) -> tuple[str | None, Any]:
+    view = apply_profile(person, profile)
+    shown = [i.number for i in sorted_identifiers(view.identifiers, kinds)]
+    return (pid_segment(view, 1, kinds=kinds, demographics=False) if shown else None), shown
+
+
 def assert_same(person: Person, stored: str) -> None:
     for profile in PROFILES:
         release = pid_release(profile)
         for set_id, kinds in enumerate(KINDS, start=1):
             got = pid_from_current(stored, release, set_id, kinds)
             assert got == expected(person, profile, set_id, kinds), (person.person_key, profile.name, kinds)
+            assert identifiers_pid(stored, release, kinds) == expected_pix(person, profile, kinds)
 
 
 # -- a synthetic population with history, through the real load and feed ------------------------------
@@ -102,6 +110,7 @@ def test_pid_from_the_view_is_the_pid_of_the_person(population: list[tuple[str, 
         person = from_stored(json.loads(doc))
         for kinds in KINDS:
             assert pid_from_current(stored, release, 3, kinds) == expected(person, profile, 3, kinds)
+            assert identifiers_pid(stored, release, kinds) == expected_pix(person, profile, kinds)
 
 
 # -- edge cases ----------------------------------------------------------------------------------------

@@ -18,59 +18,46 @@ Deviation from ITI-9, on purpose: the number asked for is listed too, so a broke
 | assigning authority of QPD-3 unknown | AE | AE | ``QPD^1^3^1^4`` 204 |
 | domain in QPD-4 unknown | AE | AE | ``QPD^1^4^n^4`` 204 |
 
-PID-3 needs only the identifiers, so the person document is not read: :func:`identifiers_of` takes them
-from ``person_identifier`` (one indexed query), the profile's masking is
-:func:`server.access.visible_identifiers` (what :func:`~server.access.apply_profile` keeps) and the order
-and encoding are adapters/hl7.py's, so the answer is the one the whole document gives
+PID-3 needs only the identifiers, so the person document is not read: :func:`view_of` finds the person's
+stored current view (store/current.py: every identifier with kind, status, current flag and end date) by
+the number (one indexed join: ``person_identifier`` → ``person_current``), and
+:func:`server.hl7.pid.identifiers_pid` masks and encodes PID-3 under the profile's release, so the answer is
+the one the whole document gives through ``apply_profile`` and ``pid_segment``
 (tests/integration/test_hl7_pix_identifiers.py). Should one number belong to two persons, the first
 ``person_identifier`` row that has it decides, as in ``PersonRepository.find``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-from typing import Any
-
 from sqlalchemy import Connection, text
 
-from adapters.hl7 import domain_of, identifiers_pid_segment, sorted_identifiers
-from server.access import visible_identifiers
+from adapters.hl7 import domain_of
 from server.hl7.ack import Reply, Request, qak_segment, qak_status
 from server.hl7.handlers import Context, error_reply, field, sqlite_driver
 from server.hl7.handlers.pdq import _DomainError, domains_wanted
+from server.hl7.pid import identifiers_pid, pid_release
 from store.engine import driver_sql
 from store.errors import NotFound, PregbridgeError
-from store.model import Identifier, Meta
 
-__all__ = ["corresponding_identifiers", "identifiers_of"]
+__all__ = ["corresponding_identifiers", "view_of"]
 
-# Every identifier of the person who has (or had) ``number``, in the person's own order: one indexed query
-# over person_identifier, which the repository writes from the person's identifiers (store/repository.py
-# person_rows) and which holds what PID-3 needs (number, kind, status, current, end date). Reading and
-# decoding the whole person document for this cost more than the rest of the answer (docs/hl7.md).
-_IDENTIFIERS = text(
-    "SELECT o.number, o.kind, o.status, o.is_current, o.valid_to FROM person_identifier o"
-    " WHERE o.person_id = (SELECT i.person_id FROM person_identifier i WHERE i.number = :number LIMIT 1)"
-    " ORDER BY o.id")
+# The current view of the person who has (or had) ``number``: a covering index seek and a primary-key read.
+# Building Identifier objects from person_identifier rows, masking and encoding them cost more than the
+# rest of the answer; the view holds what PID-3 needs (docs/hl7.md "Performance").
+_VIEW = text(
+    "SELECT c.current FROM person_current c"
+    " WHERE c.person_id = (SELECT i.person_id FROM person_identifier i WHERE i.number = :number LIMIT 1)")
 
 
-def identifiers_of(conn: Connection, number: str) -> tuple[Identifier, ...] | None:
-    """Every identifier of the person known by ``number`` (ceased numbers included), or None if unknown."""
-    sql, positional = driver_sql(_IDENTIFIERS, conn.dialect)
+def view_of(conn: Connection, number: str) -> str | None:
+    """The stored current view of the person known by ``number`` (ceased numbers included), or None."""
+    sql, positional = driver_sql(_VIEW, conn.dialect)
     driver = sqlite_driver(conn)
     if driver is not None:  # a quarter of the cost of exec_driver_sql
-        rows = driver.execute(sql, (number,)).fetchall()
+        row = driver.execute(sql, (number,)).fetchone()
     else:
-        rows = conn.exec_driver_sql(sql, (number,) if positional else {"number": number}).fetchall()
-    if not rows:
-        return None
-    return tuple(Identifier(n, kind, status, Meta(bool(current), valid_to=_date(valid_to)))
-                 for n, kind, status, current, valid_to in rows)
-
-
-def _date(value: Any) -> dt.date | None:
-    # driver-level rows: SQLite gives the ISO text SQLAlchemy stored, PostgreSQL a date
-    return dt.date.fromisoformat(value) if isinstance(value, str) else value
+        row = conn.exec_driver_sql(sql, (number,) if positional else {"number": number}).first()
+    return None if row is None else str(row[0])
 
 
 def _reply() -> Reply:
@@ -91,19 +78,19 @@ def corresponding_identifiers(req: Request, ctx: Context) -> Reply:
             raise NotFound("no identifier in QPD-3")
         req.asked.append(number)
         with ctx.reader.connection() as conn:
-            found = identifiers_of(conn, number)
+            found = view_of(conn, number)
         if found is None:
             return error_reply(req, _reply(), NotFound("identifier not known"), location="QPD^1^3^1^1")
     except _DomainError as exc:
         return error_reply(req, _reply(), exc, location=exc.location)
     except PregbridgeError as exc:
         return error_reply(req, _reply(), exc, location="QPD^1^3^1^1")
-    ids = sorted_identifiers(visible_identifiers(found, req.profile), kinds)
+    pid, numbers = identifiers_pid(found, pid_release(req.profile), kinds)
     tag = field(req, "QPD", 2).comp()
     reply = _reply()
-    reply.body = [qak_segment(tag, qak_status("AA", bool(ids)), field(req, "QPD", 1).raw),
+    reply.body = [qak_segment(tag, qak_status("AA", pid is not None), field(req, "QPD", 1).raw),
                   req.raw_segment("QPD")]
-    if ids:
-        reply.body.append(identifiers_pid_segment(ids))
-        req.returned.extend(i.number for i in ids)
+    if pid is not None:
+        reply.body.append(pid)
+        req.returned.extend(numbers)
     return reply
