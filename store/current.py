@@ -31,15 +31,18 @@ empty only when neither is released). A view whose version is not :data:`VERSION
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
+from sqlalchemy import Connection
 
+from store.engine import fetch_all
 from store.model import Person
 
 __all__ = [
     "ADDRESSES", "BIRTH", "DEATH", "FLOOR", "GENDER", "IDS", "NAME", "STATUS", "VERSION",
-    "CurrentVersionError", "current_of", "read_current",
+    "CurrentVersionError", "current_of", "read_current", "view_by_number", "views",
 ]
 
 VERSION = "c1"
@@ -87,3 +90,32 @@ def read_current(text: str | bytes) -> list[Any]:
         got = view[0] if isinstance(view, list) and view else None
         raise CurrentVersionError(f"person current view layout {got!r} is not {VERSION!r}: run `pregbridge init`")
     return view
+
+
+# -- reading views (hot paths: driver-level SQL on the connection's own cursor, store.engine.fetch_all) ----
+
+
+def _mark(conn: Connection) -> str:
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+
+def views(conn: Connection, person_ids: Sequence[int]) -> dict[int, str]:
+    """The stored views of these persons, by person id (ids without a person are left out)."""
+    ids = list(dict.fromkeys(person_ids))
+    out: dict[int, str] = {}
+    mark = _mark(conn)
+    for k in range(0, len(ids), 500):
+        chunk = ids[k : k + 500]
+        sql = f"SELECT person_id, current FROM person_current WHERE person_id IN ({', '.join([mark] * len(chunk))})"
+        out.update(fetch_all(conn, sql, chunk))
+    return out
+
+
+def view_by_number(conn: Connection, number: str) -> str | None:
+    """The stored view of the person who has or had ``number`` (ceased numbers included), or None. Should one
+    number belong to two persons, the first ``person_identifier`` row that has it decides, as in
+    ``PersonRepository.find``."""
+    mark = _mark(conn)
+    rows = fetch_all(conn, "SELECT c.current FROM person_current c WHERE c.person_id = (SELECT i.person_id FROM"
+                           f" person_identifier i WHERE i.number = {mark} LIMIT 1)", (number,))
+    return str(rows[0][0]) if rows else None

@@ -11,8 +11,8 @@ from sqlalchemy import Engine
 
 from adapters.hl7 import pid_segment, sorted_identifiers
 from server.access import BUILTIN_PROFILES, AccessProfile, apply_profile
-from server.hl7.handlers.pix import view_of
 from server.hl7.pid import identifiers_pid, pid_release
+from store.current import view_by_number
 from store.document import from_document
 from store.repository import PersonRepository
 from tests.factories import meta, number, person_doc
@@ -54,10 +54,10 @@ def test_pix_identifiers_equal_those_of_the_document(engine: Engine, stored: lis
     numbers = [str(i["number"]) for doc in stored for i in doc["identifiers"]]  # type: ignore[attr-defined]
     with engine.connect() as conn:
         repo = PersonRepository(conn)
-        assert view_of(conn, "00000000000") is None
+        assert view_by_number(conn, "00000000000") is None
         for n in numbers:
             found = repo.find(n)
-            fast = view_of(conn, n)
+            fast = view_by_number(conn, n)
             assert found is not None and fast is not None
             for profile in PROFILES:
                 view = apply_profile(found.person, profile)

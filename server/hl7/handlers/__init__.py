@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from server.hl7.ack import Hl7Error, Reply, Request, qak_segment
 from server.hl7.reader import Message, Segment
@@ -24,7 +24,7 @@ from server.hl7.settings import MllpSettings
 from store.engine import Reader
 from store.errors import PregbridgeError
 
-__all__ = ["Context", "Field", "error_reply", "field", "query_parameters_of", "sqlite_driver"]
+__all__ = ["Context", "Field", "error_reply", "field", "query_parameters_of"]
 
 
 @dataclass
@@ -65,13 +65,6 @@ class Field:
 
     def subs(self, component: str) -> list[str]:
         return [self.unescape(s) for s in component.split(self._sub)]
-
-
-def sqlite_driver(conn: Connection) -> Any | None:
-    """The pysqlite connection under ``conn`` on a SQLite store, else None. The hot queries go to it straight:
-    SQLAlchemy's statement handling costs several times a keyed SQLite read. The store opens pysqlite with
-    ``isolation_level=None`` (store/engine.py), so a SELECT on it begins no transaction for the Reader to end."""
-    return conn.connection.driver_connection if conn.dialect.name == "sqlite" else None
 
 
 def field(req: Request, segment: str, index: int) -> Field:

@@ -24,12 +24,11 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from sqlalchemy import Connection
-
 from adapters.hl7 import ParameterError, domain_of, query_parameters, segment
 from server.hl7.ack import Reply, Request, qak_segment, qak_status
-from server.hl7.handlers import Context, error_reply, field, query_parameters_of, sqlite_driver
+from server.hl7.handlers import Context, error_reply, field, query_parameters_of
 from server.hl7.pid import pid_from_current, pid_release
+from store.current import views
 from store.errors import InvalidInput, NotFound, PregbridgeError
 from store.repository import PersonRepository
 from store.search import search
@@ -118,27 +117,6 @@ def _reply() -> Reply:
     return Reply("RSP", "K22", "RSP_K21")
 
 
-def _load(conn: Connection, person_ids: list[int]) -> dict[int, str]:
-    """The stored current views (store/current.py) of a page's persons, by person id: all a PID shows, read
-    on SQLite straight through pysqlite (:func:`sqlite_driver`; a third of the cost of SQLAlchemy's
-    execution)."""
-    ids = list(dict.fromkeys(person_ids))
-    out: dict[int, str] = {}
-    driver = sqlite_driver(conn)
-    for k in range(0, len(ids), 500):
-        chunk = ids[k : k + 500]
-        if driver is not None:
-            rows = driver.execute(
-                f"SELECT person_id, current FROM person_current WHERE person_id IN ({', '.join('?' * len(chunk))})",
-                chunk).fetchall()
-        else:
-            rows = conn.exec_driver_sql(
-                f"SELECT person_id, current FROM person_current WHERE person_id IN ({', '.join(['%s'] * len(chunk))})",
-                tuple(chunk)).all()
-        out.update(rows)
-    return out
-
-
 def find_candidates(req: Request, ctx: Context) -> Reply:
     try:
         return _find(req, ctx)
@@ -179,11 +157,11 @@ def _find(req: Request, ctx: Context) -> Reply:
     body = []
     if page:
         with ctx.reader.connection() as conn:
-            views = _load(conn, [pid for pid, _ in page])
+            stored = views(conn, [pid for pid, _ in page])
         release = pid_release(req.profile)
         n = 0
         for pid, score in page:
-            view = views.get(pid)
+            view = stored.get(pid)
             if view is None:  # deleted since the search
                 continue
             n += 1

@@ -18,47 +18,25 @@ Deviation from ITI-9, on purpose: the number asked for is listed too, so a broke
 | assigning authority of QPD-3 unknown | AE | AE | ``QPD^1^3^1^4`` 204 |
 | domain in QPD-4 unknown | AE | AE | ``QPD^1^4^n^4`` 204 |
 
-PID-3 needs only the identifiers, so the person document is not read: :func:`view_of` finds the person's
-stored current view (store/current.py: every identifier with kind, status, current flag and end date) by
-the number (one indexed join: ``person_identifier`` → ``person_current``), and
+PID-3 needs only the identifiers, so the person document is not read: :func:`store.current.view_by_number`
+finds the person's stored current view (every identifier with kind, status, current flag and end date) by the
+number (one indexed join: ``person_identifier`` → ``person_current``), and
 :func:`server.hl7.pid.identifiers_pid` masks and encodes PID-3 under the profile's release, so the answer is
 the one the whole document gives through ``apply_profile`` and ``pid_segment``
-(tests/integration/test_hl7_pix_identifiers.py). Should one number belong to two persons, the first
-``person_identifier`` row that has it decides, as in ``PersonRepository.find``.
+(tests/integration/test_hl7_pix_identifiers.py).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Connection, text
-
 from adapters.hl7 import domain_of
 from server.hl7.ack import Reply, Request, qak_segment, qak_status
-from server.hl7.handlers import Context, error_reply, field, sqlite_driver
+from server.hl7.handlers import Context, error_reply, field
 from server.hl7.handlers.pdq import _DomainError, domains_wanted
 from server.hl7.pid import identifiers_pid, pid_release
-from store.engine import driver_sql
+from store.current import view_by_number
 from store.errors import NotFound, PregbridgeError
 
-__all__ = ["corresponding_identifiers", "view_of"]
-
-# The current view of the person who has (or had) ``number``: a covering index seek and a primary-key read.
-# Building Identifier objects from person_identifier rows, masking and encoding them cost more than the
-# rest of the answer; the view holds what PID-3 needs (docs/hl7.md "Performance").
-_VIEW = text(
-    "SELECT c.current FROM person_current c"
-    " WHERE c.person_id = (SELECT i.person_id FROM person_identifier i WHERE i.number = :number LIMIT 1)")
-
-
-def view_of(conn: Connection, number: str) -> str | None:
-    """The stored current view of the person known by ``number`` (ceased numbers included), or None."""
-    sql, positional = driver_sql(_VIEW, conn.dialect)
-    driver = sqlite_driver(conn)
-    if driver is not None:  # a quarter of the cost of exec_driver_sql
-        row = driver.execute(sql, (number,)).fetchone()
-    else:
-        row = conn.exec_driver_sql(sql, (number,) if positional else {"number": number}).first()
-    return None if row is None else str(row[0])
-
+__all__ = ["corresponding_identifiers"]
 
 def _reply() -> Reply:
     return Reply("RSP", "K23", "RSP_K23")
@@ -78,7 +56,7 @@ def corresponding_identifiers(req: Request, ctx: Context) -> Reply:
             raise NotFound("no identifier in QPD-3")
         req.asked.append(number)
         with ctx.reader.connection() as conn:
-            found = view_of(conn, number)
+            found = view_by_number(conn, number)
         if found is None:
             return error_reply(req, _reply(), NotFound("identifier not known"), location="QPD^1^3^1^1")
     except _DomainError as exc:
