@@ -34,16 +34,19 @@ from typing import Any
 from adapters.views import PersonView
 from store.errors import InvalidInput
 from store.hjelpenummer import HjelpenummerRequest
-from store.model import Identifier, IdentifierStatus
+from store.model import IDENTIFIER_KIND_ORDER, Identifier, IdentifierStatus
 from store.search import SearchCriteria
 
 __all__ = [
+    "ADDRESS_TYPE_CODES",
     "DOMAINS",
+    "GENDER_CODES",
     "Domain",
     "ParameterError",
     "PersonView",
     "QueryParameters",
     "cx",
+    "cx_text",
     "domain_of",
     "escape",
     "hjelpenummer_request",
@@ -76,9 +79,9 @@ DOMAINS: dict[str, Domain] = {d.kind: d for d in (
     Domain("fh", "FHN", "2.16.578.1.12.4.1.4.3", "NI"),
     Domain("hnr", "HNR", None, "PI"),
 )}
-_GENDER_OUT = {"kvinne": "F", "mann": "M"}
+GENDER_CODES = {"kvinne": "F", "mann": "M"}  # administrative sex (table 0001); other values U
 _GENDER_IN = {"F": "kvinne", "M": "mann"}
-_ADDRESS_TYPE = {"bosted": "H", "deltBosted": "H", "post": "M", "postUtland": "M", "opphold": "C"}
+ADDRESS_TYPE_CODES = {"bosted": "H", "deltBosted": "H", "post": "M", "postUtland": "M", "opphold": "C"}
 _ESCAPES = str.maketrans({"\\": "\\E\\", "|": "\\F\\", "^": "\\S\\", "&": "\\T\\", "~": "\\R\\",
                           "\r": "\\X0D\\", "\n": "\\X0A\\"})
 
@@ -148,20 +151,22 @@ def domain_of(authority: str) -> Domain | None:
 
 def cx(i: Identifier) -> str:
     """An identifier as CX: ``number^^^FNR&2.16.578.1.12.4.1.4.1&ISO^NNNOR`` (+ CX-8 when ceased)."""
-    d = DOMAINS.get(i.kind)
     expires = hl7_date(i.meta.valid_to) if i.status == IdentifierStatus.CEASED else ""
-    return _join("^", [escape(i.number), "", "", d.authority if d else "", d.type_code if d else "", "", "",
-                       expires])
+    return cx_text(escape(i.number), i.kind, expires)
 
 
-_KIND_ORDER = {"fnr": 0, "dnr": 1, "fh": 2, "hnr": 3}
+def cx_text(number: str, kind: str, expires: str) -> str:
+    """CX of an already escaped ``number`` of ``kind``: assigning authority and type code from
+    :data:`DOMAINS`, ``expires`` (YYYYMMDD, or empty) in CX-8."""
+    d = DOMAINS.get(kind)
+    return _join("^", [number, "", "", d.authority if d else "", d.type_code if d else "", "", "", expires])
 
 
 def sorted_identifiers(identifiers: Iterable[Identifier], kinds: Iterable[str] | None = None) -> list[Identifier]:
     """The current number first, then other numbers in use, then ceased ones; only ``kinds`` if given."""
     wanted = set(kinds) if kinds is not None else None
     ids = [i for i in identifiers if wanted is None or i.kind in wanted]
-    return sorted(ids, key=lambda i: (i.status != IdentifierStatus.IN_USE, _KIND_ORDER.get(i.kind, 9)))
+    return sorted(ids, key=lambda i: (i.status != IdentifierStatus.IN_USE, IDENTIFIER_KIND_ORDER.get(i.kind, 9)))
 
 
 def ordered_identifiers(p: PersonView, kinds: Iterable[str] | None = None) -> list[Identifier]:
@@ -203,7 +208,7 @@ def _street(a: Any) -> str:
 
 
 def _xad(a: Any) -> str:
-    kind = _ADDRESS_TYPE.get(a.type, "")
+    kind = ADDRESS_TYPE_CODES.get(a.type, "")
     if getattr(a, "masked", False):
         return _join("^", [escape(a.placeholder), "", "", "", "", "", kind, "", escape(a.kommune)])
     other = f"c/o {a.co}" if a.co else ", ".join(a.lines[1:]) if a.street is None else ""
@@ -232,7 +237,7 @@ def pid_segment(p: PersonView, set_id: int = 1, *, kinds: Iterable[str] | None =
         fields[4] = _xpn(p)
         fields[6] = _birth(p)
         g = _current(p.gender)
-        fields[7] = _GENDER_OUT.get(g.value, "U") if g else ""
+        fields[7] = GENDER_CODES.get(g.value, "U") if g else ""
         fields[10] = "~".join(_xad(a) for a in p.addresses if a.meta.current)
         fields[28], fields[29] = _death(p)
     return segment("PID", *fields)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from filematch.records import InputRecord
+from store.model import IDENTIFIER_KIND_ORDER
 
 __all__ = ["current", "noisy_records", "numbered_records", "persons", "truth_of"]
 
@@ -40,8 +41,7 @@ def current(items: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def _number(doc: dict[str, Any]) -> str | None:
     in_use = [i for i in doc["identifiers"] if i["status"] == "iBruk"]
-    order = {"fnr": 0, "dnr": 1, "fh": 2, "hnr": 3}
-    return min(in_use, key=lambda i: order.get(i["kind"], 9))["number"] if in_use else None
+    return min(in_use, key=lambda i: IDENTIFIER_KIND_ORDER.get(i["kind"], 9))["number"] if in_use else None
 
 
 def _base(doc: dict[str, Any], seq: int, ref: str) -> InputRecord | None:

@@ -16,6 +16,7 @@ __all__ = [
     "ADDRESS_FORMS",
     "ADDRESS_TYPES",
     "GENDERS",
+    "IDENTIFIER_KIND_ORDER",
     "MARITAL_STATUSES",
     "PERSON_STATUSES",
     "PROTECTION_LEVELS",
@@ -36,6 +37,11 @@ __all__ = [
     "Value",
     "current",
 ]
+
+
+#: Which number in use a person is known by: a fødselsnummer before a D-nummer before a felles hjelpenummer
+#: before an H-nummer (other kinds last).
+IDENTIFIER_KIND_ORDER: dict[str, int] = {"fnr": 0, "dnr": 1, "fh": 2, "hnr": 3}
 
 
 class IdentifierStatus(StrEnum):
@@ -216,8 +222,7 @@ class CurrentValues(Generic[A]):
     def current_identifier(self) -> Identifier | None:
         """The number in use: a fødselsnummer before a D-nummer before a felles hjelpenummer."""
         in_use = [i for i in self.identifiers if i.status == IdentifierStatus.IN_USE]
-        order = {"fnr": 0, "dnr": 1, "fh": 2, "hnr": 3}
-        return min(in_use, key=lambda i: order.get(i.kind, 9), default=None)
+        return min(in_use, key=lambda i: IDENTIFIER_KIND_ORDER.get(i.kind, 9), default=None)
 
     @property
     def name(self) -> Name | None:

@@ -24,19 +24,14 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from adapters.hl7 import DOMAINS, escape
+from adapters.hl7 import ADDRESS_TYPE_CODES, GENDER_CODES, cx_text, escape
 from server.access import AccessProfile, masked_levels
 from store.current import ADDRESSES, BIRTH, DEATH, FLOOR, GENDER, IDS, NAME, STATUS, read_current
-from store.model import PROTECTION_LEVELS
+from store.model import IDENTIFIER_KIND_ORDER, PROTECTION_LEVELS
 
 __all__ = ["PidRelease", "identifiers_pid", "pid_from_current", "pid_release"]
 
 _RANK = {level: i for i, level in enumerate(PROTECTION_LEVELS)}
-_KIND_ORDER = {"fnr": 0, "dnr": 1, "fh": 2, "hnr": 3}
-_GENDER = {"kvinne": "F", "mann": "M"}
-_ADDRESS_TYPE = {"bosted": "H", "deltBosted": "H", "post": "M", "postUtland": "M", "opphold": "C"}
-# CX-4^CX-5 of each kind ("" for a kind without a domain)
-_AUTHORITY = {kind: f"{d.authority}^{d.type_code}" for kind, d in DOMAINS.items()}
 _DELIMITERS = ("\\", "|", "^", "&", "~")  # in JSON text CR and LF appear as \r \n: the backslash covers them
 
 
@@ -76,16 +71,13 @@ def _date(iso: str | None) -> str:
 
 
 def _cx(number: str, kind: str, status: str, valid_to: str | None, esc: Any) -> str:
-    expires = _date(valid_to) if status == "opphoert" else ""
-    auth = _AUTHORITY.get(kind, "^")
-    return f"{esc(number)}^^^{auth}^^^{expires}" if expires else (
-        f"{esc(number)}^^^{auth}" if auth != "^" else esc(number))
+    return cx_text(esc(number), kind, _date(valid_to) if status == "opphoert" else "")
 
 
 def _xad(a: list[Any], floor_rank: int, release: PidRelease, esc: Any) -> str:
     (type_, street, house_number, house_letter, lines, co, poststed, postnummer, country, bydel, kommune,
      protection) = a
-    kind = _ADDRESS_TYPE.get(type_, "")
+    kind = ADDRESS_TYPE_CODES.get(type_, "")
     level = protection if _RANK[protection] >= floor_rank else PROTECTION_LEVELS[floor_rank]
     masked = release.masked.get(level)
     if masked is not None:
@@ -124,7 +116,7 @@ def pid_from_current(text: str, release: PidRelease, set_id: int = 1,
     if release.birth and birth:
         fields[6] = _date(birth[0]) if birth[0] else (str(birth[1]) if birth[1] else "")
     if release.gender and view[GENDER] is not None:
-        fields[7] = _GENDER.get(view[GENDER], "U")
+        fields[7] = GENDER_CODES.get(view[GENDER], "U")
     if release.addresses and view[ADDRESSES]:
         floor_rank = _RANK[view[FLOOR]]
         fields[10] = "~".join(_xad(a, floor_rank, release, esc) for a in view[ADDRESSES])
@@ -140,11 +132,11 @@ def _identifiers(view: list[Any], release: PidRelease,
         return [], None
     ids = view[IDS] if release.history else [i for i in view[IDS] if i[3]]
     in_use = [i for i in ids if i[2] == "iBruk"]
-    number = min(in_use, key=lambda i: _KIND_ORDER.get(i[1], 9))[0] if in_use else None
+    number = min(in_use, key=lambda i: IDENTIFIER_KIND_ORDER.get(i[1], 9))[0] if in_use else None
     if kinds is not None:
         wanted = set(kinds)
         ids = [i for i in ids if i[1] in wanted]
-    return sorted(ids, key=lambda i: (i[2] != "iBruk", _KIND_ORDER.get(i[1], 9))), number
+    return sorted(ids, key=lambda i: (i[2] != "iBruk", IDENTIFIER_KIND_ORDER.get(i[1], 9))), number
 
 
 def identifiers_pid(text: str, release: PidRelease, kinds: Iterable[str] | None = None) -> tuple[str | None, list[str]]:
