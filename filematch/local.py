@@ -26,8 +26,7 @@ from typing import Any, BinaryIO
 
 from sqlalchemy import Connection, Engine
 
-from filematch.formats import Format, TextOptions
-from filematch.formats.csv_format import CsvFormat
+from filematch.formats import Format, SplitFormat, TextOptions
 from filematch.pipeline import UNMASKED, ChunkResult, Release, wash
 from filematch.records import InputRecord
 from filematch.report import Report
@@ -71,9 +70,9 @@ _Unit = tuple[Any, ...]
 
 
 def _units(fmt: Format, src: Path, options: TextOptions, chunk_size: int) -> Iterator[_Unit]:
-    if isinstance(fmt, CsvFormat):
-        for layout, block in fmt.blocks(src, options, chunk_size):
-            yield ("block", layout, block)
+    if isinstance(fmt, SplitFormat):
+        for block in fmt.blocks(src, options, chunk_size):
+            yield ("block", block)
     else:
         for chunk in chunked(fmt.read(src, options), chunk_size):
             yield ("records", [r.to_list() for r in chunk])  # plain lists pickle faster than dataclasses
@@ -81,8 +80,8 @@ def _units(fmt: Format, src: Path, options: TextOptions, chunk_size: int) -> Ite
 
 def _records_of(fmt: Format, unit: _Unit) -> list[InputRecord]:
     if unit[0] == "block":
-        assert isinstance(fmt, CsvFormat)
-        return fmt.parse_block(unit[1], unit[2])
+        assert isinstance(fmt, SplitFormat)
+        return fmt.parse_block(unit[1])
     return [InputRecord.from_list(r) for r in unit[1]]
 
 

@@ -3,14 +3,15 @@
 A format has ``name``, ``media_type``, ``suffix`` and four methods: ``detect(path, encoding)`` (encoding,
 BOM and line ending, or FileFormatError), ``read(path, options)`` (a stream of records),
 ``header/encode/footer(…, options)`` (the answer's bytes: encoded per chunk, so that a job can store each
-chunk's answer and the download is header + chunks + footer).
+chunk's answer and the download is header + chunks + footer). A format that can also split its file into
+blocks of raw text cheaply (:class:`SplitFormat`: CSV) lets a local wash parse in its worker processes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from filematch.formats.csv_format import CsvFormat
 from filematch.formats.fixedwidth import FixedWidthFormat
@@ -18,7 +19,7 @@ from filematch.formats.text import TextOptions
 from filematch.formats.xml_format import XmlFormat
 from filematch.records import InputRecord, Result
 
-__all__ = ["FORMATS", "Format", "TextOptions", "format_named"]
+__all__ = ["FORMATS", "Format", "SplitFormat", "TextOptions", "format_named"]
 
 
 class Format(Protocol):
@@ -35,6 +36,17 @@ class Format(Protocol):
     def encode(self, results: Sequence[Result], options: TextOptions) -> bytes: ...
 
     def footer(self, options: TextOptions) -> bytes: ...
+
+
+@runtime_checkable
+class SplitFormat(Format, Protocol):
+    """A format whose file the reading process splits into blocks of raw text (cheap) that are parsed where
+    each is washed (dear): ``blocks`` yields picklable blocks of about ``lines`` lines, ``parse_block`` gives
+    a block's records exactly as :meth:`Format.read` gives them."""
+
+    def blocks(self, path: Path, options: TextOptions, lines: int) -> Iterator[Any]: ...
+
+    def parse_block(self, block: Any) -> list[InputRecord]: ...
 
 
 FORMATS: dict[str, Format] = {f.name: f for f in (CsvFormat(), FixedWidthFormat(), XmlFormat())}

@@ -42,6 +42,7 @@ class Layout:
 
 @dataclass(frozen=True, slots=True)
 class CsvBlock:
+    layout: Layout  # the file's header, as every block is parsed by it
     first_line: int  # line number (1-based) of the line before the block's first: the block's offset
     lines: int
     text: str
@@ -126,7 +127,7 @@ class CsvFormat:
             layout = _layout(reader)
             yield from _records(reader, layout, 0, 0)
 
-    def blocks(self, path: Path, options: TextOptions, lines: int) -> Iterator[tuple[Layout, CsvBlock]]:
+    def blocks(self, path: Path, options: TextOptions, lines: int) -> Iterator[CsvBlock]:
         """The file after its header as blocks of about ``lines`` lines of text, for :meth:`parse_block`
         in another process (the reading process then only splits lines). A block never ends inside a
         quoted field (:func:`_ends_quoted`), so each block parses as the whole file does."""
@@ -147,13 +148,13 @@ class CsvFormat:
                         break
                     chunk.append(more)
                     quoted = _ends_quoted(more, quoted)
-                yield layout, CsvBlock(line_no, len(chunk), "".join(chunk))
+                yield CsvBlock(layout, line_no, len(chunk), "".join(chunk))
                 line_no += len(chunk)
 
-    def parse_block(self, layout: Layout, block: CsvBlock) -> list[InputRecord]:
+    def parse_block(self, block: CsvBlock) -> list[InputRecord]:
         """The records of one block of :meth:`blocks`; ``seq`` is each record's line number in the file."""
         reader = csv.reader(io.StringIO(block.text, newline=""), delimiter=";", quotechar='"', strict=False)
-        return list(_records(reader, layout, block.first_line, block.first_line, by_line=True))
+        return list(_records(reader, block.layout, block.first_line, block.first_line, by_line=True))
 
     def header(self, options: TextOptions) -> bytes:
         text = ";".join(RESULT_FIELDS) + options.newline

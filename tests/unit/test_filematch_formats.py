@@ -123,7 +123,7 @@ def test_csv_blocks_read_what_the_whole_file_reads_at_every_block_size(tmp_path:
 
     for lines in range(1, 12):
         blocks = list(csv_format.blocks(src, options, lines))  # type: ignore[attr-defined]
-        parsed = [r for layout, block in blocks for r in csv_format.parse_block(layout, block)]  # type: ignore[attr-defined]
+        parsed = [r for block in blocks for r in csv_format.parse_block(block)]  # type: ignore[attr-defined]
         assert strip_seq(parsed) == strip_seq(whole), lines
         assert [r.seq for r in parsed] == [4, 6, 7, 10, 11], lines  # the line each record ends on
 
@@ -146,9 +146,9 @@ def test_csv_blocks_take_a_quote_inside_an_unquoted_field_as_a_character(tmp_pat
     assert whole[0].family == 'O"Neil' and whole[2].family == 'multi\nline "quoted"' and whole[3].given == "ab"
     for lines in range(1, 12):
         blocks = list(csv_format.blocks(src, options, lines))  # type: ignore[attr-defined]
-        parsed = [r for layout, block in blocks for r in csv_format.parse_block(layout, block)]  # type: ignore[attr-defined]
+        parsed = [r for block in blocks for r in csv_format.parse_block(block)]  # type: ignore[attr-defined]
         assert [tuple(r.to_list()[1:]) for r in parsed] == [tuple(r.to_list()[1:]) for r in whole], lines
-        assert max(block.lines for _, block in blocks) <= lines + 1, lines  # blocks stay about `lines` long
+        assert max(block.lines for block in blocks) <= lines + 1, lines  # blocks stay about `lines` long
 
 
 def test_csv_answers_are_written_as_the_csv_module_writes_them() -> None:
