@@ -19,11 +19,12 @@ import orjson
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, insert, text
 
 from adapters.hl7 import pid_segment, sorted_identifiers
 from server.access import BUILTIN_PROFILES, AccessProfile, apply_profile
 from server.hl7.pid import identifiers_pid, pid_from_current, pid_release
+from store import schema as s
 from store.current import CurrentVersionError, current_of, read_current
 from store.document import from_document, from_stored
 from store.engine import _MIGRATIONS, make_engine, migrate, read_connection
@@ -166,6 +167,12 @@ def _edge_persons() -> list[dict[str, Any]]:
     d["status"] = []
     d["death"] = [{"date": "2023-01-02", **meta()}]
     docs.append(d)
+    # a year below 1000 keeps four digits in a DT (strftime's %Y would give three)
+    d = person_doc("e6b", identifiers=[
+        {"number": number("fh"), "kind": "fh", "status": "opphoert", **meta(False, "0990-01-01", "0999-12-31")},
+        {"number": number("fnr"), "kind": "fnr", "status": "iBruk", **meta()}])
+    d["death"] = [{"date": "0999-01-02", **meta()}]
+    docs.append(d)
     d = person_doc("e7", status="doed")
     docs.append(d)
     # only history: a non-current status and death, a moved-away address, a former name
@@ -244,8 +251,8 @@ def test_migration_builds_the_views_of_the_persons_stored_before(tmp_path: Path)
         with engine.begin() as conn:  # what revision 0009 stored: no person_current table
             for n, doc in enumerate(docs, start=1):
                 person = from_document(doc)
-                conn.execute(text("INSERT INTO person (id, person_key, doc, updated_at) VALUES (:i, :k, :d, :u)"),
-                             {"i": n, "k": person.person_key, "d": json.dumps(doc), "u": dt.datetime(2026, 1, 1)})
+                conn.execute(insert(s.person).values(id=n, person_key=person.person_key, doc=json.dumps(doc),
+                                                     updated_at=dt.datetime(2026, 1, 1)))
         migrate(engine)
         with engine.connect() as conn:
             rows = dict(conn.execute(text("SELECT person_id, current FROM person_current")).all())
