@@ -143,7 +143,9 @@ class Reader:
 
     Checking a connection out of the pool and returning it costs more than a keyed SQLite lookup, so a
     worker keeps one. Each use ends with a rollback, so no transaction (and, on PostgreSQL, no snapshot)
-    outlives a call; a connection that failed is discarded and the next use opens a new one.
+    outlives a call — also one that driver-level reads (:func:`fetch_all`) began on the DBAPI connection
+    behind SQLAlchemy's back, which would otherwise stay "idle in transaction" holding its locks; a
+    connection that failed is discarded and the next use opens a new one.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -164,6 +166,8 @@ class Reader:
             raise
         if conn.in_transaction():
             conn.rollback()
+        elif conn.dialect.name != "sqlite":  # SQLite's read connections are in autocommit (read_connection)
+            conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
 
     def close(self) -> None:
         """Close this thread's connection (others close as their threads end)."""
