@@ -42,7 +42,7 @@ from store.model import Person
 
 __all__ = [
     "ADDRESSES", "BIRTH", "DEATH", "FLOOR", "GENDER", "IDS", "NAME", "STATUS", "VERSION",
-    "CurrentVersionError", "current_of", "read_current", "view_by_number", "views",
+    "CurrentVersionError", "ViewMissing", "current_of", "read_current", "view_by_number", "views",
 ]
 
 VERSION = "c1"
@@ -111,11 +111,20 @@ def views(conn: Connection, person_ids: Sequence[int]) -> dict[int, str]:
     return out
 
 
+class ViewMissing(RuntimeError):
+    """A stored person without its current view: the store was written past the code that keeps views (a
+    restore, a hand edit); ``pregbridge init`` rebuilds them. Never says which person (it gets logged)."""
+
+
 def view_by_number(conn: Connection, number: str) -> str | None:
-    """The stored view of the person who has or had ``number`` (ceased numbers included), or None. Should one
-    number belong to two persons, the first ``person_identifier`` row that has it decides, as in
-    ``PersonRepository.find``."""
+    """The stored view of the person who has or had ``number`` (ceased numbers included), or None for an
+    unknown number; :class:`ViewMissing` for a known one whose person has no view. Should one number belong
+    to two persons, the first ``person_identifier`` row that has it decides, as in ``PersonRepository.find``."""
     mark = _mark(conn)
-    rows = fetch_all(conn, "SELECT c.current FROM person_current c WHERE c.person_id = (SELECT i.person_id FROM"
-                           f" person_identifier i WHERE i.number = {mark} LIMIT 1)", (number,))
-    return str(rows[0][0]) if rows else None
+    rows = fetch_all(conn, "SELECT c.current FROM (SELECT i.person_id FROM person_identifier i WHERE i.number ="
+                           f" {mark} LIMIT 1) f LEFT JOIN person_current c ON c.person_id = f.person_id", (number,))
+    if not rows:
+        return None
+    if rows[0][0] is None:
+        raise ViewMissing("a person found by number has no current view: run `pregbridge init`")
+    return str(rows[0][0])

@@ -18,6 +18,7 @@ drops the state and is answered ``ACK^J01^ACK`` AA.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -34,6 +35,8 @@ from store.repository import PersonRepository
 from store.search import search
 
 __all__ = ["Continuations", "cancel", "find_candidates"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -159,10 +162,13 @@ def _find(req: Request, ctx: Context) -> Reply:
         with ctx.reader.connection() as conn:
             stored = views(conn, [pid for pid, _ in page])
         release = pid_release(req.profile)
+        if len(stored) < len(set(pid for pid, _ in page)):  # deleted since the search, or views not built
+            log.warning("hl7 PDQ: %d person(s) of a page without a current view (deleted since the search, or "
+                        "a store whose views need `pregbridge init`)", len(set(pid for pid, _ in page)) - len(stored))
         n = 0
         for pid, score in page:
             view = stored.get(pid)
-            if view is None:  # deleted since the search
+            if view is None:
                 continue
             n += 1
             pid_text, number = pid_from_current(view, release, n, kinds)
@@ -173,7 +179,8 @@ def _find(req: Request, ctx: Context) -> Reply:
     reply = _reply()
     qpd1 = field(req, "QPD", 1).raw
     found_any = bool(body)
-    reply.body = [qak_segment(tag, qak_status("AA", found_any), qpd1, total, len(page), len(rest)), query_text, *body]
+    sent = len(body) // 2  # a PID and a QRI per person: QAK-5 counts what this payload holds
+    reply.body = [qak_segment(tag, qak_status("AA", found_any), qpd1, total, sent, len(rest)), query_text, *body]
     if rest:
         new_pointer = ctx.continuations.put(req.peer.connection, tag, query_text, rest, total)
         reply.body.append(segment("DSC", new_pointer, "I"))
