@@ -78,11 +78,17 @@ def _str(v: Any, field: str, *, required: bool = False, max_len: int = 200) -> s
     return v
 
 
+_INT_LIMIT = 2**31  # every integer of a person (years, house and matrikkel numbers) is far below; the store's
+# derived views are JSON that orjson writes only up to 64 bits, and SQL integer columns are 32 or 64 bits
+
+
 def _int(v: Any, field: str) -> int | None:
     if v is None:
         return None
     if isinstance(v, bool) or not isinstance(v, int):
         raise InvalidDocument("not an integer", field=field)
+    if not -_INT_LIMIT < v < _INT_LIMIT:
+        raise InvalidDocument("integer out of range", field=field)
     return v
 
 

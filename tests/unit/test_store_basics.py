@@ -63,6 +63,8 @@ def test_round_trip_is_exact() -> None:
     (lambda d: d["birth"][0].update(date="1980-02-30"), "birth[0].date"),
     (lambda d: d["addresses"][0].update(protection="hemmelig"), "addresses[0].protection"),
     (lambda d: d["addresses"][0].update(postnummer="12a4"), "addresses[0].postnummer"),
+    (lambda d: d["addresses"][0].update(houseNumber=2**64), "addresses[0].houseNumber"),  # past 64 bits
+    (lambda d: d["birth"][0].update(year=-2**40), "birth[0].year"),
     (lambda d: d["names"].append(dict(d["names"][0])), "names"),
     (lambda d: d["addresses"].append(dict(d["addresses"][0])), "addresses"),
     (lambda d: d["names"][0].update(current="yes"), "names[0].current"),
