@@ -118,7 +118,8 @@ def _join(sep: str, parts: Sequence[str]) -> str:
 
 
 def hl7_date(value: dt.date | None) -> str:
-    return value.strftime("%Y%m%d") if value else ""
+    """DT ``YYYYMMDD`` (the year always four digits: strftime's %Y gives three for a year below 1000)."""
+    return f"{value.year:04d}{value.month:02d}{value.day:02d}" if value else ""
 
 
 def parse_date(text: str) -> tuple[dt.date | None, int | None]:
