@@ -13,12 +13,13 @@ _issued: dict[tuple[str, dt.date | None], set[str]] = {}
 
 
 def number(kind: str = "fnr", born: dt.date = dt.date(1980, 5, 17), *, female: bool | None = None) -> str:
-    """A synthetic number not handed out before in this process, while unused ones are left.
+    """A synthetic number not handed out before in this process for this kind and date, while unused ones of
+    the gender asked for are left.
 
     Only ~200 valid numbers exist per birth date and gender, and which ones a test draws depends on the tests its
     worker ran before: drawn blindly, two persons of one test shared a number now and then (a flaky failure).
-    When every number of a date and gender has been handed out, they are handed out again (some tests make
-    hundreds of persons with the default date and do not care).
+    When every number of a date and gender has been handed out, those are handed out again (some tests make
+    hundreds of persons with the default date and do not care); the other gender's stay taken.
     """
     key = (kind, None if kind == "fh" else born)
     issued = _issued.setdefault(key, set())
@@ -27,7 +28,9 @@ def number(kind: str = "fnr", born: dt.date = dt.date(1980, 5, 17), *, female: b
         if drawn not in issued:
             issued.add(drawn)
             return drawn
-    issued.clear()  # every number of this date and gender is out: start another round
+    # every number of this date and gender is out: another round for them (digit 9 is odd for men)
+    issued -= {n for n in issued if female is None or kind == "fh" or (int(n[8]) % 2 == 0) == female}
+    drawn = generate(IdKind(kind), key[1], _rng, female=female)
     issued.add(drawn)
     return drawn
 
