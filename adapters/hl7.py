@@ -27,14 +27,14 @@ A ceased identifier carries its end date in CX-8 (expiration date).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from adapters.views import PersonView
 from store.errors import InvalidInput
 from store.hjelpenummer import HjelpenummerRequest
-from store.model import IDENTIFIER_KIND_ORDER, Identifier, IdentifierStatus
+from store.model import IDENTIFIER_KIND_ORDER, Identifier, IdentifierStatus, current
 from store.search import SearchCriteria
 
 __all__ = [
@@ -51,12 +51,15 @@ __all__ = [
     "escape",
     "hjelpenummer_request",
     "hl7_date",
+    "masked_xad_text",
     "ordered_identifiers",
     "parse_date",
     "pid_segment",
     "query_parameters",
     "segment",
     "sorted_identifiers",
+    "xad_text",
+    "xpn_text",
 ]
 
 
@@ -178,22 +181,43 @@ def ordered_identifiers(p: PersonView, kinds: Iterable[str] | None = None) -> li
 # -- PID -------------------------------------------------------------------------------------------
 
 
-def _current(items: Iterable[Any]) -> Any:
-    for item in items:
-        if item.meta.current:
-            return item
-    return None
+Escape = Callable[[object], str]
+
+
+def xpn_text(family: str | None, given: str | None, middle: str | None, esc: Escape = escape) -> str:
+    """XPN ``family^given^middle^^^^L`` (name type L, legal), each part through ``esc``."""
+    return _join("^", [esc(family), esc(given), esc(middle), "", "", "", "L"])
+
+
+def xad_text(type_: str, street: str | None, house_number: int | None, house_letter: str | None,
+             lines: Sequence[str], co: str | None, poststed: str | None, postnummer: str | None,
+             country: str | None, bydel: str | None, kommune: str | None, esc: Escape = escape) -> str:
+    """XAD ``street housenumber^c/o or extra lines^poststed^^postnummer^country^type^bydel^kommune`` of an
+    address released unmasked (a street address, or one of lines: the first line in place of the street)."""
+    if street:
+        line = f"{street} {house_number}" if house_number is not None else street
+        if house_letter:
+            line += house_letter
+    else:
+        line = lines[0] if lines else ""
+    other = f"c/o {co}" if co else ", ".join(lines[1:]) if street is None else ""
+    return _join("^", [esc(line), esc(other), esc(poststed), "", esc(postnummer),
+                       esc(country or ("NOR" if postnummer else "")), ADDRESS_TYPE_CODES.get(type_, ""), esc(bydel),
+                       esc(kommune)])
+
+
+def masked_xad_text(placeholder: str | None, type_: str, kommune: str | None, esc: Escape = escape) -> str:
+    """XAD of a masked address: the placeholder in XAD-1, the type, and the kommune where it is kept."""
+    return _join("^", [esc(placeholder), "", "", "", "", "", ADDRESS_TYPE_CODES.get(type_, ""), "", esc(kommune)])
 
 
 def _xpn(p: PersonView) -> str:
-    n = _current(p.names)
-    if n is None:
-        return ""
-    return _join("^", [escape(n.family), escape(n.given), escape(n.middle), "", "", "", "L"])
+    n = current(p.names)
+    return "" if n is None else xpn_text(n.family, n.given, n.middle)
 
 
 def _birth(p: PersonView) -> str:
-    b = _current(p.birth)
+    b = current(p.birth)
     if b is None:
         return ""
     if b.date:
@@ -201,28 +225,18 @@ def _birth(p: PersonView) -> str:
     return str(b.year) if b.year else ""
 
 
-def _street(a: Any) -> str:
-    if a.street:
-        number = f" {a.house_number}" if a.house_number is not None else ""
-        return f"{a.street}{number}{a.house_letter or ''}"
-    return a.lines[0] if a.lines else ""
-
-
 def _xad(a: Any) -> str:
-    kind = ADDRESS_TYPE_CODES.get(a.type, "")
     if getattr(a, "masked", False):
-        return _join("^", [escape(a.placeholder), "", "", "", "", "", kind, "", escape(a.kommune)])
-    other = f"c/o {a.co}" if a.co else ", ".join(a.lines[1:]) if a.street is None else ""
-    return _join("^", [escape(_street(a)), escape(other), escape(a.poststed), "", escape(a.postnummer),
-                       escape(a.country or ("NOR" if a.postnummer else "")), kind, escape(a.bydel),
-                       escape(a.kommune)])
+        return masked_xad_text(a.placeholder, a.type, a.kommune)
+    return xad_text(a.type, a.street, a.house_number, a.house_letter, a.lines, a.co, a.poststed, a.postnummer,
+                    a.country, a.bydel, a.kommune)
 
 
 def _death(p: PersonView) -> tuple[str, str]:
     if not p.death and not p.status:
         return "", ""  # withheld (or never registered): both empty
-    d = _current(p.death)
-    s = _current(p.status)
+    d = current(p.death)
+    s = current(p.status)
     dead = bool(d and d.date) or bool(s and s.value == "doed")
     return (hl7_date(d.date) if d else ""), ("Y" if dead else "N")
 
@@ -237,7 +251,7 @@ def pid_segment(p: PersonView, set_id: int = 1, *, kinds: Iterable[str] | None =
     if demographics:
         fields[4] = _xpn(p)
         fields[6] = _birth(p)
-        g = _current(p.gender)
+        g = current(p.gender)
         fields[7] = GENDER_CODES.get(g.value, "U") if g else ""
         fields[10] = "~".join(_xad(a) for a in p.addresses if a.meta.current)
         fields[28], fields[29] = _death(p)

@@ -38,7 +38,7 @@ import orjson
 from sqlalchemy import Connection
 
 from store.engine import fetch_all
-from store.model import Person
+from store.model import Person, current
 
 __all__ = [
     "ADDRESSES", "BIRTH", "DEATH", "FLOOR", "GENDER", "IDS", "NAME", "STATUS", "VERSION",
@@ -50,20 +50,13 @@ IDS, NAME, BIRTH, GENDER, STATUS, DEATH, ADDRESSES, FLOOR = range(1, 9)
 _PARTS = 9
 
 
-def _first_current(items: Any) -> Any:
-    for item in items:
-        if item.meta.current:
-            return item
-    return None
-
-
 def _iso(v: Any) -> str | None:
     return v.isoformat() if v is not None else None
 
 
 def current_of(p: Person) -> str:
     """The current view of ``p`` as stored (module docstring)."""
-    name, birth, gender = _first_current(p.names), _first_current(p.birth), _first_current(p.gender)
+    name, birth, gender = current(p.names), current(p.birth), current(p.gender)
     view = [
         VERSION,
         [[i.number, i.kind, i.status, i.meta.current, _iso(i.meta.valid_to)] for i in p.identifiers],
@@ -71,7 +64,7 @@ def current_of(p: Person) -> str:
         [_iso(birth.date), birth.year] if birth else None,
         gender.value if gender else None,
         [[v.value, v.meta.current] for v in p.status],
-        [[d.date.isoformat() if d.date else None, d.meta.current] for d in p.death],
+        [[_iso(d.date), d.meta.current] for d in p.death],
         [[a.type, a.street, a.house_number, a.house_letter, list(a.lines), a.co, a.poststed, a.postnummer,
           a.country, a.bydel, a.kommune, a.protection] for a in p.addresses if a.meta.current],
         p.protection_level,

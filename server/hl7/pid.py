@@ -24,21 +24,20 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from adapters.hl7 import ADDRESS_TYPE_CODES, GENDER_CODES, cx_text, escape
+from adapters.hl7 import GENDER_CODES, Escape, cx_text, escape, masked_xad_text, segment, xad_text, xpn_text
 from server.access import AccessProfile, masked_levels
 from store.current import ADDRESSES, BIRTH, DEATH, FLOOR, GENDER, IDS, NAME, STATUS, read_current
-from store.model import IDENTIFIER_KIND_ORDER, PROTECTION_LEVELS
+from store.model import IDENTIFIER_KIND_ORDER, IdentifierStatus, stricter
 
 __all__ = ["PidRelease", "identifiers_pid", "pid_from_current", "pid_release"]
 
-_RANK = {level: i for i, level in enumerate(PROTECTION_LEVELS)}
 _DELIMITERS = ("\\", "|", "^", "&", "~")  # in JSON text CR and LF appear as \r \n: the backslash covers them
 
 
 @dataclass(frozen=True, slots=True)
 class PidRelease:
     """What a profile releases of a PID: one flag per element, and how each masked protection level shows
-    (level → (escaped placeholder, whether the kommune is kept); server.access.masked_levels)."""
+    (level → (placeholder, whether the kommune is kept); server.access.masked_levels)."""
 
     identifiers: bool
     history: bool
@@ -55,46 +54,31 @@ class PidRelease:
 def pid_release(profile: AccessProfile) -> PidRelease:
     """The :class:`PidRelease` of ``profile`` (profiles are immutable; cached)."""
     a = profile.allows
-    masked = {level: (escape(text), keeps) for level, (text, keeps) in masked_levels(profile).items()}
+    masked = masked_levels(profile)  # placeholders hold no HL7 delimiter (tested): the view's esc covers them
     return PidRelease(a("identifiers"), a("history"), a("name"), a("birth"), a("gender"), a("status"), a("death"),
                       a("addresses"), masked)
-
-
-def _trim(parts: list[str]) -> list[str]:
-    while parts and not parts[-1]:
-        parts.pop()
-    return parts
 
 
 def _date(iso: str | None) -> str:
     return iso.replace("-", "") if iso else ""
 
 
-def _cx(number: str, kind: str, status: str, valid_to: str | None, esc: Any) -> str:
-    return cx_text(esc(number), kind, _date(valid_to) if status == "opphoert" else "")
+def _cx(number: str, kind: str, status: str, valid_to: str | None, esc: Escape) -> str:
+    return cx_text(esc(number), kind, _date(valid_to) if status == IdentifierStatus.CEASED else "")
 
 
-def _xad(a: list[Any], floor_rank: int, release: PidRelease, esc: Any) -> str:
+def _xad(a: list[Any], floor: str, release: PidRelease, esc: Escape) -> str:
     (type_, street, house_number, house_letter, lines, co, poststed, postnummer, country, bydel, kommune,
      protection) = a
-    kind = ADDRESS_TYPE_CODES.get(type_, "")
-    level = protection if _RANK[protection] >= floor_rank else PROTECTION_LEVELS[floor_rank]
-    masked = release.masked.get(level)
+    masked = release.masked.get(stricter(protection, floor))  # the address's effective level (server.access)
     if masked is not None:
         placeholder, keeps_kommune = masked
-        return "^".join(_trim([placeholder, "", "", "", "", "", kind, "", esc(kommune) if keeps_kommune else ""]))
-    if street:
-        line = f"{street} {house_number}" if house_number is not None else street
-        if house_letter:
-            line += house_letter
-    else:
-        line = lines[0] if lines else ""
-    other = f"c/o {co}" if co else ", ".join(lines[1:]) if street is None else ""
-    return "^".join(_trim([esc(line), esc(other), esc(poststed), "", esc(postnummer),
-                           esc(country or ("NOR" if postnummer else "")), kind, esc(bydel), esc(kommune)]))
+        return masked_xad_text(placeholder, type_, kommune if keeps_kommune else None, esc)
+    return xad_text(type_, street, house_number, house_letter, lines, co, poststed, postnummer, country, bydel,
+                    kommune, esc)
 
 
-def _plain(value: object) -> str:
+def _plain(value: object) -> str:  # escape() for a view without delimiters
     return "" if value is None else str(value)
 
 
@@ -111,17 +95,16 @@ def pid_from_current(text: str, release: PidRelease, set_id: int = 1,
     name = view[NAME]
     if release.name and name:
         given, middle, family = name
-        fields[4] = "^".join(_trim([esc(family), esc(given), esc(middle), "", "", "", "L"]))
+        fields[4] = xpn_text(family, given, middle, esc)
     birth = view[BIRTH]
     if release.birth and birth:
         fields[6] = _date(birth[0]) if birth[0] else (str(birth[1]) if birth[1] else "")
     if release.gender and view[GENDER] is not None:
         fields[7] = GENDER_CODES.get(view[GENDER], "U")
     if release.addresses and view[ADDRESSES]:
-        floor_rank = _RANK[view[FLOOR]]
-        fields[10] = "~".join(_xad(a, floor_rank, release, esc) for a in view[ADDRESSES])
+        fields[10] = "~".join(_xad(a, view[FLOOR], release, esc) for a in view[ADDRESSES])
     fields[28], fields[29] = _death(view, release)
-    return "|".join(["PID", *_trim(fields)]), number
+    return segment("PID", *fields), number
 
 
 def _identifiers(view: list[Any], release: PidRelease,
@@ -131,12 +114,12 @@ def _identifiers(view: list[Any], release: PidRelease,
     if not release.identifiers:
         return [], None
     ids = view[IDS] if release.history else [i for i in view[IDS] if i[3]]
-    in_use = [i for i in ids if i[2] == "iBruk"]
+    in_use = [i for i in ids if i[2] == IdentifierStatus.IN_USE]
     number = min(in_use, key=lambda i: IDENTIFIER_KIND_ORDER.get(i[1], 9))[0] if in_use else None
     if kinds is not None:
         wanted = set(kinds)
         ids = [i for i in ids if i[1] in wanted]
-    return sorted(ids, key=lambda i: (i[2] != "iBruk", IDENTIFIER_KIND_ORDER.get(i[1], 9))), number
+    return sorted(ids, key=lambda i: (i[2] != IdentifierStatus.IN_USE, IDENTIFIER_KIND_ORDER.get(i[1], 9))), number
 
 
 def identifiers_pid(text: str, release: PidRelease, kinds: Iterable[str] | None = None) -> tuple[str | None, list[str]]:

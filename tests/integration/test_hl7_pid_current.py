@@ -233,6 +233,13 @@ def test_a_view_when_the_row_is_replaced(engine: Engine) -> None:
     assert len(views) == 1 and "Fjellvegen" in views[0] and "Kirkeveien" not in views[0]
 
 
+def test_placeholders_need_no_escaping() -> None:
+    """The encoder escapes only values of a view whose JSON holds a delimiter; a placeholder is not in the view."""
+    from server.access import PLACEHOLDERS
+
+    assert all(not set(text) & set("\\|^&~\r\n") for text in PLACEHOLDERS.values())
+
+
 def test_a_view_of_another_layout_is_refused() -> None:
     stored = current_of(from_document(person_doc("v1")))
     other = orjson.dumps(["c0", *orjson.loads(stored)[1:]]).decode()

@@ -162,9 +162,10 @@ def _find(req: Request, ctx: Context) -> Reply:
         with ctx.reader.connection() as conn:
             stored = views(conn, [pid for pid, _ in page])
         release = pid_release(req.profile)
-        if len(stored) < len(set(pid for pid, _ in page)):  # deleted since the search, or views not built
+        missing = len({pid for pid, _ in page}) - len(stored)
+        if missing:  # deleted since the search, or views not built
             log.warning("hl7 PDQ: %d person(s) of a page without a current view (deleted since the search, or "
-                        "a store whose views need `pregbridge init`)", len(set(pid for pid, _ in page)) - len(stored))
+                        "a store whose views need `pregbridge init`)", missing)
         n = 0
         for pid, score in page:
             view = stored.get(pid)
