@@ -10,6 +10,7 @@
     │   ├── FeedGap                      the sequence numbers are not contiguous
     │   └── FeedFormatError              a line is not an event (no sequence number, not JSON)
     └── StoreUnavailable                 wire: Server.Unavailable / AE / 207
+        └── QueryTimeout                 a query ran past the statement deadline (store.engine)
 
 Each class names its wire forms as class attributes (SOAP fault code, HL7 acknowledgement code and
 HL7 table 0357 error code); the faces read them instead of keeping their own tables. Messages never
@@ -28,6 +29,7 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "PregbridgeError",
+    "QueryTimeout",
     "StoreUnavailable",
     "TooManyHits",
 ]
@@ -100,3 +102,9 @@ class FeedFormatError(FeedError):
 
 class StoreUnavailable(PregbridgeError):
     soap_fault_code = "Server.Unavailable"
+
+
+class QueryTimeout(StoreUnavailable):
+    """A request's reads ran past the statement deadline (``[store] statement_timeout``) and were stopped by
+    the database. Table 0357 has no code for it: 207 (application internal error) with AE, since sending
+    the same query again would take as long (narrow it instead)."""
