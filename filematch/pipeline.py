@@ -58,6 +58,7 @@ from filematch.records import Code, InputRecord, Result
 from store import brief as b
 from store.matching import IdentifyQuery, Outcome, identify_many
 from store.model import stricter
+from store.search import SearchScope
 from store.wash import cached_name_key as name_key
 from store.wash import cached_street_key as street_key
 from store.wash import find_briefs, load_briefs
@@ -89,6 +90,11 @@ class Release:
 
     elements: frozenset[str]
     masked: Mapping[str, MaskedLevel] = field(default_factory=dict)
+
+    @property
+    def scope(self) -> SearchScope:
+        """What identification may block and score by (no answer may depend on what the release hides)."""
+        return SearchScope.of(self.elements, {level: m.keeps_kommune for level, m in self.masked.items()})
 
 
 UNMASKED = Release(frozenset(ELEMENTS))
@@ -234,7 +240,8 @@ def wash(conn: Connection, records: Sequence[InputRecord], release: Release = UN
 
 def _identify(conn: Connection, cleaned: list[CleanRecord], indexes: list[int],
               results: list[Result | None], release: Release) -> None:
-    answers = dict(zip(indexes, identify_many(conn, [_query(cleaned[i]) for i in indexes]), strict=True))
+    queries = [_query(cleaned[i]) for i in indexes]
+    answers = dict(zip(indexes, identify_many(conn, queries, scope=release.scope), strict=True))
     wanted: list[int] = []
     for ident in answers.values():
         if ident.outcome is Outcome.IDENTIFIED:
