@@ -167,11 +167,20 @@ def _arm(conn: Connection, seconds: float) -> _Deadline | None:
     return None
 
 
+def _end_transaction(conn: Connection) -> None:
+    with contextlib.suppress(Exception):
+        if conn.in_transaction():
+            conn.rollback()
+        elif conn.dialect.name != "sqlite":  # driver-level reads (fetch_all) began one behind SQLAlchemy's back
+            conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
+
+
 @contextmanager
 def deadline(conn: Connection, seconds: float | None = None) -> Iterator[Connection]:
     """Run the block's reads on ``conn`` under the statement deadline: ``seconds``, else the engine's
     ``statement_timeout`` (none: the block runs unbounded). A statement stopped at the deadline raises
-    :class:`QueryTimeout`. Begin it where no transaction is open on ``conn`` (PostgreSQL commits the setting)."""
+    :class:`QueryTimeout`, after the connection's transaction is rolled back (so that it can go on reading).
+    On PostgreSQL the first block on a connection commits its open transaction (the setting is committed)."""
     seconds = seconds or conn.get_execution_options().get("statement_timeout")
     if not seconds:
         yield conn
@@ -181,6 +190,7 @@ def deadline(conn: Connection, seconds: float | None = None) -> Iterator[Connect
         yield conn
     except Exception as exc:
         if is_timeout(exc):
+            _end_transaction(conn)  # PostgreSQL refuses every statement of an aborted transaction
             raise QueryTimeout("the query took longer than the statement deadline; narrow it") from None
         raise
     finally:
