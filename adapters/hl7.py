@@ -287,7 +287,8 @@ def _named(params: Sequence[tuple[str, str]], allowed: frozenset[str]) -> dict[s
     """QPD-3's parameters by name: at most :data:`MAX_QPD_PARAMETERS` repetitions, each parameter once
     (a second one would silently replace the first: one criterion per field, as the store's search has)."""
     if len(params) > MAX_QPD_PARAMETERS:
-        raise ParameterError(f"more than {MAX_QPD_PARAMETERS} query parameters", repetition=MAX_QPD_PARAMETERS + 1)
+        raise ParameterError(f"more than {MAX_QPD_PARAMETERS} query parameters", repetition=MAX_QPD_PARAMETERS + 1,
+                             code="104")
     out: dict[str, tuple[str, int]] = {}
     seen: set[str] = set()
     for n, (name, value) in enumerate(params, start=1):

@@ -178,10 +178,11 @@ def _end_transaction(conn: Connection) -> None:
 @contextmanager
 def deadline(conn: Connection, seconds: float | None = None) -> Iterator[Connection]:
     """Run the block's reads on ``conn`` under the statement deadline: ``seconds``, else the engine's
-    ``statement_timeout`` (none: the block runs unbounded). A statement stopped at the deadline raises
+    ``statement_timeout`` as it is now (``Engine.update_execution_options`` changes it for the next block;
+    none: the block runs unbounded). A statement stopped at the deadline raises
     :class:`QueryTimeout`, after the connection's transaction is rolled back (so that it can go on reading).
     On PostgreSQL the first block on a connection commits its open transaction (the setting is committed)."""
-    seconds = seconds or conn.get_execution_options().get("statement_timeout")
+    seconds = seconds or conn.engine.get_execution_options().get("statement_timeout")
     if not seconds:
         yield conn
         return

@@ -3,6 +3,7 @@
     PregbridgeError                      wire: Server / AE / 207
     ├── InvalidInput                     wire: Client.InvalidRequest / AE / 101
     │   ├── InvalidIdentifierError       wire: Client.InvalidIdentifier / AE / 102
+    │   ├── ValueTooLong                 wire: Client.InvalidRequest / AE / 104 (a field over its bound)
     │   └── InvalidDocument              a person/feed/register record breaks a rule (bulk load, ingest)
     ├── NotFound                         wire: Client.NotFound / AE / 204
     ├── TooManyHits                      wire: Client.TooManyHits / AE / 207
@@ -32,6 +33,7 @@ __all__ = [
     "QueryTimeout",
     "StoreUnavailable",
     "TooManyHits",
+    "ValueTooLong",
 ]
 
 
@@ -57,6 +59,12 @@ class InvalidIdentifierError(InvalidInput):
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class ValueTooLong(InvalidInput):
+    """A request field is longer than its bound (characters, words, repetitions): bounded work per request."""
+
+    hl7_error_code = "104"  # value too long
 
 
 class InvalidDocument(InvalidInput):

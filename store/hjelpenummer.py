@@ -36,7 +36,7 @@ from sqlalchemy import Connection, delete, insert, select
 
 from store import identity
 from store import schema as s
-from store.errors import InvalidIdentifierError, InvalidInput, NotFound
+from store.errors import InvalidIdentifierError, InvalidInput, NotFound, ValueTooLong
 from store.feed import write_lock
 from store.model import Address, Birth, Identifier, IdentifierStatus, Meta, Name, Person, Value
 from store.normalize import name_key
@@ -79,7 +79,7 @@ class HjelpenummerRequest:
         for field, value in (("given name", self.given), ("middle name", self.middle), ("family name", self.family),
                              ("street", self.street), ("poststed", self.poststed)):
             if value is not None and (len(value) > MAX_NAME_CHARS or len(value.split()) > MAX_NAME_WORDS):
-                raise InvalidInput(f"{field} is longer than {MAX_NAME_CHARS} characters or {MAX_NAME_WORDS} words")
+                raise ValueTooLong(f"{field} is longer than {MAX_NAME_CHARS} characters or {MAX_NAME_WORDS} words")
         if not EARLIEST_BIRTH <= self.birth_date <= today:
             raise InvalidInput(f"birth date must be between {EARLIEST_BIRTH.isoformat()} and today")
         self.house()

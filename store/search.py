@@ -14,7 +14,7 @@ ranked in Python with rapidfuzz, best first. Every criterion is applied in SQL a
 ``limit + 1`` rows, so a search costs what its answer costs, whatever the store's size.
 
 Bounded work: a field longer than :data:`MAX_FIELD_CHARS` characters or a name field of more than
-:data:`MAX_NAME_WORDS` words is refused (InvalidInput) before anything is normalised or asked, since each
+:data:`MAX_NAME_WORDS` words is refused (ValueTooLong: Client.InvalidRequest, HL7 104) before anything is normalised or asked, since each
 name word adds a condition to the query (20,000 words once kept a PostgreSQL backend busy for minutes).
 No real name comes near these bounds (Folkeregisteret's longest names are a handful of words, and the
 search index keeps 200 characters of a key), so they are constants, not settings.
@@ -38,7 +38,7 @@ from rapidfuzz.distance import JaroWinkler
 from sqlalchemy import Connection, Dialect
 
 from store.engine import fetch_all
-from store.errors import InvalidInput, TooManyHits
+from store.errors import InvalidInput, TooManyHits, ValueTooLong
 from store.model import PROTECTION_LEVELS
 from store.normalize import name_tokens, street_key
 
@@ -111,10 +111,10 @@ class SearchCriteria:
         for name, value in (("given name", self.given), ("family name", self.family), ("name", self.full_name),
                             ("street", self.street), ("kommune", self.kommune), ("postnummer", self.postnummer)):
             if value is not None and len(value) > MAX_FIELD_CHARS:
-                raise InvalidInput(f"{name} is longer than {MAX_FIELD_CHARS} characters")
+                raise ValueTooLong(f"{name} is longer than {MAX_FIELD_CHARS} characters")
         fam, giv, full = self.name_words()
         if max(len(fam), len(giv), len(full)) > MAX_NAME_WORDS:
-            raise InvalidInput(f"a name criterion has more than {MAX_NAME_WORDS} words")
+            raise ValueTooLong(f"a name criterion has more than {MAX_NAME_WORDS} words")
         if sum(len(w) for w in fam + giv + full) < 3:
             raise InvalidInput("a search needs at least 3 letters of name")
         for code, n in ((self.kommune, 4), (self.postnummer, 4)):
