@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import Engine
 
 from store.document import from_document
-from store.errors import InvalidInput, TooManyHits
+from store.errors import InvalidInput, TooManyHits, ValueTooLong
 from store.matching import IdentifyQuery, Outcome, identify
 from store.repository import PersonRepository
-from store.search import ALL_RELEASABLE, SearchCriteria, search
+from store.search import ALL_RELEASABLE, SearchCriteria, SearchScope, search
 from tests.factories import person_doc
 
 PEOPLE = [
@@ -159,3 +159,40 @@ def test_a_mistyped_number_does_not_outweigh_the_names(engine: Engine, people: d
         r = identify(conn, IdentifyQuery(given="Ola", family="Nordmo", birth_date=dt.date(1980, 5, 17),
                                          gender="mann", postnummer="5003", number=typo), scope=ALL_RELEASABLE)
     assert r.best is not None and r.best.person_id == people["s4"]
+
+
+@pytest.mark.parametrize(("criteria", "why"), [
+    (SearchCriteria(family="N" * 201, birth_year=1980), "family name is longer than 200 characters"),
+    (SearchCriteria(full_name="Ola " * 50 + "Nordmann", birth_year=1980), "name is longer than 200"),
+    (SearchCriteria(given=" ".join(["Ola"] * 11), family="Nordmann", birth_year=1980), "more than 10 words"),
+    (SearchCriteria(family="Nordmann", street="Storgata" * 26), "street is longer"),
+])
+def test_over_long_criteria_are_value_too_long(engine: Engine, criteria: SearchCriteria, why: str) -> None:
+    with engine.connect() as conn, pytest.raises(ValueTooLong, match=why) as caught:
+        search(conn, criteria, scope=ALL_RELEASABLE)
+    assert (caught.value.soap_fault_code, caught.value.hl7_error_code) == ("Client.InvalidRequest", "104")
+
+
+@pytest.mark.parametrize(("withheld", "criteria"), [
+    ("name", SearchCriteria(family="Nordmann", birth_year=1980)),
+    ("birth", SearchCriteria(family="Nordmann", birth_year=1980)),
+    ("gender", SearchCriteria(family="Nordmann", kommune="0301", gender="mann")),
+    ("addresses", SearchCriteria(family="Nordmann", kommune="0301")),
+])
+def test_a_criterion_on_a_withheld_element_is_refused(engine: Engine, people: dict[str, int], withheld: str,
+                                                      criteria: SearchCriteria) -> None:
+    scope = SearchScope.of(ALL_RELEASABLE.elements - {withheld}, {})
+    with engine.connect() as conn, pytest.raises(InvalidInput, match=f"does not release {withheld}"):
+        search(conn, criteria, scope=scope)
+
+
+def test_identification_ignores_what_the_scope_withholds(engine: Engine, people: dict[str, int]) -> None:
+    no_birth = SearchScope.of(ALL_RELEASABLE.elements - {"birth"}, {})
+    unprotected_only = SearchScope.of(ALL_RELEASABLE.elements, {"klientadresse": True, "fortrolig": True})
+    base = IdentifyQuery(given="Ola", family="Nordmo", birth_date=dt.date(1980, 5, 17), postnummer="5003")
+    with engine.connect() as conn:
+        right = identify(conn, base, scope=no_birth)
+        wrong = identify(conn, dataclasses.replace(base, birth_date=dt.date(1999, 1, 1)), scope=no_birth)
+        seen = identify(conn, base, scope=unprotected_only)  # s4 is ugradert: its postnummer counts
+    assert right == wrong
+    assert seen.best is not None and right.best is not None and seen.best.score > right.best.score
