@@ -22,11 +22,14 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import Engine, text
 
+from adapters.ar import ARRAYS as AR_ARRAYS
+from adapters.ar import CP as AR_CP
 from store.document import from_document
 from store.engine import make_engine, migrate
 from store.repository import PersonRepository
 from tests.factories import person_doc
 from tests.hostile.bounds_support import assert_no_traceback
+from tests.integration import test_ar_soap
 from tests.integration.preg_support import (
     SPYNE_WARNINGS,
     PregServer,
@@ -36,9 +39,13 @@ from tests.integration.preg_support import (
     fault_of,
     running_preg,
 )
+from tests.integration.test_ar_soap import ArServer
+from tests.integration.test_ar_soap import _post as ar_post
 from tests.integration.test_hl7_mllp import Server, ask, err_code, f, message, parsed, seg, segs, serving
 
 pytestmark = [pytest.mark.filterwarnings(spec) for spec in SPYNE_WARNINGS]
+
+ar_server = test_ar_soap.ar_server  # the served AR of tests/integration/test_ar_soap.py, on both stores
 
 EXTRA_HANSENS = 300  # in postnummer 5003 (HL7) / 0150 (PREG): a search for them reads enough rows to be timed
 DEADLINE = 5.0
@@ -266,3 +273,26 @@ def test_pdq_past_the_statement_deadline_is_ae_207_not_an_internal_error(hl7: Se
     assert f(seg(m, "MSA"), 1) == "AE" and f(seg(m, "QAK"), 2) == "AE" and err_code(m) == "207"
     assert "statement deadline" in f(seg(m, "ERR"), 8)
     assert took < 3.0
+
+
+# -- AR -----------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["1.1", "1.2"])
+@pytest.mark.parametrize("body", [
+    f'<GetCommunicationPartyDetails xmlns="{AR_CP}"><herId>18446744073709551616</herId>'
+    "</GetCommunicationPartyDetails>",
+    f'<GetChangedCommunicationPartiesInfo xmlns="{AR_CP}"><herIds><i:int xmlns:i="{AR_ARRAYS}">18446744073709551616'
+    "</i:int></herIds></GetChangedCommunicationPartiesInfo>",
+])
+def test_over_range_numbers_in_an_ar_request_are_invalid_requests(ar_server: ArServer, version: str,
+                                                                  body: str) -> None:
+    ar = ar_server
+    answer = ar_post(ar, version, body)
+    assert answer.status_code == 500
+    assert b"InvalidRequest" in answer.content or b"InvalidHerIdSupplied" in answer.content, answer.content[:400]
+    for leak in (b"Traceback", b"internal error", b"Unavailable"):
+        assert leak not in answer.content
+    ok = ar_post(ar, version, f'<GetCommunicationPartyDetails xmlns="{AR_CP}">'
+                              f'<herId>{ar.first("Service")["herId"]}</herId></GetCommunicationPartyDetails>')
+    assert ok.status_code == 200
