@@ -257,7 +257,8 @@ class _Held:
 
 
 class Reader:
-    """One long-lived read connection per thread, for the hot lookup path of a server process.
+    """One long-lived read connection per thread, for the hot lookup path of a server process. Each use runs
+    under the engine's statement deadline (:func:`deadline`).
 
     Checking a connection out of the pool and returning it costs more than a keyed SQLite lookup, so a
     worker keeps one. Each use ends with a rollback, so no transaction (and, on PostgreSQL, no snapshot)
