@@ -14,8 +14,9 @@ ranked in Python with rapidfuzz, best first. Every criterion is applied in SQL a
 ``limit + 1`` rows, so a search costs what its answer costs, whatever the store's size.
 
 Bounded work: a field longer than :data:`MAX_FIELD_CHARS` characters or a name field of more than
-:data:`MAX_NAME_WORDS` words is refused (ValueTooLong: Client.InvalidRequest, HL7 104) before anything is normalised or asked, since each
-name word adds a condition to the query (20,000 words once kept a PostgreSQL backend busy for minutes).
+:data:`MAX_NAME_WORDS` words is refused (ValueTooLong: Client.InvalidRequest, HL7 104) before anything is
+normalised or asked, since each name word adds a condition to the query (20,000 words once kept a
+PostgreSQL backend busy for minutes).
 No real name comes near these bounds (Folkeregisteret's longest names are a handful of words, and the
 search index keeps 200 characters of a key), so they are constants, not settings.
 
