@@ -166,6 +166,19 @@ def test_over_range_numbers_in_a_search_are_invalid_requests(preg: PregServer, i
     _fault(answer, "Client.InvalidRequest", "contract")
 
 
+@pytest.mark.parametrize(("first", "answered"), [("18446744073709551616", False), ("-9223372036854775809", False),
+                                                 ("9223372036854775807", True)])
+def test_get_changes_from_a_sequence_number_out_of_xs_long_is_invalid(preg: PregServer, first: str,
+                                                                      answered: bool) -> None:
+    answer = preg.call("1.1", f"<p:getChanges><p:fraSekvensnummer>{first}</p:fraSekvensnummer>"
+                              f"<p:personnummer>{preg.pop.ordinary}</p:personnummer></p:getChanges>")
+    if answered:  # the largest xs:long: nothing after it, answered
+        assert answer.status == 200, answer.body[:300]
+        assert body_child(answer.xml()).findtext("{*}flereEndringer") == "false"
+    else:
+        _fault(answer, "Client.InvalidRequest", "contract")
+
+
 def _fh(given: str = "Grense", born: str = "1950-01-01", address: str = "") -> str:
     return (f"<p:requestHjelpenummer><p:fornavn>{given}</p:fornavn><p:etternavn>Pasient</p:etternavn>"
             f"<p:kjonn>K</p:kjonn><p:fodselsdato>{born}</p:fodselsdato>{address}</p:requestHjelpenummer>")
