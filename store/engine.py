@@ -175,6 +175,9 @@ def _end_transaction(conn: Connection) -> None:
             conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
 
 
+_TIMED_OUT = "the query took longer than the statement deadline; narrow it"
+
+
 @contextmanager
 def deadline(conn: Connection, seconds: float | None = None) -> Iterator[Connection]:
     """Run the block's reads on ``conn`` under the statement deadline: ``seconds``, else the engine's
@@ -192,7 +195,7 @@ def deadline(conn: Connection, seconds: float | None = None) -> Iterator[Connect
     except Exception as exc:
         if is_timeout(exc):
             _end_transaction(conn)  # PostgreSQL refuses every statement of an aborted transaction
-            raise QueryTimeout("the query took longer than the statement deadline; narrow it") from None
+            raise QueryTimeout(_TIMED_OUT) from None
         raise
     finally:
         if armed is not None:
@@ -244,12 +247,14 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 class _Held:
     """A reader's connection in one thread; closed (returned to the pool) when the thread's locals go,
-    so a server that runs a thread per request does not leave one open connection per finished thread."""
+    so a server that runs a thread per request does not leave one open connection per finished thread.
+    ``deadline`` is its SQLite progress handler's deadline (None elsewhere), looked up once."""
 
-    __slots__ = ("conn",)
+    __slots__ = ("conn", "deadline")
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.deadline: _Deadline | None = conn.connection.info.get("deadline")
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
@@ -258,7 +263,7 @@ class _Held:
 
 class Reader:
     """One long-lived read connection per thread, for the hot lookup path of a server process. Each use runs
-    under the engine's statement deadline (:func:`deadline`).
+    under the engine's statement deadline (as in :func:`deadline`, inlined: this is the hottest path).
 
     Checking a connection out of the pool and returning it costs more than a keyed SQLite lookup, so a
     worker keeps one. Each use ends with a rollback, so no transaction (and, on PostgreSQL, no snapshot)
@@ -277,13 +282,24 @@ class Reader:
         if held is None or held.conn.closed or held.conn.invalidated:
             held = self._local.held = _Held(read_connection(self.engine))
         conn = held.conn
+        timeout = self.engine.get_execution_options().get("statement_timeout")
+        armed = held.deadline
+        if timeout:
+            if armed is not None:
+                armed.at = time.monotonic() + timeout
+            else:
+                _arm(conn, timeout)
         try:
-            with deadline(conn):
-                yield conn
-        except BaseException:
+            yield conn
+        except BaseException as exc:
             self._local.held = None
             conn.close()
+            if timeout and isinstance(exc, Exception) and is_timeout(exc):
+                raise QueryTimeout(_TIMED_OUT) from None
             raise
+        finally:
+            if armed is not None:
+                armed.at = None
         if conn.in_transaction():
             conn.rollback()
         elif conn.dialect.name != "sqlite":  # SQLite's read connections are in autocommit (read_connection)
