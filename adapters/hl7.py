@@ -42,6 +42,7 @@ __all__ = [
     "DOMAINS",
     "GENDER_CODES",
     "Domain",
+    "MAX_QPD_PARAMETERS",
     "ParameterError",
     "PersonView",
     "QueryParameters",
@@ -279,12 +280,24 @@ _PARAM_ALIASES = {
 }
 
 
+MAX_QPD_PARAMETERS = 16  # QPD-3 repetitions one query may carry (PDQ knows 8 parameters, Q24 10)
+
+
 def _named(params: Sequence[tuple[str, str]], allowed: frozenset[str]) -> dict[str, tuple[str, int]]:
+    """QPD-3's parameters by name: at most :data:`MAX_QPD_PARAMETERS` repetitions, each parameter once
+    (a second one would silently replace the first: one criterion per field, as the store's search has)."""
+    if len(params) > MAX_QPD_PARAMETERS:
+        raise ParameterError(f"more than {MAX_QPD_PARAMETERS} query parameters", repetition=MAX_QPD_PARAMETERS + 1,
+                             code="104")
     out: dict[str, tuple[str, int]] = {}
+    seen: set[str] = set()
     for n, (name, value) in enumerate(params, start=1):
         key = _PARAM_ALIASES.get(name.strip().upper().replace("@PID.", "@PID.", 1))
         if key is None or key not in allowed:
             raise ParameterError("query parameter not supported", repetition=n, code="103")
+        if key in seen:
+            raise ParameterError("query parameter given twice", repetition=n)
+        seen.add(key)
         if value.strip():
             out[key] = (value.strip(), n)
     return out

@@ -41,7 +41,7 @@ from store.engine import make_engine, migrate
 from store.errors import InvalidInput, TooManyHits
 from store.loading import load_population, prepared_chunks
 from store.repository import PersonRepository
-from store.search import SearchCriteria, search
+from store.search import ALL_RELEASABLE, SearchCriteria, search
 
 __all__ = ["run"]
 
@@ -190,7 +190,7 @@ def _queries(engine: Engine, n: int, queries: int, seed: int, profile: bool) -> 
         criteria = [rng.choice(criteria) for _ in range(queries)]
         for c in criteria[:100]:
             try:
-                search(conn, c, limit=50)
+                search(conn, c, limit=50, scope=ALL_RELEASABLE)
             except TooManyHits:
                 pass
         lat, too_many, hits = [], 0, 0
@@ -199,7 +199,7 @@ def _queries(engine: Engine, n: int, queries: int, seed: int, profile: bool) -> 
             for c in criteria:
                 t0 = time.perf_counter()
                 try:
-                    hits += len(search(conn, c, limit=50))
+                    hits += len(search(conn, c, limit=50, scope=ALL_RELEASABLE))
                 except TooManyHits:
                     too_many += 1
                 lat.append(time.perf_counter() - t0)

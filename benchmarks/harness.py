@@ -95,7 +95,7 @@ def store_samples(url: str, n: int, seed: int, username: str) -> tuple[list[str]
     from store import schema as s
     from store.engine import make_engine, migrate
     from store.errors import PregbridgeError
-    from store.search import SearchCriteria, search
+    from store.search import ALL_RELEASABLE, SearchCriteria, search
 
     engine = make_engine(url)
     migrate(engine)
@@ -112,7 +112,8 @@ def store_samples(url: str, n: int, seed: int, username: str) -> tuple[list[str]
         for family, year in rows:
             if len(family) >= 3 and year and len(pairs) < 300:
                 try:
-                    if 0 < len(search(conn, SearchCriteria(family=family, birth_year=year), limit=50)):
+                    criteria = SearchCriteria(family=family, birth_year=year)
+                    if 0 < len(search(conn, criteria, limit=50, scope=ALL_RELEASABLE)):
                         pairs.append((family, year))
                 except PregbridgeError:
                     pass

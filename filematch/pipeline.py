@@ -8,9 +8,10 @@ Per chunk (a few hundred to a few thousand records):
    values a wash reads, flattened when the person was stored: :mod:`store.brief`); records without a
    usable number (none, invalid, or unknown to the store) and with enough demographics go to
    identification;
-3. **compare**: identification by demographics is :func:`store.matching.identify_many` (the answers of
-   :func:`store.matching.identify`: blocking on the search index, Fellegi–Sunter-style scores, with each
-   record's keys normalised once); the briefs of the candidates are then loaded in one batch;
+3. **compare**: identification by demographics is :func:`store.matching.identify` per record, under the
+   engine's statement deadline (:func:`store.engine.deadline`): blocking on the search index,
+   Fellegi–Sunter-style scores, with each record's keys normalised once; the briefs of the candidates are
+   then loaded in one batch;
 4. **classify** each record into exactly one :class:`~filematch.records.Code` (precedence below) and fill
    its :class:`~filematch.records.Result` from the person *as the caller's profile sees it*: the
    pipeline takes a :class:`Release` — which information elements the caller's access profile releases
@@ -37,7 +38,9 @@ UNCHANGED       everything the input gave agrees
 *no usable number (none, invalid, or unknown to the store): identified by demographics:*
 IDENTIFIED      one candidate scores ≥ ACCEPT and leads the next by ≥ LEAD; ``number``, ``score``
 AMBIGUOUS       candidates above CANDIDATE but none clear; ``candidates`` lists their numbers (≤ 5)
-NOT_FOUND       a valid number the store does not know, or no candidate by demographics
+NOT_FOUND       a valid number the store does not know, or no candidate by demographics; also a record
+                whose identification was stopped at the statement deadline (``reason``
+                ``identification:timeout``: send it again)
 ==============  ====================================================================================
 
 Whatever the code, the status and death columns carry the person's current status, so an IDENTIFIED
@@ -56,8 +59,11 @@ from sqlalchemy import Connection
 from filematch.clean import CleanRecord, check_number, clean, split_street
 from filematch.records import Code, InputRecord, Result
 from store import brief as b
-from store.matching import IdentifyQuery, Outcome, identify_many
+from store.engine import deadline
+from store.errors import QueryTimeout
+from store.matching import Identification, IdentifyQuery, Outcome, identify
 from store.model import stricter
+from store.search import SearchScope
 from store.wash import cached_name_key as name_key
 from store.wash import cached_street_key as street_key
 from store.wash import find_briefs, load_briefs
@@ -89,6 +95,11 @@ class Release:
 
     elements: frozenset[str]
     masked: Mapping[str, MaskedLevel] = field(default_factory=dict)
+
+    @property
+    def scope(self) -> SearchScope:
+        """What identification may block and score by (no answer may depend on what the release hides)."""
+        return SearchScope.of(self.elements, {level: m.keeps_kommune for level, m in self.masked.items()})
 
 
 UNMASKED = Release(frozenset(ELEMENTS))
@@ -232,9 +243,24 @@ def wash(conn: Connection, records: Sequence[InputRecord], release: Release = UN
     return out
 
 
+def _not_found(c: CleanRecord, *reasons: str) -> Result:
+    return Result(c.source.seq, c.source.ref, Code.NOT_FOUND, input_number=c.source.number.strip(),
+                  reason=";".join([*c.problems, *reasons]))
+
+
 def _identify(conn: Connection, cleaned: list[CleanRecord], indexes: list[int],
               results: list[Result | None], release: Release) -> None:
-    answers = dict(zip(indexes, identify_many(conn, [_query(cleaned[i]) for i in indexes]), strict=True))
+    answers: dict[int, Identification] = {}
+    timed_out: list[int] = []
+    scope = release.scope
+    for i in indexes:
+        try:
+            with deadline(conn):  # the engine's statement deadline, per record (none in a local run)
+                answers[i] = identify(conn, _query(cleaned[i]), scope=scope)
+        except QueryTimeout:
+            timed_out.append(i)
+    for i in timed_out:
+        results[i] = _not_found(cleaned[i], "identification:timeout")
     wanted: list[int] = []
     for ident in answers.values():
         if ident.outcome is Outcome.IDENTIFIED:
@@ -244,9 +270,7 @@ def _identify(conn: Connection, cleaned: list[CleanRecord], indexes: list[int],
     briefs = load_briefs(conn, wanted) if wanted else {}
     numbers_released = "identifiers" in release.elements
     for i, ident in answers.items():
-        c = cleaned[i]
-        r = Result(c.source.seq, c.source.ref, Code.NOT_FOUND, input_number=c.source.number.strip(),
-                   reason=";".join(c.problems))
+        r = _not_found(cleaned[i])
         best = ident.best
         if ident.outcome is Outcome.IDENTIFIED and best is not None and best.person_id in briefs:
             _identified(r, briefs[best.person_id], release)

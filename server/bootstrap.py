@@ -24,7 +24,7 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 def build_engine(settings: Settings, *, run_migrations: bool = True) -> Engine:
-    engine = make_engine(settings.store.database_url)
+    engine = make_engine(settings.store.database_url, statement_timeout=settings.store.statement_timeout)
     if run_migrations:
         migrate(engine)
     return engine

@@ -29,6 +29,7 @@ DEFAULT_WORKERS = 2
 class StoreSettings:
     url: str | None = None  # None: SQLite in data_dir/pregbridge.sqlite
     data_dir: Path = DEFAULT_DATA_DIR
+    statement_timeout: float = 5.0  # seconds a request's reads may take (store.engine); 0: no deadline
 
     @property
     def database_url(self) -> str:
@@ -114,6 +115,8 @@ def _coerce(section: Any, key: str, value: Any) -> Any:
     kind = str(kinds[key])
     if value is None:
         return None
+    if "float" in kind:
+        return float(value)
     if "int" in kind:
         return int(value)
     if "Path" in kind:

@@ -8,6 +8,16 @@
   :func:`read_connection`, which begins no transaction.
 - PostgreSQL (scale-out), through psycopg 3: ``postgresql+psycopg://user@host:port/db``.
 
+**Statement deadline** (``statement_timeout`` of :func:`make_engine`, the ``[store] statement_timeout``
+setting): the reads of one :class:`Reader` use (one request of a face) or of one :func:`deadline` block
+are stopped by the database when they run longer, and raise :class:`store.errors.QueryTimeout` — a typed
+``Server.Unavailable`` / HL7 AE, never an internal error. On PostgreSQL it is the server's own
+``statement_timeout`` (per statement, planning included), set on a reading connection once and reset when
+the connection goes back to the pool, so loads, ingests and migrations on the same engine are never cut
+short. On SQLite a progress handler (every :data:`PROGRESS_STEPS` virtual-machine instructions) compares
+the clock with the deadline of the current use and interrupts the statement past it; outside a use it
+returns at once.
+
 The schema is created and upgraded by Alembic (store/migrations), never by ``metadata.create_all``
 outside tests of the migrations themselves.
 """
@@ -15,7 +25,9 @@ outside tests of the migrations themselves.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,7 +38,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
-__all__ = ["Reader", "fetch_all", "make_engine", "migrate", "read_connection", "sqlite_url", "write_transaction"]
+from store.errors import QueryTimeout
+
+__all__ = ["PROGRESS_STEPS", "Reader", "deadline", "fetch_all", "make_engine", "migrate", "read_connection",
+           "sqlite_url", "write_transaction"]
+
+PROGRESS_STEPS = 1000  # SQLite virtual-machine instructions between two looks at the deadline (~20 µs of work)
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -63,22 +80,126 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(url: str, *, echo: bool = False, pool_size: int = 5) -> Engine:
+class _Deadline:
+    """The monotonic time by which a SQLite connection's current use must end (None: no use under way); called
+    by SQLite as the connection's progress handler, a non-zero answer interrupts the running statement."""
+
+    __slots__ = ("at",)
+
+    def __init__(self) -> None:
+        self.at: float | None = None
+
+    def __call__(self) -> int:
+        at = self.at
+        return 1 if at is not None and time.monotonic() > at else 0
+
+
+def _sqlite_deadline(dbapi_conn: Any, record: Any) -> None:
+    d = record.info["deadline"] = _Deadline()
+    dbapi_conn.set_progress_handler(d, PROGRESS_STEPS)
+
+
+def _pg_reset_timeout(dbapi_conn: Any, record: Any) -> None:
+    # a reading connection (deadline()) set its session's statement_timeout: reset it before anyone else uses it
+    if record.info.pop("statement_timeout", None) is None or dbapi_conn is None:
+        return
+    try:
+        cur = dbapi_conn.cursor()
+        cur.execute("RESET statement_timeout")
+        cur.close()
+        dbapi_conn.commit()
+    except Exception:  # noqa: BLE001 - a connection that cannot be reset is not handed out again
+        record.invalidate()
+
+
+def make_engine(url: str, *, echo: bool = False, pool_size: int = 5, statement_timeout: float | None = None) -> Engine:
     """An engine for a SQLite or PostgreSQL URL, configured for this store. Its errors (and ``echo``) do not
-    show statement parameters: they are identity numbers and names, and errors get logged."""
+    show statement parameters: they are identity numbers and names, and errors get logged.
+
+    ``statement_timeout`` (seconds; None or 0: none) is the deadline of the reads of a :class:`Reader` use or
+    a :func:`deadline` block (module docstring); other connections of the engine have none."""
     u = make_url(url)
+    options = {"statement_timeout": statement_timeout} if statement_timeout else {}
     if u.get_backend_name() == "sqlite":
         if u.database and u.database != ":memory:":
             Path(u.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(u, echo=echo, hide_parameters=True)
+        engine = create_engine(u, echo=echo, hide_parameters=True, execution_options=options)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
+        if statement_timeout:
+            event.listen(engine, "connect", _sqlite_deadline)
         return engine
     if u.get_backend_name() == "postgresql":
         if u.drivername == "postgresql":
             u = u.set(drivername="postgresql+psycopg")
-        return create_engine(u, echo=echo, pool_size=pool_size, pool_pre_ping=True, hide_parameters=True)
+        engine = create_engine(u, echo=echo, pool_size=pool_size, pool_pre_ping=True, hide_parameters=True,
+                               execution_options=options)
+        event.listen(engine, "checkin", _pg_reset_timeout)
+        return engine
     raise ValueError(f"unsupported database backend: {u.get_backend_name()}")
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """Did the database stop a statement at its deadline? (SQLite: interrupted by the progress handler;
+    PostgreSQL: SQLSTATE 57014 query_canceled.) ``exc`` may be a DBAPI error or SQLAlchemy's wrapper of one."""
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, sqlite3.OperationalError):
+        return str(orig) == "interrupted"
+    return getattr(orig, "sqlstate", None) == "57014"
+
+
+def _arm(conn: Connection, seconds: float) -> _Deadline | None:
+    info = conn.connection.info
+    if conn.dialect.name == "sqlite":
+        d: _Deadline | None = info.get("deadline")
+        if d is not None:
+            d.at = time.monotonic() + seconds
+        return d
+    ms = max(1, round(seconds * 1000))
+    if info.get("statement_timeout") != ms:  # once per connection: a session setting, committed
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        cur = raw.cursor()
+        cur.execute(f"SET statement_timeout = {ms}")
+        cur.close()
+        raw.commit()
+        info["statement_timeout"] = ms
+    return None
+
+
+def _end_transaction(conn: Connection) -> None:
+    with contextlib.suppress(Exception):
+        if conn.in_transaction():
+            conn.rollback()
+        elif conn.dialect.name != "sqlite":  # driver-level reads (fetch_all) began one behind SQLAlchemy's back
+            conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
+
+
+_TIMED_OUT = "the query took longer than the statement deadline; narrow it"
+
+
+@contextmanager
+def deadline(conn: Connection, seconds: float | None = None) -> Iterator[Connection]:
+    """Run the block's reads on ``conn`` under the statement deadline: ``seconds``, else the engine's
+    ``statement_timeout`` as it is now (``Engine.update_execution_options`` changes it for the next block;
+    none: the block runs unbounded). A statement stopped at the deadline raises
+    :class:`QueryTimeout`, after the connection's transaction is rolled back (so that it can go on reading).
+    On PostgreSQL the first block on a connection commits its open transaction (the setting is committed)."""
+    seconds = seconds or conn.engine.get_execution_options().get("statement_timeout")
+    if not seconds:
+        yield conn
+        return
+    armed = _arm(conn, seconds)
+    try:
+        yield conn
+    except Exception as exc:
+        if is_timeout(exc):
+            _end_transaction(conn)  # PostgreSQL refuses every statement of an aborted transaction
+            raise QueryTimeout(_TIMED_OUT) from None
+        raise
+    finally:
+        if armed is not None:
+            armed.at = None
 
 
 def read_connection(engine: Engine) -> Connection:
@@ -126,12 +247,14 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 class _Held:
     """A reader's connection in one thread; closed (returned to the pool) when the thread's locals go,
-    so a server that runs a thread per request does not leave one open connection per finished thread."""
+    so a server that runs a thread per request does not leave one open connection per finished thread.
+    ``deadline`` is its SQLite progress handler's deadline (None elsewhere), looked up once."""
 
-    __slots__ = ("conn",)
+    __slots__ = ("conn", "deadline")
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.deadline: _Deadline | None = conn.connection.info.get("deadline")
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
@@ -139,7 +262,8 @@ class _Held:
 
 
 class Reader:
-    """One long-lived read connection per thread, for the hot lookup path of a server process.
+    """One long-lived read connection per thread, for the hot lookup path of a server process. Each use runs
+    under the engine's statement deadline (as in :func:`deadline`, inlined: this is the hottest path).
 
     Checking a connection out of the pool and returning it costs more than a keyed SQLite lookup, so a
     worker keeps one. Each use ends with a rollback, so no transaction (and, on PostgreSQL, no snapshot)
@@ -158,12 +282,24 @@ class Reader:
         if held is None or held.conn.closed or held.conn.invalidated:
             held = self._local.held = _Held(read_connection(self.engine))
         conn = held.conn
+        timeout = self.engine.get_execution_options().get("statement_timeout")
+        armed = held.deadline
+        if timeout:
+            if armed is not None:
+                armed.at = time.monotonic() + timeout
+            else:
+                _arm(conn, timeout)
         try:
             yield conn
-        except BaseException:
+        except BaseException as exc:
             self._local.held = None
             conn.close()
+            if timeout and isinstance(exc, Exception) and is_timeout(exc):
+                raise QueryTimeout(_TIMED_OUT) from None
             raise
+        finally:
+            if armed is not None:
+                armed.at = None
         if conn.in_transaction():
             conn.rollback()
         elif conn.dialect.name != "sqlite":  # SQLite's read connections are in autocommit (read_connection)

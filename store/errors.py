@@ -3,6 +3,7 @@
     PregbridgeError                      wire: Server / AE / 207
     ├── InvalidInput                     wire: Client.InvalidRequest / AE / 101
     │   ├── InvalidIdentifierError       wire: Client.InvalidIdentifier / AE / 102
+    │   ├── ValueTooLong                 wire: Client.InvalidRequest / AE / 104 (a field over its bound)
     │   └── InvalidDocument              a person/feed/register record breaks a rule (bulk load, ingest)
     ├── NotFound                         wire: Client.NotFound / AE / 204
     ├── TooManyHits                      wire: Client.TooManyHits / AE / 207
@@ -10,6 +11,7 @@
     │   ├── FeedGap                      the sequence numbers are not contiguous
     │   └── FeedFormatError              a line is not an event (no sequence number, not JSON)
     └── StoreUnavailable                 wire: Server.Unavailable / AE / 207
+        └── QueryTimeout                 a query ran past the statement deadline (store.engine)
 
 Each class names its wire forms as class attributes (SOAP fault code, HL7 acknowledgement code and
 HL7 table 0357 error code); the faces read them instead of keeping their own tables. Messages never
@@ -28,8 +30,10 @@ __all__ = [
     "InvalidInput",
     "NotFound",
     "PregbridgeError",
+    "QueryTimeout",
     "StoreUnavailable",
     "TooManyHits",
+    "ValueTooLong",
 ]
 
 
@@ -55,6 +59,12 @@ class InvalidIdentifierError(InvalidInput):
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(message)
         self.reason = reason
+
+
+class ValueTooLong(InvalidInput):
+    """A request field is longer than its bound (characters, words, repetitions): bounded work per request."""
+
+    hl7_error_code = "104"  # value too long
 
 
 class InvalidDocument(InvalidInput):
@@ -100,3 +110,9 @@ class FeedFormatError(FeedError):
 
 class StoreUnavailable(PregbridgeError):
     soap_fault_code = "Server.Unavailable"
+
+
+class QueryTimeout(StoreUnavailable):
+    """A request's reads ran past the statement deadline (``[store] statement_timeout``) and were stopped by
+    the database. Table 0357 has no code for it: 207 (application internal error) with AE, since sending
+    the same query again would take as long (narrow it instead)."""

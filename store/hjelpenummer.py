@@ -11,6 +11,13 @@ Both take the store's write lock (the advisory lock ingestion takes on PostgreSQ
 begins the transaction with ``BEGIN IMMEDIATE``), so concurrent calls — a client retrying the same
 request, two desks, an ingest — are serialised instead of failing on the request key or a person id.
 
+Plausibility (a request creates a person, so its content is bounded before anything is stored): each name
+part at most :data:`MAX_NAME_CHARS` characters and :data:`MAX_NAME_WORDS` words, a birth date neither in
+the future nor before :data:`EARLIEST_BIRTH`, a house number 1–9999 with an optional letter (Matrikkelen's
+range), a postnummer (a foreign postcode: at most 10 letters and digits) and a kommune of 4 digits, a country
+code of at most 3 letters, street and poststed at most :data:`MAX_NAME_CHARS` characters; anything else is
+InvalidInput naming the field.
+
 Linking: when the FH person is identified as a person with a fødselsnummer or D-nummer, the FH number is
 added to that person as a ceased identifier, and the FH-only person's own record is closed (status
 ``opphoert``, its FH identifier ceased) and leaves the identifier index, so every lookup by the FH number
@@ -22,13 +29,14 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import random
+import re
 from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection, delete, insert, select
 
 from store import identity
 from store import schema as s
-from store.errors import InvalidIdentifierError, NotFound
+from store.errors import InvalidIdentifierError, InvalidInput, NotFound, ValueTooLong
 from store.feed import write_lock
 from store.model import Address, Birth, Identifier, IdentifierStatus, Meta, Name, Person, Value
 from store.normalize import name_key
@@ -37,6 +45,13 @@ from store.repository import Lookup, PersonRepository
 __all__ = ["HjelpenummerRequest", "allocate", "link"]
 
 _random = random.SystemRandom()
+
+MAX_NAME_CHARS = 100  # characters of a name part, a street or a poststed
+MAX_NAME_WORDS = 10  # words of a name part
+EARLIEST_BIRTH = dt.date(1850, 1, 1)
+_HOUSE = re.compile(r"([0-9]{1,4})\s*([A-Za-z]?)")
+_FOUR_DIGITS = re.compile(r"[0-9]{4}")
+_POSTCODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z -]{0,9}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +74,35 @@ class HjelpenummerRequest:
                  (self.postnummer or "").strip(), (self.kommune or "").strip(), (self.country or "").strip().upper()]
         return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
+    def validate(self, today: dt.date) -> None:
+        """Raise InvalidInput unless the request is plausible (the module docstring's bounds)."""
+        for field, value in (("given name", self.given), ("middle name", self.middle), ("family name", self.family),
+                             ("street", self.street), ("poststed", self.poststed)):
+            if value is not None and (len(value) > MAX_NAME_CHARS or len(value.split()) > MAX_NAME_WORDS):
+                raise ValueTooLong(f"{field} is longer than {MAX_NAME_CHARS} characters or {MAX_NAME_WORDS} words")
+        if not EARLIEST_BIRTH <= self.birth_date <= today:
+            raise InvalidInput(f"birth date must be between {EARLIEST_BIRTH.isoformat()} and today")
+        self.house()
+        if self.country is not None and not (1 <= len(self.country.strip()) <= 3 and self.country.strip().isalpha()):
+            raise InvalidInput("country must be a country code of at most 3 letters")
+        if self.kommune is not None and not _FOUR_DIGITS.fullmatch(self.kommune.strip()):
+            raise InvalidInput("kommune must be 4 digits")
+        if self.postnummer is not None and not (_FOUR_DIGITS if not self.foreign() else _POSTCODE).fullmatch(
+                self.postnummer.strip()):
+            raise InvalidInput("postnummer must be 4 digits (a foreign postcode: at most 10 letters and digits)")
+
+    def foreign(self) -> bool:
+        return bool(self.country and self.country.strip().upper() not in ("NO", "NOR"))
+
+    def house(self) -> tuple[int | None, str | None]:
+        """(house number, house letter) of the request; InvalidInput unless 1–9999 with an optional letter."""
+        if self.house_number is None or not self.house_number.strip():
+            return None, None
+        m = _HOUSE.fullmatch(self.house_number.strip())
+        if m is None or not 1 <= int(m.group(1)) <= 9999:
+            raise InvalidInput("house number must be 1-9999, optionally followed by a letter")
+        return int(m.group(1)), m.group(2).upper() or None
+
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -74,6 +118,7 @@ def _new_number(repo: PersonRepository) -> str:
 
 def allocate(conn: Connection, req: HjelpenummerRequest) -> tuple[str, bool]:
     """(number, new): the FH number for this person, allocating one the first time."""
+    req.validate(_now().date())
     key = req.key()
     write_lock(conn)
     known = conn.execute(select(s.fh_request.c.number).where(s.fh_request.c.request_key == key)).scalar()
@@ -86,13 +131,11 @@ def allocate(conn: Connection, req: HjelpenummerRequest) -> tuple[str, bool]:
     meta = Meta(True, today, None, now, "NHN")
     address: tuple[Address, ...] = ()
     if req.street or req.postnummer or req.kommune or req.country:
-        street, house = req.street, None
-        if req.house_number and req.house_number.strip().isdigit():
-            house = int(req.house_number.strip())
-        foreign = bool(req.country and req.country.upper() not in ("NO", "NOR"))
+        house, letter = req.house()
+        foreign = req.foreign()
         address = (Address("postUtland" if foreign else "post", "utenlandsk" if foreign else "vegadresse",
-                           street=street, house_number=house, postnummer=req.postnummer, poststed=req.poststed,
-                           kommune=req.kommune if req.kommune and len(req.kommune) == 4 else None,
+                           street=req.street, house_number=house, house_letter=letter, postnummer=req.postnummer,
+                           poststed=req.poststed, kommune=req.kommune.strip() if req.kommune else None,
                            country=req.country.upper()[:3] if req.country else None, meta=meta),)
     person = Person(
         person_key=f"fh-{number}",

@@ -24,6 +24,10 @@ names compare by Jaro-Winkler (rapidfuzz) and also with given and family name sw
 candidate is *identified* when its score reaches ``ACCEPT`` and leads the runner-up by ``LEAD``;
 candidates above ``CANDIDATE`` otherwise make the answer *ambiguous*.
 
+No oracle: the address fields of a candidate whose address the caller may not see (:class:`SearchScope`,
+from its access profile) neither add nor subtract, and the postnummer block does not read such persons, so
+the answer and its scores are the same whatever address the record gives for them (store/search.py).
+
 Built for throughput (a Filematch wash identifies tens of thousands of records): each query's normalised
 keys are computed once, and the block queries are driver-level SQL over the index columns only.
 """
@@ -32,7 +36,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
@@ -43,6 +47,7 @@ from sqlalchemy import Connection, Dialect
 from store.engine import fetch_all
 from store.identity import near_valid
 from store.normalize import name_key, street_key
+from store.search import ALL_RELEASABLE, SearchScope, levels_sql
 
 cached_name_key = lru_cache(maxsize=1 << 16)(name_key)
 cached_street_key = lru_cache(maxsize=1 << 16)(street_key)
@@ -92,16 +97,20 @@ class Identification:
         return self.candidates[0] if self.candidates else None
 
 
-_COLS = "person_id, family_key, given_key, birth_date, birth_year, gender, kommune, postnummer, street_key"
+_COLS = ("person_id, family_key, given_key, birth_date, birth_year, gender, kommune, postnummer, street_key, "
+         "address_protection")
 
 
 class _Query:
     """An IdentifyQuery with its normalised keys computed once."""
 
-    __slots__ = ("fam3", "giv3", "q", "qf", "qg1", "qstreet", "year")
+    __slots__ = ("fam3", "giv3", "kommune_levels", "levels", "q", "qf", "qg1", "qstreet", "year")
 
-    def __init__(self, q: IdentifyQuery) -> None:
+    def __init__(self, q: IdentifyQuery, scope: SearchScope) -> None:
         self.q = q
+        # None: every indexed address may be used (the common case: no per-row test)
+        self.levels = None if scope.sees_all(scope.levels) else scope.levels
+        self.kommune_levels = None if scope.sees_all(scope.kommune_levels) else scope.kommune_levels
         qf = cached_name_key(q.family)
         qg = cached_name_key(q.given)
         self.qf = qf
@@ -151,11 +160,13 @@ def _score(pq: _Query, row: Sequence[Any], birth_date: dt.date | None) -> float:
         total += _W_BIRTH_YEAR if q.birth_year == row[4] else -8.0
     if q.gender and row[5]:
         total += _W_GENDER if q.gender == row[5] else -3.0
-    if q.postnummer and row[7]:
+    levels = pq.levels
+    seen = levels is None or row[9] in levels
+    if q.postnummer and row[7] and seen:
         total += _W_POSTNUMMER if q.postnummer == row[7] else -0.5
-    elif q.kommune and row[6]:
+    elif q.kommune and row[6] and (pq.kommune_levels is None or row[9] in pq.kommune_levels):
         total += _W_KOMMUNE if q.kommune == row[6] else -0.5
-    if q.street and row[8]:
+    if q.street and row[8] and seen:
         total += _W_STREET if JaroWinkler.normalized_similarity(pq.qstreet or "", row[8]) >= 0.92 else 0.0
     return total
 
@@ -205,8 +216,9 @@ def _blocks(dialect: Dialect, pq: _Query) -> tuple[list[_Block], list[_Block]]:
     if q.birth_date:
         narrow.append(block(f"birth_date = {mark}",
                             q.birth_date.isoformat() if dialect.name == "sqlite" else q.birth_date))
-    if q.postnummer and len(pq.fam3) == 3:
-        narrow.append(block(f"postnummer = {mark} AND {prefix}", q.postnummer, pq.fam3, pq.fam3 + "{"))
+    if q.postnummer and len(pq.fam3) == 3 and (pq.levels is None or pq.levels):
+        hidden = "" if pq.levels is None else " AND " + levels_sql(pq.levels)
+        narrow.append(block(f"postnummer = {mark} AND {prefix}{hidden}", q.postnummer, pq.fam3, pq.fam3 + "{"))
     if pq.year and len(pq.fam3) == 3:
         wide.append(block(f"birth_year = {mark} AND {prefix}", pq.year, pq.fam3, pq.fam3 + "{"))
     if pq.year and len(pq.giv3) == 3:
@@ -226,13 +238,15 @@ def _classify(seen: dict[int, float]) -> Identification:
     return Identification(Outcome.AMBIGUOUS, cands)
 
 
-def identify(conn: Connection, q: IdentifyQuery) -> Identification:
-    """Ranked candidates for a record without an identity number.
+def identify(conn: Connection, q: IdentifyQuery, *, scope: SearchScope) -> Identification:
+    """Ranked candidates for a record without an identity number; addresses used as ``scope`` allows.
 
     The narrow blocks are tried first; only when they do not identify the person are the wide blocks
     added (their union rescored), so the common case costs a few dozen comparisons.
     """
-    pq = _Query(q)
+    if scope.elements != ALL_RELEASABLE.elements:
+        q = _within(q, scope.elements)
+    pq = _Query(q, scope)
     seen: dict[int, float] = {}
     result = Identification(Outcome.NOT_FOUND)
     near = near_valid(q.number) if q.number else []
@@ -253,6 +267,17 @@ def identify(conn: Connection, q: IdentifyQuery) -> Identification:
     return result
 
 
+def _within(q: IdentifyQuery, elements: frozenset[str]) -> IdentifyQuery:
+    """``q`` without the fields of the elements the caller may not see (they neither block nor score)."""
+    hidden: dict[str, None] = {}
+    for element, names in (("identifiers", ("number",)), ("name", ("given", "family")),
+                           ("birth", ("birth_date", "birth_year")), ("gender", ("gender",)),
+                           ("addresses", ("postnummer", "kommune", "street"))):
+        if element not in elements:
+            hidden.update(dict.fromkeys(names))
+    return replace(q, **hidden)
+
+
 def _add_scores(seen: dict[int, float], pq: _Query, rows: Sequence[Any], bonus: float = 0.0) -> None:
     """Score the person_search rows (``_COLS``) not seen yet (DBAPI rows: SQLAlchemy's cost more than the
     scoring; SQLite gives the birth date as text)."""
@@ -265,6 +290,7 @@ def _add_scores(seen: dict[int, float], pq: _Query, rows: Sequence[Any], bonus: 
             seen[pid] = _score(pq, row, bd) + bonus
 
 
-def identify_many(conn: Connection, queries: Sequence[IdentifyQuery]) -> list[Identification]:
+def identify_many(conn: Connection, queries: Sequence[IdentifyQuery], *,
+                  scope: SearchScope) -> list[Identification]:
     """:func:`identify` of each query, in order."""
-    return [identify(conn, q) for q in queries]
+    return [identify(conn, q, scope=scope) for q in queries]

@@ -67,10 +67,17 @@ def _person(doc: str) -> Person:
 
 
 def search_row(p: Person, pid: int) -> dict[str, Any]:
-    """The person's current search keys (one row of person_search)."""
+    """The person's current search keys (one row of person_search).
+
+    The address keys come with ``address_protection``, the level at which masking releases that address (the
+    person's strictest level in force, server.access.masking), so that search and identification use them only
+    for callers who may see it. A strengt fortrolig address is released to nobody: its keys are not stored."""
     name = p.name
     birth = current(p.birth)
     home = p.address("bosted") or p.address("opphold") or p.address("post")
+    level = p.protection_level if home else None
+    if level == "strengtFortrolig":
+        home = None
     return {
         "person_id": pid,
         "family_key": name_key(name.family) if name else "",
@@ -82,6 +89,7 @@ def search_row(p: Person, pid: int) -> dict[str, Any]:
         "postnummer": home.postnummer if home else None,
         "street_key": street_key(home.street) if home and home.street else None,
         "status": p.current_status,
+        "address_protection": level,
     }
 
 

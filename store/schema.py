@@ -141,10 +141,12 @@ person_search = Table(
     Column("postnummer", String(4)),
     Column("street_key", _Key),
     Column("status", String(20)),
+    # the protection level at which the address keys above are released (store.repository.search_row)
+    Column("address_protection", String(20)),
     # covering for identification's narrowest block (store.matching: every column it scores), so a birth
     # date's candidates are read from one run of index pages instead of one table page each
     Index("ix_person_search_birth_date_covering", "birth_date", "family_key", "given_key", "gender", "postnummer",
-          "kommune", "street_key", "birth_year"),
+          "kommune", "street_key", "birth_year", "address_protection"),
     # birth year first: a family/given name *prefix* is a range, so it must be the last column used
     Index(None, "birth_year", "family_key"),
     Index(None, "birth_year", "given_key"),

@@ -12,11 +12,26 @@ family name: ``Berg`` finds ``Berg Hansen`` but not ``Hansen Berg`` (filter word
 served by one of the ``person_search`` indexes (blocking keys); the rows it yields are filtered and
 ranked in Python with rapidfuzz, best first. Every criterion is applied in SQL and the query stops after
 ``limit + 1`` rows, so a search costs what its answer costs, whatever the store's size.
+
+Bounded work: a field longer than :data:`MAX_FIELD_CHARS` characters or a name field of more than
+:data:`MAX_NAME_WORDS` words is refused (ValueTooLong: Client.InvalidRequest, HL7 104) before anything is
+normalised or asked, since each name word adds a condition to the query (20,000 words once kept a
+PostgreSQL backend busy for minutes).
+No real name comes near these bounds (Folkeregisteret's longest names are a handful of words, and the
+search index keeps 200 characters of a key), so they are constants, not settings.
+
+No oracle: criteria may use only what the caller's access profile lets it see (:class:`SearchScope`). A
+criterion on an element the profile withholds (name, birth, gender, addresses) is refused, and address
+criteria match only persons whose address the caller may see: a person whose address it may not see is not
+found by it, whether the value asked is the true one or not, so neither the hits nor their number, order or
+scores tell the caller anything about a hidden address. Strengt fortrolig addresses are not in the index
+at all (:func:`store.repository.search_row`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,12 +39,56 @@ from rapidfuzz.distance import JaroWinkler
 from sqlalchemy import Connection, Dialect
 
 from store.engine import fetch_all
-from store.errors import InvalidInput, TooManyHits
+from store.errors import InvalidInput, TooManyHits, ValueTooLong
+from store.model import PROTECTION_LEVELS
 from store.normalize import name_tokens, street_key
 
-__all__ = ["MAX_CANDIDATES", "SearchCriteria", "SearchHit", "search"]
+__all__ = ["ALL_RELEASABLE", "MAX_CANDIDATES", "MAX_FIELD_CHARS", "MAX_NAME_WORDS", "SearchScope",
+           "SearchCriteria", "SearchHit", "levels_sql", "search"]
 
 MAX_CANDIDATES = 2000  # hits one search may return before it is refused as too broad
+MAX_FIELD_CHARS = 200  # characters of one criterion
+MAX_NAME_WORDS = 10  # words of one name criterion
+
+
+# strengt fortrolig address keys are never indexed (store.repository.search_row): no scope needs to exclude them
+_INDEXED_LEVELS = frozenset(level for level in PROTECTION_LEVELS if level != "strengtFortrolig")
+# the information elements criteria use (identification also uses the identifiers near a mistyped number)
+_SEARCHABLE = frozenset({"identifiers", "name", "birth", "gender", "addresses"})
+
+
+@dataclass(frozen=True, slots=True)
+class SearchScope:
+    """What a caller may search and score by, derived from its access profile by :meth:`of` (the faces call
+    :func:`server.access.masking.search_scope`): ``elements`` of identifiers, name, birth, gender and addresses
+    that it may see; ``levels``, the address protection levels whose street and postnummer it sees; ``kommune_levels``,
+    those whose kommune it sees (masking keeps the kommune of some masked addresses)."""
+
+    elements: frozenset[str]
+    levels: frozenset[str]
+    kommune_levels: frozenset[str]
+
+    def __post_init__(self) -> None:
+        unknown = (self.levels | self.kommune_levels) - set(PROTECTION_LEVELS)
+        if unknown:  # the levels are written into SQL as literals
+            raise ValueError(f"unknown protection level(s) {sorted(unknown)}")
+
+    @classmethod
+    def of(cls, elements: Iterable[str], masked: Mapping[str, bool]) -> SearchScope:
+        """The scope of a caller who sees ``elements`` and sees addresses at the levels of ``masked`` (level →
+        whether the masked address still shows its kommune) masked."""
+        els = frozenset(elements) & _SEARCHABLE
+        if "addresses" not in els:
+            return cls(els, frozenset(), frozenset())
+        levels = _INDEXED_LEVELS - masked.keys()
+        return cls(els, levels, levels | (frozenset(lv for lv, keeps in masked.items() if keeps) & _INDEXED_LEVELS))
+
+    @staticmethod
+    def sees_all(levels: frozenset[str]) -> bool:
+        return levels >= _INDEXED_LEVELS
+
+
+ALL_RELEASABLE = SearchScope(_SEARCHABLE, _INDEXED_LEVELS, _INDEXED_LEVELS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,8 +108,14 @@ class SearchCriteria:
         return name_tokens(self.family), name_tokens(self.given), name_tokens(self.full_name)
 
     def validate(self) -> None:
-        """Raise InvalidInput unless the criteria meet the minimum-criteria rule."""
+        """Raise InvalidInput unless the criteria are within bounds and meet the minimum-criteria rule."""
+        for name, value in (("given name", self.given), ("family name", self.family), ("name", self.full_name),
+                            ("street", self.street), ("kommune", self.kommune), ("postnummer", self.postnummer)):
+            if value is not None and len(value) > MAX_FIELD_CHARS:
+                raise ValueTooLong(f"{name} is longer than {MAX_FIELD_CHARS} characters")
         fam, giv, full = self.name_words()
+        if max(len(fam), len(giv), len(full)) > MAX_NAME_WORDS:
+            raise ValueTooLong(f"a name criterion has more than {MAX_NAME_WORDS} words")
         if sum(len(w) for w in fam + giv + full) < 3:
             raise InvalidInput("a search needs at least 3 letters of name")
         for code, n in ((self.kommune, 4), (self.postnummer, 4)):
@@ -123,7 +188,15 @@ def _block(q: _Sql, c: SearchCriteria, family_words: list[str]) -> str:
     return f"{_any([q.prefix('given_key', w) for w in giv])} AND {q.eq('birth_year', year)}"
 
 
-def _filters(q: _Sql, c: SearchCriteria, fam: list[str], giv: list[str], full: list[str]) -> list[str]:
+def levels_sql(levels: frozenset[str]) -> str:
+    """A condition on ``person_search.address_protection``: one of ``levels`` (validated by SearchScope)."""
+    if not levels:
+        return "1 = 0"
+    return "address_protection IN (" + ", ".join(f"'{level}'" for level in sorted(levels)) + ")"
+
+
+def _filters(q: _Sql, c: SearchCriteria, fam: list[str], giv: list[str], full: list[str],
+             scope: SearchScope) -> list[str]:
     where = [q.word_prefix("family_key", w) for w in fam]
     where += [q.word_prefix("given_key", w) for w in giv]
     where += [f"({q.word_prefix('given_key', w)} OR {q.word_prefix('family_key', w)})" for w in full]
@@ -139,21 +212,35 @@ def _filters(q: _Sql, c: SearchCriteria, fam: list[str], giv: list[str], full: l
         where.append(q.eq("postnummer", c.postnummer))
     if c.street:
         where.append(q.prefix("street_key", street_key(c.street)))
+    if (c.postnummer or c.street) and not scope.sees_all(scope.levels):
+        where.append(levels_sql(scope.levels))
+    elif c.kommune and not scope.sees_all(scope.kommune_levels):
+        where.append(levels_sql(scope.kommune_levels))
     return where
 
 
-def search(conn: Connection, c: SearchCriteria, *, limit: int = MAX_CANDIDATES) -> list[SearchHit]:
-    """Persons matching the criteria, best first; more than ``limit`` hits raise TooManyHits.
+def _refuse_hidden(c: SearchCriteria, scope: SearchScope) -> None:
+    for element, given in (("name", c.given or c.family or c.full_name), ("birth", c.birth_date or c.birth_year),
+                           ("gender", c.gender), ("addresses", c.kommune or c.postnummer or c.street)):
+        if given and element not in scope.elements:
+            raise InvalidInput(f"the access profile does not release {element}: it cannot be a search criterion")
+
+
+def search(conn: Connection, c: SearchCriteria, *, scope: SearchScope,
+           limit: int = MAX_CANDIDATES) -> list[SearchHit]:
+    """Persons matching the criteria, best first; more than ``limit`` hits raise TooManyHits. Address criteria
+    match only persons whose address ``scope`` covers (the module docstring's "no oracle").
 
     Every criterion is applied in SQL on top of the index block, so the database stops after
     ``limit + 1`` matching rows: the cost of a search depends on its answer, not on the store's size.
     """
     c.validate()
+    _refuse_hidden(c, scope)
     fam, giv, full = c.name_words()
     # A full name's role is unknown: its words are tried as family name and as given name.
     family_words = [" ".join(fam)] if fam else full
     q = _Sql(conn.dialect)
-    where = " AND ".join([_block(q, c, family_words), *_filters(q, c, fam, giv, full)])
+    where = " AND ".join([_block(q, c, family_words), *_filters(q, c, fam, giv, full, scope)])
     sql = f"SELECT person_id, family_key, given_key FROM person_search WHERE {where} LIMIT {int(limit) + 1}"
     rows = fetch_all(conn, sql, q.params)
     if len(rows) > limit:

@@ -26,6 +26,7 @@ from server.access.masking import (
     apply_profile,
     dsf_code,
     masked_levels,
+    search_scope,
     visible_address,
     visible_identifiers,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "dsf_code",
     "load_profiles",
     "masked_levels",
+    "search_scope",
     "query_audit",
     "resolve_profile",
     "visible_address",

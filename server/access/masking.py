@@ -57,6 +57,7 @@ from store.model import (
     Value,
     stricter,
 )
+from store.search import SearchScope
 
 __all__ = [
     "DSF_CODES",
@@ -66,6 +67,7 @@ __all__ = [
     "apply_profile",
     "dsf_code",
     "masked_levels",
+    "search_scope",
     "visible_address",
     "visible_identifiers",
 ]
@@ -93,6 +95,13 @@ def masked_levels(profile: AccessProfile) -> dict[str, tuple[str, bool]]:
     without building :class:`AddressView` objects (the Filematch wash, HL7 PIDs from current views)."""
     return {level: (PLACEHOLDERS[level], level in _KEEPS_KOMMUNE)
             for level in PROTECTION_LEVELS if not profile.may_see(level)}
+
+
+def search_scope(profile: AccessProfile) -> SearchScope:
+    """What ``profile`` may search and score by (store.search, store.matching): the elements it sees, and the
+    address levels it sees unmasked (street, postnummer) or with their kommune — so that no search or
+    identification answers differently for a value the profile may not see."""
+    return SearchScope.of(profile.elements, {level: keeps for level, (_, keeps) in masked_levels(profile).items()})
 
 
 @dataclass(frozen=True, slots=True)

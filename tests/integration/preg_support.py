@@ -492,11 +492,12 @@ class PregServer:
 @contextlib.contextmanager
 def running_preg(db_url: str, work_dir: Path, *, populated: bool = True, with_accounts: bool = True,
                  engine: Engine | None = None, preg: PregSettings | None = None,
-                 max_failures: int = 1000) -> Iterator[PregServer]:
+                 max_failures: int = 1000, profiles_toml: str = "") -> Iterator[PregServer]:
     """Build the components for ``db_url`` (migrating unless ``engine`` is given), fill the store, add the
-    accounts and serve the app on a loopback port until the block ends."""
+    accounts and serve the app on a loopback port until the block ends. ``profiles_toml`` adds profiles to
+    :data:`PROFILES_TOML`'s."""
     profiles = work_dir / "profiles.toml"
-    profiles.write_text(PROFILES_TOML, encoding="utf-8")
+    profiles.write_text(PROFILES_TOML + profiles_toml, encoding="utf-8")
     settings = Settings(
         store=StoreSettings(url=db_url, data_dir=work_dir),
         access=AccessSettings(audit_mode="sync", key_path=work_dir / "access.key", profiles_path=profiles,

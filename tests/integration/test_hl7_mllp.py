@@ -14,7 +14,7 @@ import datetime as dt
 import logging
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -140,6 +140,25 @@ class Server:
         return socket.create_connection(("127.0.0.1", self.port), timeout=10)
 
 
+@contextlib.contextmanager
+def serving(url: str, *, statement_timeout: float | None = None,
+            more: Callable[[Engine], None] | None = None) -> Iterator[Server]:
+    """A listener on a migrated store at ``url`` holding :func:`population` (and what ``more`` adds)."""
+    engine = make_engine(url, statement_timeout=statement_timeout)
+    migrate(engine)
+    populate(engine)
+    if more is not None:
+        more(engine)
+    app, audit, settings = make_app(engine)
+    running = Running(settings, app, app.closed)
+    try:
+        yield Server(engine, app, running)
+    finally:
+        running.stop()
+        audit.close()
+        engine.dispose()
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with contextlib.ExitStack() as stack:
@@ -147,17 +166,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
             url = stack.enter_context(pg_schema_url())
         else:
             url = f"sqlite:///{tmp_path_factory.mktemp('hl7') / 'store.sqlite'}"
-        engine = make_engine(url)
-        migrate(engine)
-        populate(engine)
-        app, audit, settings = make_app(engine)
-        running = Running(settings, app, app.closed)
-        try:
-            yield Server(engine, app, running)
-        finally:
-            running.stop()
-            audit.close()
-            engine.dispose()
+        yield stack.enter_context(serving(url))
 
 
 # -- client helpers -------------------------------------------------------------------------------

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import Engine
 
 from store.document import from_document
-from store.errors import InvalidInput, TooManyHits
+from store.errors import InvalidInput, TooManyHits, ValueTooLong
 from store.matching import IdentifyQuery, Outcome, identify
 from store.repository import PersonRepository
-from store.search import SearchCriteria, search
+from store.search import ALL_RELEASABLE, SearchCriteria, SearchScope, search
 from tests.factories import person_doc
 
 PEOPLE = [
@@ -40,7 +40,7 @@ def people(engine: Engine) -> dict[str, int]:
 def keys(engine: Engine, ids: dict[str, int], c: SearchCriteria) -> list[str]:
     back = {v: k for k, v in ids.items()}
     with engine.connect() as conn:
-        return [back[h.person_id] for h in search(conn, c)]
+        return [back[h.person_id] for h in search(conn, c, scope=ALL_RELEASABLE)]
 
 
 def test_family_prefix_and_birth_year(engine: Engine, people: dict[str, int]) -> None:
@@ -52,8 +52,8 @@ def test_exact_name_ranks_above_a_prefix_match(engine: Engine, people: dict[str,
     got = keys(engine, people, SearchCriteria(given="Ola", family="Nordmann", birth_date=dt.date(1980, 5, 17)))
     assert got == ["s2"]
     with engine.connect() as conn:
-        hits = search(conn, SearchCriteria(family="Nordmann", given="O", birth_year=1980))
-        prefix = search(conn, SearchCriteria(family="Nordmann", given="Ol", birth_year=1980))
+        hits = search(conn, SearchCriteria(family="Nordmann", given="O", birth_year=1980), scope=ALL_RELEASABLE)
+        prefix = search(conn, SearchCriteria(family="Nordmann", given="Ol", birth_year=1980), scope=ALL_RELEASABLE)
     assert {h.person_id for h in hits} == {people["s2"], people["s7"]}
     assert all(0 < h.score <= 100 for h in hits)
     assert hits[0].score < 100 and prefix[0].score > hits[0].score  # closer given name, higher score
@@ -88,22 +88,24 @@ def test_sql_metacharacters_are_just_letters(engine: Engine, people: dict[str, i
 ])
 def test_minimum_criteria_are_enforced(engine: Engine, criteria: SearchCriteria, why: str) -> None:
     with engine.connect() as conn, pytest.raises(InvalidInput, match=why):
-        search(conn, criteria)
+        search(conn, criteria, scope=ALL_RELEASABLE)
 
 
 def test_too_broad_a_search_is_refused(engine: Engine, people: dict[str, int]) -> None:
     with engine.connect() as conn, pytest.raises(TooManyHits):
-        search(conn, SearchCriteria(family="Nor", kommune="0301"), limit=1)
+        search(conn, SearchCriteria(family="Nor", kommune="0301"), limit=1, scope=ALL_RELEASABLE)
 
 
 def test_identify_tolerates_typos_and_swaps(engine: Engine, people: dict[str, int]) -> None:
     with engine.connect() as conn:
         typo = identify(conn, IdentifyQuery(given="Aase", family="Oedegaard", birth_date=dt.date(1961, 2, 3),
-                                            gender="kvinne", postnummer="0150"))
-        swapped = identify(conn, IdentifyQuery(given="Nordmann", family="Kari", birth_date=dt.date(1982, 11, 30)))
+                                            gender="kvinne", postnummer="0150"), scope=ALL_RELEASABLE)
+        swapped = identify(conn, IdentifyQuery(given="Nordmann", family="Kari", birth_date=dt.date(1982, 11, 30)),
+                           scope=ALL_RELEASABLE)
         married = identify(conn, IdentifyQuery(given="Kari", family="Hansen", birth_date=dt.date(1982, 11, 30),
-                                               postnummer="0151", gender="kvinne"))
-        nobody = identify(conn, IdentifyQuery(given="Zacharias", family="Zyx", birth_date=dt.date(2001, 1, 1)))
+                                               postnummer="0151", gender="kvinne"), scope=ALL_RELEASABLE)
+        nobody = identify(conn, IdentifyQuery(given="Zacharias", family="Zyx", birth_date=dt.date(2001, 1, 1)),
+                          scope=ALL_RELEASABLE)
     assert typo.outcome == Outcome.IDENTIFIED and typo.best and typo.best.person_id == people["s1"]
     assert swapped.outcome == Outcome.IDENTIFIED and swapped.best and swapped.best.person_id == people["s3"]
     assert married.best is not None and married.best.person_id == people["s3"]
@@ -112,7 +114,7 @@ def test_identify_tolerates_typos_and_swaps(engine: Engine, people: dict[str, in
 
 def test_identify_is_ambiguous_between_near_twins(engine: Engine, people: dict[str, int]) -> None:
     with engine.connect() as conn:
-        r = identify(conn, IdentifyQuery(given="Ola", family="Nordmann", birth_year=1980))
+        r = identify(conn, IdentifyQuery(given="Ola", family="Nordmann", birth_year=1980), scope=ALL_RELEASABLE)
     assert r.outcome == Outcome.AMBIGUOUS
     assert {c.person_id for c in r.candidates[:2]} == {people["s2"], people["s7"]}
 
@@ -137,10 +139,10 @@ def test_a_mistyped_number_is_evidence_for_the_person_one_typo_away(engine: Engi
     typo = next(_swap(true, i) for i in range(10) if true[i] != true[i + 1])
     q = IdentifyQuery(given="Ola", family="Nordman", birth_date=dt.date(1980, 5, 17), gender="mann")
     with engine.connect() as conn:
-        without = identify(conn, q)
-        with_number = identify(conn, dataclasses.replace(q, number=typo))
+        without = identify(conn, q, scope=ALL_RELEASABLE)
+        with_number = identify(conn, dataclasses.replace(q, number=typo), scope=ALL_RELEASABLE)
         exact = identify(conn, IdentifyQuery(given="Ola", family="Nordmann", birth_date=dt.date(1980, 5, 17),
-                                             gender="mann", postnummer="0151", number=typo))
+                                             gender="mann", postnummer="0151", number=typo), scope=ALL_RELEASABLE)
     assert with_number.outcome == Outcome.IDENTIFIED and with_number.best is not None
     assert with_number.best.person_id == people["s2"]
     by_id = {c.person_id: c.score for c in without.candidates}
@@ -155,5 +157,42 @@ def test_a_mistyped_number_does_not_outweigh_the_names(engine: Engine, people: d
     typo = next(_swap(true, i) for i in range(10) if true[i] != true[i + 1])
     with engine.connect() as conn:
         r = identify(conn, IdentifyQuery(given="Ola", family="Nordmo", birth_date=dt.date(1980, 5, 17),
-                                         gender="mann", postnummer="5003", number=typo))
+                                         gender="mann", postnummer="5003", number=typo), scope=ALL_RELEASABLE)
     assert r.best is not None and r.best.person_id == people["s4"]
+
+
+@pytest.mark.parametrize(("criteria", "why"), [
+    (SearchCriteria(family="N" * 201, birth_year=1980), "family name is longer than 200 characters"),
+    (SearchCriteria(full_name="Ola " * 50 + "Nordmann", birth_year=1980), "name is longer than 200"),
+    (SearchCriteria(given=" ".join(["Ola"] * 11), family="Nordmann", birth_year=1980), "more than 10 words"),
+    (SearchCriteria(family="Nordmann", street="Storgata" * 26), "street is longer"),
+])
+def test_over_long_criteria_are_value_too_long(engine: Engine, criteria: SearchCriteria, why: str) -> None:
+    with engine.connect() as conn, pytest.raises(ValueTooLong, match=why) as caught:
+        search(conn, criteria, scope=ALL_RELEASABLE)
+    assert (caught.value.soap_fault_code, caught.value.hl7_error_code) == ("Client.InvalidRequest", "104")
+
+
+@pytest.mark.parametrize(("withheld", "criteria"), [
+    ("name", SearchCriteria(family="Nordmann", birth_year=1980)),
+    ("birth", SearchCriteria(family="Nordmann", birth_year=1980)),
+    ("gender", SearchCriteria(family="Nordmann", kommune="0301", gender="mann")),
+    ("addresses", SearchCriteria(family="Nordmann", kommune="0301")),
+])
+def test_a_criterion_on_a_withheld_element_is_refused(engine: Engine, people: dict[str, int], withheld: str,
+                                                      criteria: SearchCriteria) -> None:
+    scope = SearchScope.of(ALL_RELEASABLE.elements - {withheld}, {})
+    with engine.connect() as conn, pytest.raises(InvalidInput, match=f"does not release {withheld}"):
+        search(conn, criteria, scope=scope)
+
+
+def test_identification_ignores_what_the_scope_withholds(engine: Engine, people: dict[str, int]) -> None:
+    no_birth = SearchScope.of(ALL_RELEASABLE.elements - {"birth"}, {})
+    unprotected_only = SearchScope.of(ALL_RELEASABLE.elements, {"klientadresse": True, "fortrolig": True})
+    base = IdentifyQuery(given="Ola", family="Nordmo", birth_date=dt.date(1980, 5, 17), postnummer="5003")
+    with engine.connect() as conn:
+        right = identify(conn, base, scope=no_birth)
+        wrong = identify(conn, dataclasses.replace(base, birth_date=dt.date(1999, 1, 1)), scope=no_birth)
+        seen = identify(conn, base, scope=unprotected_only)  # s4 is ugradert: its postnummer counts
+    assert right == wrong
+    assert seen.best is not None and right.best is not None and seen.best.score > right.best.score

@@ -26,6 +26,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from adapters.hl7 import ParameterError, domain_of, query_parameters, segment
+from server.access.masking import search_scope
 from server.hl7.ack import Reply, Request, qak_segment, qak_status
 from server.hl7.handlers import Context, error_reply, field, query_parameters_of
 from server.hl7.pid import pid_from_current, pid_release
@@ -154,7 +155,7 @@ def _find(req: Request, ctx: Context) -> Reply:
                 found = PersonRepository(conn).find(params.identifier)
                 hits = [(found.person_id, 100.0)] if found else []
             else:
-                hits = [(h.person_id, h.score) for h in search(conn, params.criteria)]
+                hits = [(h.person_id, h.score) for h in search(conn, params.criteria, scope=search_scope(req.profile))]
         total = len(hits)
     page, rest = hits[:limit], hits[limit:]
     body = []

@@ -4,7 +4,8 @@ Transport-thin: the app (app.py) has already authenticated the caller (HTTP Basi
 SOAP); spyne (service.py) hands each call here as the request element plus the WSGI environ. Every call,
 answered or refused, writes one audit record with face ``soap-ar``: the account, the operation, the
 HER-ids (or organisation numbers) asked for and the HER-ids returned, and the outcome (``ok`` or the
-GenericFault ErrorCode).
+GenericFault ErrorCode). Every read runs under the statement deadline (:func:`store.engine.deadline`,
+``[store] statement_timeout``): past it the store is answered as unavailable, never as an internal error.
 
 Operations: the read operations an EPJ uses are answered from the store (:data:`READ_OPERATIONS`); the
 contract's write operations and the remaining administrative reads answer GenericFault
@@ -33,7 +34,7 @@ from server.soap.ar.errors import (
     generic_fault_for,
 )
 from store import ar
-from store.engine import read_connection
+from store.engine import deadline, read_connection
 from store.errors import InvalidInput
 
 __all__ = ["ACCOUNT_KEY", "READ_OPERATIONS", "WRITE_OPERATIONS", "ArFace"]
@@ -160,7 +161,7 @@ class ArFace:
 
     def _details(self, op: str, body: etree._Element, call: _Call, kind: str | None) -> etree._Element:
         her_id = self._her_id(body, call)
-        with read_connection(self.engine) as conn:
+        with read_connection(self.engine) as conn, deadline(conn):
             doc = self._party(conn, her_id, kind)
             related = self._related_for(conn, doc)
         call.returned.append(str(her_id))
@@ -199,7 +200,7 @@ class ArFace:
     def _op_SearchById(self, body: etree._Element, call: _Call) -> etree._Element:
         asked = (request_text(body, "id") or "").strip()
         call.asked.append(asked[:11])
-        with read_connection(self.engine) as conn:
+        with read_connection(self.engine) as conn, deadline(conn):
             docs: list[dict[str, Any]] = []
             if asked.isdigit() and len(asked) <= 10:
                 if len(asked) == 9:
@@ -222,7 +223,7 @@ class ArFace:
         except InvalidInput as exc:
             raise InvalidRequest(str(exc)) from None
         call.asked.extend(v[:11] for k, v in pairs if v and k.lower() in ("herid", "organizationnumber"))
-        with read_connection(self.engine) as conn:
+        with read_connection(self.engine) as conn, deadline(conn):
             found = ar.search(conn, query)
             enc = self._encoder(self._related_for_list(conn, found.parties))
         r = enc.response("Search")
@@ -234,7 +235,7 @@ class ArFace:
         her_ids = request_ints(body, "herIds")
         if len(her_ids) > MAX_HER_IDS:
             raise InvalidRequest(f"at most {MAX_HER_IDS} HER-ids per call")
-        with read_connection(self.engine) as conn:
+        with read_connection(self.engine) as conn, deadline(conn):
             rows = ar.last_changed(conn, her_ids)
         r = ArEncoder.response("GetChangedCommunicationPartiesInfo")
         ArEncoder.last_changed(r, "GetChangedCommunicationPartiesInfoResult", rows)
@@ -242,7 +243,7 @@ class ArFace:
 
     def _op_GetOrganizationsOwnedBy(self, body: etree._Element, call: _Call) -> etree._Element:
         her_id = self._her_id(body, call)
-        with read_connection(self.engine) as conn:
+        with read_connection(self.engine) as conn, deadline(conn):
             self._party(conn, her_id)
             return self._organizations("GetOrganizationsOwnedBy", ar.owned_by(conn, her_id), conn, call)
 
@@ -255,7 +256,7 @@ class ArFace:
     def _iks(self, op: str, body: etree._Element, call: _Call) -> etree._Element:
         """IKS (inter-municipal company) associations: the store holds none, so a known HER-id has none."""
         her_id = self._her_id(body, call)
-        with read_connection(self.engine) as conn:
+        with read_connection(self.engine) as conn, deadline(conn):
             self._party(conn, her_id)
             return self._organizations(op, [], conn, call)
 
@@ -268,7 +269,7 @@ class ArFace:
         usage = _USAGE[purpose.removesuffix("ByOrganizationNumber")]
 
         def handler(body: etree._Element, call: _Call) -> etree._Element:
-            with read_connection(self.engine) as conn:
+            with read_connection(self.engine) as conn, deadline(conn):
                 if by_org:
                     number = request_text(body, "organizationNumber") or ""
                     call.asked.append(number[:11])

@@ -28,6 +28,7 @@ from server.access import (
     apply_profile,
     authorize,
     resolve_profile,
+    search_scope,
 )
 from server.soap.preg.contract import PregContract
 from server.soap.wssecurity import find_username_token
@@ -210,7 +211,7 @@ class PregFace:
             raise InvalidInput("maksAntall must be at least 1")
         with self.reader.connection() as conn:
             try:
-                hits = search(conn, criteria, limit=max_hits)
+                hits = search(conn, criteria, limit=max_hits, scope=search_scope(profile))
             except TooManyHits:
                 raise TooManyHits(f"more than {max_hits} hits; narrow the search", limit=max_hits) from None
             persons = PersonRepository(conn).load([h.person_id for h in hits])
