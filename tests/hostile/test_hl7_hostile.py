@@ -7,43 +7,18 @@ log shows neither a traceback nor the bytes sent: no raw NUL, no run of eleven d
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import socket
-from collections.abc import Iterator
 
 import pytest
 
-from server.hl7.app import Hl7App
-from store.engine import make_engine, migrate
-from tests.conftest import pg_schema_url
 from tests.factories import number
-from tests.integration.test_hl7_mllp import OLA_DNR, Running, exchange, fixture, make_app, message, populate
+from tests.integration.test_hl7_mllp import OLA_DNR, Server, exchange, fixture, message
 
 FNR = number()  # a synthetic fødselsnummer a client puts where it does not belong
 PIX = fixture("pix_q23_ceased_dnr.hl7")
 _RUN = re.compile(r"\d(?:[ .\-]?\d){10,}")
-
-
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def listener(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Hl7App, int]]:
-    with contextlib.ExitStack() as stack:
-        if request.param == "postgres":
-            url = stack.enter_context(pg_schema_url())
-        else:
-            url = f"sqlite:///{tmp_path_factory.mktemp('hl7-hostile') / 'store.sqlite'}"
-        engine = make_engine(url)
-        migrate(engine)
-        populate(engine)
-        app, audit, settings = make_app(engine)
-        running = Running(settings, app, app.closed)
-        try:
-            yield app, running.port
-        finally:
-            running.stop()
-            audit.close()
-            engine.dispose()
 
 
 @pytest.fixture()
@@ -72,8 +47,8 @@ def _normal_answered(sock: socket.socket) -> None:
                                   bytes(range(256)).replace(b"\x0b", b""), b"\xff" * 70_000],
                          ids=["http", "end-blocks", "fnr", "every-byte", "70k"])
 def test_junk_before_a_start_block_is_skipped_and_the_frame_answered(
-        listener: tuple[Hl7App, int], log: pytest.LogCaptureFixture, junk: bytes) -> None:
-    _, port = listener
+        server: Server, log: pytest.LogCaptureFixture, junk: bytes) -> None:
+    port = server.port
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(junk)
         _normal_answered(sock)  # the frame after the junk, on the same connection
@@ -83,8 +58,8 @@ def test_junk_before_a_start_block_is_skipped_and_the_frame_answered(
     assert "junk before a start block skipped" in assert_clean(log)
 
 
-def test_a_start_block_inside_junk_resyncs_on_it(listener: tuple[Hl7App, int], log: pytest.LogCaptureFixture) -> None:
-    _, port = listener
+def test_a_start_block_inside_junk_resyncs_on_it(server: Server, log: pytest.LogCaptureFixture) -> None:
+    port = server.port
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(b"junk")
         (nak,) = exchange(sock, b"\x0bnot hl7\x1c\r")  # the start block after the junk opens a frame: NAK 100
@@ -95,8 +70,8 @@ def test_a_start_block_inside_junk_resyncs_on_it(listener: tuple[Hl7App, int], l
 
 @pytest.mark.parametrize("control", [f"C\x00{FNR}", f"{FNR[:6]} {FNR[6:]}", "\x1b[2J" + FNR, "x" * 5000 + FNR])
 def test_a_control_id_reaches_the_log_escaped_masked_and_cut(
-        listener: tuple[Hl7App, int], log: pytest.LogCaptureFixture, control: str) -> None:
-    _, port = listener
+        server: Server, log: pytest.LogCaptureFixture, control: str) -> None:
+    port = server.port
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         query = message("QBP^Q23^QBP_Q21", f"QPD|IHE PIX Query|t1|{OLA_DNR}^^^DNR", "RCP|I", control=control)
         (reply,) = exchange(sock, query)
@@ -110,8 +85,8 @@ def test_a_control_id_reaches_the_log_escaped_masked_and_cut(
 
 @pytest.mark.parametrize("sender", [f"{FNR}|AHUS", f"MIRTH|{FNR}\x00", "MIRTH\x00|AHUS"])
 def test_an_unknown_sender_is_refused_and_not_logged_as_sent(
-        listener: tuple[Hl7App, int], log: pytest.LogCaptureFixture, sender: str) -> None:
-    _, port = listener
+        server: Server, log: pytest.LogCaptureFixture, sender: str) -> None:
+    port = server.port
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         (nak,) = exchange(sock, message("QBP^Q23^QBP_Q21", f"QPD|IHE PIX Query|t1|{OLA_DNR}^^^DNR", "RCP|I",
                                         sender=sender, control=FNR))
