@@ -85,10 +85,9 @@ class FixedWidthFormat:
                     continue
                 seq += 1
                 if long or len(line) < _MIN_WIDTH or len(line) > INPUT_WIDTH:
-                    size = f"longer than {INPUT_WIDTH}" if long else f"{len(line)}"
+                    size = f"longer than {INPUT_WIDTH} characters" if long else f"{len(line)} characters long"
                     yield InputRecord(seq, ref=line[:20].strip(),
-                                      error=f"line {n} is {size} characters long, expected {_MIN_WIDTH}-"
-                                            f"{INPUT_WIDTH}")
+                                      error=f"line {n} is {size}, expected {_MIN_WIDTH}-{INPUT_WIDTH}")
                     continue
                 rec = InputRecord(seq)
                 for name, sl in _SLICES:
