@@ -20,10 +20,12 @@ from typing import Any
 
 import pytest
 import requests
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 
 from filematch.formats import format_named
-from filematch.formats.csv_format import neutralise
+from filematch.formats.csv_format import _closes, _quote_state, neutralise
 from filematch.formats.text import MAX_FIELD
 from filematch.records import FileFormatError
 from store import schema
@@ -367,3 +369,12 @@ def test_detection_names_the_line_and_column(tmp_path: Path) -> None:
     src.write_bytes(b"ref\n" + b"x" * 5000 + b'\n"\n')
     options = format_named("csv").detect(src)
     assert options.has_quotes and options.longest_line == 5001 and not options.plain
+
+
+@given(st.text(alphabet='ab;" ', max_size=30))
+def test_the_csv_modules_strict_check_never_hides_an_open_quote(line: str) -> None:
+    """The fast check of a quoted line (:func:`_closes`, the csv module in strict mode) against the state
+    machine it stands in for: a line it passes never ends inside a quote."""
+    line += "\r\n"
+    if _closes(line):
+        assert not _quote_state(line, False)[0]
