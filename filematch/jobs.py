@@ -21,6 +21,12 @@ write a second answer.
 
 Retention: a job and its chunks are deleted by :meth:`JobStore.purge` once ``expires_at`` (created +
 ``retention``) has passed; a job left ``receiving`` by a crashed submitter after ``receiving_timeout``.
+Broken lines: a line the format refuses (filematch.formats: unbalanced quote, field over ``max_field``,
+wrong number of fields, …) is a record answered ``INVALID`` like the others, so a job's ``records`` is
+every record of the file; how many were refused and the first reasons (line and column, no content) are
+kept with the job's options under ``reading`` when it is submitted, shown by its status (``refused``) and
+its report, and each chunk's counts carry its own ``refused`` so the report's counts add up as it runs.
+
 Audit: filematch cannot import the server's audit writer, so the server passes an ``audit`` callback;
 it gets a :class:`JobEvent` for submit, wash (on completion, with every number returned), fetch and
 cancel. Events carry counts and numbers, never names or addresses.
@@ -34,16 +40,17 @@ import uuid
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, or_, select, update
 
 from filematch.formats import TextOptions, format_named
+from filematch.formats.text import MAX_FIELD
 from filematch.local import chunked
 from filematch.records import Code, FileFormatError, InputRecord
-from filematch.report import Report
+from filematch.report import MAX_PROBLEMS, REFUSED, Report
 from store import schema as s
 from store.engine import read_connection
 
@@ -65,6 +72,7 @@ class JobSettings:
     lease_seconds: float = 300.0
     max_attempts: int = 3
     receiving_timeout: dt.timedelta = dt.timedelta(hours=1)
+    max_field: int = MAX_FIELD  # characters in one field of a submitted file (a longer one refuses its line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +114,15 @@ class JobInfo:
     expires_at: dt.datetime
 
     @property
+    def refused(self) -> int:
+        """How many of ``records`` are broken lines, refused unread (answered INVALID), from the submit."""
+        return int(dict(self.options.get("reading") or {}).get("refused", 0))
+
+    @property
+    def problems(self) -> list[str]:
+        return [str(p) for p in dict(self.options.get("reading") or {}).get("problems", [])]
+
+    @property
     def progress(self) -> float:
         return self.done_records / self.records if self.records else (1.0 if self.status == "done" else 0.0)
 
@@ -115,7 +132,8 @@ class JobInfo:
 
         return {"job": self.id, "status": self.status, "format": self.format, "profile": self.profile,
                 "records": self.records, "doneRecords": self.done_records, "chunks": self.chunks,
-                "doneChunks": self.done_chunks, "progress": round(self.progress, 4), "error": self.error,
+                "doneChunks": self.done_chunks, "refused": self.refused, "progress": round(self.progress, 4),
+                "error": self.error,
                 "created": iso(self.created_at), "started": iso(self.started_at), "finished": iso(self.finished_at),
                 "expires": iso(self.expires_at)}
 
@@ -172,14 +190,19 @@ class JobStore:
                encoding: str | None = None) -> JobInfo:
         """Split a file into a queued job (FileFormatError, with nothing kept, if the file cannot be read)."""
         fmt = format_named(format_name)
-        options = fmt.detect(path, encoding)
+        options = replace(fmt.detect(path, encoding), max_field=self.settings.max_field)
         job_id = uuid.uuid4().hex
         now = self.clock()
         records = chunks = 0
         created = False
+        problems: list[str]
         try:
             batch: list[dict[str, Any]] = []
+            refused, problems = 0, []  # broken lines (records with an error) and the first reasons
             for chunk in chunked(fmt.read(path, options), self.settings.chunk_size):
+                if errors := [r.error for r in chunk if r.error]:
+                    refused += len(errors)
+                    problems.extend(errors[: MAX_PROBLEMS - len(problems)])
                 if not created:
                     with self._write() as conn, conn.begin():
                         conn.execute(insert(_j).values(
@@ -200,8 +223,11 @@ class JobStore:
             if records == 0:
                 raise FileFormatError("the file has no records")
             with self._write() as conn, conn.begin():
+                reading = {"refused": refused, "problems": problems}
                 conn.execute(update(_j).where(_j.c.id == job_id).values(status="queued", records=records,
-                                                                          chunks=chunks))
+                                                                          chunks=chunks,
+                                                                          options={**options.to_json(),
+                                                                                   "reading": reading}))
         except BaseException:
             if created:
                 self._delete(job_id)
@@ -234,7 +260,7 @@ class JobStore:
         info = self.get(job_id)
         if info is None:
             raise KeyError(job_id)
-        rep = Report(job=info.id, status=info.status)
+        rep = Report(job=info.id, status=info.status, problems=info.problems)
         with read_connection(self.engine) as conn:
             for (counts,) in conn.execute(select(_c.c.counts).where(_c.c.job_id == job_id, _c.c.status == "done")):
                 rep.add(counts or {})
@@ -369,9 +395,13 @@ class JobStore:
             if failed_job is not None:
                 self._emit(JobEvent(failed_job, None, "filematch.wash", "failed", 0))
 
-    def complete(self, claim: Claim, output: bytes, counts: Counter[str], persons: list[str]) -> bool:
+    def complete(self, claim: Claim, output: bytes, counts: Counter[str], persons: list[str], *,
+                 refused: int = 0) -> bool:
         """Store a chunk's answer and mark it done, atomically; False if the claim was lost (lease taken
-        over, job cancelled) and the answer discarded."""
+        over, job cancelled) and the answer discarded. ``refused``: how many of its INVALID records are
+        broken lines (kept in its counts as ``refused``, for the report)."""
+        if refused:
+            counts = Counter({**counts, REFUSED: refused})
         now = self.clock()
         finished: JobInfo | None = None
         with self._write() as conn, conn.begin():

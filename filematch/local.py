@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -27,6 +28,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import Connection, Engine
 
 from filematch.formats import Format, SplitFormat, TextOptions
+from filematch.formats.text import MAX_FIELD
 from filematch.pipeline import UNMASKED, ChunkResult, Release, wash
 from filematch.records import InputRecord
 from filematch.report import Report
@@ -89,7 +91,7 @@ def _wash_unit(conn: Connection, fmt: Format, unit: _Unit, options: TextOptions,
                release: Release) -> tuple[bytes, ChunkResult, int]:
     records = _records_of(fmt, unit)
     res = wash(conn, records, release)
-    return fmt.encode(res.results, options), ChunkResult([], res.counts, []), len(records)
+    return fmt.encode(res.results, options), ChunkResult([], res.counts, [], res.refused), len(records)
 
 
 def _init_worker(url: str) -> None:
@@ -108,10 +110,11 @@ def _wash_in_worker(unit: _Unit, fmt_name: str, options: TextOptions,
 
 def wash_file(engine: Engine, src: Path, out: BinaryIO, fmt: Format, *, encoding: str | None = None,
               release: Release = UNMASKED, chunk_size: int = CHUNK, processes: int = 1,
-              progress: Callable[[int], None] | None = None) -> Report:
-    """Wash ``src`` into ``out`` (FileFormatError if the file cannot be read at all)."""
+              progress: Callable[[int], None] | None = None, max_field: int = MAX_FIELD) -> Report:
+    """Wash ``src`` into ``out`` (FileFormatError if the file cannot be read at all). The report counts the
+    lines refused unread (answered INVALID) with the first reasons."""
     started = time.perf_counter()
-    options = fmt.detect(src, encoding)
+    options = replace(fmt.detect(src, encoding), max_field=max_field)
     report = Report()
     out.write(fmt.header(options))
     units = _units(fmt, src, options, chunk_size)
@@ -121,6 +124,7 @@ def wash_file(engine: Engine, src: Path, out: BinaryIO, fmt: Format, *, encoding
                 data, res, n = _wash_unit(conn, fmt, unit, options, release)
                 out.write(data)
                 report.add(res.counts)
+                report.add_refused(res.refused)
                 if progress:
                     progress(n)
     else:
@@ -143,5 +147,6 @@ def _drain(fut: Future[tuple[bytes, ChunkResult, int]], out: BinaryIO, report: R
     data, res, n = fut.result()
     out.write(data)
     report.add(res.counts)
+    report.add_refused(res.refused)
     if progress:
         progress(n)

@@ -110,6 +110,7 @@ class ChunkResult:
     results: list[Result]
     counts: Counter[str] = field(default_factory=Counter)
     persons: list[str] = field(default_factory=list)  # numbers returned (for the audit record)
+    refused: list[str] = field(default_factory=list)  # why each broken line was refused (INVALID, no content)
 
 
 _Shown = tuple[str, str, str, str, str, str, str, str, str, str, str, str, str, str]
@@ -210,11 +211,13 @@ def wash(conn: Connection, records: Sequence[InputRecord], release: Release = UN
     numbers = [c.number for c in cleaned if c.number and not c.source.error]
     found = find_briefs(conn, numbers) if numbers else {}  # a stored number is a valid one
     results: list[Result | None] = [None] * len(cleaned)
+    refused: list[str] = []
     to_identify: list[int] = []
     for i, c in enumerate(cleaned):
         src = c.source
         if src.error:
             results[i] = Result(src.seq, src.ref, Code.INVALID, input_number=src.number.strip(), reason=src.error)
+            refused.append(src.error)
             continue
         if c.number and c.number in found:
             results[i] = _found(c, found[c.number], release)
@@ -233,7 +236,7 @@ def wash(conn: Connection, records: Sequence[InputRecord], release: Release = UN
                                 reason=";".join([*why, "demographics:insufficient"]))
     if to_identify:
         _identify(conn, cleaned, to_identify, results, release)
-    out = ChunkResult([r for r in results if r is not None])
+    out = ChunkResult([r for r in results if r is not None], refused=refused)
     for r in out.results:
         out.counts[r.code.value] += 1
         if r.number:

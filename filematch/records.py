@@ -19,8 +19,24 @@ __all__ = ["INPUT_FIELDS", "RESULT_FIELDS", "Code", "FileFormatError", "InputRec
 class FileFormatError(ValueError):
     """The file as a whole cannot be read (empty, wrong or missing columns, binary, malformed XML).
 
-    The message names the problem and the line or column, never record content.
+    The message names the problem and where (``line``, ``column``: 1-based, when known; the message says
+    them too), never record content.
     """
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+        where = ", ".join(f"{k} {v}" for k, v in (("line", line), ("column", column)) if v is not None)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.line = line
+        self.column = column
+
+    def to_json(self) -> dict[str, object]:
+        """The HTTP face's 422 body: ``error`` and, when known, ``line`` and ``column``."""
+        out: dict[str, object] = {"error": str(self)}
+        if self.line is not None:
+            out["line"] = self.line
+        if self.column is not None:
+            out["column"] = self.column
+        return out
 
 
 class Code(StrEnum):

@@ -48,7 +48,7 @@ class Worker:
             log.warning("filematch chunk %s/%d failed: %s", claim.job_id, claim.chunk_no, type(exc).__name__)
             self.jobs.release(claim, type(exc).__name__)
             return True
-        if not self.jobs.complete(claim, output, res.counts, res.persons):
+        if not self.jobs.complete(claim, output, res.counts, res.persons, refused=len(res.refused)):
             log.info("filematch chunk %s/%d: claim lost, answer discarded", claim.job_id, claim.chunk_no)
         return True
 

@@ -55,7 +55,7 @@ def filematch_http_settings(settings: Settings) -> Any:
         spool_dir=fm.spool_dir or settings.store.data_dir / "filematch-spool", max_upload=fm.max_upload,
         background_workers=fm.background_workers,
         jobs=JobSettings(chunk_size=fm.chunk_size, retention=dt.timedelta(days=fm.retention_days),
-                         lease_seconds=float(fm.lease_seconds)))
+                         lease_seconds=float(fm.lease_seconds), max_field=fm.max_field))
 
 
 def build_components(settings: Settings, engine: Engine | None = None) -> Components:

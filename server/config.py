@@ -61,6 +61,11 @@ class FilematchSettings:
     chunk_size: int = 1000  # records per chunk
     retention_days: int = 7  # a job and its answer are deleted this long after submission
     lease_seconds: int = 300  # a dead worker's chunk is washed again after this long
+    max_field: int = 1024  # characters in one field of a file; a longer one refuses its line (≤ 65536)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_field <= 65536:  # (the csv module reads fields of up to 131072 characters)
+            raise ValueError(f"filematch.max_field must be 1 to 65536 characters, not {self.max_field}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import getpass
 import itertools
 import json
@@ -26,7 +27,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -65,12 +66,23 @@ def cmd_run(settings: Any, args: argparse.Namespace) -> int:
     with Progress(TextColumn("washing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
                   disable=not console.is_terminal) as progress:
         task = progress.add_task("wash", total=(total - 1) if total and fmt.name == "csv" else total)
-        with args.output.open("wb") as sink:
+        with _removed_on_error(args.output), args.output.open("wb") as sink:
             report = wash_file(engine, args.file, sink, fmt, encoding=args.encoding, release=release,
-                               processes=args.processes, progress=lambda n: progress.advance(task, n))
+                               processes=args.processes, progress=lambda n: progress.advance(task, n),
+                               max_field=settings.filematch.max_field)
     for line in report.lines():
         out.print(line)
     return 0
+
+
+@contextlib.contextmanager
+def _removed_on_error(path: Path) -> Iterator[None]:
+    """Delete a half-written answer when the wash stops (a file refused after its header was written)."""
+    try:
+        yield
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
 
 
 def _auth(args: argparse.Namespace) -> str:

@@ -20,8 +20,11 @@ kommune 233–236, protection 237 (DSF code), changed 238–249, score 250–255
 three numbers), reason 291–320. Values longer than their field are cut; numbers and codes always fit.
 
 Encoding and line ending are detected as for CSV (usually ISO-8859-1 and CRLF in legacy files). A line
-shorter than 31 characters (no room for ref and number) or longer than 169 is answered ``INVALID``; the
-others are washed.
+shorter than 31 characters (no room for ref and number) or longer than 169 is refused: answered
+``INVALID`` with its line number, and the others are washed, so records in = records washed + lines
+refused. A line is read at most 171 characters at a time (the rest of a longer one is skipped unread):
+one hostile line costs no memory. NUL bytes and bytes not of the file's encoding refuse the file (with
+line and column), as for CSV; there are no quotes and no header.
 """
 
 from __future__ import annotations
@@ -68,24 +71,30 @@ class FixedWidthFormat:
         return detect(path, encoding or None)
 
     def read(self, path: Path, options: TextOptions) -> Iterator[InputRecord]:
+        limit = INPUT_WIDTH + 2  # a full line and its CRLF
         with path.open(encoding=options.read_encoding, newline="") as f:
-            seq = 0
-            for n, line in enumerate(f, start=1):
+            seq = n = 0
+            while line := f.readline(limit):
+                n += 1
+                long = len(line) >= limit and line[-1] not in "\r\n"
+                if long:
+                    while (rest := f.readline(limit)) and rest[-1] not in "\r\n":
+                        pass
                 line = line.rstrip("\r\n")
                 if not line.strip():
                     continue
                 seq += 1
-                if len(line) < _MIN_WIDTH or len(line) > INPUT_WIDTH:
+                if long or len(line) < _MIN_WIDTH or len(line) > INPUT_WIDTH:
+                    size = f"longer than {INPUT_WIDTH} characters" if long else f"{len(line)} characters long"
                     yield InputRecord(seq, ref=line[:20].strip(),
-                                      error=f"line {n} is {len(line)} characters long, expected {_MIN_WIDTH}-"
-                                            f"{INPUT_WIDTH}")
+                                      error=f"line {n} is {size}, expected {_MIN_WIDTH}-{INPUT_WIDTH}")
                     continue
                 rec = InputRecord(seq)
                 for name, sl in _SLICES:
                     setattr(rec, name, line[sl].strip())
                 yield rec
             if seq == 0:
-                raise FileFormatError("the file has no records")
+                raise FileFormatError("the file has no records", n or 1)
 
     def header(self, options: TextOptions) -> bytes:
         return b"\xef\xbb\xbf" if options.bom else b""

@@ -18,8 +18,11 @@ Safety: lxml ``iterparse`` with ``resolve_entities=False``, ``no_network=True``,
 no huge-tree mode; a file that contains a DOCTYPE is refused before parsing (no entity is ever expanded).
 Each ``record`` element is cleared after it is read and its earlier siblings deleted, so memory stays
 flat whatever the file's size. The document's own encoding declaration is honoured (UTF-8 or
-ISO-8859-1); the answer is UTF-8. A record with an unknown child element is answered ``INVALID``; a
-malformed or truncated document refuses the file (its end cannot be trusted).
+ISO-8859-1); the answer is UTF-8. A record with an unknown child element or a value longer than
+``max_field`` characters (``[filematch] max_field``) is refused: answered ``INVALID`` with its record
+number and line, never its content, and the other records are washed (records in = records washed +
+records refused). A malformed or truncated document, NUL bytes or bytes not of its encoding refuse the
+file, naming the line and column libxml2 stopped at (its end cannot be trusted).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ _RECORD = f"{{{NAMESPACE}}}record"
 _ROOT = f"{{{NAMESPACE}}}filematch"
 _FIELDS = frozenset(INPUT_FIELDS) - {"ref"}
 _HEAD = 64 * 1024
+_MAX_REF = 200
 
 
 class XmlFormat:
@@ -73,14 +77,15 @@ class XmlFormat:
                 if depth != 1:
                     continue
                 seq += 1
-                yield self._record(seq, el)
+                yield self._record(seq, el, options.max_field)
                 el.clear()
                 parent = el.getparent()
                 while parent is not None and el.getprevious() is not None:
                     del parent[0]
         except etree.XMLSyntaxError as exc:
-            line = exc.lineno if exc.lineno else "?"
-            raise FileFormatError(f"the XML is not well-formed (line {line}); nothing after it can be read") from None
+            line, column = exc.position if exc.position and exc.position[0] else (None, None)
+            raise FileFormatError("the XML is not well-formed; nothing after this can be read", line,
+                                  column or None) from None
         finally:
             del context
             f.close()
@@ -88,21 +93,29 @@ class XmlFormat:
             raise FileFormatError("the file has no records")
 
     @staticmethod
-    def _record(seq: int, el: etree._Element) -> InputRecord:
+    def _record(seq: int, el: etree._Element, max_field: int) -> InputRecord:
         ref = (el.get("ref") or "").strip()
+        where = f"record {seq} (line {el.sourceline})"
         if el.tag != _RECORD:
-            return InputRecord(seq, ref=ref, error=f"element {etree.QName(el).localname[:30]} is not a record")
+            return InputRecord(seq, ref=ref[:_MAX_REF],
+                               error=f"{where}: element {etree.QName(el).localname[:30]} is not a record")
+        if len(ref) > max_field:
+            return InputRecord(seq, error=f"{where}: the ref attribute is longer than {max_field} characters")
         rec = InputRecord(seq, ref=ref)
         for child in el:
             if not isinstance(child.tag, str):
                 continue
             q = etree.QName(child)
             if q.namespace != NAMESPACE or q.localname not in _FIELDS:
-                rec.error = f"record {seq}: unknown element {q.localname[:30]}"
+                rec.error = f"{where}: unknown element {q.localname[:30]}"
                 continue
-            setattr(rec, q.localname, (child.text or "").strip())
+            text = (child.text or "").strip()
+            if len(text) > max_field:
+                rec.error = f"{where}: element {q.localname} is longer than {max_field} characters"
+                continue
+            setattr(rec, q.localname, text)
         if not ref and not rec.error:
-            rec.error = f"record {seq} has no ref attribute"
+            rec.error = f"{where} has no ref attribute"
         return rec
 
     def header(self, options: TextOptions) -> bytes:

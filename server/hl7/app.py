@@ -46,15 +46,23 @@ from server.hl7.charsets import decode, encode
 from server.hl7.framing import frame
 from server.hl7.handlers import Context
 from server.hl7.handlers.pdq import Continuations
-from server.hl7.listener import MllpListener, Peer, describe
+from server.hl7.listener import MllpListener, Peer
 from server.hl7.reader import Message, read_message
 from server.hl7.router import Router, Unsupported
 from server.hl7.settings import MllpSettings
+from server.logsafe import describe, loggable
 from store.errors import PregbridgeError
 
 __all__ = ["Hl7App", "build_app", "mllp_settings", "serve", "ssl_context_of"]
 
 log = logging.getLogger("pregbridge.hl7")
+
+
+def _logged_type(msh: Msh | None) -> str:
+    """MSH-9's type and trigger as the log shows them (client text: escaped, masked, cut)."""
+    return loggable(f"{msh.message_type}^{msh.trigger}", 24) if msh else "?"
+
+
 _PROCESSING_IDS = frozenset({"P", "T", "D"})
 
 
@@ -214,9 +222,8 @@ class Hl7App:
         except PregbridgeError as exc:
             reply = self._nak(msh, exc, "")
         except Exception as exc:  # noqa: BLE001 - e.g. SQLAlchemy errors: AE 207, logged without content
-            log.error("hl7 %s: internal error in %s control id %s (%s)", peer,
-                      f"{msh.message_type}^{msh.trigger}" if msh else "?", msh.control_id if msh else "?",
-                      describe(exc))
+            log.error("hl7 %s: internal error in %s control id %s (%s)", peer, _logged_type(msh),
+                      loggable(msh.control_id) if msh else "?", describe(exc))
             reply = Reply("ACK", msh.trigger if msh else "", "ACK", "AE", [Hl7Error("207", "internal error")],
                           internal=True)
         outcome = reply.ack_code + (f":{reply.errors[0].code}" if reply.errors else "")
@@ -226,8 +233,8 @@ class Hl7App:
                 source=peer.host, asked=req.asked if req else (), returned=req.returned if req else ()))
         level = logging.DEBUG if reply.ack_code == "AA" else logging.INFO
         if log.isEnabledFor(level):
-            log.log(level, "hl7 %s %s control id %s: %s", peer, f"{msh.message_type}^{msh.trigger}" if msh else
-                    "(no MSH)", msh.control_id if msh else "", outcome)
+            log.log(level, "hl7 %s %s control id %s: %s", peer, _logged_type(msh) if msh else "(no MSH)",
+                    loggable(msh.control_id) if msh else "", outcome)
         texts = build_reply(msh, reply, mode, application=self.settings.application, facility=self.settings.facility,
                             charset=charset)
         return b"".join(frame(encode(t, codec)) for t in texts)

@@ -1,12 +1,18 @@
 """Sans-I/O MLLP framer: bytes in, complete frames out, a typed error per broken state. No I/O.
 
 MLLP (HL7 v2 Minimal Lower Layer Protocol, release 1) wraps each message as
-``0x0B <message> 0x1C 0x0D``. The framer is a three-state machine after HAPI's MLLP decoder:
+``0x0B <message> 0x1C 0x0D``. The framer is a four-state machine after HAPI's MLLP decoder:
 
     BETWEEN ──0x0B──▶ IN_FRAME ──0x1C──▶ AFTER_END ──0x0D──▶ BETWEEN (frame emitted)
+       │                 ▲
+       └─other──▶ SKIPPING ──0x0B──┘
 
 - BETWEEN: CR, LF, NUL, space and tab are skipped (GE Centricity and others send NULs or a line end
-  between frames, Mirth #249); any other byte is :class:`JunkBeforeStartBlock`.
+  between frames, Mirth #249); any other byte starts a run of junk.
+- SKIPPING: every byte up to the next start block is dropped (never buffered) and counted:
+  :attr:`MllpFramer.junk_runs` and :attr:`MllpFramer.junk_bytes`. The frame that follows is answered as
+  usual, so a broker that sent a stray byte (an HTTP probe, a half-written frame of a dead connection)
+  need not reconnect. The caller logs the counters, never the bytes.
 - IN_FRAME: bytes are collected until the end block; more than ``max_frame`` bytes of content is
   :class:`FrameTooLarge` (raised as soon as the limit is passed, so a hostile peer cannot make us
   buffer more than ``max_frame`` plus one read).
@@ -15,7 +21,8 @@ MLLP (HL7 v2 Minimal Lower Layer Protocol, release 1) wraps each message as
 
 Own code rather than python-hl7's ``MLLPStreamReader`` because that reader is tied to asyncio
 streams, uses asyncio's 64 KiB line limit and has no typed error for junk (research/libraries.md §2.3).
-After an error the framer is spent: the byte stream is out of sync and the connection must close.
+After an error the framer is spent: the byte stream is out of sync and the connection must close (junk
+is no error: :class:`JunkBeforeStartBlock` is kept for callers that name it, and no longer raised).
 Scanning uses ``bytes.find`` from where the last read stopped, so a frame split over many reads costs
 O(total bytes), not O(reads × size).
 """
@@ -29,7 +36,7 @@ SB = b"\x0b"
 EB = b"\x1c"
 CR = b"\x0d"
 _GAP = frozenset(b"\r\n\x00 \t")
-_BETWEEN, _IN_FRAME, _AFTER_END = 0, 1, 2
+_BETWEEN, _IN_FRAME, _AFTER_END, _SKIPPING = 0, 1, 2, 3
 
 
 class FramingError(Exception):
@@ -41,7 +48,7 @@ class FramingError(Exception):
 
 
 class JunkBeforeStartBlock(FramingError):
-    """A byte other than the start block (0x0B) or inter-frame whitespace where a frame should start."""
+    """Kept for callers that name it: junk before a start block is now skipped and counted, not raised."""
 
 
 class FrameTooLarge(FramingError):
@@ -73,11 +80,13 @@ class MllpFramer:
         self._scan = 0  # how far into _buf the end block has been searched for
         self._consumed = 0  # stream offset of _buf[0]
         self._failed: FramingError | None = None
+        self.junk_runs = 0  # runs of junk skipped before a start block
+        self.junk_bytes = 0  # bytes in them
 
     @property
     def idle(self) -> bool:
         """True when no partial frame is buffered (a clean point to close the connection)."""
-        return self._state == _BETWEEN and not self._buf
+        return self._state in (_BETWEEN, _SKIPPING) and not self._buf
 
     @property
     def error(self) -> FramingError | None:
@@ -117,7 +126,14 @@ class MllpFramer:
                 elif b in _GAP:
                     pos += 1
                 else:
-                    raise JunkBeforeStartBlock(f"byte 0x{b:02x} before the start block 0x0b", self._consumed + pos)
+                    self._state = _SKIPPING
+                    self.junk_runs += 1
+            elif self._state == _SKIPPING:
+                start = buf.find(0x0B, pos)
+                self.junk_bytes += (n if start < 0 else start) - pos
+                pos = n if start < 0 else start
+                if start >= 0:
+                    self._state = _BETWEEN
             elif self._state == _IN_FRAME:
                 end = buf.find(0x1C, self._scan)
                 if end < 0:
@@ -142,6 +158,6 @@ class MllpFramer:
                 self._consumed += pos
                 pos, n, self._scan = 0, len(buf), 0
                 self._state = _BETWEEN
-        if self._state == _BETWEEN:
+        if self._state in (_BETWEEN, _SKIPPING):
             self._consumed += len(buf)
             buf.clear()

@@ -4,10 +4,11 @@ Per connection: take whatever arrives, feed the framer, hand each complete frame
 time, in order, so replies keep the order of requests) and write back what it returns (zero, one or two
 MLLP frames). Connections are persistent and many are served at once; a connection is closed when the
 peer closes it, after ``idle_timeout`` seconds without a byte from the peer, or on a framing error where no
-reply is possible (junk before the start block, a frame over the size limit) — with one log line naming
-the peer and the error, never message content. An end block not followed by CR still gets its reply, then
-the connection closes (the stream is out of sync). Frames completed before any of these errors are
-answered first. Other connections are unaffected by any of this.
+reply is possible (a frame over the size limit) — with one log line naming the peer and the error, never
+message content. Junk before a start block is skipped by the framer and the next frame answered; the
+log gets the framer's counters (runs and bytes of junk), never the bytes. An end block not followed by CR
+still gets its reply, then the connection closes (the stream is out of sync). Frames completed before
+any of these errors are answered first. Other connections are unaffected by any of this.
 
 The handler is synchronous (store calls are); with an ``executor`` it runs in that thread pool, so a
 slow query does not stall the other connections, else on the event loop (fastest for SQLite). With an
@@ -43,14 +44,13 @@ import collections
 import concurrent.futures
 import itertools
 import logging
-import os
 import ssl
-import traceback
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from server.hl7.framing import FramingError, MissingTrailingCR, MllpFramer
+from server.logsafe import describe
 
 __all__ = ["Handler", "MllpListener", "Peer", "describe"]
 
@@ -72,16 +72,6 @@ class Peer:
 
 
 Handler = Callable[[bytes, Peer], bytes]
-
-
-def describe(exc: BaseException) -> str:
-    """An exception for the log without its message (which can hold a name, a number or a query's
-    parameters): its type and where it was raised, ``OperationalError at base.py:1965 in _exec_single_context``."""
-    frames = traceback.extract_tb(exc.__traceback__)
-    if not frames:
-        return type(exc).__name__
-    last = frames[-1]
-    return f"{type(exc).__name__} at {os.path.basename(last.filename)}:{last.lineno} in {last.name}"
 
 
 class MllpListener:
@@ -142,6 +132,7 @@ class _Connection(asyncio.Protocol):
         self._eof = False  # the peer half-closed: close once the queue is answered
         self._last = 0.0  # loop time of the last byte received (or of the last reply, with an executor)
         self._timer: asyncio.TimerHandle | None = None
+        self._junk_logged = 0  # the framer's junk_runs when last logged
 
     # -- asyncio callbacks ---------------------------------------------------------------------------
 
@@ -170,6 +161,10 @@ class _Connection(asyncio.Protocol):
         except FramingError as exc:
             self._fail(exc, None)
             return
+        if self.framer.junk_runs != self._junk_logged:
+            self._junk_logged = self.framer.junk_runs
+            log.warning("mllp %s: junk before a start block skipped (%d run(s), %d byte(s) on this connection)",
+                        self.peer, self.framer.junk_runs, self.framer.junk_bytes)
         self._queue.extend(frames)
         pending = self.framer.error
         if pending is not None:
@@ -192,6 +187,9 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if exc is not None:
             log.info("mllp %s: connection lost (%s)", self.peer, type(exc).__name__)
+        if self.framer.junk_runs:
+            log.info("mllp %s: closed after %d run(s) of junk, %d byte(s) skipped", self.peer, self.framer.junk_runs,
+                     self.framer.junk_bytes)
         self.closed = True
         self._queue.clear()
         if self._timer is not None:

@@ -47,6 +47,7 @@ from urllib.parse import urlsplit
 from lxml import etree
 
 from server.hl7.framing import FramingError, MllpFramer, frame
+from server.logsafe import loggable
 from server.replay.compare_xml import parse_xml
 from server.replay.corpus import Case, Corpus, Expected
 from store import identity
@@ -376,7 +377,7 @@ class HttpRecorder:
                     "", None, expected, version, headers.get("SOAPAction"), ctype,
                     self.account or _account_of(headers))
         case = self.corpus.add(case, request, response, suffix="xml")
-        log.info("recorded %s (%s)", case.id, expected.outcome)
+        log.info("recorded %s (%s)", loggable(case.id), expected.outcome)  # (its name is the client's text)
         if self.on_case is not None:
             self.on_case(case)
         return case
@@ -473,7 +474,7 @@ class MllpRecorder:
         case = Case(f"{n:03d}-{mtype}", "hl7", f"{self.upstream[0]}:{self.upstream[1]}", "", None, expected,
                     account=self.account)
         case = self.corpus.add(case, request, None if error else payload, suffix="hl7")
-        log.info("recorded %s (%s)", case.id, expected.outcome)
+        log.info("recorded %s (%s)", loggable(case.id), expected.outcome)  # (its name is the client's text)
         if self.on_case is not None:
             self.on_case(case)
         return case

@@ -57,8 +57,9 @@ with a non-XML body (a server's plain-text error page) is replaced by the same `
 Logging (logger ``server.soap``): a refusal or failure is logged with the request id, the fault code and
 the exception's type or a fixed reason, never the body, never an exception's text and never a
 traceback. The request id is the caller's ``X-Request-Id`` when it is a plain token, else a new random
-one; it is kept in ``environ["pregbridge.request_id"]`` and returned in the fault's ``X-Request-Id``
-header. :func:`silence_spyne_loggers` stops spyne's own loggers from writing request bodies and values.
+one (the log shows it through :func:`server.logsafe.loggable`: a fødselsnummer's digit run is masked); it
+is kept in ``environ["pregbridge.request_id"]`` and returned in the fault's ``X-Request-Id`` header.
+:func:`silence_spyne_loggers` stops spyne's own loggers from writing request bodies and values.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from lxml import etree
 
+from server.logsafe import loggable
 from server.soap.faults import (
     ENVELOPE_NS,
     MEDIA_TYPES,
@@ -242,7 +244,7 @@ class SoapGuard:
                 version = self._admit(environ, raw_type)
             except _Refusal as refusal:
                 rid = request_id(environ)
-                log.warning("refused SOAP request %s: %s (%s)", rid, refusal.code, refusal.reason)
+                log.warning("refused SOAP request %s: %s (%s)", loggable(rid), refusal.code, refusal.reason)
                 return self._fault(start_response, refusal.version, refusal.code, refusal.message, rid, refusal.upgrade)
             except Exception as exc:  # a bug in the guard itself must still answer with a fault
                 return self._failed(environ, start_response, version, exc)
@@ -490,7 +492,9 @@ class SoapGuard:
         status, headers = responses[-1]
         if status.startswith("5") and media_type(_header(headers, "content-type")) not in _XML_MEDIA_TYPES:
             rid = request_id(environ)
-            log.error("SOAP request %s: inner app answered %s without a fault; answered Server", rid, status[:3])
+            log.error(
+                "SOAP request %s: inner app answered %s without a fault; answered Server", loggable(rid), status[:3]
+            )
             return self._fault(start_response, version, "Server", "internal error", rid)
         start_response(status, headers)
         return [b"".join(chunks)]
@@ -502,7 +506,7 @@ class SoapGuard:
         rid = request_id(environ)
         kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
         level = logging.WARNING if isinstance(exc, PregbridgeError) else logging.ERROR
-        log.log(level, "SOAP request %s: %s raised; answered %s", rid, kind, code)
+        log.log(level, "SOAP request %s: %s raised; answered %s", loggable(rid), kind, code)
         return self._fault(start_response, version, code, message, rid)
 
     @staticmethod

@@ -205,8 +205,17 @@ def test_on_close_once_per_connection_however_it_ends(caplog: pytest.LogCaptureF
                 async with listening(reply_of, executor=ex, on_close=closed.append, max_frame=1000) as listener:
                     port = listener.port
 
+                    # junk between frames is skipped: both frames answered, the connection stays open
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.write(frame(b"MSH|1") + b"junk" + frame(b"MSH|2"))
+                    assert await read_replies(reader, 2) == [b"R|MSH|1", b"R|MSH|2"]
+                    writer.write(b"\x00junk 01018012345" + frame(b"MSH|3"))
+                    assert await read_replies(reader, 1) == [b"R|MSH|3"]
+                    writer.write_eof()
+                    assert await reader.read() == b""
+                    writer.close()
+                    await writer.wait_closed()
                     # frames before a framing error are answered, then the connection closes
-                    assert await exchange(port, frame(b"MSH|1") + b"junk", 1) == [b"R|MSH|1"]
                     assert await exchange(port, frame(b"MSH|1") + b"\x0bMSH|2\x1cX", 2) == [b"R|MSH|1", b"R|MSH|2"]
                     assert await exchange(port, frame(b"MSH|1") + b"\x0b" + b"x" * 2000, 1) == [b"R|MSH|1"]
                     # half-close after pipelining: every frame is answered, then the server closes
@@ -234,5 +243,7 @@ def test_on_close_once_per_connection_however_it_ends(caplog: pytest.LogCaptureF
                 assert len(closed) == 8 and len({p.connection for p in closed}) == 8
     asyncio.run(main())
     text = caplog.text
-    assert "JunkBeforeStartBlock" in text and "MissingTrailingCR" in text and "FrameTooLarge" in text
+    assert "junk before a start block skipped (1 run(s), 4 byte(s) on this connection)" in text
+    assert "closed after 2 run(s) of junk, 20 byte(s) skipped" in text and "01018012345" not in text
+    assert "MissingTrailingCR" in text and "FrameTooLarge" in text
     assert "connection lost (ConnectionResetError)" in text and "peer closed inside a frame" in text

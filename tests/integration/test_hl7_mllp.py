@@ -543,13 +543,14 @@ def _closed(sock: socket.socket) -> bool:
         return True
 
 
-def test_garbage_and_oversize_close_only_that_connection(server: Server, caplog: pytest.LogCaptureFixture) -> None:
+def test_garbage_is_skipped_and_oversize_closes_only_that_connection(server: Server,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.WARNING, logger="pregbridge.hl7")
     with server.connect() as other:
         assert b"MSA|AA" in exchange(other, fixture("pix_q23_ceased_dnr.hl7"))[0]
-        with server.connect() as bad:
-            bad.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            assert _closed(bad)
+        with server.connect() as junk:  # junk before a start block: skipped, the next frame answered
+            junk.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b"MSA|AA|PIX-1" in exchange(junk, fixture("pix_q23_ceased_dnr.hl7"))[0]
         big = b"\x0bMSH|" + b"x" * (server.app.settings.max_frame + 10)
         with server.connect() as bad:
             try:
@@ -562,7 +563,8 @@ def test_garbage_and_oversize_close_only_that_connection(server: Server, caplog:
             assert b"MSA|AA|PIX-1" in raw and _closed(bad)
         assert b"MSA|AA" in exchange(other, fixture("pix_q23_ceased_dnr.hl7"))[0]
     text_ = caplog.text
-    assert "JunkBeforeStartBlock" in text_ and "FrameTooLarge" in text_ and "MissingTrailingCR" in text_
+    assert "junk before a start block skipped (1 run(s), 27 byte(s)" in text_
+    assert "FrameTooLarge" in text_ and "MissingTrailingCR" in text_
     assert "HTTP" not in text_ and OLA_DNR not in text_  # no content in logs
 
 

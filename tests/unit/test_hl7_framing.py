@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.hl7.framing import FrameTooLarge, JunkBeforeStartBlock, MissingTrailingCR, MllpFramer, frame
+from server.hl7.framing import FrameTooLarge, MissingTrailingCR, MllpFramer, frame
 
 MESSAGES = [
     b"MSH|^~\\&|A|B|C|D|20240101||QBP^Q22^QBP_Q21|1|P|2.5\rQPD|IHE PDQ Query|t1|@PID.5.1^\xc3\x86r\xc3\xb8e\r",
@@ -52,14 +52,55 @@ def test_whitespace_and_nul_between_frames_are_skipped() -> None:
     assert MllpFramer().feed(stream) == MESSAGES[:2]
 
 
-def test_junk_before_start_block() -> None:
+JUNK = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n\x00\x1c\r" + b"01018012345"
+
+
+def _feed_all(stream: bytes, cuts: list[int]) -> tuple[list[bytes], MllpFramer]:
+    framer = MllpFramer()
+    out: list[bytes] = []
+    last = 0
+    for cut in [*cuts, len(stream)]:
+        out += framer.feed(stream[last:cut])
+        last = cut
+    return out, framer
+
+
+def test_junk_before_a_start_block_is_skipped_and_the_next_frame_answered() -> None:
     framer = MllpFramer()
     assert framer.feed(frame(MESSAGES[0])) == [MESSAGES[0]]
-    with pytest.raises(JunkBeforeStartBlock) as err:
-        framer.feed(b"GET / HTTP/1.1\r\n")
-    assert err.value.offset == len(frame(MESSAGES[0]))
-    with pytest.raises(JunkBeforeStartBlock):  # the framer is spent
-        framer.feed(frame(MESSAGES[1]))
+    assert framer.feed(b"GET / HTTP/1.1\r\n") == []
+    assert framer.error is None and framer.idle
+    assert framer.feed(frame(MESSAGES[1])) == [MESSAGES[1]]
+    assert (framer.junk_runs, framer.junk_bytes) == (1, len(b"GET / HTTP/1.1\r\n"))
+
+
+def test_junk_at_every_split_offset_gives_the_same_frames_and_counters() -> None:
+    """Junk before the first frame, between frames and at the end, the stream cut at every offset (and at
+    every pair of offsets, in steps): the same frames and the same counters each time."""
+    stream = JUNK + frame(MESSAGES[0]) + b"\r\n" + JUNK + frame(MESSAGES[1]) + b"x" + frame(MESSAGES[2]) + JUNK
+    expected_bytes = 3 * len(JUNK) + 1
+    for cut in range(len(stream) + 1):
+        out, framer = _feed_all(stream, [cut])
+        assert out == MESSAGES, cut
+        assert (framer.junk_runs, framer.junk_bytes, framer.error) == (4, expected_bytes, None), cut
+        assert framer.idle
+    for a in range(0, len(stream) + 1, 5):
+        for b in range(a, len(stream) + 1, 11):
+            out, framer = _feed_all(stream, [a, b])
+            assert out == MESSAGES and (framer.junk_runs, framer.junk_bytes) == (4, expected_bytes)
+
+
+def test_junk_byte_by_byte_is_never_buffered() -> None:
+    framer = MllpFramer(max_frame=10)  # junk is no frame: a megabyte of it is no FrameTooLarge
+    for _ in range(1000):
+        assert framer.feed(b"z" * 1000) == []
+    assert framer.feed(frame(b"MSH|1")) == [b"MSH|1"]
+    assert (framer.junk_runs, framer.junk_bytes) == (1, 1_000_000)
+
+
+def test_a_frame_cut_short_by_a_new_start_block_is_not_junk() -> None:
+    # inside a frame a start block is content (the handler NAKs what it cannot read); framing stays in step
+    assert MllpFramer().feed(b"\x0bMSH|half\x0bMSH|2\x1c\r") == [b"MSH|half\x0bMSH|2"]
 
 
 @pytest.mark.parametrize("cut", [0, 1, 5, 50, 99, 100, 101])
@@ -95,9 +136,9 @@ def test_frames_before_an_error_in_the_same_chunk_are_returned_then_the_error_ra
     assert framer.feed(good + b"\x0bpartial") == [MESSAGES[0]]
     assert not framer.idle and framer.error is None
     framer = MllpFramer()
-    assert framer.feed(good + b"junk") == [MESSAGES[0]]
-    assert isinstance(framer.error, JunkBeforeStartBlock)
-    with pytest.raises(JunkBeforeStartBlock):
+    assert framer.feed(good + b"\x0bMSH|2\x1cX") == [MESSAGES[0]]
+    assert isinstance(framer.error, MissingTrailingCR)
+    with pytest.raises(MissingTrailingCR):
         framer.feed(b"")
 
 
