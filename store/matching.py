@@ -97,8 +97,8 @@ class Identification:
         return self.candidates[0] if self.candidates else None
 
 
-_COLS = ("person_id, family_key, given_key, birth_date, birth_year, gender, kommune, postnummer, street_key, "
-         "address_protection")
+_COLS = "person_id, family_key, given_key, birth_date, birth_year, gender, kommune, postnummer, street_key"
+_COLS_LEVEL = _COLS + ", address_protection"  # read only when the scope hides some level (_Query.levels)
 
 
 class _Query:
@@ -160,7 +160,7 @@ def _score(pq: _Query, row: Sequence[Any], birth_date: dt.date | None) -> float:
         total += _W_BIRTH_YEAR if q.birth_year == row[4] else -8.0
     if q.gender and row[5]:
         total += _W_GENDER if q.gender == row[5] else -3.0
-    levels = pq.levels
+    levels = pq.levels  # None: every address counts (and the row may have no level column)
     seen = levels is None or row[9] in levels
     if q.postnummer and row[7] and seen:
         total += _W_POSTNUMMER if q.postnummer == row[7] else -0.5
@@ -181,14 +181,18 @@ def _best_possible(pq: _Query) -> float:
     return total + (_W_STREET if q.street else 0.0)
 
 
-_NEAR_SQL: dict[tuple[str, int], str] = {}
+_NEAR_SQL: dict[tuple[str, int, str], str] = {}
 
 
-def _near_sql(dialect: Dialect, n: int) -> str:
-    key = (dialect.paramstyle, n)
+def _cols(pq: _Query) -> str:
+    return _COLS if pq.levels is None and pq.kommune_levels is None else _COLS_LEVEL
+
+
+def _near_sql(dialect: Dialect, n: int, columns: str) -> str:
+    key = (dialect.paramstyle, n, columns)
     sql = _NEAR_SQL.get(key)
     if sql is None:
-        cols = ", ".join(f"s.{c.strip()}" for c in _COLS.split(","))
+        cols = ", ".join(f"s.{c.strip()}" for c in columns.split(","))
         marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * n)
         sql = (f"SELECT {cols} FROM person_identifier i JOIN person_search s ON s.person_id = i.person_id "
                f"WHERE i.number IN ({marks})")
@@ -210,8 +214,10 @@ def _blocks(dialect: Dialect, pq: _Query) -> tuple[list[_Block], list[_Block]]:
     narrow: list[_Block] = []
     wide: list[_Block] = []
 
+    cols = _cols(pq)
+
     def block(where: str, *params: Any) -> _Block:
-        return f"SELECT {_COLS} FROM person_search WHERE {where} LIMIT {_BLOCK_LIMIT}", params
+        return f"SELECT {cols} FROM person_search WHERE {where} LIMIT {_BLOCK_LIMIT}", params
 
     if q.birth_date:
         narrow.append(block(f"birth_date = {mark}",
@@ -251,7 +257,7 @@ def identify(conn: Connection, q: IdentifyQuery, *, scope: SearchScope) -> Ident
     result = Identification(Outcome.NOT_FOUND)
     near = near_valid(q.number) if q.number else []
     if near:
-        _add_scores(seen, pq, fetch_all(conn, _near_sql(conn.dialect, len(near)), near), NUMBER_NEAR)
+        _add_scores(seen, pq, fetch_all(conn, _near_sql(conn.dialect, len(near), _cols(pq)), near), NUMBER_NEAR)
         result = _classify(seen)
         best = result.best
         if result.outcome == Outcome.IDENTIFIED and best is not None and best.score - _best_possible(pq) >= LEAD:

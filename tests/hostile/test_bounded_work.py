@@ -8,8 +8,8 @@ after (autouse fixtures), and that no traceback reached the log.
 
 The statement deadline is shown on both databases without a huge store: on PostgreSQL another connection
 holds a lock on ``person_search`` (statement_timeout counts lock waits), on SQLite the deadline is set
-below the time the progress handler's first look comes (the store holds a few hundred more Hansens, so a
-search reads enough rows to be looked at).
+below the time the progress handler's first look comes (the store holds a few hundred more Hansens, and the
+search reads them all: enough instructions to be looked at).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ pytestmark = [pytest.mark.filterwarnings(spec) for spec in SPYNE_WARNINGS]
 
 ar_server = test_ar_soap.ar_server  # the served AR of tests/integration/test_ar_soap.py, on both stores
 
-EXTRA_HANSENS = 300  # in postnummer 5003 (HL7) / 0150 (PREG): a search for them reads enough rows to be timed
+EXTRA_HANSENS = 600  # in postnummer 5003 (HL7) / 0150 (PREG): a search through them passes the progress handler
 DEADLINE = 5.0
 PDQ = "QBP^Q22^QBP_Q21"
 
@@ -219,8 +219,9 @@ def test_a_plausible_hjelpenummer_request_with_a_house_letter_is_stored(preg: Pr
 @pytest.mark.parametrize("version", ["1.1", "1.2"])
 def test_a_search_past_the_statement_deadline_is_server_unavailable(preg: PregServer, version: str) -> None:
     with over_deadline(preg.engine):
-        answer, took = _search(preg, "<p:etternavn>Hansen</p:etternavn><p:postnummer>0150</p:postnummer>"
-                                     "<p:maksAntall>200</p:maksAntall>", version)
+        # every Hansen of 0150 is read and set aside (no Zzyzx): well past store.engine.PROGRESS_STEPS instructions
+        answer, took = _search(preg, "<p:fornavn>Zzyzx</p:fornavn><p:etternavn>Hansen</p:etternavn>"
+                                     "<p:postnummer>0150</p:postnummer>", version)
     _fault(answer, "Server.Unavailable", "statement deadline")
     assert took < 3.0
 
@@ -282,7 +283,7 @@ def test_implausible_q24_requests_are_ae_and_nothing_is_stored(hl7: Server, qpd3
 
 def test_pdq_past_the_statement_deadline_is_ae_207_not_an_internal_error(hl7: Server) -> None:
     with over_deadline(hl7.engine):
-        m, took = _pdq(hl7, "@PID.5.1^Hansen~@PID.11.5^5003")
+        m, took = _pdq(hl7, "@PID.5.1^Hansen~@PID.5.2^Zzyzx~@PID.11.5^5003")
     assert f(seg(m, "MSA"), 1) == "AE" and f(seg(m, "QAK"), 2) == "AE" and err_code(m) == "207"
     assert "statement deadline" in f(seg(m, "ERR"), 8)
     assert took < 3.0
