@@ -154,8 +154,16 @@ def request_id(environ: WSGIEnvironment) -> str:
     if isinstance(rid, str) and rid:
         return rid
     given = environ.get("HTTP_X_REQUEST_ID")
-    rid = given if isinstance(given, str) and _SAFE_ID.match(given) else secrets.token_hex(8)
+    rid = given if isinstance(given, str) and _SAFE_ID.match(given) else _new_id()
     environ[REQUEST_ID_KEY] = rid
+    return rid
+
+
+def _new_id() -> str:
+    """A random id the log shows as it is: hex without a run of eleven decimal digits (one in ~60 has one,
+    which :func:`server.logsafe.loggable` would mask)."""
+    while (rid := secrets.token_hex(8)) != loggable(rid):
+        pass
     return rid
 
 
