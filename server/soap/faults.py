@@ -105,10 +105,13 @@ def soap_version(content_type: str | None, body_head: bytes | None = None) -> So
     """The SOAP version a request speaks, for answering it in kind.
 
     ``application/soap+xml`` is SOAP 1.2 and any other media type SOAP 1.1 (both HTTP bindings fix the
-    type). With no Content-Type at all, the envelope namespace found first in ``body_head`` (only its first
-    KiB is looked at) decides, and 1.1 when neither appears.
+    type), but for ``multipart/related`` (attachments, MTOM), whose root part's type (the ``type`` or,
+    for XOP, the ``start-info`` parameter) decides. With no Content-Type at all, the envelope namespace
+    found first in ``body_head`` (only its first KiB is looked at) decides, and 1.1 when neither appears.
     """
     mtype = media_type(content_type)
+    if mtype == "multipart/related":
+        return _multipart_version(content_type or "")
     if mtype:
         return "1.2" if mtype == "application/soap+xml" else "1.1"
     if body_head:
@@ -117,6 +120,20 @@ def soap_version(content_type: str | None, body_head: bytes | None = None) -> So
         if at12 >= 0 and (at11 < 0 or at12 < at11):
             return "1.2"
     return "1.1"
+
+
+def _multipart_version(content_type: str) -> SoapVersion:
+    # SOAP with attachments and MTOM name the root part's type in the ``type`` parameter, MTOM (XOP) in
+    # ``start-info`` (SOAP 1.2 part 2 §7.1.4; XOP §4.1; the SOAP 1.1 SwA note uses text/xml).
+    params: dict[str, str] = {}
+    for param in content_type.split(";")[1:]:
+        name, sep, value = param.partition("=")
+        if sep:
+            params[name.strip().lower()] = value.strip().strip("\"'").strip().lower()
+    root = params.get("type", "")
+    if root == "application/xop+xml":
+        root = params.get("start-info", "")
+    return "1.2" if media_type(root) == "application/soap+xml" else "1.1"
 
 
 def _split_code(code: str) -> tuple[str, list[str]]:
