@@ -12,13 +12,26 @@ of the store. Client and server share this machine's two cores, so absolute figu
 Store: the ``--num`` population's SQLite store left by ``bench_store`` (benchmarks/out/store-N.sqlite),
 or ``--dburl``. Targets (issue 3): getPerson ≥ 40 % of the baseline and ≥ 1,000 req/s per worker process,
 audit included; p99 ≤ 25 ms at concurrency 8.
+
+``--slow-clients N`` (issue 13) measures instead getPerson at concurrency 8 on 2 workers in ``--rounds``
+alternating slices of ``--seconds`` on two servers of the real application running at once: the front
+(``server.runner.GUNICORN_OPTIONS``) quiet, the front with N slow clients open
+(:mod:`benchmarks.slow_clients`: a byte every 2 s into headers or bodies, reconnecting when cut off,
+from 50 loopback addresses), and gunicorn's ``sync`` worker quiet — the worker class ``serve`` used
+before the front, as the A/B baseline of the plain throughput. A last slice shows the sync worker with
+the same slow clients. Targets: with the slow clients ≥ 0.8 of the same front quiet; the front quiet
+≥ 0.95 of the sync worker.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,6 +70,10 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
     env = dict(os.environ, PREGBRIDGE_DATABASE_URL=url, PREGBRIDGE_DATA_DIR=str(tmp), BENCH_NUMBER=numbers[0],
                BENCH_FAMILY=pairs[0][0], BENCH_YEAR=str(pairs[0][1]), PYTHONWARNINGS="ignore")
     seconds = args.seconds
+    if args.slow_clients:
+        yield from _run_slow(args, scripts["getPerson"], env)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     plan = [(2, conc) for conc in (1, 8, 32)] + [(1, 8)]
     measured: dict[tuple[str, str, int, int], tuple[float, float, float, int]] = {}
     for app in ("static", "real"):
@@ -84,3 +101,71 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
                          f"{rps:,.0f} req/s p50 {p50:.2f} p99 {p99:.2f} ms" + (f" {errors} non-2xx" if errors else ""),
                          ratio=rps / base, baseline=f"static {base:,.0f} req/s", target=target, ok=ok)
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+class _SlowClients:
+    """``python -m benchmarks.slow_clients`` against ``port`` for ``seconds`` (it stops by itself)."""
+
+    def __init__(self, port: int, n: int, seconds: float) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.slow_clients", "--port", str(port),
+                                      "--connections", str(n), "--seconds", str(seconds)],
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if line != "ready":
+            self.proc.kill()
+            raise RuntimeError(f"the slow clients did not start: {line!r}")
+
+    def summary(self) -> dict[str, float]:
+        out, _ = self.proc.communicate(timeout=120)
+        return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def _run_slow(args: argparse.Namespace, script: Path, env: dict[str, str]) -> Iterator[Result]:
+    n, seconds, rounds = args.slow_clients, args.seconds, max(args.rounds, 1)
+    app = "benchmarks.soap_apps:real()"
+    front = GunicornServer(app, 2, env, f"{PATH}?wsdl")
+    sync = GunicornServer(app, 2, env, f"{PATH}?wsdl", worker_class="sync")
+    rates: dict[str, list[float]] = {"front": [], "front-slow": [], "sync": []}
+    p99: dict[str, list[float]] = {k: [] for k in rates}
+    notes: list[dict[str, float]] = []
+    loads: list[float] = []
+    try:
+        for server in (front, sync):
+            run_wrk(server.base + PATH, script, 8, 2)  # warm-up: credential cache, page cache
+        for r in range(rounds):
+            order = ["front", "front-slow", "sync"]
+            for variant in order if r % 2 == 0 else order[::-1]:
+                server = sync if variant == "sync" else front
+                slow = _SlowClients(front.port, n, seconds + 15) if variant == "front-slow" else None
+                loads.append(os.getloadavg()[0])
+                rps, _, q99, _ = run_wrk(server.base + PATH, script, 8, seconds)
+                rates[variant].append(rps)
+                p99[variant].append(q99)
+                if slow is not None:
+                    slow.proc.terminate()
+                    notes.append(slow.summary())
+        slow = _SlowClients(sync.port, n, seconds + 5)
+        sync_slow, _, sync_slow_p99, _ = run_wrk(sync.base + PATH, script, 8, seconds)
+        slow.proc.terminate()
+        slow.summary()
+    finally:
+        front.stop()
+        sync.stop()
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    opened = sum(x.get("opened", 0) for x in notes)
+    load = f"load {min(loads):.1f}–{max(loads):.1f}"
+    yield Result(f"getPerson front, {n} slow clients open", int(med["front-slow"] * seconds), float(seconds),
+                 f"{med['front-slow']:,.0f} req/s p99 {statistics.median(p99['front-slow']):.1f} ms",
+                 ratio=med["front-slow"] / med["front"], baseline=f"front quiet {med['front']:,.0f} req/s, {load}",
+                 target=f">= 0.8 of the front quiet ({rounds} rounds, medians; {opened:,} slow connections opened)",
+                 ok=med["front-slow"] / med["front"] >= 0.8)
+    yield Result("getPerson front quiet (A/B)", int(med["front"] * seconds), float(seconds),
+                 f"{med['front']:,.0f} req/s p99 {statistics.median(p99['front']):.1f} ms",
+                 ratio=med["front"] / med["sync"], baseline=f"sync worker {med['sync']:,.0f} req/s",
+                 target=">= 0.95 of the sync worker", ok=med["front"] / med["sync"] >= 0.95)
+    yield Result(f"getPerson sync worker, {n} slow clients open", int(sync_slow * seconds), float(seconds),
+                 f"{sync_slow:,.0f} req/s p99 {sync_slow_p99:.1f} ms", ratio=sync_slow / med["sync"],
+                 baseline=f"sync worker quiet {med['sync']:,.0f} req/s")
+    for name, values in rates.items():
+        print(f"#   {name}: " + ", ".join(f"{v:,.0f}" for v in values) + " req/s by round", flush=True)

@@ -130,13 +130,14 @@ class Connection(asyncio.Protocol):
         self._process()
 
     def eof_received(self) -> bool:
+        if self.state is not _State.RESPONDING:  # idle, or a request cut short: nobody to answer
+            self._close()
+            return False
         try:
             self.h11.receive_data(b"")
         except RuntimeError:
             pass
-        if self.state is not _State.RESPONDING:
-            self._process()
-        return True  # keep the transport open for writing; this connection closes it when done
+        return True  # a response is still being written: this connection closes when it is done
 
     def pause_writing(self) -> None:
         self.paused = True

@@ -15,6 +15,7 @@ import http.client
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -44,10 +45,13 @@ class Served:
     pop: Population
     proc: subprocess.Popen[bytes]
     log_path: Path
+    tls: ssl.SSLContext | None = None  # the client's context when the server speaks HTTPS
 
     def request(self, method: str, path: str, body: bytes | None = None, headers: Mapping[str, str] | None = None,
                 *, timeout: float = 5.0, source: str = "127.0.0.1") -> tuple[int, dict[str, str], bytes]:
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout, source_address=(source, 0))
+        conn = (http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout, source_address=(source, 0),
+                                            context=self.tls) if self.tls is not None else
+                http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout, source_address=(source, 0)))
         try:
             conn.request(method, path, body=body, headers=dict(headers or {}))
             resp = conn.getresponse()
@@ -83,7 +87,8 @@ class Served:
 
 
 @contextlib.contextmanager
-def served(db_url: str, work_dir: Path, http: Mapping[str, float | int], *, workers: int = 2) -> Iterator[Served]:
+def served(db_url: str, work_dir: Path, http: Mapping[str, float | int | str], *, workers: int = 2,
+           tls: ssl.SSLContext | None = None) -> Iterator[Served]:
     engine = make_engine(db_url)
     migrate(engine)
     pop = populate(engine, work_dir)
@@ -99,7 +104,7 @@ def served(db_url: str, work_dir: Path, http: Mapping[str, float | int], *, work
             [sys.executable, "-m", "server", "--config", str(config), "--database-url", db_url, "--data-dir",
              str(work_dir), "serve", "--port", str(port), "--workers", str(workers)],
             cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    server = Served(port, pop, proc, log_path)
+    server = Served(port, pop, proc, log_path, tls)
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -14,8 +14,11 @@ counts per worker process, does not refuse them.
 
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -30,8 +33,8 @@ from tests.hostile.served import Served, served
 from tests.integration.preg_support import PATH, backend_url, fault_of
 from tests.integration.preg_support import Raw as _Raw
 
-HTTP = {"header_timeout": 2.0, "body_timeout": 2.0, "body_min_rate": 1000, "keep_alive": 5.0,
-        "max_connections_per_address": 4, "max_connections": 200}
+HTTP: dict[str, float | int | str] = {"header_timeout": 2.0, "body_timeout": 2.0, "body_min_rate": 1000,
+                                     "keep_alive": 5.0, "max_connections_per_address": 4, "max_connections": 200}
 DRIP = 0.5  # seconds between the slow clients' bytes
 
 
@@ -231,6 +234,7 @@ def test_keep_alive_pipelining_and_no_traceback(server: tuple[Served, str]) -> N
         while data.count(b'"status": "ok"') < 3:
             data += sock.recv(65536)
     assert len(re.findall(rb"HTTP/1.1 200 OK\r\n", data)) == 3
+    time.sleep(1.0)  # the batched audit writer commits within 50 ms: the earlier cases' records are in
     calls_before = _audited(url)
     for _ in range(3):
         srv.assert_normal()
@@ -255,3 +259,41 @@ def test_the_runner_serves_through_the_front(tmp_path: Path) -> None:
     from server.runner import GUNICORN_OPTIONS
 
     assert GUNICORN_OPTIONS["worker_class"] == "server.front.worker.FrontWorker"
+
+
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "tls.crt", directory / "tls.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    return cert_path, key_path
+
+
+def test_tls_is_served_and_a_stalled_handshake_is_cut_off(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    context = ssl.create_default_context(cafile=str(cert))
+    settings = dict(HTTP, tls_cert=str(cert), tls_key=str(key))
+    with served(f"sqlite:///{tmp_path / 'store.sqlite'}", tmp_path, settings, workers=1, tls=context) as srv:
+        srv.assert_normal()
+        stalled = SlowClients(srv.port, 4, b"\x16\x03\x01", b"", first_address=150)  # a handshake that stops
+        srv.assert_normal()
+        for answer, ended in stalled.answers(timeout=6):
+            assert b"HTTP" not in answer  # no plaintext answer to a TLS client
+            assert ended <= 5.0  # header_timeout bounds the handshake too
+        srv.assert_normal()
+        assert "Traceback" not in srv.stop()
