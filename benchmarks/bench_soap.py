@@ -117,8 +117,14 @@ class _SlowClients:
             raise RuntimeError(f"the slow clients did not start: {line!r}")
 
     def summary(self) -> dict[str, float]:
-        out, _ = self.proc.communicate(timeout=120)
-        return dict(json.loads(out.strip().splitlines()[-1]))
+        try:
+            out, _ = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            return {}
+        lines = out.strip().splitlines()
+        return dict(json.loads(lines[-1])) if lines else {}
 
 
 def _run_slow(args: argparse.Namespace, script: Path, env: dict[str, str]) -> Iterator[Result]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import time
@@ -30,9 +31,9 @@ class Stats:
 
 
 async def _client(port: int, source: str, body: bool, interval: float, stats: Stats, ready: asyncio.Event,
-                  started: list[int]) -> None:
+                  started: list[int], stop: asyncio.Event) -> None:
     first = True
-    while True:
+    while not stop.is_set():  # not only cancellation: Python 3.11's wait_for can swallow a cancel
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
         except OSError:
@@ -47,7 +48,7 @@ async def _client(port: int, source: str, body: bool, interval: float, stats: St
                 ready.set()
         try:
             writer.write(BODY_HEAD if body else HEAD)
-            while True:
+            while not stop.is_set():
                 await writer.drain()
                 try:  # the server answered (a refusal) or closed: open again
                     data = await asyncio.wait_for(reader.read(4096), interval)
@@ -67,24 +68,25 @@ async def _client(port: int, source: str, body: bool, interval: float, stats: St
 async def _main(args: argparse.Namespace) -> Stats:
     stats = Stats()
     ready = asyncio.Event()
+    stop = asyncio.Event()
     started = [0, args.connections]
     tasks = [asyncio.create_task(_client(args.port, f"127.0.0.{10 + i % args.addresses}", i % 2 == 1, args.interval,
-                                         stats, ready, started)) for i in range(args.connections)]
+                                         stats, ready, started, stop)) for i in range(args.connections)]
 
     async def announce() -> None:
         await ready.wait()
         print("ready", flush=True)
 
     announcer = asyncio.create_task(announce())
-    stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)  # stop early, still summarise
     try:
         await asyncio.wait_for(stop.wait(), args.seconds)
     except TimeoutError:
         pass
+    stop.set()
     for task in [*tasks, announcer]:
         task.cancel()
-    await asyncio.gather(*tasks, announcer, return_exceptions=True)
+    await asyncio.wait([*tasks, announcer], timeout=5)
     return stats
 
 
@@ -99,11 +101,12 @@ def main() -> int:
     if not 1 <= args.addresses <= 200:
         raise SystemExit("--addresses must be 1..200")
     started = time.monotonic()
-    stats = asyncio.run(_main(args))
+    loop = asyncio.new_event_loop()
+    stats = loop.run_until_complete(_main(args))
     print(json.dumps({"connections": args.connections, "opened": stats.opened,
                       "closed_by_server": stats.closed_by_server, "connect_failed": stats.failed,
                       "bytes_sent": stats.bytes_sent, "seconds": round(time.monotonic() - started, 1)}), flush=True)
-    return 0
+    os._exit(0)  # bounded in time whatever a stuck task does: the sockets close with the process
 
 
 if __name__ == "__main__":

@@ -29,13 +29,15 @@ from sqlalchemy import func, select
 
 from store import schema as s
 from store.engine import make_engine
-from tests.hostile.served import Served, served
+from tests.hostile.served import PASSWORD, USER, Served, served
 from tests.integration.preg_support import PATH, backend_url, fault_of
 from tests.integration.preg_support import Raw as _Raw
 
 HTTP: dict[str, float | int | str] = {"header_timeout": 2.0, "body_timeout": 2.0, "body_min_rate": 1000,
                                      "keep_alive": 5.0, "max_connections_per_address": 4, "max_connections": 200}
 DRIP = 0.5  # seconds between the slow clients' bytes
+
+pytestmark = pytest.mark.xdist_group("hostile-served")  # one served process per backend, not one per xdist worker
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -297,3 +299,34 @@ def test_tls_is_served_and_a_stalled_handshake_is_cut_off(tmp_path: Path) -> Non
             assert ended <= 5.0  # header_timeout bounds the handshake too
         srv.assert_normal()
         assert "Traceback" not in srv.stop()
+
+
+def test_a_large_upload_waits_on_disk_and_a_large_answer_follows_the_reader(server: tuple[Served, str]) -> None:
+    """A Filematch file over http.spool_threshold (1 MiB) reaches the face whole through the front's temporary
+    file; its multi-MB answer is written as the client reads it (the front's flow control)."""
+    import requests
+
+    srv, _ = server
+    rows = 60_000
+    lines = ["ref;number;given;family;birth"] + [f"R{i:05d};{srv.pop.ordinary};;;" for i in range(rows)]
+    upload = ("\n".join(lines) + "\n").encode()
+    assert len(upload) > 1024 * 1024
+    base = f"http://127.0.0.1:{srv.port}/filematch/v1/jobs"
+    auth = (USER, PASSWORD)
+    submitted = requests.post(base, auth=auth, files={"file": ("big.csv", upload)}, data={"format": "csv"},
+                              timeout=60)
+    assert submitted.status_code in (200, 201, 202), submitted.text[:300]
+    job = submitted.json()
+    assert job["records"] == rows
+    deadline = time.monotonic() + 120
+    while requests.get(f"{base}/{job['job']}", auth=auth, timeout=10).json()["status"] != "done":
+        assert time.monotonic() < deadline, "the job did not finish"
+        time.sleep(0.5)
+    with requests.get(f"{base}/{job['job']}/result", auth=auth, timeout=60, stream=True) as answer:
+        assert answer.status_code == 200
+        received = b""
+        for chunk in answer.iter_content(16384):  # a slow-ish reader: the server must wait, not buffer
+            received += chunk
+    washed = received.decode().splitlines()
+    assert len(washed) == rows + 1 and all(line.split(";")[1] == "UNCHANGED" for line in washed[1:])
+    srv.assert_normal()

@@ -32,7 +32,7 @@ from tests.integration.preg_support import (
     running_preg,
 )
 
-pytestmark = [pytest.mark.filterwarnings(w) for w in SPYNE_WARNINGS]
+pytestmark = [*(pytest.mark.filterwarnings(w) for w in SPYNE_WARNINGS), pytest.mark.xdist_group("hostile-envelope")]
 
 ENV = {"1.1": "http://schemas.xmlsoap.org/soap/envelope/", "1.2": "http://www.w3.org/2003/05/soap-envelope"}
 CT = {"1.1": CT11, "1.2": CT12}
