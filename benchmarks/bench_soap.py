@@ -134,6 +134,7 @@ def _run_slow(args: argparse.Namespace, script: Path, env: dict[str, str]) -> It
     sync = GunicornServer(app, 2, env, f"{PATH}?wsdl", worker_class="sync")
     rates: dict[str, list[float]] = {"front": [], "front-slow": [], "sync": []}
     p99: dict[str, list[float]] = {k: [] for k in rates}
+    cpu: dict[str, list[float]] = {k: [] for k in rates}  # server CPU ms per request
     notes: list[dict[str, float]] = []
     loads: list[float] = []
     try:
@@ -145,7 +146,9 @@ def _run_slow(args: argparse.Namespace, script: Path, env: dict[str, str]) -> It
                 server = sync if variant == "sync" else front
                 slow = _SlowClients(front.port, n, seconds + 15) if variant == "front-slow" else None
                 loads.append(os.getloadavg()[0])
+                used = server.cpu_seconds()
                 rps, _, q99, _ = run_wrk(server.base + PATH, script, 8, seconds)
+                cpu[variant].append((server.cpu_seconds() - used) * 1000 / max(rps * seconds, 1))
                 rates[variant].append(rps)
                 p99[variant].append(q99)
                 if slow is not None:
@@ -174,4 +177,5 @@ def _run_slow(args: argparse.Namespace, script: Path, env: dict[str, str]) -> It
                  f"{sync_slow:,.0f} req/s p99 {sync_slow_p99:.1f} ms", ratio=sync_slow / med["sync"],
                  baseline=f"sync worker quiet {med['sync']:,.0f} req/s")
     for name, values in rates.items():
-        print(f"#   {name}: " + ", ".join(f"{v:,.0f}" for v in values) + " req/s by round", flush=True)
+        print(f"#   {name}: " + ", ".join(f"{v:,.0f}" for v in values) + " req/s by round; server CPU "
+              + ", ".join(f"{c:.2f}" for c in cpu[name]) + " ms a request", flush=True)

@@ -171,6 +171,24 @@ class GunicornServer:
                     raise RuntimeError(f"gunicorn ({app_spec}) did not start") from None
                 time.sleep(0.3)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the server's worker processes (Linux /proc)."""
+        import os
+
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.proc.pid:  # ppid: a worker of this arbiter
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
+
     def stop(self) -> None:
         import os
         import signal

@@ -453,8 +453,9 @@ class Connection(asyncio.Protocol):
             self.transport.abort()
 
     def close_if_idle(self) -> bool:
-        """Close now if no request is in progress (the worker is stopping); True when closed."""
-        if self.state is _State.IDLE:
+        """Close now if no request body or response is in progress (the worker is stopping): an idle
+        connection or one still sending headers; True when closed."""
+        if self.state in (_State.IDLE, _State.HEAD):
             self._close()
             return True
         return self.state is _State.CLOSED

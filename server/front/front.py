@@ -84,7 +84,8 @@ class Front:
                         self.refused[reason])
 
     async def shutdown(self, grace: float) -> None:
-        """Close idle connections now; give the others ``grace`` seconds to finish, then abort them."""
+        """Close idle connections and those still sending headers now; give the others (a body arriving, a
+        response being read) ``grace`` seconds to finish, then abort them."""
         self.stopping = True
         deadline = self.loop.time() + grace
         while True:

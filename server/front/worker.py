@@ -20,6 +20,7 @@ import os
 import resource
 import signal
 import socket
+import ssl
 from types import FrameType
 from typing import Any
 
@@ -51,6 +52,7 @@ class FrontWorker(Worker):  # type: ignore[misc]
         self.loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self.fronts: list[Front] = []
+        self._starting: set[asyncio.Task[Any]] = set()
 
     def settings(self) -> HttpSettings:
         settings = getattr(self.app, "settings", None)
@@ -73,17 +75,17 @@ class FrontWorker(Worker):  # type: ignore[misc]
         self._stop = asyncio.Event()
         limits = self.settings()
         tls = ssl_context(self.cfg) if self.cfg.is_ssl else None
-        servers = []
+        listening: list[socket.socket] = []
         for listener in self.sockets:
             sock: socket.socket = listener.sock
+            sock.setblocking(False)
             name = sock.getsockname()
             host, port = (str(name[0]), str(name[1])) if isinstance(name, tuple) else ("localhost", "80")
             front = Front(self.wsgi, limits, loop, scheme="https" if tls else "http", server_name=host,
                           server_port=port)
             self.fronts.append(front)
-            servers.append(await loop.create_server(
-                lambda front=front: Connection(front), sock=sock, ssl=tls, backlog=self.cfg.backlog,
-                ssl_handshake_timeout=limits.header_timeout if tls else None))
+            loop.add_reader(sock, self._accept, loop, sock, front, tls)
+            listening.append(sock)
         while self.alive:
             self.notify()
             if self.ppid != os.getppid():
@@ -93,9 +95,35 @@ class FrontWorker(Worker):  # type: ignore[misc]
                 await asyncio.wait_for(self._stop.wait(), _TICK)
             except TimeoutError:
                 pass
-        for server in servers:
-            server.close()
+        for sock in listening:
+            loop.remove_reader(sock)
         await asyncio.gather(*(front.shutdown(float(self.cfg.graceful_timeout)) for front in self.fronts))
+
+    def _accept(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, front: Front,
+                tls: ssl.SSLContext | None) -> None:
+        """Accept one connection per wake-up. asyncio's own servers accept up to ``backlog`` at once: the
+        worker that woke first took a whole burst (wrk's 8 connections, all kept alive), and the other
+        workers idled (measured: 0.74 of the sync worker's throughput on 2 workers)."""
+        try:
+            conn, _ = sock.accept()
+        except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+            return  # another worker took it
+        except OSError as exc:  # out of file descriptors, mostly: the connection waits in the backlog
+            self.log.warning("accept failed: %s", exc.strerror or type(exc).__name__)
+            loop.remove_reader(sock)  # level-triggered: do not spin; try again in a moment
+            loop.call_later(0.1, loop.add_reader, sock, self._accept, loop, sock, front, tls)
+            return
+        conn.setblocking(False)
+        limits = front.limits
+        task = loop.create_task(loop.connect_accepted_socket(
+            lambda: Connection(front), conn, ssl=tls, ssl_handshake_timeout=limits.header_timeout if tls else None))
+        self._starting.add(task)  # the loop keeps only weak references to tasks
+        task.add_done_callback(self._started)
+
+    def _started(self, task: asyncio.Task[Any]) -> None:
+        self._starting.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # a TLS handshake that failed or timed out
+            self.log.debug("a connection did not start: %s", type(task.exception()).__name__)
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         self.alive = False

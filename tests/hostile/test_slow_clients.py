@@ -228,35 +228,6 @@ def test_malformed_http_gets_a_typed_answer_not_an_html_page(server: tuple[Serve
         srv.assert_normal()
 
 
-def test_keep_alive_pipelining_and_no_traceback(server: tuple[Served, str]) -> None:
-    srv, url = server
-    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
-        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
-        data = b""
-        while data.count(b'"status": "ok"') < 3:
-            data += sock.recv(65536)
-    assert len(re.findall(rb"HTTP/1.1 200 OK\r\n", data)) == 3
-    time.sleep(1.0)  # the batched audit writer commits within 50 ms: the earlier cases' records are in
-    calls_before = _audited(url)
-    for _ in range(3):
-        srv.assert_normal()
-    log = srv.stop()  # SIGTERM: gunicorn's worker exit flushes the batched audit records
-    assert srv.proc.returncode == 0, log[-2000:]
-    assert "Traceback" not in log, log[-4000:]
-    assert _audited(url) == calls_before + 3
-
-
-def _audited(url: str) -> int:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            n = conn.execute(select(func.count()).select_from(s.audit_event)
-                             .where(s.audit_event.c.operation == "getPerson")).scalar_one()
-        return int(n)
-    finally:
-        engine.dispose()
-
-
 def test_the_runner_serves_through_the_front(tmp_path: Path) -> None:
     from server.runner import GUNICORN_OPTIONS
 
@@ -330,3 +301,33 @@ def test_a_large_upload_waits_on_disk_and_a_large_answer_follows_the_reader(serv
     washed = received.decode().splitlines()
     assert len(washed) == rows + 1 and all(line.split(";")[1] == "UNCHANGED" for line in washed[1:])
     srv.assert_normal()
+
+
+def test_keep_alive_pipelining_and_no_traceback(server: tuple[Served, str]) -> None:
+    """Last of the module: it stops the served process."""
+    srv, url = server
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=5) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
+        data = b""
+        while data.count(b'"status": "ok"') < 3:
+            data += sock.recv(65536)
+    assert len(re.findall(rb"HTTP/1.1 200 OK\r\n", data)) == 3
+    time.sleep(1.0)  # the batched audit writer commits within 50 ms: the earlier cases' records are in
+    calls_before = _audited(url)
+    for _ in range(3):
+        srv.assert_normal()
+    log = srv.stop()  # SIGTERM: gunicorn's worker exit flushes the batched audit records
+    assert srv.proc.returncode == 0, log[-2000:]
+    assert "Traceback" not in log, log[-4000:]
+    assert _audited(url) == calls_before + 3
+
+
+def _audited(url: str) -> int:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            n = conn.execute(select(func.count()).select_from(s.audit_event)
+                             .where(s.audit_event.c.operation == "getPerson")).scalar_one()
+        return int(n)
+    finally:
+        engine.dispose()
