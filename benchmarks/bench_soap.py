@@ -14,13 +14,13 @@ or ``--dburl``. Targets (issue 3): getPerson ≥ 40 % of the baseline and ≥ 1,
 audit included; p99 ≤ 25 ms at concurrency 8.
 
 ``--slow-clients N`` (issue 13) measures instead getPerson at concurrency 8 on 2 workers in ``--rounds``
-alternating slices of ``--seconds`` on two servers of the real application running at once: the front
-(``server.runner.GUNICORN_OPTIONS``) quiet, the front with N slow clients open
-(:mod:`benchmarks.slow_clients`: a byte every 2 s into headers or bodies, reconnecting when cut off,
-from 50 loopback addresses), and gunicorn's ``sync`` worker quiet — the worker class ``serve`` used
-before the front, as the A/B baseline of the plain throughput. A last slice shows the sync worker with
-the same slow clients. Targets: with the slow clients ≥ 0.8 of the same front quiet; the front quiet
-≥ 0.95 of the sync worker.
+alternating slices of ``--seconds`` on servers running at once: the front (``server.runner.GUNICORN_OPTIONS``)
+quiet, the front with N slow clients open (:mod:`benchmarks.slow_clients`: a byte every 2 s into headers or
+bodies, reconnecting when cut off, from 50 loopback addresses), and gunicorn's ``sync`` worker quiet — the
+worker class ``serve`` used before the front, as the A/B baseline of the plain throughput; and the same
+A/B with the static answer, where the transport's own cost is not hidden by the application's. A last
+slice shows the sync worker with the same slow clients. Targets: with the slow clients ≥ 0.8 of the same
+front quiet; the front quiet ≥ 0.95 of the sync worker.
 """
 
 from __future__ import annotations
@@ -132,18 +132,22 @@ def _run_slow(args: argparse.Namespace, script: Path, env: dict[str, str]) -> It
     app = "benchmarks.soap_apps:real()"
     front = GunicornServer(app, 2, env, f"{PATH}?wsdl")
     sync = GunicornServer(app, 2, env, f"{PATH}?wsdl", worker_class="sync")
-    rates: dict[str, list[float]] = {"front": [], "front-slow": [], "sync": []}
+    static = "benchmarks.soap_apps:static()"  # the transport's own cost shows best without the application's
+    servers = {"front": front, "front-slow": front, "sync": sync,
+               "static-front": GunicornServer(static, 2, env, f"{PATH}?wsdl"),
+               "static-sync": GunicornServer(static, 2, env, f"{PATH}?wsdl", worker_class="sync")}
+    rates: dict[str, list[float]] = {name: [] for name in servers}
     p99: dict[str, list[float]] = {k: [] for k in rates}
     cpu: dict[str, list[float]] = {k: [] for k in rates}  # server CPU ms per request
     notes: list[dict[str, float]] = []
     loads: list[float] = []
     try:
-        for server in (front, sync):
+        for server in set(servers.values()):
             run_wrk(server.base + PATH, script, 8, 2)  # warm-up: credential cache, page cache
         for r in range(rounds):
-            order = ["front", "front-slow", "sync"]
+            order = list(servers)
             for variant in order if r % 2 == 0 else order[::-1]:
-                server = sync if variant == "sync" else front
+                server = servers[variant]
                 slow = _SlowClients(front.port, n, seconds + 15) if variant == "front-slow" else None
                 loads.append(os.getloadavg()[0])
                 used = server.cpu_seconds()
@@ -159,8 +163,8 @@ def _run_slow(args: argparse.Namespace, script: Path, env: dict[str, str]) -> It
         slow.proc.terminate()
         slow.summary()
     finally:
-        front.stop()
-        sync.stop()
+        for server in set(servers.values()):
+            server.stop()
     med = {k: statistics.median(v) for k, v in rates.items()}
     opened = sum(x.get("opened", 0) for x in notes)
     load = f"load {min(loads):.1f}–{max(loads):.1f}"
@@ -173,6 +177,12 @@ def _run_slow(args: argparse.Namespace, script: Path, env: dict[str, str]) -> It
                  f"{med['front']:,.0f} req/s p99 {statistics.median(p99['front']):.1f} ms",
                  ratio=med["front"] / med["sync"], baseline=f"sync worker {med['sync']:,.0f} req/s",
                  target=">= 0.95 of the sync worker", ok=med["front"] / med["sync"] >= 0.95)
+    yield Result("static answer, front quiet (A/B)", int(med["static-front"] * seconds), float(seconds),
+                 f"{med['static-front']:,.0f} req/s, CPU {statistics.median(cpu['static-front']):.2f} ms a request",
+                 ratio=med["static-front"] / med["static-sync"],
+                 baseline=f"sync worker {med['static-sync']:,.0f} req/s, "
+                          f"CPU {statistics.median(cpu['static-sync']):.2f} ms",
+                 target=">= 0.95 of the sync worker", ok=med["static-front"] / med["static-sync"] >= 0.95)
     yield Result(f"getPerson sync worker, {n} slow clients open", int(sync_slow * seconds), float(seconds),
                  f"{sync_slow:,.0f} req/s p99 {sync_slow_p99:.1f} ms", ratio=sync_slow / med["sync"],
                  baseline=f"sync worker quiet {med['sync']:,.0f} req/s")
