@@ -167,6 +167,9 @@ def _run_slow(args: argparse.Namespace, script: Path, env: dict[str, str]) -> It
             server.stop()
     med = {k: statistics.median(v) for k, v in rates.items()}
     opened = sum(x.get("opened", 0) for x in notes)
+    print("#   slow clients by slice: " + "; ".join(
+        f"{x.get('opened', 0):,.0f} connections opened, {x.get('closed_by_server', 0):,.0f} cut off by the server, "
+        f"{x.get('cpu_seconds', 0):.2f} s CPU of their own" for x in notes), flush=True)
     load = f"load {min(loads):.1f}–{max(loads):.1f}"
     yield Result(f"getPerson front, {n} slow clients open", int(med["front-slow"] * seconds), float(seconds),
                  f"{med['front-slow']:,.0f} req/s p99 {statistics.median(p99['front-slow']):.1f} ms",

@@ -14,6 +14,7 @@ counts per worker process, does not refuse them.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 import re
@@ -30,7 +31,7 @@ from sqlalchemy import func, select
 from store import schema as s
 from store.engine import make_engine
 from tests.hostile.served import PASSWORD, USER, Served, served
-from tests.integration.preg_support import PATH, backend_url, fault_of
+from tests.integration.preg_support import PATH, backend_url, envelope, fault_of
 from tests.integration.preg_support import Raw as _Raw
 
 HTTP: dict[str, float | int | str] = {"header_timeout": 2.0, "body_timeout": 2.0, "body_min_rate": 1000,
@@ -301,6 +302,32 @@ def test_a_large_upload_waits_on_disk_and_a_large_answer_follows_the_reader(serv
     washed = received.decode().splitlines()
     assert len(washed) == rows + 1 and all(line.split(";")[1] == "UNCHANGED" for line in washed[1:])
     srv.assert_normal()
+
+
+def test_chunked_bodies_and_expect_100_continue_reach_the_face_whole(server: tuple[Served, str]) -> None:
+    srv, _ = server
+    body = envelope("1.1", f"<p:getPerson><p:personnummer>{srv.pop.ordinary}</p:personnummer></p:getPerson>")
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode())
+    head = (f"POST {PATH} HTTP/1.1\r\nHost: x\r\nContent-Type: text/xml; charset=utf-8\r\n").encode() + \
+        b"Authorization: Basic " + auth + b"\r\nConnection: close\r\n"
+    half = len(body) // 2
+    chunked = (head + b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % half + body[:half] + b"\r\n"
+               + b"%x\r\n" % (len(body) - half) + body[half:] + b"\r\n0\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+        sock.sendall(chunked)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    raw = _parse(data)
+    assert raw.status == 200 and b"getPersonResponse" in raw.body, data[:300]
+    with socket.create_connection(("127.0.0.1", srv.port), timeout=10) as sock:
+        sock.sendall(head + b"Expect: 100-continue\r\nContent-Length: %d\r\n\r\n" % len(body))
+        assert sock.recv(65536).startswith(b"HTTP/1.1 100 ")
+        sock.sendall(body)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert _parse(data).status == 200 and b"getPersonResponse" in data
 
 
 def test_keep_alive_pipelining_and_no_traceback(server: tuple[Served, str]) -> None:
