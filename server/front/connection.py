@@ -89,7 +89,7 @@ class Connection(asyncio.Protocol):
         self.result: Iterable[bytes] | None = None
         self.head_only = False
         self.headers_sent = False
-        self.pending_headers: h11.Response | None = None
+        self.pending_headers: tuple[str, list[tuple[str, str]]] | None = None
         self.served = 0
 
     # -- asyncio callbacks ---------------------------------------------------------------------------
@@ -287,10 +287,7 @@ class Connection(asyncio.Protocol):
                         exc_info: Any = None) -> Callable[[bytes], None]:
         if exc_info is not None and self.headers_sent:
             raise exc_info[1].with_traceback(exc_info[2])
-        code, _, reason = status.partition(" ")
-        self.pending_headers = h11.Response(
-            status_code=int(code), reason=reason.encode("latin-1"),
-            headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers])
+        self.pending_headers = (status, headers)  # h11 checks them when they are sent
         return self._write
 
     def _write(self, data: bytes) -> None:  # WSGI's legacy write(): send at once
@@ -305,14 +302,17 @@ class Connection(asyncio.Protocol):
             transport.write(self.h11.send(h11.Data(data=data)))
 
     def _send_headers(self, transport: asyncio.Transport) -> None:
-        response = self.pending_headers
-        if response is None:
+        pending = self.pending_headers
+        if pending is None:
             raise RuntimeError("the app sent a body before calling start_response")
+        status, given = pending
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in given]
+        headers.append((b"Date", self.front.date()))
         result = self.result
-        if isinstance(result, (list, tuple)) and not any(name == b"content-length" for name, _ in response.headers):
-            length = str(sum(len(chunk) for chunk in result)).encode()  # a whole body: keep the connection
-            response = h11.Response(status_code=response.status_code, reason=response.reason,
-                                    headers=[*response.headers, (b"Content-Length", length)])
+        if isinstance(result, (list, tuple)) and not any(k.lower() == "content-length" for k, _ in given):
+            headers.append((b"Content-Length", str(sum(len(chunk) for chunk in result)).encode()))  # keep-alive
+        code, _, reason = status.partition(" ")
+        response = h11.Response(status_code=int(code), reason=reason.encode("latin-1"), headers=headers)
         transport.write(self.h11.send(response))
         self.headers_sent = True
 

@@ -14,6 +14,7 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from email.utils import formatdate
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,14 @@ class Front:
         self.served = 0
         self.refused: Counter[str] = Counter()
         self._logged: dict[str, float] = {}
+        self._date_at, self._date = 0, b""
+
+    def date(self) -> bytes:
+        """The ``Date`` header's value (RFC 9110 §6.6.1), formatted once a second."""
+        now = int(time.time())
+        if now != self._date_at:
+            self._date_at, self._date = now, formatdate(now, usegmt=True).encode("ascii")
+        return self._date
 
     def admit(self, conn: Connection) -> bytes | None:
         """Count a new connection in; the 503 answer to send instead when it is over a cap."""
