@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -103,6 +104,12 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def _cpu_per_second(server: GunicornServer, seconds: float) -> float:
+    used, started = server.cpu_seconds(), time.monotonic()
+    time.sleep(seconds)
+    return (server.cpu_seconds() - used) * 1000 / (time.monotonic() - started)
+
+
 class _SlowClients:
     """``python -m benchmarks.slow_clients`` against ``port`` for ``seconds`` (it stops by itself)."""
 
@@ -144,6 +151,14 @@ def _run_slow(args: argparse.Namespace, script: Path, env: dict[str, str]) -> It
     try:
         for server in set(servers.values()):
             run_wrk(server.base + PATH, script, 8, 2)  # warm-up: credential cache, page cache
+        # What holding the slow clients costs the front, without requests: server CPU per second, which
+        # does not swing with this VM's load as throughput does.
+        idle_cpu = _cpu_per_second(front, seconds)
+        slow = _SlowClients(front.port, n, seconds + 20)
+        time.sleep(3)  # past the burst of accepts
+        slow_cpu = _cpu_per_second(front, seconds)
+        slow.proc.terminate()
+        slow.summary()
         for r in range(rounds):
             order = list(servers)
             for variant in order if r % 2 == 0 else order[::-1]:
@@ -171,6 +186,11 @@ def _run_slow(args: argparse.Namespace, script: Path, env: dict[str, str]) -> It
         f"{x.get('opened', 0):,.0f} connections opened, {x.get('closed_by_server', 0):,.0f} cut off by the server, "
         f"{x.get('cpu_seconds', 0):.2f} s CPU of their own" for x in notes), flush=True)
     load = f"load {min(loads):.1f}–{max(loads):.1f}"
+    implied = 1 - (slow_cpu - idle_cpu) / 2000  # 2 workers: 2,000 ms of CPU a second when saturated
+    yield Result(f"front holding {n} slow clients, no requests", n, float(seconds),
+                 f"server CPU {slow_cpu:.1f} ms a second", ratio=implied,
+                 baseline=f"idle {idle_cpu:.1f} ms a second: the share left to requests",
+                 target=">= 0.8", ok=implied >= 0.8)
     yield Result(f"getPerson front, {n} slow clients open", int(med["front-slow"] * seconds), float(seconds),
                  f"{med['front-slow']:,.0f} req/s p99 {statistics.median(p99['front-slow']):.1f} ms",
                  ratio=med["front-slow"] / med["front"], baseline=f"front quiet {med['front']:,.0f} req/s, {load}",
