@@ -154,11 +154,11 @@ def _run_slow(args: argparse.Namespace, script: Path, env: dict[str, str]) -> It
         # What holding the slow clients costs the front, without requests: server CPU per second, which
         # does not swing with this VM's load as throughput does.
         idle_cpu = _cpu_per_second(front, seconds)
-        slow = _SlowClients(front.port, n, seconds + 20)
+        holding = _SlowClients(front.port, n, seconds + 20)
         time.sleep(3)  # past the burst of accepts
         slow_cpu = _cpu_per_second(front, seconds)
-        slow.proc.terminate()
-        slow.summary()
+        holding.proc.terminate()
+        holding.summary()
         for r in range(rounds):
             order = list(servers)
             for variant in order if r % 2 == 0 else order[::-1]:
