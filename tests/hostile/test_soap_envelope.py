@@ -133,16 +133,14 @@ def test_an_unknown_must_understand_header_is_a_must_understand_fault(preg: Preg
     _assert_normal(preg, version)
 
 
-@pytest.mark.parametrize("version", VERSIONS)
-@pytest.mark.parametrize("attributes", [
-    'e:mustUnderstand="0"',
-    "",
-    'e:mustUnderstand="1" e:actor="urn:some-other-node"',
-    'e:mustUnderstand="true" e:role="http://www.w3.org/2003/05/soap-envelope/role/none"',
-], ids=["must-understand-0", "optional", "other-actor", "role-none"])
+@pytest.mark.parametrize(("version", "attributes"), [
+    *((v, 'e:mustUnderstand="0"') for v in VERSIONS),
+    *((v, "") for v in VERSIONS),
+    ("1.1", 'e:mustUnderstand="1" e:actor="urn:some-other-node"'),
+    ("1.2", 'e:mustUnderstand="true" e:role="http://www.w3.org/2003/05/soap-envelope/role/none"'),
+], ids=["1.1-must-understand-0", "1.2-must-understand-0", "1.1-optional", "1.2-optional", "1.1-other-actor",
+        "1.2-role-none"])
 def test_headers_not_demanded_of_this_node_are_ignored(preg: PregServer, version: str, attributes: str) -> None:
-    if version == "1.1" and "role" in attributes or version == "1.2" and "actor" in attributes:
-        pytest.skip("that attribute belongs to the other SOAP version")
     header = f'<x:Routing xmlns:x="urn:example:routing" {attributes}>a</x:Routing>'
     answer = preg.call(version, _get(preg.pop.ordinary), header)
     assert answer.status == 200 and body_child(answer.xml()).tag == f"{{{NS}}}getPersonResponse"
