@@ -12,14 +12,29 @@ of the store. Client and server share this machine's two cores, so absolute figu
 Store: the ``--num`` population's SQLite store left by ``bench_store`` (benchmarks/out/store-N.sqlite),
 or ``--dburl``. Targets (issue 3): getPerson ≥ 40 % of the baseline and ≥ 1,000 req/s per worker process,
 audit included; p99 ≤ 25 ms at concurrency 8.
+
+``--slow-clients N`` (issue 13) measures instead getPerson at concurrency 8 on 2 workers in ``--rounds``
+alternating slices of ``--seconds`` on servers running at once: the front (``server.runner.GUNICORN_OPTIONS``)
+quiet, a second front held by N slow clients for the whole run (:mod:`benchmarks.slow_clients`: a byte every
+2 s into headers or bodies, reconnecting when cut off, from 50 loopback addresses; measured in their steady
+state, after the burst of opening them), and gunicorn's ``sync`` worker quiet — the
+worker class ``serve`` used before the front, as the A/B baseline of the plain throughput; and the same
+A/B with the static answer, where the transport's own cost is not hidden by the application's. A last
+slice shows the sync worker with the same slow clients. Targets: with the slow clients ≥ 0.8 of the same
+front quiet; the front quiet ≥ 0.95 of the sync worker.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
+import statistics
+import subprocess
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -57,6 +72,10 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
     env = dict(os.environ, PREGBRIDGE_DATABASE_URL=url, PREGBRIDGE_DATA_DIR=str(tmp), BENCH_NUMBER=numbers[0],
                BENCH_FAMILY=pairs[0][0], BENCH_YEAR=str(pairs[0][1]), PYTHONWARNINGS="ignore")
     seconds = args.seconds
+    if args.slow_clients:
+        yield from _run_slow(args, scripts["getPerson"], env)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     plan = [(2, conc) for conc in (1, 8, 32)] + [(1, 8)]
     measured: dict[tuple[str, str, int, int], tuple[float, float, float, int]] = {}
     for app in ("static", "real"):
@@ -84,3 +103,116 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
                          f"{rps:,.0f} req/s p50 {p50:.2f} p99 {p99:.2f} ms" + (f" {errors} non-2xx" if errors else ""),
                          ratio=rps / base, baseline=f"static {base:,.0f} req/s", target=target, ok=ok)
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _cpu_per_second(server: GunicornServer, seconds: float) -> float:
+    used, started = server.cpu_seconds(), time.monotonic()
+    time.sleep(seconds)
+    return (server.cpu_seconds() - used) * 1000 / (time.monotonic() - started)
+
+
+class _SlowClients:
+    """``python -m benchmarks.slow_clients`` against ``port`` for ``seconds`` (it stops by itself)."""
+
+    def __init__(self, port: int, n: int, seconds: float) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "benchmarks.slow_clients", "--port", str(port),
+                                      "--connections", str(n), "--seconds", str(seconds)],
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if line != "ready":
+            self.proc.kill()
+            raise RuntimeError(f"the slow clients did not start: {line!r}")
+
+    def summary(self) -> dict[str, float]:
+        try:
+            out, _ = self.proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            return {}
+        lines = out.strip().splitlines()
+        return dict(json.loads(lines[-1])) if lines else {}
+
+
+def _run_slow(args: argparse.Namespace, script: Path, env: dict[str, str]) -> Iterator[Result]:
+    n, seconds, rounds = args.slow_clients, args.seconds, max(args.rounds, 1)
+    app = "benchmarks.soap_apps:real()"
+    front = GunicornServer(app, 2, env, f"{PATH}?wsdl")
+    # A second front, the same code, held by the slow clients for the whole run: they are measured in their
+    # steady state (connections cut off at their deadlines and opened again), not in the burst of opening 500.
+    attacked = GunicornServer(app, 2, env, f"{PATH}?wsdl")
+    sync = GunicornServer(app, 2, env, f"{PATH}?wsdl", worker_class="sync")
+    static = "benchmarks.soap_apps:static()"  # the transport's own cost shows best without the application's
+    servers = {"front": front, "front-slow": attacked, "sync": sync,
+               "static-front": GunicornServer(static, 2, env, f"{PATH}?wsdl"),
+               "static-sync": GunicornServer(static, 2, env, f"{PATH}?wsdl", worker_class="sync")}
+    rates: dict[str, list[float]] = {name: [] for name in servers}
+    p99: dict[str, list[float]] = {k: [] for k in rates}
+    cpu: dict[str, list[float]] = {k: [] for k in rates}  # server CPU ms per request
+    loads: list[float] = []
+    holding: _SlowClients | None = None
+    try:
+        for server in set(servers.values()):
+            run_wrk(server.base + PATH, script, 8, 2)  # warm-up: credential cache, page cache
+        # What holding the slow clients costs the front, without requests: server CPU per second, which
+        # does not swing with this VM's load as throughput does.
+        idle_cpu = _cpu_per_second(attacked, seconds)
+        lifetime = rounds * len(servers) * (seconds + 3) + 3 * seconds + 60  # they stop by themselves after
+        holding = _SlowClients(attacked.port, n, lifetime)
+        time.sleep(seconds)  # past the burst of opening them, into the cycle of deadlines and reconnections
+        slow_cpu = _cpu_per_second(attacked, seconds)
+        for r in range(rounds):
+            order = list(servers)
+            for variant in order if r % 2 == 0 else order[::-1]:
+                server = servers[variant]
+                loads.append(os.getloadavg()[0])
+                used = server.cpu_seconds()
+                rps, _, q99, _ = run_wrk(server.base + PATH, script, 8, seconds)
+                cpu[variant].append((server.cpu_seconds() - used) * 1000 / max(rps * seconds, 1))
+                rates[variant].append(rps)
+                p99[variant].append(q99)
+        holding.proc.terminate()
+        note = holding.summary()
+        holding = None
+        slow = _SlowClients(sync.port, n, seconds + 5)
+        sync_slow, _, sync_slow_p99, _ = run_wrk(sync.base + PATH, script, 8, seconds)
+        slow.proc.terminate()
+        slow.summary()
+    finally:
+        if holding is not None:
+            holding.proc.kill()
+        for server in set(servers.values()):
+            server.stop()
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    opened = int(note.get("opened", 0))
+    print(f"#   slow clients: {opened:,} connections opened in {note.get('seconds', 0):.0f} s, "
+          f"{note.get('closed_by_server', 0):,.0f} cut off by the server at a deadline, "
+          f"{note.get('cpu_seconds', 0):.1f} s CPU of their own", flush=True)
+    load = f"load {min(loads):.1f}–{max(loads):.1f}"
+    implied = 1 - (slow_cpu - idle_cpu) / 2000  # 2 workers: 2,000 ms of CPU a second when saturated
+    yield Result(f"front holding {n} slow clients, no requests", n, float(seconds),
+                 f"server CPU {slow_cpu:.1f} ms a second", ratio=implied,
+                 baseline=f"idle {idle_cpu:.1f} ms a second: the share left to requests",
+                 target=">= 0.8", ok=implied >= 0.8)
+    yield Result(f"getPerson front, {n} slow clients open", int(med["front-slow"] * seconds), float(seconds),
+                 f"{med['front-slow']:,.0f} req/s p99 {statistics.median(p99['front-slow']):.1f} ms",
+                 ratio=med["front-slow"] / med["front"], baseline=f"front quiet {med['front']:,.0f} req/s, {load}",
+                 target=f">= 0.8 of the front quiet ({rounds} rounds, medians)",
+                 ok=med["front-slow"] / med["front"] >= 0.8)
+    yield Result("getPerson front quiet (A/B)", int(med["front"] * seconds), float(seconds),
+                 f"{med['front']:,.0f} req/s p99 {statistics.median(p99['front']):.1f} ms",
+                 ratio=med["front"] / med["sync"], baseline=f"sync worker {med['sync']:,.0f} req/s",
+                 target=">= 0.95 of the sync worker", ok=med["front"] / med["sync"] >= 0.95)
+    yield Result("static answer, front quiet (A/B)", int(med["static-front"] * seconds), float(seconds),
+                 f"{med['static-front']:,.0f} req/s, CPU {statistics.median(cpu['static-front']):.2f} ms a request",
+                 ratio=med["static-front"] / med["static-sync"],
+                 baseline=f"sync worker {med['static-sync']:,.0f} req/s, "
+                          f"CPU {statistics.median(cpu['static-sync']):.2f} ms",
+                 target=">= 0.95 of the sync worker", ok=med["static-front"] / med["static-sync"] >= 0.95)
+    yield Result(f"getPerson sync worker, {n} slow clients open", int(sync_slow * seconds), float(seconds),
+                 f"{sync_slow:,.0f} req/s p99 {sync_slow_p99:.1f} ms", ratio=sync_slow / med["sync"],
+                 baseline=f"sync worker quiet {med['sync']:,.0f} req/s")
+    for name, values in rates.items():
+        print(f"#   {name}: " + ", ".join(f"{v:,.0f}" for v in values) + " req/s by round; server CPU "
+              + ", ".join(f"{c:.2f}" for c in cpu[name]) + " ms a request", flush=True)

@@ -143,10 +143,11 @@ def free_port() -> int:
 
 
 class GunicornServer:
-    """``app_spec`` (``module:factory()``) served by gunicorn with the production worker options, in its
-    own process group; ready when GET ``ready_path`` answers."""
+    """``app_spec`` (``module:factory()``) served by gunicorn with the production worker options (or another
+    ``worker_class``), in its own process group; ready when GET ``ready_path`` answers."""
 
-    def __init__(self, app_spec: str, workers: int, env: dict[str, str], ready_path: str) -> None:
+    def __init__(self, app_spec: str, workers: int, env: dict[str, str], ready_path: str, *,
+                 worker_class: str | None = None) -> None:
         import subprocess
         import sys
         import urllib.request
@@ -155,7 +156,8 @@ class GunicornServer:
 
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        options = [f"--{k.replace('_', '-')}={v}" for k, v in GUNICORN_OPTIONS.items()]
+        given = dict(GUNICORN_OPTIONS, **({"worker_class": worker_class} if worker_class else {}))
+        options = [f"--{k.replace('_', '-')}={v}" for k, v in given.items()]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
              "--log-level", "warning", *options, app_spec], env=env, start_new_session=True)
@@ -169,6 +171,24 @@ class GunicornServer:
                     self.stop()
                     raise RuntimeError(f"gunicorn ({app_spec}) did not start") from None
                 time.sleep(0.3)
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) used so far by the server's worker processes (Linux /proc)."""
+        import os
+
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == self.proc.pid:  # ppid: a worker of this arbiter
+                total += int(fields[11]) + int(fields[12])
+        return total / tick
 
     def stop(self) -> None:
         import os
@@ -213,4 +233,5 @@ def run_wrk(url: str, script: Path, conc: int, seconds: int) -> tuple[float, flo
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     pct = {m[0]: _ms(m[1], m[2]) for m in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return rps, pct["50"], pct["99"], int(errors.group(1)) if errors else 0
+    nan = float("nan")  # no latency lines when nothing was answered (a server held by slow clients)
+    return rps, pct.get("50", nan), pct.get("99", nan), int(errors.group(1)) if errors else 0

@@ -43,6 +43,20 @@ class HttpSettings:
     workers: int = DEFAULT_WORKERS
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # The front each worker reads requests with (server/front): deadlines, caps and limits. Caps count
+    # per worker process.
+    header_timeout: float = 10.0  # seconds from connect (or a kept-alive request's first byte) to the headers' end
+    body_timeout: float = 20.0  # seconds a body may take, plus one second per body_min_rate bytes
+    body_min_rate: int = 65536  # bytes per second a long body must average beyond body_timeout
+    keep_alive: float = 75.0  # seconds an idle kept-alive connection stays open
+    send_timeout: float = 30.0  # seconds a response may wait for the client to read
+    max_connections: int = 1000  # open connections per worker process
+    max_connections_per_address: int = 100  # open connections per client address per worker process
+    max_request_line: int = 8190  # bytes of the request line (longer: 414)
+    max_header_bytes: int = 32768  # bytes of the request line and headers together (more: 431)
+    max_header_fields: int = 100  # header fields per request (more: 431)
+    max_body: int = 2 * 1024**3 + 1024**2  # bytes of a request body (more: 413); the faces have their own limits
+    spool_threshold: int = 1024**2  # a body larger than this waits on disk, not in memory, for the worker
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +114,10 @@ _ENV: dict[str, tuple[str, str]] = {
     "PREGBRIDGE_HTTP_WORKERS": ("http", "workers"),
     "PREGBRIDGE_TLS_CERT": ("http", "tls_cert"),
     "PREGBRIDGE_TLS_KEY": ("http", "tls_key"),
+    "PREGBRIDGE_HTTP_HEADER_TIMEOUT": ("http", "header_timeout"),
+    "PREGBRIDGE_HTTP_BODY_TIMEOUT": ("http", "body_timeout"),
+    "PREGBRIDGE_HTTP_MAX_CONNECTIONS": ("http", "max_connections"),
+    "PREGBRIDGE_HTTP_MAX_CONNECTIONS_PER_ADDRESS": ("http", "max_connections_per_address"),
     "PREGBRIDGE_KEY_PATH": ("access", "key_path"),
     "PREGBRIDGE_PROFILES": ("access", "profiles_path"),
     "PREGBRIDGE_AUDIT_MODE": ("access", "audit_mode"),

@@ -18,11 +18,11 @@ from server.config import Settings
 
 __all__ = ["GUNICORN_OPTIONS", "serve"]
 
-# Sync workers: one request at a time per pre-forked process (threads lose to processes under the GIL).
-# The gthread worker would keep client connections open, but measured here (benchmarks/bench_soap.py,
-# 2 workers, 8 clients) it was slower and its p99 4x worse: idle kept-alive connections wait for the
-# worker's one thread, while sync workers take requests as they come.
-GUNICORN_OPTIONS: dict[str, str | int] = {"worker_class": "sync", "threads": 1, "keep_alive": 75}
+# One request at a time per pre-forked process (threads lose to processes under the GIL), read whole by the
+# front before the app runs (server/front: slow clients hold a socket, not the process). keep_alive is
+# the front's http.keep_alive; gunicorn's own keepalive setting is unused by this worker class.
+GUNICORN_OPTIONS: dict[str, str | int] = {"worker_class": "server.front.worker.FrontWorker", "threads": 1,
+                                          "keep_alive": 75}
 
 
 def _worker_exit(server: object, worker: object) -> None:

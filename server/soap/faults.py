@@ -105,10 +105,13 @@ def soap_version(content_type: str | None, body_head: bytes | None = None) -> So
     """The SOAP version a request speaks, for answering it in kind.
 
     ``application/soap+xml`` is SOAP 1.2 and any other media type SOAP 1.1 (both HTTP bindings fix the
-    type). With no Content-Type at all, the envelope namespace found first in ``body_head`` (only its first
-    KiB is looked at) decides, and 1.1 when neither appears.
+    type), but for ``multipart/related`` (attachments, MTOM), whose root part's type (the ``type`` or,
+    for XOP, the ``start-info`` parameter) decides. With no Content-Type at all, the envelope namespace
+    found first in ``body_head`` (only its first KiB is looked at) decides, and 1.1 when neither appears.
     """
     mtype = media_type(content_type)
+    if mtype == "multipart/related":
+        return _multipart_version(content_type or "")
     if mtype:
         return "1.2" if mtype == "application/soap+xml" else "1.1"
     if body_head:
@@ -117,6 +120,20 @@ def soap_version(content_type: str | None, body_head: bytes | None = None) -> So
         if at12 >= 0 and (at11 < 0 or at12 < at11):
             return "1.2"
     return "1.1"
+
+
+def _multipart_version(content_type: str) -> SoapVersion:
+    # SOAP with attachments and MTOM name the root part's type in the ``type`` parameter, MTOM (XOP) in
+    # ``start-info`` (SOAP 1.2 part 2 §7.1.4; XOP §4.1; the SOAP 1.1 SwA note uses text/xml).
+    params: dict[str, str] = {}
+    for param in content_type.split(";")[1:]:
+        name, sep, value = param.partition("=")
+        if sep:
+            params[name.strip().lower()] = value.strip().strip("\"'").strip().lower()
+    root = params.get("type", "")
+    if root == "application/xop+xml":
+        root = params.get("start-info", "")
+    return "1.2" if media_type(root) == "application/soap+xml" else "1.1"
 
 
 def _split_code(code: str) -> tuple[str, list[str]]:
@@ -158,19 +175,29 @@ def fault_envelope(
     detail: etree._Element | None = None,
     lang: str = "en",
     upgrade: Sequence[SoapVersion] | None = None,
+    not_understood: Sequence[tuple[str, str]] = (),
 ) -> bytes:
     """A SOAP ``version`` envelope holding one fault, as UTF-8 bytes with an XML declaration.
 
     ``code`` is spyne's dotted form (``Client.InvalidRequest``, ``Server.Unavailable``, ``Server``);
     ``detail`` an lxml element, copied into ``detail``/``Detail`` (the caller's tree is left alone);
-    ``upgrade`` the envelope versions for an ``Upgrade`` header block (for ``VersionMismatch``).
+    ``upgrade`` the envelope versions for an ``Upgrade`` header block (for ``VersionMismatch``);
+    ``not_understood`` the (namespace, local name) of header blocks for SOAP 1.2 ``NotUnderstood`` header
+    blocks (for ``MustUnderstand``; SOAP 1.2 part 1 §5.4.8; SOAP 1.1 has no such block).
     Characters XML cannot carry are replaced by U+FFFD in ``message``.
     """
     top, subcodes = _split_code(code)
     env_ns, prefix = ENVELOPE_NS[version], _PREFIX[version]
     envelope = etree.Element(f"{{{env_ns}}}Envelope", nsmap={prefix: env_ns})
-    if upgrade:
-        _add_upgrade(etree.SubElement(envelope, f"{{{env_ns}}}Header"), version, upgrade)
+    if upgrade or (not_understood and version == "1.2"):
+        header = etree.SubElement(envelope, f"{{{env_ns}}}Header")
+        if upgrade:
+            _add_upgrade(header, version, upgrade)
+        if version == "1.2":
+            for number, (namespace, local) in enumerate(not_understood, 1):
+                block = etree.SubElement(header, f"{{{SOAP12_ENV}}}NotUnderstood",
+                                         nsmap={f"nu{number}": namespace} if namespace else None)
+                block.set("qname", f"nu{number}:{local}" if namespace else local)
     fault = etree.SubElement(etree.SubElement(envelope, f"{{{env_ns}}}Body"), f"{{{env_ns}}}Fault")
     if version == "1.1":
         etree.SubElement(fault, "faultcode").text = f"{prefix}:{code}"
@@ -213,11 +240,13 @@ def fault_response(
     detail: etree._Element | None = None,
     lang: str = "en",
     upgrade: Sequence[SoapVersion] | None = None,
+    not_understood: Sequence[tuple[str, str]] = (),
     status: str = FAULT_STATUS,
 ) -> tuple[str, Headers, bytes]:
     """``(status, headers, body)`` of a fault response: HTTP 500 (see the module docstring), the version's
     Content-Type and a Content-Length."""
-    body = fault_envelope(version, code, message, detail=detail, lang=lang, upgrade=upgrade)
+    body = fault_envelope(version, code, message, detail=detail, lang=lang, upgrade=upgrade,
+                          not_understood=not_understood)
     return _response(version, body, status)
 
 

@@ -20,7 +20,9 @@ at most one pass over it in C):
    a transport error and never read the fault envelope). A chunked body on a server that does not
    de-chunk (wsgiref) cannot be read and is refused.
 2. **Empty** (or whitespace-only) body: ``Client.InvalidRequest``. A ``multipart/related`` body (SOAP
-   with attachments, MTOM) gets only the size limit and the DTD scan below; its parts are spyne's to read.
+   with attachments, MTOM) gets only the size limit and the DTD scan below; its parts are spyne's to read
+   — or, with ``multipart=False`` (PREG and AR: spyne 2.14 fails on them with a TypeError, and no
+   operation takes an attachment), a ``Client.InvalidRequest`` in the SOAP version of its root part.
 3. **Encoding.** Only ASCII-compatible encodings are accepted: UTF-8, ISO-8859-1 (what the Norwegian
    legacy clients send), ISO-8859-15, windows-1252 and US-ASCII, named by the Content-Type ``charset``
    and/or the XML declaration. UTF-16 and UTF-32 (by byte order mark, NUL bytes at the start, or by
@@ -46,6 +48,10 @@ at most one pass over it in C):
    A request with no Content-Type, or one that names no XML type (wsgiref reports a missing one as
    ``text/plain``), gets the one its envelope implies, keeping any ``charset``, so that spyne (which
    refuses a request without one) and a 1.1/1.2 router can serve it.
+7. **Structure and header blocks** (with ``check_xml``): :func:`server.soap.envelope.envelope_problem` on
+   the parsed envelope — exactly one Body holding exactly one element, at most one Header before it,
+   and every ``mustUnderstand`` header block addressed to this node among the face's ``understood``
+   ones (else a ``MustUnderstand`` fault, in SOAP 1.2 with ``NotUnderstood`` header blocks).
 
 The inner app then gets a fresh ``BytesIO`` of the body with ``CONTENT_LENGTH`` set. Its response is
 buffered (SOAP responses are small) so an exception raised while it runs *or* while its response is
@@ -71,7 +77,7 @@ import logging
 import re
 import secrets
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Final
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
@@ -79,6 +85,7 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 from lxml import etree
 
 from server.logsafe import loggable
+from server.soap.envelope import envelope_problem
 from server.soap.faults import (
     ENVELOPE_NS,
     MEDIA_TYPES,
@@ -124,6 +131,8 @@ _ACCEPTED: Final = {
 _ENVELOPE_TAGS: Final[dict[str, SoapVersion]] = {f"{{{ns}}}Envelope": v for v, ns in ENVELOPE_NS.items()}
 _XML_MEDIA_TYPES = frozenset({"text/xml", "application/soap+xml", "application/xml"})
 _SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")
+_NO_MULTIPART = ("SOAP messages with attachments (multipart/related, MTOM) are not accepted here: send the envelope "
+                 "alone as text/xml (SOAP 1.1) or application/soap+xml (SOAP 1.2)")
 
 _ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
 
@@ -138,6 +147,7 @@ class _Refusal(Exception):
         message: str,
         reason: str,
         upgrade: Sequence[SoapVersion] | None = None,
+        not_understood: Sequence[tuple[str, str]] = (),
     ) -> None:
         super().__init__(message)
         self.version = version
@@ -145,6 +155,7 @@ class _Refusal(Exception):
         self.message = message
         self.reason = reason
         self.upgrade = upgrade
+        self.not_understood = not_understood
 
 
 def request_id(environ: WSGIEnvironment) -> str:
@@ -222,7 +233,9 @@ class SoapGuard:
     """WSGI middleware answering hostile, broken or failing SOAP requests with SOAP faults (module docstring).
 
     ``app`` is the spyne ``WsgiApplication`` or a router in front of a Soap11 and a Soap12 one;
-    ``versions`` the SOAP versions it serves, in order of preference for ``Upgrade`` headers.
+    ``versions`` the SOAP versions it serves, in order of preference for ``Upgrade`` headers;
+    ``understood`` the header blocks the face processes (:func:`server.soap.envelope.envelope_problem`);
+    ``multipart=False`` refuses ``multipart/related`` bodies in the version of their root part.
     """
 
     def __init__(
@@ -233,6 +246,8 @@ class SoapGuard:
         drain_limit: int = DEFAULT_DRAIN_LIMIT,
         versions: Sequence[SoapVersion] = SUPPORTED,
         check_xml: bool = True,
+        understood: Collection[str] = (),
+        multipart: bool = True,
     ) -> None:
         if max_body < 1:
             raise ValueError("max_body must be at least 1 byte")
@@ -243,6 +258,8 @@ class SoapGuard:
         self.drain_limit = max(drain_limit, 0)
         self.versions: tuple[SoapVersion, ...] = tuple(versions)
         self.check_xml = check_xml
+        self.understood = frozenset(understood)
+        self.multipart = multipart
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         raw_type: str | None = environ.get("CONTENT_TYPE") or None
@@ -253,7 +270,8 @@ class SoapGuard:
             except _Refusal as refusal:
                 rid = request_id(environ)
                 log.warning("refused SOAP request %s: %s (%s)", loggable(rid), refusal.code, refusal.reason)
-                return self._fault(start_response, refusal.version, refusal.code, refusal.message, rid, refusal.upgrade)
+                return self._fault(start_response, refusal.version, refusal.code, refusal.message, rid,
+                                   refusal.upgrade, refusal.not_understood)
             except Exception as exc:  # a bug in the guard itself must still answer with a fault
                 return self._failed(environ, start_response, version, exc)
         return self._run(environ, start_response, version)
@@ -273,6 +291,8 @@ class SoapGuard:
         if first == len(body):
             raise _Refusal(version, "Client.InvalidRequest", "the request body is empty", "empty body")
         if media == "multipart/related":  # SOAP with attachments or MTOM: the parts are spyne's to read
+            if not self.multipart:
+                raise _Refusal(soap_version(raw_type), "Client.InvalidRequest", _NO_MULTIPART, "multipart body")
             if _DTD.search(body):
                 raise _Refusal(
                     version, "Client.InvalidRequest", "DTDs are not allowed in SOAP messages", "DOCTYPE or ENTITY"
@@ -469,6 +489,10 @@ class SoapGuard:
                 "envelope and Content-Type disagree",
                 self.versions,
             )
+        problem = envelope_problem(root, envelope, self.understood)
+        if problem is not None:
+            raise _Refusal(envelope, problem.code, problem.message, problem.reason,
+                           not_understood=problem.not_understood)
         return envelope
 
     # -- running the inner app and answering ---------------------------------------------------------
@@ -525,8 +549,10 @@ class SoapGuard:
         message: str,
         rid: str,
         upgrade: Sequence[SoapVersion] | None = None,
+        not_understood: Sequence[tuple[str, str]] = (),
     ) -> Iterable[bytes]:
-        status, headers, body = fault_response(version, code, message, upgrade=upgrade)
+        status, headers, body = fault_response(version, code, message, upgrade=upgrade,
+                                               not_understood=not_understood)
         headers.append(("X-Request-Id", rid))
         start_response(status, headers)
         return [body]

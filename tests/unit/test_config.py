@@ -29,3 +29,14 @@ def test_unknown_keys_are_errors(tmp_path: Path, text: str) -> None:
     cfg.write_text(text)
     with pytest.raises(ValueError, match="unknown configuration"):
         load_settings(cfg, env={})
+
+
+def test_front_limits_from_file_and_environment(tmp_path: Path) -> None:
+    cfg = tmp_path / "p.toml"
+    cfg.write_text("[http]\nheader_timeout = 2\nbody_min_rate = 1000\nmax_connections_per_address = 4\n")
+    s = load_settings(cfg, env={"PREGBRIDGE_HTTP_BODY_TIMEOUT": "3.5", "PREGBRIDGE_HTTP_MAX_CONNECTIONS": "50"})
+    assert (s.http.header_timeout, s.http.body_timeout, s.http.body_min_rate) == (2.0, 3.5, 1000)
+    assert (s.http.max_connections, s.http.max_connections_per_address) == (50, 4)
+    assert isinstance(s.http.header_timeout, float)
+    defaults = load_settings(env={}).http
+    assert (defaults.header_timeout, defaults.body_timeout, defaults.max_connections_per_address) == (10.0, 20.0, 100)

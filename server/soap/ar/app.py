@@ -23,9 +23,9 @@ from sqlalchemy import Engine
 from server.access import AccessProfile, AuditWriter, AuthenticationFailed, Authenticator, Throttled
 from server.soap.ar.contract import ArContract, load_contract
 from server.soap.ar.face import ACCOUNT_KEY, ArFace
-from server.soap.ar.protocol import ArSoap11, ArSoap12
+from server.soap.ar.protocol import WSA, ArSoap11, ArSoap12
 from server.soap.ar.service import build_service
-from server.soap.faults import fault_for_exception, fault_response, media_type, soap_version
+from server.soap.faults import fault_for_exception, fault_response, soap_version
 from server.soap.middleware import DEFAULT_MAX_BODY, SoapGuard, silence_spyne_loggers
 
 __all__ = ["REALM", "build_ar_app", "build_ar_app_for"]
@@ -65,11 +65,14 @@ def build_ar_app_for(face: ArFace, authenticator: Authenticator, *, max_body: in
                 return [body] if method == "GET" else []
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"ask ?wsdl for the contract"]
-        if media_type(environ.get("CONTENT_TYPE")) == "application/soap+xml":
+        if soap_version(environ.get("CONTENT_TYPE")) == "1.2":  # multipart/related by its root part's type
             return soap12(environ, start_response)  # type: ignore[no-any-return]
         return soap11(environ, start_response)  # type: ignore[no-any-return]
 
-    guarded = SoapGuard(router, max_body=max_body)
+    # mustUnderstand header blocks AR processes: WS-Addressing 1.0 (wsa:Action, To, MessageID, ... of WCF's
+    # WSHttpBinding on the SOAP 1.2 port; server.soap.ar.protocol answers with Action and RelatesTo).
+    guarded = SoapGuard(router, max_body=max_body, understood={f"{{{WSA}}}*"},
+                        multipart=False)
 
     def authenticated(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD", "GET").upper() in ("GET", "HEAD"):

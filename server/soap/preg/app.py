@@ -14,13 +14,17 @@ from typing import Any
 from spyne import Application
 from spyne.server.wsgi import WsgiApplication
 
-from server.soap.faults import media_type
+from server.soap.faults import soap_version
 from server.soap.middleware import SoapGuard, silence_spyne_loggers
 from server.soap.preg.face import PregFace
 from server.soap.preg.protocol import PregSoap11, PregSoap12
 from server.soap.preg.service import build_service
+from server.soap.wssecurity import WSSE
 
-__all__ = ["build_preg_app"]
+__all__ = ["UNDERSTOOD", "build_preg_app"]
+
+# mustUnderstand header blocks PREG processes: WS-Security, for its UsernameToken (server.soap.wssecurity).
+UNDERSTOOD = frozenset({f"{{{WSSE}}}Security"})
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -48,11 +52,11 @@ def build_preg_app(face: PregFace, *, max_body: int = 2 * 1024 * 1024) -> WsgiAp
                 return _send(start_response, face.contract.xsd)
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"ask ?wsdl for the contract"]
-        if media_type(environ.get("CONTENT_TYPE")) == "application/soap+xml":
+        if soap_version(environ.get("CONTENT_TYPE")) == "1.2":  # multipart/related by its root part's type
             return soap12(environ, start_response)  # type: ignore[no-any-return]
         return soap11(environ, start_response)  # type: ignore[no-any-return]
 
-    return SoapGuard(router, max_body=max_body)
+    return SoapGuard(router, max_body=max_body, understood=UNDERSTOOD, multipart=False)
 
 
 def _send(start_response: Callable[..., Any], body: bytes) -> list[bytes]:
