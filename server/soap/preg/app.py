@@ -19,6 +19,7 @@ from server.soap.middleware import SoapGuard, silence_spyne_loggers
 from server.soap.preg.face import PregFace
 from server.soap.preg.protocol import PregSoap11, PregSoap12
 from server.soap.preg.service import build_service
+from server.soap.refusals import RefusalAudit
 
 __all__ = ["build_preg_app"]
 
@@ -52,7 +53,7 @@ def build_preg_app(face: PregFace, *, max_body: int = 2 * 1024 * 1024) -> WsgiAp
             return soap12(environ, start_response)  # type: ignore[no-any-return]
         return soap11(environ, start_response)  # type: ignore[no-any-return]
 
-    return SoapGuard(router, max_body=max_body)
+    return SoapGuard(router, max_body=max_body, refused=RefusalAudit(face.audit, "soap-preg"))
 
 
 def _send(start_response: Callable[..., Any], body: bytes) -> list[bytes]:
