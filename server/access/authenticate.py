@@ -187,7 +187,7 @@ class Authenticator:
         try:
             creds = self.accounts.verify_credentials(username, password)
         except AuthenticationFailed:
-            self.throttle.failed(seen, now, "credentials", source)
+            self.throttle.failed(seen, "credentials", source)
             raise
         self.throttle.succeeded(seen, now)
         self._states.put(username, creds)
@@ -201,7 +201,7 @@ class Authenticator:
         seen = self.throttle.admit(Throttle.keys(username, source), now)
 
         def fail(reason: str) -> NoReturn:
-            self.throttle.failed(seen, now, reason, source)
+            self.throttle.failed(seen, reason, source)
             raise AuthenticationFailed()
 
         if not nonce_b64 or not created:

@@ -146,9 +146,11 @@ class Throttle:
             raise Throttled(math.ceil((max(waits) - now).total_seconds()))
         return Admission(keys, known, pair)
 
-    def failed(self, seen: Admission, now: dt.datetime, reason: str, address: str) -> float:
+    def failed(self, seen: Admission, reason: str, address: str) -> float:
         """Count a failed attempt (on the pair; also on the account and address unless the address is known for
-        the account); return the delay it started for the pair (0: none)."""
+        the account); return the delay it started for the pair (0: none). Delays run from now, the end of the
+        attempt (an argon2 verification under load can take longer than the first delay)."""
+        now = self.clock()
         t = s.auth_throttle
         keys, p = seen.keys, self.policy
         counted: list[tuple[str, str | None, int]] = [(keys.pair, keys.account_name, p.pair_free)]

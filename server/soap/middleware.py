@@ -550,13 +550,20 @@ class SoapGuard:
         return [body]
 
 
-_FAULT_CODE = re.compile(rb"<(?:[\w.-]{1,40}:)?(?:faultcode|Value)>\s*(?:[\w.-]{1,40}:)?([\w.-]{1,60})\s*<")
+_FAULT_CODE = re.compile(rb"<(?:[\w.-]{1,40}:)?(faultcode|Value)>\s*(?:[\w.-]{1,40}:)?([\w.-]{1,60})\s*<")
+_SOAP12_CODES = {"Sender": "Client", "Receiver": "Server"}
 
 
 def _fault_code(body: bytes) -> str | None:
-    """The code of a SOAP 1.1 or 1.2 fault the inner app answered (for the audit), without its prefix."""
-    m = _FAULT_CODE.search(body, 0, 16 * 1024)
-    return m[1].decode("ascii") if m else None
+    """The dotted code of a SOAP 1.1 or 1.2 fault the inner app answered (for the audit), without prefixes:
+    ``Client.ResourceNotFound`` from 1.1 ``faultcode`` or 1.2 ``Sender`` + Subcode ``ResourceNotFound``."""
+    found = [(m[1], m[2].decode("ascii")) for m in _FAULT_CODE.finditer(body, 0, 16 * 1024)]
+    if not found:
+        return None
+    if found[0][0] == b"faultcode":
+        return found[0][1]
+    values = [v for kind, v in found if kind == b"Value"][:3]
+    return ".".join([_SOAP12_CODES.get(values[0], values[0]), *values[1:]])[:60]
 
 
 def _header(headers: list[tuple[str, str]], name: str) -> str | None:
