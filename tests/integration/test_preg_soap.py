@@ -471,7 +471,7 @@ def test_a_digest_created_outside_the_freshness_window_is_refused(preg: PregServ
 
 def test_throttling_delays_the_guessing_pair_not_the_account_or_the_address(db_url: str, tmp_path: Path) -> None:
     throttle = {"pair_free_failures": 3, "account_free_failures": 1000, "delay_base_seconds": 600}
-    with running_preg(db_url, tmp_path, populated=False, throttle=throttle) as srv:
+    with running_preg(db_url, tmp_path, populated=False, access=throttle) as srv:
         wrong = (ACCOUNTS["full"], "not the right password")
         for _ in range(4):  # from 127.0.0.2: three free failures, the fourth starts a delay
             answer = srv.call("1.1", "<p:ping/>", auth=wrong, source="127.0.0.2")
