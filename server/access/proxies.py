@@ -109,7 +109,10 @@ class TrustedProxies:
         hop = _ip(peer)
         if not header_value or not self._trusted(hop):
             return normalize_address(peer)
-        entries = (_forwarded_for(header_value) if self.header == "forwarded" else header_value.split(","))
+        if self.header == "forwarded":
+            entries = _forwarded_for(header_value)
+        else:  # empty list elements (",,") are no entries (RFC 7230 §7)
+            entries = [e for e in header_value.split(",") if e.strip()]
         for entry in reversed(entries[-_MAX_ENTRIES:]):
             ip = _ip(entry.strip().strip('"'))
             if ip is None:
