@@ -22,6 +22,7 @@ Addresses are normalised (IPv4-mapped IPv6 as IPv4, IPv6 compressed); a peer tha
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import re
@@ -55,6 +56,7 @@ def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return ip
 
 
+@functools.lru_cache(maxsize=4096)
 def normalize_address(text: str) -> str:
     """An address as throttling and the audit keep it: the IP normalised, else ``#`` + a hash (empty: ``""``)."""
     if not text:

@@ -44,6 +44,7 @@ as a key). Unknown and existing account names are counted alike, so a delay reve
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import logging
 import math
@@ -51,20 +52,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from sqlalchemy import Connection, Engine, and_, case, or_, select, update
+from sqlalchemy import Connection, Engine, and_, case, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from server.access.accounts import valid_username
 from server.access.errors import Throttled
 from server.access.proxies import normalize_address
 from store import schema as s
-from store.engine import read_connection
 
 __all__ = ["Keys", "Throttle", "ThrottlePolicy", "account_part"]
 
 log = logging.getLogger(__name__)
 
 
+@functools.lru_cache(maxsize=4096)
 def account_part(username: str) -> str:
     """The account as keys and ``auth_throttle.account`` hold it: the name, or ``#`` + a hash of an invalid one."""
     if valid_username(username):
@@ -114,6 +115,11 @@ class Admission:
     pair: _Row | None
 
 
+def _when(value: dt.datetime | str | None) -> dt.datetime | None:
+    """A DateTime as the driver returns it: a datetime (psycopg), or SQLite's ISO text as SQLAlchemy stores it."""
+    return dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
 class Throttle:
     """Counts failed logins in ``auth_throttle`` and refuses attempts made too soon (module docstring)."""
 
@@ -122,6 +128,12 @@ class Throttle:
         self.policy = policy
         self.clock = clock
         self._insert = postgresql.insert if engine.dialect.name == "postgresql" else sqlite.insert
+        # Every attempt runs this read, a cache hit included: at the driver, it costs a fraction of what
+        # SQLAlchemy's statement handling would (docs/access.md "Throttling" has the figures).
+        self._sqlite = engine.dialect.name == "sqlite"
+        mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        self._admit_sql = ("SELECT key, failures, next_allowed, trusted_until FROM auth_throttle "
+                           f"WHERE key IN ({mark}, {mark}, {mark})")
 
     @staticmethod
     def keys(username: str, address: str) -> Keys:
@@ -131,12 +143,21 @@ class Throttle:
 
     def admit(self, keys: Keys, now: dt.datetime) -> Admission:
         """Raise Throttled when the attempt comes before a delay it is subject to has passed; else what was seen."""
-        t = s.auth_throttle
         wanted = (keys.pair, keys.account, keys.address)
-        with read_connection(self.engine) as conn:
-            found = conn.execute(select(t.c.key, t.c.failures, t.c.next_allowed, t.c.trusted_until)
-                                 .where(t.c.key.in_(wanted))).all()
-        rows = {r.key: _Row(r.failures, r.next_allowed, r.trusted_until) for r in found}
+        raw = self.engine.raw_connection()  # the pool's DBAPI connection: no SQLAlchemy Connection around it
+        try:
+            cur = raw.cursor()
+            try:
+                cur.execute(self._admit_sql, wanted)
+                found = cur.fetchall()
+            finally:
+                cur.close()
+            if not self._sqlite:  # SQLite reads outside a transaction (store.engine.read_connection); others end it
+                raw.rollback()
+        finally:
+            raw.close()
+        rows = {key: _Row(failures, _when(next_allowed), _when(trusted)) for key, failures, next_allowed, trusted
+                in found}
         pair = rows.get(keys.pair)
         known = pair is not None and pair.trusted_until is not None and pair.trusted_until > now
         subject = (keys.pair,) if known else wanted
