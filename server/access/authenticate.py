@@ -3,7 +3,7 @@
 :class:`Authenticator` is transport-agnostic: a face extracts the header or token fields and the peer
 address and calls :meth:`~Authenticator.basic`, :meth:`~Authenticator.username_token` or
 :meth:`~Authenticator.password`; it gets an :class:`Account` or an :class:`AuthenticationFailed`
-(:class:`Throttled` when locked) whose message never says whether the account exists.
+(:class:`Throttled` while a login delay runs) whose message never says whether the account exists.
 
 Throttling (:mod:`server.access.throttle`): growing delays per (address, account), per account and per
 address, never a lock; every attempt reads its three counters fresh from the store (one indexed read)

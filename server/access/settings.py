@@ -23,8 +23,8 @@ loader's coercion (int, Path, str) covers every key.
   one process.
 - ``credential_cache_size`` (10000): entries of that cache (least recently used evicted).
 - ``account_state_seconds`` (2): how stale one process's view of an account (disabled, password changed)
-  or of a lock may be when a cached credential is used: the bound within which disable/passwd/locks
-  take effect on cache hits everywhere.
+  may be when a cached credential is used: the bound within which disable/passwd take effect on cache hits
+  everywhere (throttle counters are read fresh on every attempt).
 - ``audit_mode`` ("batched"): "batched" (a background thread, one transaction per batch) or "sync"
   (commit before ``write`` returns).
 - ``audit_max_batch`` (500): records per audit transaction in batched mode.
