@@ -29,7 +29,7 @@ __all__ = ["AUDITED_KEY", "BODY_KEY", "RefusalAudit", "mark_audited", "operation
 AUDITED_KEY: Final = "pregbridge.audited"
 BODY_KEY: Final = "pregbridge.body"
 _SCAN: Final = 64 * 1024  # bytes of the body searched for a username or an operation
-_USERNAME = re.compile(rb"<(?:[A-Za-z_][\w.-]{0,40}:)?Username(?:\s[^<>]{0,400})?>\s*([^<\s]{1,200})\s*</")
+_USERNAME = re.compile(rb"<(?:[A-Za-z_][\w.-]{0,40}:)?Username(?:\s[^<>]{0,400})?>([^<]{1,200})</")
 _BODY_CHILD = re.compile(rb"<(?:[A-Za-z_][\w.-]{0,40}:)?Body(?:\s[^<>]{0,400})?>\s*(?:<!--.{0,400}?-->\s*)?"
                          rb"<(?:[A-Za-z_][\w.-]{0,40}:)?([A-Za-z_][\w.-]{0,79})", re.S)
 
@@ -59,7 +59,7 @@ def _attempted_account(environ: Mapping[str, Any], body: bytes | None) -> str | 
     name = basic_username(environ.get("HTTP_AUTHORIZATION"))
     if name is None and body:
         m = _USERNAME.search(body, 0, _SCAN)
-        name = m[1].decode("utf-8", "replace") if m else None
+        name = m[1].decode("utf-8", "replace").strip() if m else None
     return account_part(name) if name else None
 
 
