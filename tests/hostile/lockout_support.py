@@ -51,6 +51,22 @@ class Answer:
         return fault_of(etree.fromstring(self.body))
 
 
+def basic_auth(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def http_request(port: int, method: str, path: str, body: bytes | None, headers: Mapping[str, str], *,
+                 source: str | None = None) -> Answer:
+    """One request on a new loopback connection (``source``: bind the client side to that loopback address)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60, source_address=(source, 0) if source else None)
+    try:
+        conn.request(method, path, body=body, headers=dict(headers))
+        resp = conn.getresponse()
+        return Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
+    finally:
+        conn.close()
+
+
 @dataclass
 class Served:
     port: int
@@ -63,18 +79,10 @@ class Served:
     def request(self, method: str, path: str, *, user: str, password: str, forwarded_for: str | None = None,
                 source: str | None = None, body: bytes | None = None,
                 headers: Mapping[str, str] | None = None) -> Answer:
-        sent = {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode(),
-                **(headers or {})}
+        sent = {**basic_auth(user, password), **(headers or {})}
         if forwarded_for is not None:
             sent["X-Forwarded-For"] = forwarded_for
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60,
-                                          source_address=(source, 0) if source else None)
-        try:
-            conn.request(method, path, body=body, headers=sent)
-            resp = conn.getresponse()
-            return Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
-        finally:
-            conn.close()
+        return http_request(self.port, method, path, body, sent, source=source)
 
     def ping(self, user: str, password: str, **kw: Any) -> Answer:
         """A PREG ``ping`` (SOAP 1.1, HTTP Basic)."""

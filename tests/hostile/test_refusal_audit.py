@@ -9,12 +9,9 @@ The PREG, AR and Filematch faces are served by the composed application on a loo
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import http.client
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +25,7 @@ from server.hl7.listener import Peer
 from server.hl7.settings import MllpSettings
 from store import schema as s
 from tests.factories import number
+from tests.hostile.lockout_support import Answer, basic_auth, http_request
 from tests.integration.preg_support import (
     ACCOUNTS,
     CT11,
@@ -47,13 +45,6 @@ SECRET = number(born=dt.date(1975, 3, 14))  # a synthetic fødselsnummer put in 
 FULL = ACCOUNTS["full"]
 
 
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
 @pytest.fixture
 def srv(db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterator[PregServer]:
     caplog.set_level(logging.INFO)
@@ -65,16 +56,8 @@ def srv(db_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> Iterat
 
 def send(srv: PregServer, method: str, path: str, body: bytes | None = None, *, user: str | None = FULL,
          password: str = PASSWORD, headers: Mapping[str, str] | None = None) -> Answer:
-    sent = {"X-Forwarded-For": CLIENT, **(headers or {})}
-    if user is not None:
-        sent["Authorization"] = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
-    conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=30)
-    try:
-        conn.request(method, path, body=body, headers=sent)
-        resp = conn.getresponse()
-        return Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
-    finally:
-        conn.close()
+    sent = {"X-Forwarded-For": CLIENT, **(basic_auth(user, password) if user is not None else {}), **(headers or {})}
+    return http_request(srv.port, method, path, body, sent)
 
 
 def audit_rows(srv: PregServer) -> list[Any]:
