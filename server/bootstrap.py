@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from server.access import AccountStore, AuditWriter, Authenticator, load_profiles
+from server.access import CLIENT_ADDRESS_KEY, AccountStore, AuditWriter, Authenticator, load_profiles
 from server.config import Settings
 from server.http import health_app
 from store.engine import make_engine, migrate
@@ -78,8 +78,10 @@ def build_components(settings: Settings, engine: Engine | None = None) -> Compon
     filematch = build_filematch_app(engine, authenticator, profiles, audit, filematch_http_settings(settings))
     mounts: dict[str, WsgiApp] = {settings.preg.path.rstrip("/"): preg, "/v1/AR": ar, "/v1/AR/Basic": ar}
     health = health_app(engine)
+    proxies = access.proxies()
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        environ[CLIENT_ADDRESS_KEY] = proxies.of_environ(environ)  # for throttling and audit (trusted proxies)
         path = str(environ.get("PATH_INFO", "")).rstrip("/")
         if path.startswith("/filematch/v1"):
             return filematch(environ, start_response)

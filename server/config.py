@@ -121,6 +121,7 @@ _ENV: dict[str, tuple[str, str]] = {
     "PREGBRIDGE_KEY_PATH": ("access", "key_path"),
     "PREGBRIDGE_PROFILES": ("access", "profiles_path"),
     "PREGBRIDGE_AUDIT_MODE": ("access", "audit_mode"),
+    "PREGBRIDGE_TRUSTED_PROXIES": ("access", "trusted_proxies"),
     "PREGBRIDGE_PREG_NAMESPACE": ("preg", "namespace"),
     "PREGBRIDGE_PREG_PATH": ("preg", "path"),
     "PREGBRIDGE_PREG_PUBLIC_URL": ("preg", "public_url"),
@@ -140,6 +141,9 @@ def _coerce(section: Any, key: str, value: Any) -> Any:
         return None
     if "float" in kind:
         return float(value)
+    if "tuple" in kind:  # a TOML list, or one comma-separated string (environment)
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(str(v).strip() for v in items if str(v).strip())
     if "int" in kind:
         return int(value)
     if "Path" in kind:

@@ -20,8 +20,9 @@ gap detection), ``store_state`` the last applied sequence number, ``reject`` eve
 an ingest could not take (with its reason), so nothing is lost silently.
 
 Access: ``account`` (argon2 password hashes, the access profile, an encrypted secret only for accounts
-that may use WS-Security PasswordDigest), ``auth_throttle`` (failed logins per account and per source
-address, shared by every worker process), ``ws_nonce`` (UsernameToken nonces seen, for replay refusal),
+that may use WS-Security PasswordDigest), ``auth_throttle`` (failed logins per account, per source
+address and per (address, account), and the addresses an account has succeeded from; shared by every
+worker process), ``ws_nonce`` (UsernameToken nonces seen, for replay refusal),
 ``audit_event`` + ``audit_person`` (one record per call, and the person numbers it asked for or returned,
 indexed for ``pregbridge audit --person``). Audit rows are never deleted by the application.
 
@@ -272,10 +273,12 @@ account = Table(
 auth_throttle = Table(
     "auth_throttle",
     metadata,
-    Column("key", String(200), primary_key=True),  # "account:<name>" or "addr:<ip>"
-    Column("failures", Integer, nullable=False),
-    Column("window_start", DateTime, nullable=False),
-    Column("locked_until", DateTime),
+    Column("key", String(200), primary_key=True),  # "pair:<address> <account>", "account:<account>", "addr:<address>"
+    Column("account", String(100), index=True),  # the account of pair and account keys (``users unlock``)
+    Column("failures", Integer, nullable=False),  # verified failures since the last success or unlock
+    Column("last_failure", DateTime),  # failures are forgotten a window after the last one
+    Column("next_allowed", DateTime),  # attempts before this are refused without looking at the password
+    Column("trusted_until", DateTime),  # pair keys: a success from this address for this account, until then
 )
 
 ws_nonce = Table(

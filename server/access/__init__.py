@@ -5,7 +5,9 @@ format, then calls
 
 - :class:`Authenticator` (HTTP Basic, WS-Security UsernameToken text/digest, a cleartext password),
   backed by :class:`AccountStore` (argon2id hashes; encrypted secrets for PasswordDigest accounts),
-  with throttling shared through the database and a per-process verified-credential cache;
+  with throttling (:class:`Throttle`: growing delays, no lockout) shared through the database and a
+  per-process verified-credential cache;
+- :func:`client_address` with :class:`TrustedProxies`: the client's address behind trusted proxies;
 - :func:`authorize` and :func:`resolve_profile` with the account's :class:`AccessProfile`;
 - :func:`apply_profile` to turn a :class:`store.model.Person` into the :class:`MaskedPerson` it encodes;
 - :class:`AuditWriter` to record the call, read back by :func:`query_audit`.
@@ -16,7 +18,7 @@ leaves of :class:`store.errors.PregbridgeError` carrying their SOAP and HL7 wire
 
 from server.access.accounts import Account, AccountStore, Credentials, DigestKeyError
 from server.access.audit import AuditRecord, AuditWriter, close_all, query_audit, worker_exit
-from server.access.authenticate import PASSWORD_DIGEST, PASSWORD_TEXT, Authenticator
+from server.access.authenticate import PASSWORD_DIGEST, PASSWORD_TEXT, Authenticator, basic_username
 from server.access.errors import AuthenticationFailed, AuthorizationFailed, Throttled
 from server.access.masking import (
     DSF_CODES,
@@ -38,10 +40,13 @@ from server.access.profiles import (
     load_profiles,
     resolve_profile,
 )
+from server.access.proxies import CLIENT_ADDRESS_KEY, TrustedProxies, client_address, normalize_address
 from server.access.settings import AccessSettings, access_settings_of
+from server.access.throttle import Throttle, ThrottlePolicy
 
 __all__ = [
     "BUILTIN_PROFILES",
+    "CLIENT_ADDRESS_KEY",
     "DSF_CODES",
     "ELEMENTS",
     "PASSWORD_DIGEST",
@@ -60,17 +65,23 @@ __all__ = [
     "Credentials",
     "DigestKeyError",
     "MaskedPerson",
+    "Throttle",
+    "ThrottlePolicy",
     "Throttled",
+    "TrustedProxies",
     "access_settings_of",
     "apply_profile",
     "authorize",
+    "basic_username",
+    "client_address",
     "close_all",
     "dsf_code",
     "load_profiles",
     "masked_levels",
-    "search_scope",
+    "normalize_address",
     "query_audit",
     "resolve_profile",
+    "search_scope",
     "visible_address",
     "visible_identifiers",
     "worker_exit",

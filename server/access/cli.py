@@ -3,6 +3,7 @@
     pregbridge users add USERNAME --profile P [--digest] [--password-stdin]
     pregbridge users passwd USERNAME [--password-stdin]
     pregbridge users disable USERNAME | users enable USERNAME
+    pregbridge users unlock USERNAME
     pregbridge users list
     pregbridge audit [--person N] [--account A] [--since ISO] [--limit N]
 
@@ -29,7 +30,8 @@ from server.access.accounts import AccountStore
 from server.access.audit import query_audit
 from server.access.profiles import load_profiles
 from server.access.settings import AccessSettings, access_settings_of
-from store.errors import InvalidInput, PregbridgeError
+from server.access.throttle import Throttle
+from store.errors import InvalidInput, NotFound, PregbridgeError
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -44,6 +46,7 @@ __all__ = [
     "cmd_users_enable",
     "cmd_users_list",
     "cmd_users_passwd",
+    "cmd_users_unlock",
 ]
 
 Handler = Callable[["Settings", argparse.Namespace], int]
@@ -163,6 +166,21 @@ def cmd_users_enable(settings: Settings, args: argparse.Namespace) -> int:
 
 
 @_handled
+def cmd_users_unlock(settings: Settings, args: argparse.Namespace) -> int:
+    """Forget the failed logins counted for an account, so that no delay holds it back (server/access/throttle.py)."""
+    access = _access(settings, args)
+
+    def work(accounts: AccountStore) -> int:
+        if accounts.get(args.username) is None:
+            raise NotFound(f"no account named {args.username}")
+        cleared = Throttle(accounts.engine, access.throttle_policy(), _utcnow).unlock(args.username)
+        _out().print(f"account {args.username} unlocked ({cleared} failure counter(s) cleared)")
+        return 0
+
+    return _with_accounts(settings, args, work)
+
+
+@_handled
 def cmd_users_list(settings: Settings, args: argparse.Namespace) -> int:
     """List the accounts."""
     def work(accounts: AccountStore) -> int:
@@ -195,6 +213,10 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
     out.print(table)
     out.print(f"{len(records)} audit record(s) shown")
     return 0
+
+
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def _iso(value: str) -> dt.datetime:
@@ -244,6 +266,10 @@ def add_subcommands(subparsers: argparse._SubParsersAction[Any],
         sp = actions.add_parser(name, help=text)
         sp.add_argument("username")
         sp.set_defaults(func=handler, **common)
+
+    sp = actions.add_parser("unlock", help="forget an account's failed logins (ends its delays)")
+    sp.add_argument("username")
+    sp.set_defaults(func=cmd_users_unlock, **common)
 
     actions.add_parser("list", help="list accounts").set_defaults(func=cmd_users_list, **common)
 

@@ -38,7 +38,8 @@ class AuthenticationFailed(PregbridgeError):
 
 
 class Throttled(AuthenticationFailed):
-    """Too many failed attempts for this account name or source address; refused without checking the password."""
+    """A login delay runs for this attempt's (address, account), account or address (server/access/throttle.py);
+    refused without checking the password, and not counted. ``retry_after``: seconds until it ends."""
 
     def __init__(self, retry_after: int) -> None:
         super().__init__("too many failed attempts; try again later")

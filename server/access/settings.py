@@ -8,16 +8,23 @@ loader's coercion (int, Path, str) covers every key.
   secrets; created with mode 0600 when the first digest account is added.
 - ``profiles_path`` (None: built-in profiles only): TOML file of access profiles (``[profiles.NAME]``)
   overriding or adding to the built-ins.
-- ``max_failures`` (5): failed logins, per account name and per source address, before that key locks.
-- ``failure_window_seconds`` (900): the window those failures are counted in, and how long a lock lasts.
+- Throttling (server/access/throttle.py: growing delays, never a lock):
+  ``pair_free_failures`` (3) failed logins per (address, account), ``account_free_failures`` (20) per account
+  from addresses not known for it, ``address_free_failures`` (100) per address for accounts it is not known
+  for, before delays start; ``delay_base_seconds`` (1), doubling per further failure up to
+  ``delay_max_seconds`` (900); ``failure_window_seconds`` (86400): a key's failures are forgotten this long
+  after its last one; ``known_address_days`` (30): how long a success keeps an address known for an account.
+- ``trusted_proxies`` (none): addresses or networks (CIDR) of reverse proxies whose ``proxy_header``
+  (``X-Forwarded-For`` or ``Forwarded``) names the client, for throttling and the audit trail
+  (server/access/proxies.py). A list in the file, comma-separated in ``PREGBRIDGE_TRUSTED_PROXIES``.
 - ``created_skew_seconds`` (300): WS-Security ``Created`` must be within this many seconds of now, either
   way; nonces are remembered for twice this long.
 - ``credential_cache_ttl_seconds`` (60): how long a verified (username, password) pair skips argon2 in
   one process.
 - ``credential_cache_size`` (10000): entries of that cache (least recently used evicted).
 - ``account_state_seconds`` (2): how stale one process's view of an account (disabled, password changed)
-  or of a lock may be when a cached credential is used: the bound within which disable/passwd/locks
-  take effect on cache hits everywhere.
+  may be when a cached credential is used: the bound within which disable/passwd take effect on cache hits
+  everywhere (throttle counters are read fresh on every attempt).
 - ``audit_mode`` ("batched"): "batched" (a background thread, one transaction per batch) or "sync"
   (commit before ``write`` returns).
 - ``audit_max_batch`` (500): records per audit transaction in batched mode.
@@ -31,6 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from server.access.proxies import TrustedProxies
+from server.access.throttle import ThrottlePolicy
+
 __all__ = ["AUDIT_MODES", "AccessSettings", "access_settings_of"]
 
 AUDIT_MODES = ("batched", "sync")
@@ -40,8 +50,15 @@ AUDIT_MODES = ("batched", "sync")
 class AccessSettings:
     key_path: Path | None = None
     profiles_path: Path | None = None
-    max_failures: int = 5
-    failure_window_seconds: int = 900
+    pair_free_failures: int = 3
+    account_free_failures: int = 20
+    address_free_failures: int = 100
+    delay_base_seconds: int = 1
+    delay_max_seconds: int = 900
+    failure_window_seconds: int = 86_400
+    known_address_days: int = 30
+    trusted_proxies: tuple[str, ...] = ()
+    proxy_header: str = "X-Forwarded-For"
     created_skew_seconds: int = 300
     credential_cache_ttl_seconds: int = 60
     credential_cache_size: int = 10_000
@@ -54,13 +71,30 @@ class AccessSettings:
     def __post_init__(self) -> None:
         if self.audit_mode not in AUDIT_MODES:
             raise ValueError(f"access.audit_mode must be one of {', '.join(AUDIT_MODES)}, not {self.audit_mode!r}")
-        for name in ("max_failures", "failure_window_seconds", "created_skew_seconds", "credential_cache_size",
-                     "audit_max_batch", "audit_queue_size"):
+        for name in ("failure_window_seconds", "created_skew_seconds", "credential_cache_size", "audit_max_batch",
+                     "audit_queue_size", "delay_base_seconds", "delay_max_seconds", "known_address_days"):
             if getattr(self, name) < 1:
                 raise ValueError(f"access.{name} must be at least 1")
-        for name in ("credential_cache_ttl_seconds", "account_state_seconds", "audit_max_delay_ms"):
+        for name in ("credential_cache_ttl_seconds", "account_state_seconds", "audit_max_delay_ms",
+                     "pair_free_failures", "account_free_failures", "address_free_failures"):
             if getattr(self, name) < 0:
                 raise ValueError(f"access.{name} must not be negative")
+        if isinstance(self.trusted_proxies, str):  # one address, or a comma-separated list (environment)
+            object.__setattr__(self, "trusted_proxies",
+                               tuple(p.strip() for p in self.trusted_proxies.split(",") if p.strip()))
+        else:
+            object.__setattr__(self, "trusted_proxies", tuple(str(p) for p in self.trusted_proxies))
+        self.proxies()  # refuses entries that are no address or network, and an unknown header
+
+    def proxies(self) -> TrustedProxies:
+        """The trusted proxies and their header."""
+        return TrustedProxies(self.trusted_proxies, self.proxy_header)
+
+    def throttle_policy(self) -> ThrottlePolicy:
+        return ThrottlePolicy(pair_free=self.pair_free_failures, account_free=self.account_free_failures,
+                              address_free=self.address_free_failures, base_delay=float(self.delay_base_seconds),
+                              max_delay=float(self.delay_max_seconds), window=float(self.failure_window_seconds),
+                              trust=self.known_address_days * 86_400.0)
 
     def resolved_key_path(self, data_dir: Path) -> Path:
         """The key file: ``key_path`` if set, else ``access.key`` in the store's data directory."""

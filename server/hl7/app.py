@@ -13,8 +13,11 @@ address (an IP or CIDR key) and/or by the sender (``MSH-3^MSH-4`` or ``MSH-3`` k
 access profile applies, its password is not used. A per-account shared secret is out of scope. Account
 state is cached for ``access.account_state_seconds`` (2 s), as the SOAP faces do.
 
-Every message with a readable MSH (QCN^J01 excepted) writes one audit record: account, face ``hl7``,
-operation (``QBP^Q22`` …), outcome (``AA``, ``AE:204`` …), peer address, numbers asked and returned.
+Every message (QCN^J01 excepted) writes one audit record: account, face ``hl7``, operation (``QBP^Q22``
+…; ``?`` when the MSH cannot be read), outcome (``AA``, ``AE:204``, ``AR:100`` …), peer address, numbers
+asked and returned. MLLP carries no credentials and no proxy headers: the peer's address is the client's,
+and there are no passwords to guess, so the login throttle does not apply; a sender refused for its
+address or MSH-3/MSH-4 gets ``AR`` and its record (account empty).
 Logs carry message type, control id, peer and codes — never segment content.
 """
 
@@ -227,9 +230,10 @@ class Hl7App:
             reply = Reply("ACK", msh.trigger if msh else "", "ACK", "AE", [Hl7Error("207", "internal error")],
                           internal=True)
         outcome = reply.ack_code + (f":{reply.errors[0].code}" if reply.errors else "")
-        if msh is not None and (route is None or route.audited):
+        if msh is None or route is None or route.audited:  # a refusal is audited even without a readable MSH
             self.audit.write(AuditRecord.now(
-                account=account, face="hl7", operation=f"{msh.message_type}^{msh.trigger}"[:80], outcome=outcome,
+                account=account, face="hl7", operation=f"{msh.message_type}^{msh.trigger}"[:80] if msh else "?",
+                outcome=outcome,
                 source=peer.host, asked=req.asked if req else (), returned=req.returned if req else ()))
         level = logging.DEBUG if reply.ack_code == "AA" else logging.INFO
         if log.isEnabledFor(level):

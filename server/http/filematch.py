@@ -23,10 +23,16 @@ the store (filematch.jobs) before the 202 is sent; the spool file is deleted. ``
 larger bodies with 413. With ``background_workers > 0`` each process that builds the app also runs that
 many worker threads (filematch.worker); otherwise run ``pregbridge filematch worker`` processes.
 Errors are JSON ``{"error": "…"}`` and never contain record content.
+
+Audit: every job operation writes its record (filematch.jobs: submit, wash, fetch, cancel, delete) with
+the client's address (trusted proxies applied) when a request made it; every status or report read and
+every refusal (any answer that is not 2xx, before or after authentication) writes one here, with the
+account — or the username the request tried — the operation, the HTTP status and the client's address.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
@@ -58,9 +64,12 @@ from server.access import (
     AuthorizationFailed,
     Throttled,
     authorize,
+    basic_username,
+    client_address,
     masked_levels,
     resolve_profile,
 )
+from server.access.throttle import account_part
 from server.logsafe import describe
 
 __all__ = ["FilematchHttpSettings", "build_filematch_app", "job_auditor", "profile_release", "release_of", "stop_all"]
@@ -82,14 +91,30 @@ class FilematchHttpSettings:
     jobs: JobSettings = field(default_factory=JobSettings)
 
 
+_CLIENT: contextvars.ContextVar[str | None] = contextvars.ContextVar("filematch_client", default=None)
+_ACCOUNT_KEY = "pregbridge.account"
+
+
 def job_auditor(audit: AuditWriter) -> Auditor:
-    """The audit callback of filematch.jobs: one AuditRecord per job operation (face ``filematch``)."""
+    """The audit callback of filematch.jobs: one AuditRecord per job operation (face ``filematch``), with the
+    client address of the request that caused it (none for the washers' own events)."""
 
     def write(ev: JobEvent) -> None:
         audit.write(AuditRecord.now(account=ev.account, face="filematch", operation=ev.operation, outcome=ev.outcome,
-                                    purpose=f"job {ev.job_id}: {ev.records} records", returned=ev.numbers))
+                                    source=_CLIENT.get(), purpose=f"job {ev.job_id}: {ev.records} records",
+                                    returned=ev.numbers))
 
     return write
+
+
+def _operation(method: str, path: str) -> tuple[str, str | None]:
+    """The audit operation of a request and the job it names."""
+    m = _JOB_PATH.match(path)
+    if m is None:
+        return ("filematch.submit" if path.rstrip("/") == "/jobs" else "filematch.?"), None
+    what = {(None, "GET"): "status", (None, "DELETE"): "delete", ("/report", "GET"): "report",
+            ("/result", "GET"): "fetch"}.get((m[2], method), "?")
+    return f"filematch.{what}", m[1]
 
 
 def release_of(profile: AccessProfile) -> Release:
@@ -222,7 +247,8 @@ def read_multipart(body: _Body, boundary: bytes, sink: IO[bytes]) -> tuple[dict[
 
 class FilematchApp:
     def __init__(self, jobs: JobStore, authenticator: Authenticator, profiles: Mapping[str, AccessProfile],
-                 settings: FilematchHttpSettings) -> None:
+                 settings: FilematchHttpSettings, audit: AuditWriter | None = None) -> None:
+        self.audit = audit
         self.jobs = jobs
         self.authenticator = authenticator
         self.profiles = profiles
@@ -239,6 +265,37 @@ class FilematchApp:
             t.join(timeout)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        statuses: list[str] = []
+
+        def capture(status: str, headers: list[tuple[str, str]], *exc_info: Any) -> Any:
+            statuses.append(status)
+            return start_response(status, headers, *exc_info)
+
+        client = client_address(environ)
+        token = _CLIENT.set(client or None)
+        try:
+            return self._serve(environ, capture)
+        finally:
+            _CLIENT.reset(token)
+            self._audit(environ, statuses[-1] if statuses else "500 Internal Server Error", client)
+
+    def _audit(self, environ: Mapping[str, Any], status: str, client: str) -> None:
+        """The record of a refusal (not 2xx) or of a status or report read; job operations record themselves."""
+        path = str(environ.get("PATH_INFO", ""))
+        path = path[len(PREFIX):] if path.startswith(PREFIX) else path
+        operation, job_id = _operation(str(environ.get("REQUEST_METHOD", "GET")).upper(), path)
+        ok = status.startswith("2")
+        if self.audit is None or (ok and operation not in ("filematch.status", "filematch.report")):
+            return
+        account = environ.get(_ACCOUNT_KEY)
+        if not isinstance(account, str):
+            name = basic_username(environ.get("HTTP_AUTHORIZATION"))
+            account = account_part(name) if name else None
+        self.audit.write(AuditRecord.now(account=account, face="filematch", operation=operation,
+                                         outcome="ok" if ok else status[:60], source=client or None,
+                                         purpose=f"job {job_id}" if job_id else None))
+
+    def _serve(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = str(environ.get("PATH_INFO", ""))
         if path.startswith(PREFIX):
             path = path[len(PREFIX):]
@@ -295,8 +352,9 @@ class FilematchApp:
             log.error("filematch: internal error (%s)", describe(exc))
             return _json(start_response, "500 Internal Server Error", {"error": "internal error"})
 
-    def _authenticate(self, environ: Mapping[str, Any]) -> Account:
-        account = self.authenticator.basic(environ.get("HTTP_AUTHORIZATION"), str(environ.get("REMOTE_ADDR") or ""))
+    def _authenticate(self, environ: dict[str, Any]) -> Account:
+        account = self.authenticator.basic(environ.get("HTTP_AUTHORIZATION"), client_address(environ))
+        environ[_ACCOUNT_KEY] = account.username
         authorize(resolve_profile(account.profile, self.profiles), OPERATION)
         return account
 
@@ -362,7 +420,7 @@ def build_filematch_app(engine: Engine, authenticator: Authenticator, profiles: 
                         audit: AuditWriter, settings: FilematchHttpSettings) -> WsgiApp:
     """The Filematch WSGI app (mount it for every path under ``/filematch/v1``)."""
     jobs = JobStore(engine, settings.jobs, audit=job_auditor(audit))
-    app = FilematchApp(jobs, authenticator, profiles, settings)
+    app = FilematchApp(jobs, authenticator, profiles, settings, audit)
     if settings.background_workers > 0:
         _start_workers(app, profiles, settings.background_workers)
     return app

@@ -60,6 +60,13 @@ and message, SQLAlchemy's DBAPI errors with ``Server.Unavailable``, anything els
 ``internal error`` (see :func:`server.soap.faults.fault_for_exception`). A 5xx the inner app answers
 with a non-XML body (a server's plain-text error page) is replaced by the same ``Server`` fault.
 
+Audit: every refusal and every failure passes through one seam (:meth:`SoapGuard._refuse`), which calls
+the ``refused`` hook (a :class:`server.soap.refusals.RefusalAudit`) with the request and the outcome; so do
+answers of the inner app that are not 2xx (spyne's own faults: an unknown operation). The hook writes the
+audit record unless the face already wrote one; a new check added to the guard is audited by raising its
+refusal like the others. A refusal is answered even when its record cannot be written (it releases
+nothing); that is logged.
+
 Logging (logger ``server.soap``): a refusal or failure is logged with the request id, the fault code and
 the exception's type or a fixed reason, never the body, never an exception's text and never a
 traceback. The request id is the caller's ``X-Request-Id`` when it is a plain token, else a new random
@@ -96,6 +103,7 @@ from server.soap.faults import (
     media_type,
     soap_version,
 )
+from server.soap.refusals import BODY_KEY
 from store.errors import PregbridgeError
 
 __all__ = [
@@ -135,6 +143,7 @@ _NO_MULTIPART = ("SOAP messages with attachments (multipart/related, MTOM) are n
                  "alone as text/xml (SOAP 1.1) or application/soap+xml (SOAP 1.2)")
 
 _ExcInfo = tuple[type[BaseException], BaseException, TracebackType] | tuple[None, None, None]
+RefusalHook = Callable[[WSGIEnvironment, str], None]
 
 
 class _Refusal(Exception):
@@ -248,6 +257,7 @@ class SoapGuard:
         check_xml: bool = True,
         understood: Collection[str] = (),
         multipart: bool = True,
+        refused: RefusalHook | None = None,
     ) -> None:
         if max_body < 1:
             raise ValueError("max_body must be at least 1 byte")
@@ -260,6 +270,7 @@ class SoapGuard:
         self.check_xml = check_xml
         self.understood = frozenset(understood)
         self.multipart = multipart
+        self.refused = refused
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         raw_type: str | None = environ.get("CONTENT_TYPE") or None
@@ -268,10 +279,7 @@ class SoapGuard:
             try:
                 version = self._admit(environ, raw_type)
             except _Refusal as refusal:
-                rid = request_id(environ)
-                log.warning("refused SOAP request %s: %s (%s)", loggable(rid), refusal.code, refusal.reason)
-                return self._fault(start_response, refusal.version, refusal.code, refusal.message, rid,
-                                   refusal.upgrade, refusal.not_understood)
+                return self._refuse(environ, start_response, refusal)
             except Exception as exc:  # a bug in the guard itself must still answer with a fault
                 return self._failed(environ, start_response, version, exc)
         return self._run(environ, start_response, version)
@@ -284,6 +292,7 @@ class SoapGuard:
         # A Content-Type that is no XML type counts as none (wsgiref reports a missing one as text/plain).
         content_type = raw_type if media in _XML_MEDIA_TYPES else None
         body = self._read_body(environ, soap_version(content_type))
+        environ[BODY_KEY] = body  # for the audit of a refusal (server/soap/refusals.py)
         version = soap_version(content_type, body)
         start = len(_UTF8_BOM) if body.startswith(_UTF8_BOM) else 0
         space = _LEADING_SPACE.match(body, start)
@@ -527,7 +536,10 @@ class SoapGuard:
             log.error(
                 "SOAP request %s: inner app answered %s without a fault; answered Server", loggable(rid), status[:3]
             )
+            self._audit(environ, "Server")
             return self._fault(start_response, version, "Server", "internal error", rid)
+        if not status.startswith("2"):
+            self._audit(environ, _fault_code(b"".join(chunks)) or status[:3])
         start_response(status, headers)
         return [b"".join(chunks)]
 
@@ -539,7 +551,25 @@ class SoapGuard:
         kind = f"{type(exc).__module__}.{type(exc).__qualname__}"
         level = logging.WARNING if isinstance(exc, PregbridgeError) else logging.ERROR
         log.log(level, "SOAP request %s: %s raised; answered %s", loggable(rid), kind, code)
+        self._audit(environ, code)
         return self._fault(start_response, version, code, message, rid)
+
+    def _refuse(self, environ: WSGIEnvironment, start_response: StartResponse, refusal: _Refusal) -> Iterable[bytes]:
+        """The one seam of the guard's refusals: log, audit, answer the fault."""
+        rid = request_id(environ)
+        log.warning("refused SOAP request %s: %s (%s)", loggable(rid), refusal.code, refusal.reason)
+        self._audit(environ, f"{refusal.code} ({refusal.reason})")
+        return self._fault(start_response, refusal.version, refusal.code, refusal.message, rid,
+                           refusal.upgrade, refusal.not_understood)
+
+    def _audit(self, environ: WSGIEnvironment, outcome: str) -> None:
+        if self.refused is None:
+            return
+        try:
+            self.refused(environ, outcome)
+        except Exception as exc:  # noqa: BLE001 - a refusal releases nothing: answer it, say the record is missing
+            log.error("SOAP request %s: audit record of a refusal not written (%s)", loggable(request_id(environ)),
+                      type(exc).__name__)
 
     @staticmethod
     def _fault(
@@ -556,6 +586,22 @@ class SoapGuard:
         headers.append(("X-Request-Id", rid))
         start_response(status, headers)
         return [body]
+
+
+_FAULT_CODE = re.compile(rb"<(?:[\w.-]{1,40}:)?(faultcode|Value)>\s*(?:[\w.-]{1,40}:)?([\w.-]{1,60})\s*<")
+_SOAP12_CODES = {"Sender": "Client", "Receiver": "Server"}
+
+
+def _fault_code(body: bytes) -> str | None:
+    """The dotted code of a SOAP 1.1 or 1.2 fault the inner app answered (for the audit), without prefixes:
+    ``Client.ResourceNotFound`` from 1.1 ``faultcode`` or 1.2 ``Sender`` + Subcode ``ResourceNotFound``."""
+    found = [(m[1], m[2].decode("ascii")) for m in _FAULT_CODE.finditer(body, 0, 16 * 1024)]
+    if not found:
+        return None
+    if found[0][0] == b"faultcode":
+        return found[0][1]
+    values = [v for kind, v in found if kind == b"Value"][:3]
+    return ".".join([_SOAP12_CODES.get(values[0], values[0]), *values[1:]])[:60]
 
 
 def _header(headers: list[tuple[str, str]], name: str) -> str | None:

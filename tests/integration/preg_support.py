@@ -492,16 +492,19 @@ class PregServer:
 @contextlib.contextmanager
 def running_preg(db_url: str, work_dir: Path, *, populated: bool = True, with_accounts: bool = True,
                  engine: Engine | None = None, preg: PregSettings | None = None,
-                 max_failures: int = 1000, profiles_toml: str = "") -> Iterator[PregServer]:
+                 access: Mapping[str, Any] | None = None, profiles_toml: str = "") -> Iterator[PregServer]:
     """Build the components for ``db_url`` (migrating unless ``engine`` is given), fill the store, add the
-    accounts and serve the app on a loopback port until the block ends. ``profiles_toml`` adds profiles to
+    accounts and serve the app on a loopback port until the block ends. ``access``: AccessSettings keys to set
+    (by default the login throttle has no delays within a test's attempts); ``profiles_toml`` adds profiles to
     :data:`PROFILES_TOML`'s."""
     profiles = work_dir / "profiles.toml"
     profiles.write_text(PROFILES_TOML + profiles_toml, encoding="utf-8")
+    limits: dict[str, Any] = {"pair_free_failures": 1000, "account_free_failures": 1000,
+                              "address_free_failures": 1000, **(access or {})}
     settings = Settings(
         store=StoreSettings(url=db_url, data_dir=work_dir),
         access=AccessSettings(audit_mode="sync", key_path=work_dir / "access.key", profiles_path=profiles,
-                              max_failures=max_failures),
+                              **limits),
         preg=preg or PregSettings(),
         filematch=FilematchSettings(background_workers=0),  # no washer thread outliving the test's store
     )

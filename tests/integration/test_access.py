@@ -28,6 +28,7 @@ from server.access import (
     Authenticator,
     DigestKeyError,
     Throttled,
+    ThrottlePolicy,
     query_audit,
 )
 from store import schema as s
@@ -297,65 +298,177 @@ def test_created_window_is_configurable_and_nonces_are_purged(accounts: AccountS
         assert conn.execute(select(func.count()).select_from(s.ws_nonce)).scalar() == 0
 
 
-def test_throttling_per_account_refuses_even_the_right_password(accounts: AccountStore, auth: Authenticator,
-                                                                engine: Engine, clock: Clock) -> None:
+def policy(**kw: Any) -> ThrottlePolicy:
+    """The default policy with a few numbers changed (free failures 3 per pair, 20 per account, 100 per address)."""
+    return ThrottlePolicy(**kw)
+
+
+def pair(address: str, account: str) -> str:
+    return f"pair:{address} {account}"
+
+
+def refused_for(auth: Authenticator, username: str, password: str, source: str) -> int:
+    """Attempt a login that must be throttled; its retry_after."""
+    with pytest.raises(Throttled) as exc:
+        auth.password(username, password, source)
+    assert str(exc.value) == "too many failed attempts; try again later" and username not in str(exc.value)
+    return exc.value.retry_after
+
+
+def wrong(auth: Authenticator, username: str, source: str) -> None:
+    with pytest.raises(AuthenticationFailed) as exc:
+        auth.password(username, OTHER, source)
+    assert not isinstance(exc.value, Throttled)
+
+
+def test_a_pairs_failures_grow_its_delay_and_never_stop_the_right_password_elsewhere(
+        accounts: AccountStore, engine: Engine, clock: Clock) -> None:
     accounts.add("epj", PASSWORD, "basis")
-    for i in range(5):
-        with pytest.raises(AuthenticationFailed) as exc:
-            auth.password("epj", OTHER, f"10.0.1.{i}")
-        assert not isinstance(exc.value, Throttled)
-    assert failures(engine, "account:epj") == 5
-    with pytest.raises(Throttled) as locked:
-        auth.password("epj", PASSWORD, "10.9.9.9")  # right password, fresh address: refused all the same
-    assert "try again later" in str(locked.value) and "epj" not in str(locked.value)
-    assert 0 < locked.value.retry_after <= 900
-    assert failures(engine, "account:epj") == 5  # refused attempts do not count
-    clock.advance(901)
-    assert auth.password("epj", PASSWORD, "10.9.9.9").username == "epj"
-    assert failures(engine, "account:epj") is None  # a success resets the account's counter
-
-
-def test_unknown_accounts_are_throttled_the_same_way(auth: Authenticator) -> None:
-    outcomes = []
+    auth = make_auth(engine, accounts, clock, policy=policy(base_delay=1, max_delay=8))
+    for _ in range(3):  # the free failures
+        wrong(auth, "epj", "192.0.2.66")
+    delays = []
     for _ in range(6):
-        with pytest.raises(AuthenticationFailed) as exc:
-            auth.password("does-not-exist", PASSWORD, "10.0.2.1")
-        outcomes.append((type(exc.value).__name__, str(exc.value)))
-    assert outcomes[:5] == [("AuthenticationFailed", "invalid username or password")] * 5
-    assert outcomes[5][0] == "Throttled"
+        wrong(auth, "epj", "192.0.2.66")  # heard: counted, and the next delay starts
+        delays.append(refused_for(auth, "epj", PASSWORD, "192.0.2.66"))  # even the right password waits
+        refused_for(auth, "epj", OTHER, "192.0.2.66")  # refused unheard: not counted
+        assert auth.password("epj", PASSWORD, "198.51.100.7").username == "epj"  # the owner, elsewhere
+        clock.advance(delays[-1])
+    assert delays == [1, 2, 4, 8, 8, 8]
+    assert failures(engine, pair("192.0.2.66", "epj")) == 9
+    assert failures(engine, "account:epj") == 9 and failures(engine, "addr:192.0.2.66") == 9
+    assert auth.password("epj", PASSWORD, "192.0.2.66").username == "epj"  # its delay over: heard, and reset
+    assert failures(engine, pair("192.0.2.66", "epj")) == 0
 
 
-def test_throttling_per_source_address(accounts: AccountStore, auth: Authenticator, engine: Engine) -> None:
+def test_account_delays_hold_back_unknown_addresses_only(accounts: AccountStore, engine: Engine,
+                                                         clock: Clock) -> None:
     accounts.add("epj", PASSWORD, "basis")
-    for i in range(5):
-        with pytest.raises(AuthenticationFailed):
-            auth.password(f"guess{i}", PASSWORD, "192.0.2.66")
-    assert failures(engine, "addr:192.0.2.66") == 5
-    with pytest.raises(Throttled):
-        auth.password("epj", PASSWORD, "192.0.2.66")
-    assert auth.password("epj", PASSWORD, "192.0.2.67").username == "epj"
+    auth = make_auth(engine, accounts, clock, policy=policy(account_free=5, base_delay=60))
+    assert auth.password("epj", PASSWORD, "10.1.0.1").username == "epj"  # its integration engine
+    for i in range(6):  # a distributed guesser: one failure per address
+        wrong(auth, "epj", f"203.0.113.{i}")
+    assert failures(engine, "account:epj") == 6
+    assert refused_for(auth, "epj", PASSWORD, "10.9.9.9") == 60  # a new address waits, right password or not
+    for _ in range(3):
+        assert auth.password("epj", PASSWORD, "10.1.0.1").username == "epj"  # the known address never does
+    wrong(auth, "nobody", "10.9.9.8")  # another name from a new address: heard (a plain failure, no delay)
+    clock.advance(60)
+    assert auth.password("epj", PASSWORD, "10.9.9.9").username == "epj"
 
 
-def test_a_success_resets_the_account_counter(accounts: AccountStore, auth: Authenticator, engine: Engine) -> None:
+def test_unknown_account_names_are_delayed_exactly_like_existing_ones(accounts: AccountStore, engine: Engine,
+                                                                      clock: Clock) -> None:
     accounts.add("epj", PASSWORD, "basis")
-    for i in range(4):
-        with pytest.raises(AuthenticationFailed):
-            auth.password("epj", OTHER, f"10.3.0.{i}")
-    auth.password("epj", PASSWORD, "10.3.1.1")
-    for i in range(4):
-        with pytest.raises(AuthenticationFailed):
-            auth.password("epj", OTHER, f"10.3.2.{i}")
-    assert auth.password("epj", PASSWORD, "10.3.1.1").username == "epj"
-    assert failures(engine, "account:epj") is None
+    auth = make_auth(engine, accounts, clock, policy=policy(base_delay=30))
+    seen = []
+    for name in ("epj", "does-not-exist"):
+        outcomes = []
+        for _ in range(5):
+            try:
+                auth.password(name, OTHER, "10.0.2.1")
+                outcomes.append(("ok", ""))
+            except AuthenticationFailed as exc:
+                outcomes.append((type(exc).__name__, str(exc)))
+        seen.append(outcomes)
+    assert seen[0] == seen[1] == [("AuthenticationFailed", "invalid username or password")] * 4 + [
+        ("Throttled", "too many failed attempts; try again later")]
+
+
+def test_a_shared_engine_is_not_held_back_by_the_address_limit(accounts: AccountStore, engine: Engine,
+                                                               clock: Clock) -> None:
+    for name in ("lab", "epj", "newcomer"):
+        accounts.add(name, PASSWORD, "basis")
+    auth = make_auth(engine, accounts, clock, policy=policy(address_free=5, base_delay=60))
+    engine_address = "10.20.0.5"
+    for name in ("lab", "epj"):
+        assert auth.password(name, PASSWORD, engine_address).username == name
+    for i in range(6):  # a password sprayer behind the same address (the same NAT)
+        wrong(auth, f"guess{i}", engine_address)
+    assert failures(engine, f"addr:{engine_address}") == 6
+    refused_for(auth, "guess9", PASSWORD, engine_address)  # new names from that address wait
+    refused_for(auth, "newcomer", PASSWORD, engine_address)  # so does an account never used from there
+    for name in ("lab", "epj"):  # the engine's own accounts do not
+        assert auth.password(name, PASSWORD, engine_address).username == name
+    assert auth.password("newcomer", PASSWORD, "10.20.0.6").username == "newcomer"  # nor does any other address
+
+
+def test_failures_of_a_known_pair_count_on_the_pair_only(accounts: AccountStore, engine: Engine,
+                                                         clock: Clock) -> None:
+    accounts.add("epj", PASSWORD, "basis")
+    auth = make_auth(engine, accounts, clock)
+    auth.password("epj", PASSWORD, "10.30.0.1")
+    for _ in range(2):  # its engine with a stale password
+        wrong(auth, "epj", "10.30.0.1")
+    assert failures(engine, pair("10.30.0.1", "epj")) == 2
+    assert failures(engine, "account:epj") is None and failures(engine, "addr:10.30.0.1") is None
+
+
+def test_a_success_in_another_worker_resets_the_pair_at_once(accounts: AccountStore, engine: Engine,
+                                                             clock: Clock, hasher: CountingHasher) -> None:
+    accounts.add("epj", PASSWORD, "basis")
+    workers = [make_auth(engine, accounts, clock) for _ in range(2)]  # two processes, one store
+    for w in workers:
+        w.password("epj", PASSWORD, "10.40.0.1")  # both have the password cached
+    before = hasher.verifies
+    for i in range(7):  # alternating within the cache's staleness bound (the clock does not move)
+        wrong(workers[i % 2], "epj", "10.40.0.1")
+        assert failures(engine, pair("10.40.0.1", "epj")) == 1
+        assert workers[(i + 1) % 2].password("epj", PASSWORD, "10.40.0.1").username == "epj"
+        assert failures(engine, pair("10.40.0.1", "epj")) == 0
+    assert hasher.verifies == before + 7  # the successes were cache hits, and reset all the same
+
+
+def test_a_delay_started_by_another_worker_applies_at_once(accounts: AccountStore, engine: Engine,
+                                                           clock: Clock) -> None:
+    accounts.add("epj", PASSWORD, "basis")
+    first, second = (make_auth(engine, accounts, clock, policy=policy(pair_free=1, base_delay=60)) for _ in range(2))
+    assert first.password("epj", PASSWORD, "10.41.0.1").username == "epj"  # cached in the first worker
+    for _ in range(2):
+        wrong(second, "epj", "10.41.0.1")
+    assert refused_for(first, "epj", PASSWORD, "10.41.0.1") == 60  # a cache hit does not skip the delay
+
+
+def test_failures_are_forgotten_a_window_after_the_last(accounts: AccountStore, engine: Engine, clock: Clock) -> None:
+    auth = make_auth(engine, accounts, clock, policy=policy(window=3600, base_delay=1))
+    for _ in range(4):
+        wrong(auth, "epj", "10.50.0.1")
+    assert failures(engine, pair("10.50.0.1", "epj")) == 4
+    clock.advance(3601)
+    wrong(auth, "epj", "10.50.0.1")
+    assert failures(engine, pair("10.50.0.1", "epj")) == 1
+    clock.advance(3601)
+    auth.purge()
+    assert failures(engine, pair("10.50.0.1", "epj")) is None
+
+
+def test_unlock_forgets_an_accounts_failures_and_keeps_its_known_addresses(accounts: AccountStore, engine: Engine,
+                                                                           clock: Clock) -> None:
+    accounts.add("epj", PASSWORD, "basis")
+    auth = make_auth(engine, accounts, clock, policy=policy(account_free=2, base_delay=600))
+    auth.password("epj", PASSWORD, "10.60.0.1")
+    wrong(auth, "epj", "10.60.1.1")
+    wrong(auth, "epj", "10.60.1.2")
+    wrong(auth, "epj", "10.60.1.1")  # the account's third failure from unknown addresses: its delay starts
+    refused_for(auth, "epj", PASSWORD, "10.60.1.1")
+    refused_for(auth, "epj", PASSWORD, "10.60.2.2")
+    assert auth.throttle.unlock("epj") == 3  # the account and its two pairs with failures
+    assert auth.password("epj", PASSWORD, "10.60.1.1").username == "epj"
+    assert auth.password("epj", PASSWORD, "10.60.2.2").username == "epj"
+    with engine.connect() as conn:
+        known = conn.execute(select(s.auth_throttle.c.trusted_until)
+                             .where(s.auth_throttle.c.key == pair("10.60.0.1", "epj"))).scalar()
+    assert known is not None and known > clock.now
 
 
 def test_digest_is_throttled_too(accounts: AccountStore, auth: Authenticator, clock: Clock) -> None:
     accounts.add("wcf", PASSWORD, "basis", digest=True)
-    for i in range(5):
+    for _ in range(4):
         with pytest.raises(AuthenticationFailed):
-            auth.username_token("wcf", source=f"10.4.0.{i}", **token(clock, OTHER))
+            auth.username_token("wcf", source="10.4.0.1", **token(clock, OTHER))
     with pytest.raises(Throttled):
-        auth.username_token("wcf", source="10.4.1.1", **token(clock))
+        auth.username_token("wcf", source="10.4.0.1", **token(clock))
+    assert auth.username_token("wcf", source="10.4.1.1", **token(clock)).username == "wcf"
 
 
 def test_concurrent_failures_are_all_counted(engine: Engine, accounts: AccountStore, clock: Clock) -> None:
@@ -363,7 +476,7 @@ def test_concurrent_failures_are_all_counted(engine: Engine, accounts: AccountSt
     errors: list[BaseException] = []
 
     def worker(n: int) -> None:
-        auth = make_auth(engine, accounts, clock, max_failures=1000)  # one per "process"
+        auth = make_auth(engine, accounts, clock, policy=policy(account_free=1000))  # one per "process"
         for i in range(attempts):
             try:
                 auth.password("target", OTHER, f"10.5.{n}.{i}")
@@ -416,19 +529,6 @@ def test_the_cache_honours_a_password_change_and_never_caches_failures(accounts:
     assert hasher.verifies == before + 2
 
 
-def test_a_lock_set_by_another_process_reaches_cache_hits_within_the_bound(accounts: AccountStore, engine: Engine,
-                                                                           auth: Authenticator, clock: Clock) -> None:
-    accounts.add("epj", PASSWORD, "basis")
-    auth.password("epj", PASSWORD, "10.8.0.1")
-    other = make_auth(engine, accounts, clock)
-    for i in range(5):
-        with pytest.raises(AuthenticationFailed):
-            other.password("epj", OTHER, f"10.8.1.{i}")
-    clock.advance(2.5)
-    with pytest.raises(Throttled):
-        auth.password("epj", PASSWORD, "10.8.0.1")
-
-
 def test_cached_entries_expire(accounts: AccountStore, auth: Authenticator, hasher: CountingHasher,
                                clock: Clock) -> None:
     accounts.add("epj", PASSWORD, "basis")
@@ -440,9 +540,12 @@ def test_cached_entries_expire(accounts: AccountStore, auth: Authenticator, hash
 
 
 def test_from_settings(engine: Engine, accounts: AccountStore) -> None:
-    settings = AccessSettings(max_failures=2, failure_window_seconds=60)
+    settings = AccessSettings(pair_free_failures=2, account_free_failures=7, address_free_failures=9,
+                              delay_base_seconds=3, delay_max_seconds=60, failure_window_seconds=600,
+                              known_address_days=2)
     auth = Authenticator.from_settings(engine, accounts, settings)
-    assert auth.max_failures == 2 and auth.failure_window == dt.timedelta(seconds=60)
+    assert auth.throttle.policy == ThrottlePolicy(pair_free=2, account_free=7, address_free=9, base_delay=3,
+                                                  max_delay=60, window=600, trust=2 * 86_400)
 
 
 # -- audit ----------------------------------------------------------------------------------------------------

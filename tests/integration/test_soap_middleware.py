@@ -934,4 +934,8 @@ def test_spyne_never_logs_a_request_body_once_silenced(
             logging.getLogger(name).setLevel(level)
             logging.getLogger(name).filters[:] = filters
     assert marker not in caplog.text
-    assert not [r for r in caplog.records if r.name.startswith("spyne")]
+    # spyne's own timing line ("gc.collect() took around N ms", logger ``spyne``, no request content) appears
+    # when a call comes more than spyne's MIN_GC_INTERVAL after the last collection: on a loaded machine
+    # the calls above can span that; it is not a body.
+    assert not [r for r in caplog.records if r.name.startswith("spyne")
+                and not r.getMessage().startswith("gc.collect() took around")]

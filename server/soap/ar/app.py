@@ -20,13 +20,21 @@ from spyne import Application
 from spyne.server.wsgi import WsgiApplication
 from sqlalchemy import Engine
 
-from server.access import AccessProfile, AuditWriter, AuthenticationFailed, Authenticator, Throttled
+from server.access import (
+    AccessProfile,
+    AuditWriter,
+    AuthenticationFailed,
+    Authenticator,
+    Throttled,
+    client_address,
+)
 from server.soap.ar.contract import ArContract, load_contract
 from server.soap.ar.face import ACCOUNT_KEY, ArFace
 from server.soap.ar.protocol import WSA, ArSoap11, ArSoap12
 from server.soap.ar.service import build_service
 from server.soap.faults import fault_for_exception, fault_response, soap_version
 from server.soap.middleware import DEFAULT_MAX_BODY, SoapGuard, silence_spyne_loggers
+from server.soap.refusals import RefusalAudit, operation_of
 
 __all__ = ["REALM", "build_ar_app", "build_ar_app_for"]
 
@@ -72,16 +80,16 @@ def build_ar_app_for(face: ArFace, authenticator: Authenticator, *, max_body: in
     # mustUnderstand header blocks AR processes: WS-Addressing 1.0 (wsa:Action, To, MessageID, ... of WCF's
     # WSHttpBinding on the SOAP 1.2 port; server.soap.ar.protocol answers with Action and RelatesTo).
     guarded = SoapGuard(router, max_body=max_body, understood={f"{{{WSA}}}*"},
-                        multipart=False)
+                        multipart=False, refused=RefusalAudit(face.audit, "soap-ar"))
 
     def authenticated(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD", "GET").upper() in ("GET", "HEAD"):
             return guarded(environ, start_response)
-        source = str(environ.get("REMOTE_ADDR") or "")
+        source = client_address(environ)
         try:
             environ[ACCOUNT_KEY] = authenticator.basic(environ.get("HTTP_AUTHORIZATION"), source)
         except AuthenticationFailed as exc:
-            face.audit_refusal(environ, _operation_of(environ), "Unauthorized")
+            face.audit_refusal(environ, operation_of(environ), "Unauthorized")
             headers = [("WWW-Authenticate", f'Basic realm="{REALM}"'), ("Content-Type", "text/plain")]
             if isinstance(exc, Throttled):
                 headers.append(("Retry-After", str(exc.retry_after)))
@@ -90,20 +98,13 @@ def build_ar_app_for(face: ArFace, authenticator: Authenticator, *, max_body: in
         except Exception as exc:  # noqa: BLE001 - the account store failing: a fault, never a bare 500
             code, message = fault_for_exception(exc)
             log.warning("authentication failed: %s (%s)", code, type(exc).__name__)
+            try:
+                face.audit_refusal(environ, operation_of(environ), code)
+            except Exception as audit_exc:  # noqa: BLE001 - the store is down: answer the fault all the same
+                log.error("audit record of a refusal not written (%s)", type(audit_exc).__name__)
             status, headers, body = fault_response(soap_version(environ.get("CONTENT_TYPE")), code, message)
             start_response(status, headers)
             return [body]
         return guarded(environ, start_response)
 
     return authenticated
-
-
-def _operation_of(environ: Mapping[str, Any]) -> str:
-    """The operation a refused request named (SOAPAction header, or the SOAP 1.2 ``action`` parameter)."""
-    action = str(environ.get("HTTP_SOAPACTION") or "")
-    if not action:
-        for param in str(environ.get("CONTENT_TYPE") or "").split(";")[1:]:
-            key, _, value = param.strip().partition("=")
-            if key.lower() == "action":
-                action = value
-    return action.strip().strip('"').rpartition("/")[2][:80]

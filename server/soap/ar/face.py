@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -24,7 +24,17 @@ from lxml import etree
 from sqlalchemy import Connection, Engine
 
 from adapters.ar import ArEncoder, Related, request_ints, request_text, search_pairs
-from server.access import AccessProfile, Account, AuditRecord, AuditWriter, authorize, resolve_profile
+from server.access import (
+    AccessProfile,
+    Account,
+    AuditRecord,
+    AuditWriter,
+    authorize,
+    basic_username,
+    client_address,
+    resolve_profile,
+)
+from server.access.throttle import account_part
 from server.soap.ar.contract import ArContract
 from server.soap.ar.errors import (
     InvalidHerId,
@@ -33,6 +43,7 @@ from server.soap.ar.errors import (
     OperationNotSupported,
     generic_fault_for,
 )
+from server.soap.refusals import mark_audited
 from store import ar
 from store.engine import deadline, read_connection
 from store.errors import InvalidInput
@@ -105,16 +116,19 @@ class ArFace:
             outcome = generic_fault_for(exc)[1]
             raise
         finally:
+            if isinstance(environ, MutableMapping):
+                mark_audited(environ)
             self.audit.write(AuditRecord.now(account=account.username if account else None, face="soap-ar",
                                              operation=operation, outcome=outcome,
-                                             source=str(environ.get("REMOTE_ADDR") or "") or None, purpose=None,
+                                             source=client_address(environ) or None, purpose=None,
                                              asked=record.asked, returned=record.returned))
 
     def audit_refusal(self, environ: Mapping[str, Any], operation: str, outcome: str) -> None:
-        """Record a call refused before SOAP (no or wrong credentials)."""
-        self.audit.write(AuditRecord.now(account=None, face="soap-ar", operation=operation[:80] or "?",
-                                         outcome=outcome, source=str(environ.get("REMOTE_ADDR") or "") or None,
-                                         purpose=None, asked=[], returned=[]))
+        """Record a call refused before SOAP (no or wrong credentials), with the account name it tried."""
+        name = basic_username(environ.get("HTTP_AUTHORIZATION"))
+        self.audit.write(AuditRecord.now(account=account_part(name) if name else None, face="soap-ar",
+                                         operation=operation[:80] or "?", outcome=outcome,
+                                         source=client_address(environ) or None, purpose=None, asked=[], returned=[]))
 
     @staticmethod
     def _not_offered(operation: str) -> str:

@@ -20,6 +20,7 @@ from server.soap.preg.face import PregFace
 from server.soap.preg.protocol import PregSoap11, PregSoap12
 from server.soap.preg.service import build_service
 from server.soap.wssecurity import WSSE
+from server.soap.refusals import RefusalAudit
 
 __all__ = ["UNDERSTOOD", "build_preg_app"]
 
@@ -56,7 +57,8 @@ def build_preg_app(face: PregFace, *, max_body: int = 2 * 1024 * 1024) -> WsgiAp
             return soap12(environ, start_response)  # type: ignore[no-any-return]
         return soap11(environ, start_response)  # type: ignore[no-any-return]
 
-    return SoapGuard(router, max_body=max_body, understood=UNDERSTOOD, multipart=False)
+    return SoapGuard(router, max_body=max_body, understood=UNDERSTOOD, multipart=False,
+                     refused=RefusalAudit(face.audit, "soap-preg"))
 
 
 def _send(start_response: Callable[..., Any], body: bytes) -> list[bytes]:

@@ -27,10 +27,14 @@ from server.access import (
     Authenticator,
     apply_profile,
     authorize,
+    basic_username,
+    client_address,
     resolve_profile,
     search_scope,
 )
+from server.access.throttle import account_part
 from server.soap.preg.contract import PregContract
+from server.soap.refusals import mark_audited
 from server.soap.wssecurity import find_username_token
 from store import identity
 from store.changes import changes_since
@@ -85,7 +89,7 @@ class PregFace:
 
     def call(self, operation: str, body: etree._Element | None, environ: dict[str, Any],
              headers: Iterable[Any] | None) -> etree._Element:
-        source = str(environ.get("REMOTE_ADDR") or "")
+        source = client_address(environ)
         purpose = self._purpose(headers)
         account: Account | None = None
         record = _Call([], [])
@@ -106,9 +110,11 @@ class PregFace:
             outcome = "Server"
             raise
         finally:
-            self.audit.write(AuditRecord.now(account=account.username if account else None, face="soap-preg",
-                                             operation=operation, outcome=outcome, source=source, purpose=purpose,
-                                             asked=record.asked, returned=record.returned))
+            mark_audited(environ)
+            name = account.username if account else self._attempted(environ, headers)
+            self.audit.write(AuditRecord.now(account=name, face="soap-preg", operation=operation, outcome=outcome,
+                                             source=source or None, purpose=purpose, asked=record.asked,
+                                             returned=record.returned))
 
     def _authenticate(self, environ: dict[str, Any], headers: Iterable[Any] | None, source: str) -> Account:
         token = find_username_token(headers)
@@ -116,6 +122,13 @@ class PregFace:
             return self.authenticator.username_token(token.username, token.password, token.password_type,
                                                      token.nonce, token.created, source)
         return self.authenticator.basic(environ.get("HTTP_AUTHORIZATION"), source)
+
+    @staticmethod
+    def _attempted(environ: dict[str, Any], headers: Iterable[Any] | None) -> str | None:
+        """The account name a refused call tried (never its password), as the throttle keys it."""
+        token = find_username_token(headers)
+        name = token.username if token is not None else basic_username(environ.get("HTTP_AUTHORIZATION"))
+        return account_part(name) if name else None
 
     def _purpose(self, headers: Iterable[Any] | None) -> str | None:
         for h in headers or ():
