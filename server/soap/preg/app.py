@@ -19,8 +19,8 @@ from server.soap.middleware import SoapGuard, silence_spyne_loggers
 from server.soap.preg.face import PregFace
 from server.soap.preg.protocol import PregSoap11, PregSoap12
 from server.soap.preg.service import build_service
-from server.soap.wssecurity import WSSE
 from server.soap.refusals import RefusalAudit
+from server.soap.wssecurity import WSSE
 
 __all__ = ["UNDERSTOOD", "build_preg_app"]
 
