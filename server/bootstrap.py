@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -18,7 +19,8 @@ from server.config import Settings
 from server.http import health_app
 from store.engine import make_engine, migrate
 
-__all__ = ["Components", "build_components", "build_engine", "build_wsgi_app", "filematch_http_settings"]
+__all__ = ["Components", "build_components", "build_engine", "build_fake_persontjenesten", "build_wsgi_app",
+           "filematch_http_settings"]
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -94,3 +96,23 @@ def build_components(settings: Settings, engine: Engine | None = None) -> Compon
 def build_wsgi_app(settings: Settings, engine: Engine | None = None) -> WsgiApp:
     """The HTTP application of every face (one per worker process)."""
     return build_components(settings, engine).app
+
+
+def build_fake_persontjenesten(population: Path, *, host: str, port: int, extract: bool, faults: dict[str, int],
+                               slow_seconds: float, retry_after: int, client_id: str | None,
+                               client_jwk: Path | None, token_lifetime: int, require_nonce: bool) -> Any:
+    """The fake Persontjenesten (upstream.fake.RunningFake), bound but not yet serving."""
+    from upstream.fake import FakeAuth, FakeOptions, Faults, make_fake_server
+    from upstream.fake.helseid import public_jwk_file
+    from upstream.spec import SCOPES
+
+    auth = None
+    if client_id or client_jwk:
+        if not (client_id and client_jwk):
+            raise ValueError("--client-id and --client-jwk go together")
+        scopes = frozenset(SCOPES.values())
+        auth = FakeAuth({client_id: (public_jwk_file(client_jwk), scopes)}, token_lifetime=token_lifetime,
+                        require_nonce=require_nonce)
+    options = FakeOptions(host=host, port=port, extract=extract, auth=auth,
+                          faults=Faults(**faults, slow_seconds=slow_seconds, retry_after=retry_after))
+    return make_fake_server(population, options)

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from server.access.cli import add_subcommands as add_access_subcommands
 from server.bootstrap import build_engine
 from server.config import Settings, load_settings
+from server.fake_persontjenesten_cli import add_subcommands as add_fake_persontjenesten_subcommands
 from server.filematch_cli import add_subcommands as add_filematch_subcommands
 from server.hl7.cli import add_subcommands as add_hl7_subcommands
 from server.replay.cli import add_subcommands as add_replay_subcommands
@@ -154,6 +155,7 @@ def _parser() -> argparse.ArgumentParser:
     add_hl7_subcommands(sub)  # listen-hl7
     add_filematch_subcommands(sub)  # filematch run|submit|status|fetch|worker
     add_replay_subcommands(sub)  # replay, record, replay-make-corpus
+    add_fake_persontjenesten_subcommands(sub)  # fake-persontjenesten
     return p
 
 
