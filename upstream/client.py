@@ -258,15 +258,18 @@ class PersontjenestenClient:
             timeout = httpx.Timeout(min(s.read_timeout, remaining), connect=min(s.connect_timeout, remaining))
             headers: dict[str, str] = {}
             token = None
-            if self._tokens is not None and self._signer is not None:
-                token = self._tokens.token()
-                headers["Authorization"] = f"DPoP {token}"
-                headers["DPoP"] = self._signer.proof(method, url, access_token=token, nonce=self._nonce)
             try:
+                if self._tokens is not None and self._signer is not None:
+                    token = self._tokens.token()
+                    headers["Authorization"] = f"DPoP {token}"
+                    headers["DPoP"] = self._signer.proof(method, url, access_token=token, nonce=self._nonce)
                 resp = self._http.request(method, url, params=httpx.QueryParams(tuple(params or ())), data=data,
                                           headers=headers, timeout=timeout)
             except httpx.TransportError as exc:
                 status, reason, wait = None, type(exc).__name__, self._backoff(attempt)
+            except UpstreamUnavailable as exc:  # the token endpoint, transiently
+                status, reason, wait = exc.status, "token endpoint " + (str(exc.status) if exc.status else
+                                                                         "unreachable"), self._backoff(attempt)
             else:
                 status = resp.status_code
                 if status < 300:

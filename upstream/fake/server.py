@@ -8,7 +8,7 @@ pregbridge's servers keep no access log either).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,6 +22,8 @@ from upstream.fake.population import Population
 from upstream.settings import UpstreamSettings
 
 __all__ = ["FakeOptions", "RunningFake", "make_fake_server", "serve_fake"]
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -73,17 +75,21 @@ class RunningFake:
         return replace(UpstreamSettings(), **values)
 
 
-def make_fake_server(population_dir: Path, options: FakeOptions = FakeOptions()) -> RunningFake:
+def make_fake_server(population_dir: Path, options: FakeOptions = FakeOptions(),
+                     wrap: Callable[[WsgiApp], WsgiApp] | None = None) -> RunningFake:
+    """The fake, bound to its port; ``wrap`` puts a WSGI middleware around it (the contract tests' validator)."""
     population = Population(population_dir, extract=options.extract)
     app = FakeApp(population, auth=options.auth, faults=options.faults)
-    server = make_server(options.host, options.port, app, threaded=True, request_handler=_QuietHandler)
+    served: WsgiApp = wrap(app) if wrap is not None else app
+    server = make_server(options.host, options.port, served, threaded=True, request_handler=_QuietHandler)
     return RunningFake(server, app)
 
 
 @contextmanager
-def serve_fake(population_dir: Path, options: FakeOptions = FakeOptions()) -> Iterator[RunningFake]:
+def serve_fake(population_dir: Path, options: FakeOptions = FakeOptions(),
+               wrap: Callable[[WsgiApp], WsgiApp] | None = None) -> Iterator[RunningFake]:
     """The fake serving ``population_dir`` on a free loopback port in a background thread."""
-    fake = make_fake_server(population_dir, options)
+    fake = make_fake_server(population_dir, options, wrap)
     thread = threading.Thread(target=fake.server.serve_forever, kwargs={"poll_interval": 0.05},
                               name="fake-persontjenesten", daemon=True)
     thread.start()
