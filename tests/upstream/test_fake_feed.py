@@ -146,3 +146,22 @@ def test_unknown_information_part_is_refused_before_sending(demo_population: Pat
         with pytest.raises(ValueError):
             client.person_by_id("p000000001", ["Nickname"])
         assert set(PARTS) <= set(INFORMATION_PARTS)
+
+
+def test_an_internal_error_is_a_problem_500_not_a_traceback(demo_population: Path, monkeypatch, caplog) -> None:
+    import httpx
+
+    from upstream.errors import UpstreamUnavailable
+
+    with serve_fake(demo_population) as fake:
+        def broken(*args, **kwargs):
+            raise KeyError("p000000001")  # a value that must not reach the log
+
+        monkeypatch.setattr(fake.population, "version", broken)
+        settings = fake.client_settings(retries=1, backoff_initial=0.001)
+        with PersontjenestenClient(settings) as client, pytest.raises(UpstreamUnavailable) as caught:
+            client.person_by_id("p000000001", PARTS)
+        assert caught.value.status == 500
+        assert "internal error in person_by_id (KeyError)" in caplog.text and "p000000001" not in caplog.text
+        refused = httpx.post(fake.base_url + "/_fake/release", params={"upTo": "all"})
+        assert refused.status_code == 400 and refused.json()["title"] == "Bad Request"

@@ -153,13 +153,15 @@ class Population:
         start, end = self._offsets[index], self._offsets[index + 1]
         return os.pread(self._persons_fd, end - start, start)
 
-    def _index_of(self, person_id: str) -> int | None:
+    def _find(self, person_id: str) -> tuple[int, bytes] | None:
+        """The line number and line of ``person_id`` in persons.jsonl."""
         h = _hash40(person_id)
         i = bisect.bisect_left(self._keys, h << _INDEX_BITS)
         while i < len(self._keys) and self._keys[i] >> _INDEX_BITS == h:
             index = self._keys[i] & _INDEX_MASK
-            if _person_id(self._line(index)) == person_id:
-                return index
+            line = self._line(index)
+            if _person_id(line) == person_id:
+                return index, line
             i += 1
         return None
 
@@ -172,10 +174,10 @@ class Population:
             if entry.sequence_number <= upto:
                 event = orjson.loads(os.pread(self._fds[entry.file], entry.length, entry.offset))
                 return Version(entry.sequence_number, event["person"])
-        index = self._index_of(person_id)
-        if index is None or self._base_sequence(index) > upto:
+        found = self._find(person_id)
+        if found is None or self._base_sequence(found[0]) > upto:
             return None
-        return Version(self._base_sequence(index), orjson.loads(self._line(index)))
+        return Version(self._base_sequence(found[0]), orjson.loads(found[1]))
 
     def events(self, first: int, upto: int, limit: int) -> list[FakeEvent]:
         """Events with sequence numbers from ``first`` to ``upto`` (inclusive), at most ``limit``."""
