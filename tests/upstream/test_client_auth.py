@@ -243,3 +243,36 @@ def test_unusable_keys_are_refused_clearly(tmp_path: Path, client_key) -> None:
     jwks.write_text(json.dumps({"keys": [client_key.private]}))
     jwks.chmod(0o600)
     assert load_jwk(jwks)[1] == "ES256"
+
+
+def test_threads_share_one_token_and_one_pool(demo_population: Path, client_key) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with serve_fake(demo_population, FakeOptions(auth=auth_for(client_key))) as fake:
+        with PersontjenestenClient(fake.client_settings(**client_key.settings(fake), parallelism=4)) as client:
+            ids = [e.person_id for e in client.events(1)[:200]]
+            fake.app.helseid.expire_tokens()  # all four threads meet a refused token at about the same time
+            chunks = [ids[i:i + 10] for i in range(0, 200, 10)]
+            with ThreadPoolExecutor(4) as pool:
+                answers = list(pool.map(lambda chunk: client.persons_by_id(chunk, PARTS), chunks))
+            assert [[p["id"] for p in a] for a in answers] == chunks
+            assert client.tokens_fetched == 2  # the first token, then ONE refresh for all the threads refused
+            assert fake.app.helseid.issued == client.tokens_fetched
+
+
+def test_an_unreachable_token_endpoint_is_retried(demo_population: Path, client_key) -> None:
+    class FlakyTokens(Recording):
+        failures = 2
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/connect/token" and self.failures:
+                self.failures -= 1
+                raise httpx.ConnectError("refused", request=request)
+            return super().handle_request(request)
+
+    transport = FlakyTokens()
+    with serve_fake(demo_population, FakeOptions(auth=auth_for(client_key))) as fake:
+        settings = fake.client_settings(**client_key.settings(fake), backoff_initial=0.001)
+        with PersontjenestenClient(settings, transport=transport) as client:
+            assert client.latest_event() is not None
+            assert client.tokens_fetched == 1
