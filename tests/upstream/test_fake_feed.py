@@ -165,3 +165,33 @@ def test_an_internal_error_is_a_problem_500_not_a_traceback(demo_population: Pat
         assert "internal error in person_by_id (KeyError)" in caplog.text and "p000000001" not in caplog.text
         refused = httpx.post(fake.base_url + "/_fake/release", params={"upTo": "all"})
         assert refused.status_code == 400 and refused.json()["title"] == "Bad Request"
+
+
+def test_population_index_survives_hash_collisions(demo_population: Path, monkeypatch) -> None:
+    import upstream.fake.population as module
+
+    monkeypatch.setattr(module, "_hash40", lambda person_id: len(person_id) % 2)  # nearly everyone collides
+    persons = _persons(demo_population)
+    population = Population(demo_population)
+    try:
+        for p in persons[::7]:
+            version = population.version(p["personId"], population.extract_size)
+            assert version is not None and version.document["personId"] == p["personId"]
+        assert population.version("p-not-there", population.latest_sequence) is None
+    finally:
+        population.close()
+
+
+def test_population_lines_without_the_id_first(tmp_path: Path, demo_population: Path) -> None:
+    import shutil
+
+    shutil.copytree(demo_population, tmp_path / "pop")
+    path = tmp_path / "pop" / "persons.jsonl"
+    persons = _persons(demo_population)
+    path.write_text("".join(json.dumps(dict(reversed(list(p.items())))) + "\n" for p in persons))  # personId last
+    population = Population(tmp_path / "pop")
+    try:
+        assert [e.person_id for e in population.events(1, 10, 10)] == [p["personId"] for p in persons[:10]]
+        assert population.version(persons[5]["personId"], 10**9).document == persons[5]
+    finally:
+        population.close()
