@@ -19,8 +19,8 @@ from server.config import Settings
 from server.http import health_app
 from store.engine import make_engine, migrate
 
-__all__ = ["Components", "build_components", "build_engine", "build_fake_persontjenesten", "build_wsgi_app",
-           "filematch_http_settings"]
+__all__ = ["Components", "build_components", "build_engine", "build_fake_persontjenesten", "build_sync_client",
+           "build_syncer", "build_wsgi_app", "filematch_http_settings", "sync_parts"]
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -116,3 +116,33 @@ def build_fake_persontjenesten(population: Path, *, host: str, port: int, extrac
     options = FakeOptions(host=host, port=port, extract=extract, auth=auth,
                           faults=Faults(**faults, slow_seconds=slow_seconds, retry_after=retry_after))
     return make_fake_server(population, options)
+
+
+def sync_parts(settings: Settings) -> tuple[str, ...]:
+    """The information parts the sync fetches: the union of what the configured access profiles can release
+    (every profile ``load_profiles`` gives, built-ins included), narrowed by ``[upstream] information_parts``."""
+    from upstream.parts import information_parts
+
+    profiles = load_profiles(settings.access.profiles_path)
+    elements = {e for p in profiles.values() for e in p.elements}
+    return information_parts(elements, settings.upstream.information_parts)
+
+
+def build_sync_client(settings: Settings) -> Any:
+    """The Persontjenesten client (upstream.client.PersontjenestenClient) of ``[upstream]``."""
+    from upstream.client import PersontjenestenClient
+
+    return PersontjenestenClient(settings.upstream)
+
+
+def build_syncer(settings: Settings, engine: Engine) -> Any:
+    """The sync (upstream.sync.Syncer) of ``[upstream]`` over ``engine``; the caller holds the store's sync lock
+    (upstream.sync.SyncLock) and closes the syncer and its client."""
+    import os
+
+    from upstream.sync import Syncer, SyncOptions
+
+    up = settings.upstream
+    options = SyncOptions(parts=sync_parts(settings), include_history=up.include_history,
+                          parallelism=up.parallelism, poll_interval=up.poll_interval, workers=os.cpu_count() or 1)
+    return Syncer(engine, build_sync_client(settings), options)

@@ -359,7 +359,9 @@ def from_stored(doc: Doc) -> Person:
         gender=tuple(Value(g["value"], _sm(g)) for g in doc["gender"]),
         status=tuple(Value(v["value"], _sm(v)) for v in doc["status"]),
         death=tuple(Death(_d(x["date"]), _sm(x)) for x in doc["death"]),
-        addresses=tuple(_stored_address(a, _sm(a)) for a in doc["addresses"]),
+        # in the order from_document keeps (documents stored before that order was kept read the same)
+        addresses=tuple(sorted((_stored_address(a, _sm(a)) for a in doc["addresses"]),
+                               key=lambda a: _ADDRESS_RANK[a.type])),
         protection=tuple(Protection(p["level"], _sm(p)) for p in doc["protection"]),
         marital_status=tuple(MaritalStatus(m["value"], m["spouse"], _d(m["date"]), _sm(m))
                              for m in doc["maritalStatus"]),

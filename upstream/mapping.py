@@ -159,6 +159,9 @@ def _instant(v: Any, field: str) -> str | None:
         return None
     if not isinstance(v, str):
         raise InvalidDocument("not a date-time", field=field)
+    if len(v) == 25 and v.endswith("+00:00") and v[10] == "T" and v[:19].replace("-", "").replace("T", "").replace(
+            ":", "").isdigit():  # the usual form, UTC to the second: no parsing needed
+        return v[:19] + "Z"
     try:
         t = dt.datetime.fromisoformat(v.replace("Z", "+00:00") if v.endswith("Z") else v)
     except ValueError:
