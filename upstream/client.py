@@ -110,19 +110,19 @@ class PersontjenestenClient:
         self._base = settings.base_url.rstrip("/") + settings.prefix
         self._sleep = sleep
         self._rng = rng or random.Random()
-        limits = httpx.Limits(max_connections=settings.parallelism + 2,
-                              max_keepalive_connections=settings.parallelism + 2)
-        self._http = httpx.Client(transport=transport, limits=limits, follow_redirects=False,
-                                  headers=dict([version_header(settings.api_version), ("Accept", "application/json")]))
         self._signer: Signer | None = None
         self._tokens: TokenSource | None = None
         self._nonce: str | None = None  # the API's last DPoP-Nonce, if it uses them
         self._nonce_lock = threading.Lock()
-        if settings.token_endpoint:
+        if settings.token_endpoint:  # the key first: a refused key file leaves nothing open
             assert settings.jwk_path is not None  # UpstreamSettings checks it
             key, alg = load_jwk(settings.jwk_path)
             self._signer = Signer(key, alg)
             self._tokens = TokenSource(self._fetch_token, margin=settings.token_margin)
+        limits = httpx.Limits(max_connections=settings.parallelism + 2,
+                              max_keepalive_connections=settings.parallelism + 2)
+        self._http = httpx.Client(transport=transport, limits=limits, follow_redirects=False,
+                                  headers=dict([version_header(settings.api_version), ("Accept", "application/json")]))
 
     # -- lifecycle --------------------------------------------------------------------------------------
 

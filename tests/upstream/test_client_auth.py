@@ -17,6 +17,7 @@ from upstream.client import PersontjenestenClient
 from upstream.errors import UpstreamAuthError, UpstreamConfigError
 from upstream.fake import FakeAuth, FakeOptions, Faults, serve_fake
 from upstream.fake.helseid import AuthFailure
+from upstream.settings import UpstreamSettings
 from upstream.spec import SCOPES
 
 PARTS = ["Name", "NorwegianIdentificationNumber"]
@@ -215,6 +216,10 @@ def test_key_file_must_be_owner_only(tmp_path: Path, client_key) -> None:
         load_jwk(path)
     assert "0644" in str(caught.value) and "chmod 600" in str(caught.value)
     assert client_key.private["d"] not in str(caught.value)
+    settings = UpstreamSettings(base_url="http://127.0.0.1:9", token_endpoint="http://127.0.0.1:9/connect/token",
+                                client_id="c", jwk_path=path)
+    with pytest.raises(UpstreamConfigError, match="open to group or others"):
+        PersontjenestenClient(settings)  # refused before anything is sent
     path.chmod(0o640)
     with pytest.raises(UpstreamConfigError):
         load_jwk(path)
