@@ -195,3 +195,16 @@ def test_population_lines_without_the_id_first(tmp_path: Path, demo_population: 
         assert population.version(persons[5]["personId"], 10**9).document == persons[5]
     finally:
         population.close()
+
+
+def test_event_types_filter(demo_population: Path) -> None:
+    from upstream.errors import UpstreamBadRequest
+
+    persons, feed = _persons(demo_population), _feed(demo_population)
+    deaths = [len(persons) + e["sequenceNumber"] for e in feed if e["eventType"] == "personErDoed"]
+    with serve_fake(demo_population) as fake, PersontjenestenClient(fake.client_settings()) as client:
+        found = client.events(1, event_types=["PersonIsDeceased"])
+        assert deaths and [e.sequence_number for e in found] == deaths
+        assert {e.event_type for e in found} == {"PersonIsDeceased"}
+        with pytest.raises(UpstreamBadRequest):
+            client.events(1, event_types=["PersonIsHappy"])
