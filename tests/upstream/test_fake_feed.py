@@ -201,10 +201,12 @@ def test_event_types_filter(demo_population: Path) -> None:
     from upstream.errors import UpstreamBadRequest
 
     persons, feed = _persons(demo_population), _feed(demo_population)
-    deaths = [len(persons) + e["sequenceNumber"] for e in feed if e["eventType"] == "personErDoed"]
+    moves = [len(persons) + e["sequenceNumber"] for e in feed if e["eventType"] == "endringIBostedsadresse"]
     with serve_fake(demo_population) as fake, PersontjenestenClient(fake.client_settings()) as client:
-        found = client.events(1, event_types=["PersonIsDeceased"])
-        assert deaths and [e.sequence_number for e in found] == deaths
-        assert {e.event_type for e in found} == {"PersonIsDeceased"}
+        found = client.events(1, event_types=["ChangeInResidentialAddress"])
+        assert moves and [e.sequence_number for e in found] == moves
+        assert {e.event_type for e in found} == {"ChangeInResidentialAddress"}
+        both = client.events(1, event_types=["ChangeInResidentialAddress", "PersonPopulated"])
+        assert len(both) == len(persons) + len(moves)
         with pytest.raises(UpstreamBadRequest):
             client.events(1, event_types=["PersonIsHappy"])
