@@ -20,7 +20,7 @@ from server.http import health_app
 from store.engine import make_engine, migrate
 
 __all__ = ["Components", "build_components", "build_engine", "build_fake_persontjenesten", "build_sync_client",
-           "build_syncer", "build_wsgi_app", "filematch_http_settings", "sync_parts"]
+           "build_sync_engine", "build_syncer", "build_wsgi_app", "filematch_http_settings", "sync_parts"]
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -133,6 +133,23 @@ def build_sync_client(settings: Settings) -> Any:
     from upstream.client import PersontjenestenClient
 
     return PersontjenestenClient(settings.upstream)
+
+
+def _no_mmap(dbapi_conn: Any, record: Any) -> None:
+    dbapi_conn.execute("PRAGMA mmap_size=0")
+
+
+def build_sync_engine(settings: Settings) -> Engine:
+    """The store engine of the sync process: the store's, but on SQLite without memory-mapped reads (the
+    faces' hot lookups want them; a writer that reads a page of keys does not, and the mapped pages of a
+    growing database would count in the syncer's resident memory, measured flat: benchmarks/bench_sync.py)."""
+    from sqlalchemy import event
+
+    engine = build_engine(settings)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _no_mmap)
+        engine.dispose()  # connections made before (the migration's) are closed; new ones get the pragma
+    return engine
 
 
 def build_syncer(settings: Settings, engine: Engine) -> Any:

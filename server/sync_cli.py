@@ -51,10 +51,10 @@ def _status(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
     if args.status:
         return _status(settings, args)
-    from server.bootstrap import build_engine, build_syncer
+    from server.bootstrap import build_sync_engine, build_syncer
     from upstream.sync import SyncLock, SyncLockHeld, SyncSummary
 
-    engine = build_engine(settings)
+    engine = build_sync_engine(settings)
     stop = threading.Event()
 
     def _stop(signum: int, frame: FrameType | None) -> None:

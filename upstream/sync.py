@@ -28,13 +28,15 @@ on the live one only, so a lookup by any ceased number finds the surviving perso
 whose numbers nobody else holds stays findable under them (PersonIsDiscontinued).
 
 **One syncer per store**: :class:`SyncLock` — PostgreSQL: a session advisory lock (keyed by the store's
-schema) held by the syncer's own connection; SQLite: an exclusive ``flock`` on ``<database>-sync.lock`` beside the database file. Both are
-released by the operating system when the process dies, so a rerun after ``kill -9`` starts at once.
+schema) held by the syncer's own connection; SQLite: an exclusive ``flock`` on ``<database>-sync.lock``
+beside the database file. Both are released by the operating system when the process dies, so a rerun
+after ``kill -9`` starts at once.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -288,6 +290,7 @@ class _Page:
     settle: list[str] = field(default_factory=list)
     rejects: list[tuple[str, str, str]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    unknown: Counter[str] = field(default_factory=Counter)
 
 
 def _checksum(ev: EventLike) -> str:
@@ -302,8 +305,8 @@ class SyncConflict(PregbridgeError):
 
 class Syncer:
     """Follows the feed into the store (module docstring): fetches with ``parallelism`` threads, maps and
-    validates in ``workers`` processes (1: in this process), applies one page per transaction here. One per
-    process (the :class:`SyncLock` makes it one per store)."""
+    validates in ``workers`` processes (1: in this process), and applies one page per transaction here while
+    the next page is fetched and mapped. One per process (the :class:`SyncLock` makes it one per store)."""
 
     def __init__(self, engine: Engine, upstream: Upstream, options: SyncOptions) -> None:
         if "NorwegianIdentificationNumber" not in options.parts:
@@ -312,12 +315,14 @@ class Syncer:
         self.upstream = upstream
         self.options = options
         self._pool = ThreadPoolExecutor(max(1, options.parallelism), thread_name_prefix="sync-fetch")
+        self._ahead = ThreadPoolExecutor(1, thread_name_prefix="sync-ahead")  # the next page, while one is written
         self._workers: ProcessPoolExecutor | None = None
         if options.workers > 1:  # spawned, not forked: this process has threads (the fetch pool, httpx)
             self._workers = ProcessPoolExecutor(options.workers, mp_context=multiprocessing.get_context("spawn"))
 
     def close(self) -> None:
         """Stop the fetch threads and worker processes and close the upstream client (if it has ``close``)."""
+        self._ahead.shutdown(wait=True, cancel_futures=True)
         self._pool.shutdown(wait=True)
         if self._workers is not None:
             self._workers.shutdown(wait=True, cancel_futures=True)
@@ -348,7 +353,7 @@ class Syncer:
             return done
         return self._workers.submit(map_answers, answers)
 
-    def _page(self, events: list[EventLike], summary: SyncSummary) -> _Page:
+    def _page(self, events: list[EventLike]) -> _Page:
         seqs: dict[str, int] = {}
         for ev in events:
             seqs[ev.person_id] = ev.sequence_number
@@ -375,7 +380,7 @@ class Syncer:
             page.persons += result.persons
             page.settle += [n for numbers in result.settle for n in numbers]
             page.rejects += result.rejects
-            summary.unknown.update(result.unknown)
+            page.unknown.update(result.unknown)
         return page
 
     # -- apply (one transaction) --
@@ -417,29 +422,56 @@ class Syncer:
         summary.missing += len(page.missing)
         summary.position = last
 
-    def sync_page(self, summary: SyncSummary) -> int:
-        """Fetch and apply the next page; returns how many events it had (0: caught up)."""
+    def _events(self, after: int) -> list[EventLike]:
+        events = [ev for ev in self.upstream.events(after + 1) if ev.sequence_number > after]
+        for x, y in zip(events, events[1:], strict=False):
+            if y.sequence_number <= x.sequence_number:
+                raise PregbridgeError("the event feed's sequence numbers do not increase; nothing was applied")
+        return events
+
+    def sync_pages(self, summary: SyncSummary, stop: threading.Event,
+                   progress: Callable[[SyncSummary], None] | None = None) -> None:
+        """Apply pages until the feed has no more (or ``stop`` is set). The next page is fetched and mapped
+        while this one is written (one page ahead): its events are asked for from this page's last sequence
+        number, and it is applied only after this one committed, against that position."""
         with self.engine.connect() as conn:
             position = get_feed_position(conn)
-        events = [ev for ev in self.upstream.events(position + 1) if ev.sequence_number > position]
-        for a, b in zip(events, events[1:], strict=False):
-            if b.sequence_number <= a.sequence_number:
-                raise PregbridgeError("the event feed's sequence numbers do not increase; nothing was applied")
         summary.position = position
-        if not events:
+        events = self._events(position)
+        ahead: Future[_Page] | None = self._ahead.submit(self._page, events) if events else None
+        while ahead is not None and not stop.is_set():
+            page = ahead.result()
+            summary.unknown.update(page.unknown)
+            following = self._events(page.events[-1].sequence_number)
+            ahead = self._ahead.submit(self._page, following) if following else None
+            try:
+                self._apply(page, position, summary)
+            except BaseException:
+                if ahead is not None:
+                    ahead.cancel()
+                raise
+            position = summary.position
+            if progress:
+                progress(summary)
+        if ahead is not None:  # stopped: the page fetched ahead is dropped, fetched again next time
+            ahead.cancel()
+        if not stop.is_set():
             with self.engine.begin() as conn:
                 now = _now()
                 set_state(conn, _CAUGHT_UP, now.isoformat(timespec="seconds"))
                 set_state(conn, _RUN, f"{now:%Y-%m-%dT%H:%M:%SZ}")
-            return 0
-        self._apply(self._page(events, summary), position, summary)
-        return len(events)
 
     def _note_latest(self, summary: SyncSummary) -> None:
         event = self.upstream.latest_event()
         summary.latest = event.sequence_number if event is not None else 0
         with self.engine.begin() as conn:
             set_state(conn, _LATEST, str(summary.latest))
+
+    def _page_done(self, progress: Callable[[SyncSummary], None] | None, reported: Counter[str],
+                   summary: SyncSummary) -> None:
+        if progress:
+            progress(summary)
+        self._log_unknown(summary, reported)
 
     def _log_unknown(self, summary: SyncSummary, reported: Counter[str]) -> None:
         for enum, n in (summary.unknown - reported).items():
@@ -462,10 +494,7 @@ class Syncer:
             while not stop.is_set():
                 try:
                     self._note_latest(summary)
-                    while not stop.is_set() and self.sync_page(summary):
-                        if progress:
-                            progress(summary)
-                        self._log_unknown(summary, reported)
+                    self.sync_pages(summary, stop, functools.partial(self._page_done, progress, reported))
                     self._clear_error()
                 except UpstreamUnavailable as exc:
                     self._record_error(exc)

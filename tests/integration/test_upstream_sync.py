@@ -435,3 +435,34 @@ def test_unknown_values_are_logged_by_type_only(engine: Engine, tmp_path: Path,
     with engine.connect() as conn:
         person = PersonRepository(conn).get_by_key("odd")
     assert person is not None and person.marital_status[0].value == "uoppgitt"
+
+
+def test_serve_with_sync_runs_the_syncer_beside_the_server(sqlite_url: str, population: Path,
+                                                            tmp_path: Path) -> None:
+    import socket
+    import urllib.request
+
+    from store.engine import make_engine, migrate
+
+    engine = make_engine(sqlite_url)
+    migrate(engine)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with fake_of(population) as fake:
+        config = _config(tmp_path / "pregbridge.toml", fake.base_url)
+        serve = subprocess.Popen(_cli(sqlite_url, config, "serve", "--sync", "--port", str(port), "--workers", "1"),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+        try:
+            deadline = time.monotonic() + 240
+            while position(engine) < fake.latest_sequence and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert position(engine) == fake.latest_sequence
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as answer:
+                assert answer.status == 200
+            assert SyncLock(engine).held_elsewhere()  # the syncer still follows the feed
+        finally:
+            serve.send_signal(signal.SIGTERM)
+            serve.wait(120)
+    assert not SyncLock(engine).held_elsewhere()  # stopped with the server: the lock is free
+    engine.dispose()
