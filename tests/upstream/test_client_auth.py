@@ -281,3 +281,21 @@ def test_an_unreachable_token_endpoint_is_retried(demo_population: Path, client_
         with PersontjenestenClient(settings, transport=transport) as client:
             assert client.latest_event() is not None
             assert client.tokens_fetched == 1
+
+
+def test_an_api_that_asks_for_a_dpop_nonce(demo_population: Path, client_key) -> None:
+    transport = Recording()
+    with serve_fake(demo_population, FakeOptions(auth=FakeAuth(auth_for(client_key).clients, api_nonce=True))) as fake:
+        with PersontjenestenClient(fake.client_settings(**client_key.settings(fake)), transport=transport) as client:
+            assert client.latest_event() is not None
+            assert client.events(1)
+            assert client.tokens_fetched == 1  # a nonce request is not a refused token
+    calls = transport.api_calls()
+    assert [s for _, s in calls] == [401, 200, 200]  # asked once, then every proof carries the nonce
+    from joserfc import jws
+
+    from upstream.auth import JWS_REGISTRY
+
+    claims = [json.loads(jws.extract_compact(r.headers["DPoP"].encode(), registry=JWS_REGISTRY).payload)
+              for r, _ in calls]
+    assert "nonce" not in claims[0] and claims[1]["nonce"] == claims[2]["nonce"]

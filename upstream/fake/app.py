@@ -185,8 +185,10 @@ class FakeApp:
                 self.helseid.check(request.headers.get("Authorization"), request.headers.get("DPoP"),
                                    request.method, request.base_url, SCOPES[(version, bundle)])
             except AuthFailure as exc:
-                return Response(status=exc.status, headers={
-                    "WWW-Authenticate": f'DPoP error="{exc.error}", algs="RS256 ES256"'})
+                headers = {"WWW-Authenticate": f'DPoP error="{exc.error}", algs="RS256 ES256"'}
+                if exc.nonce:
+                    headers["DPoP-Nonce"] = exc.nonce
+                return Response(status=exc.status, headers=headers)
         try:
             return self._handlers[endpoint](request, args)
         except _BadRequest as exc:

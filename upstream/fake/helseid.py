@@ -12,8 +12,8 @@ Token endpoint (``POST /connect/token``, client credentials, RFC 7523 + RFC 9449
 
 API calls: ``Authorization: DPoP <token>`` with a valid, unexpired, unrevoked token, and a ``DPoP`` proof by
 the bound key for this method and URL (``htu`` without the query), fresh (``iat`` within a minute), with a
-new ``jti`` and the token's hash in ``ath``. Any failure is a 401 with ``WWW-Authenticate: DPoP
-error="…"``; a token without the route's scope is a 403.
+new ``jti``, the token's hash in ``ath``, and (``api_nonce``) the server's nonce. Any failure is a 401 with
+``WWW-Authenticate: DPoP error="…"``; a token without the route's scope is a 403.
 
 Checks use joserfc, as the client does; replay caches keep each ``jti`` until it could no longer pass the
 freshness check.
@@ -58,6 +58,7 @@ class FakeAuth:
     clients: Mapping[str, tuple[Mapping[str, Any], frozenset[str]]] = field(default_factory=dict)
     token_lifetime: int = 300
     require_nonce: bool = True
+    api_nonce: bool = False  # the API, too, asks for a nonce in every proof (RFC 9449 §9)
 
 
 def public_jwk_file(path: Path) -> dict[str, Any]:
@@ -163,6 +164,8 @@ class HelseIdFake:
             raise AuthFailure(401, "invalid_dpop_proof", "the proof is not by the key the token is bound to")
         if proof.get("ath") != ath_of(token):
             raise AuthFailure(401, "invalid_dpop_proof", "ath does not match the token")
+        if self.auth.api_nonce and proof.get("nonce") != self._nonce:
+            raise AuthFailure(401, "use_dpop_nonce", "a DPoP nonce is required", nonce=self._nonce)
         if scope not in str(claims.get("scope", "")).split():
             raise AuthFailure(403, "insufficient_scope", f"this route needs {scope}")
 
