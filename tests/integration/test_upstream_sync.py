@@ -296,7 +296,8 @@ def test_merges_keep_every_ceased_number_findable_on_the_survivor(engine: Engine
         feed.write_text("\n".join([json.dumps(second), json.dumps(first), lines[2]]) + "\n")
     with fake_of(tmp_path / "pop") as fake:
         summary = synced(engine, fake)
-        event_types = Counter(fake.app.population.event(n).event_type for n in range(1, fake.latest_sequence + 1))
+        served = [fake.app.population.event(n) for n in range(1, fake.latest_sequence + 1)]
+        event_types = Counter(e.event_type for e in served if e is not None)
     assert event_types["personErOpphoertSomDublett"] == 1
     assert summary.settled_numbers >= 1
     with engine.connect() as conn:
@@ -398,14 +399,15 @@ def test_a_token_expiring_mid_run_is_renewed(engine: Engine, population: Path, r
             return original(person_id, upto)
 
         def token(*args: Any, **kwargs: Any) -> Any:
+            issued = issue(*args, **kwargs)  # a refusal (the DPoP nonce challenge first) raises: not counted
             calls["tokens"] += 1
-            return issue(*args, **kwargs)
+            return issued
 
         fake.app.population.version = version  # type: ignore[method-assign]
         helseid.token = token  # type: ignore[method-assign]
         synced(engine, fake, **key.settings(fake))
-    # one token, then a renewal after the 401 (each request that was in flight with the old token may renew)
-    assert calls["versions"] > 100 and 2 <= calls["tokens"] <= 1 + 4
+    # one token, then one renewal after the 401, shared by every request that was in flight with the old token
+    assert calls["versions"] > 100 and calls["tokens"] == 2
     assert_same_store(engine, reference)
 
 
