@@ -33,7 +33,7 @@ class ClientKey:
         self.path.write_text(json.dumps(self.private))
         self.path.chmod(0o600)
 
-    def settings(self, fake) -> dict:
+    def settings(self, fake) -> dict[str, object]:
         return {"token_endpoint": fake.token_endpoint, "client_id": self.client_id, "jwk_path": self.path}
 
 

@@ -15,12 +15,17 @@ from joserfc.jwk import ECKey
 from upstream.auth import Signer, key_of, load_jwk
 from upstream.client import PersontjenestenClient
 from upstream.errors import UpstreamAuthError, UpstreamConfigError
-from upstream.fake import FakeAuth, FakeOptions, Faults, serve_fake
-from upstream.fake.helseid import AuthFailure
+from upstream.fake import FakeAuth, FakeOptions, Faults, RunningFake, serve_fake
+from upstream.fake.helseid import AuthFailure, HelseIdFake
 from upstream.settings import UpstreamSettings
 from upstream.spec import SCOPES
 
 PARTS = ["Name", "NorwegianIdentificationNumber"]
+
+
+def helseid(fake: RunningFake) -> HelseIdFake:
+    assert fake.app.helseid is not None, "this fake runs without authentication"
+    return fake.app.helseid
 
 
 def auth_for(key, *, scopes=None, lifetime: int = 300, require_nonce: bool = True) -> FakeAuth:
@@ -53,7 +58,7 @@ def test_token_flow_and_dpop_on_every_call(demo_population: Path, any_client_key
             events = client.events(1)
             client.persons_by_id([e.person_id for e in events[:5]], PARTS)
             assert client.person_by_id(events[0].person_id, PARTS) is not None
-            assert client.tokens_fetched == 1 and fake.app.helseid.issued == 1
+            assert client.tokens_fetched == 1 and helseid(fake).issued == 1
     token_calls = [s for r, s in transport.sent if r.url.path == "/connect/token"]
     assert token_calls == [400, 200]  # HelseID-like: the first try is told to use a DPoP nonce
     calls = transport.api_calls()
@@ -120,7 +125,7 @@ def test_a_client_with_the_wrong_key_gets_no_token(demo_population: Path, client
         with PersontjenestenClient(settings) as client, pytest.raises(UpstreamAuthError) as caught:
             client.events(1)
         assert "invalid_client" in str(caught.value)
-        assert fake.app.helseid.issued == 0
+        assert helseid(fake).issued == 0
 
 
 def test_a_replayed_client_assertion_is_refused(demo_population: Path, client_key) -> None:
@@ -139,7 +144,7 @@ def test_expired_token_mid_run_is_refreshed_once(demo_population: Path, client_k
     with serve_fake(demo_population, FakeOptions(auth=auth_for(client_key))) as fake:
         with PersontjenestenClient(fake.client_settings(**client_key.settings(fake)), transport=transport) as client:
             first = client.events(1)
-            fake.app.helseid.expire_tokens()  # every token issued so far is now refused, as expired
+            helseid(fake).expire_tokens()  # every token issued so far is now refused, as expired
             assert client.events(1) == first
             assert client.tokens_fetched == 2
     assert [s for _, s in transport.api_calls()] == [200, 401, 200]
@@ -196,7 +201,7 @@ def test_no_secret_or_person_data_in_logs(demo_population: Path, client_key, cap
             events = client.events(1)
             persons = client.persons_by_id([e.person_id for e in events[:20]], PARTS)
             client.person_by_nin(persons[0]["norwegianIdentificationNumber"][0]["identificationNumber"], PARTS)
-            fake.app.helseid.expire_tokens()
+            helseid(fake).expire_tokens()
             client.latest_event()
     assert "try" in caplog.text  # the retries were logged…
     secrets = [client_key.private["d"], *(r.headers.get("DPoP", "") for r, _ in transport.sent)]
@@ -256,13 +261,13 @@ def test_threads_share_one_token_and_one_pool(demo_population: Path, client_key)
     with serve_fake(demo_population, FakeOptions(auth=auth_for(client_key))) as fake:
         with PersontjenestenClient(fake.client_settings(**client_key.settings(fake), parallelism=4)) as client:
             ids = [e.person_id for e in client.events(1)[:200]]
-            fake.app.helseid.expire_tokens()  # all four threads meet a refused token at about the same time
+            helseid(fake).expire_tokens()  # all four threads meet a refused token at about the same time
             chunks = [ids[i:i + 10] for i in range(0, 200, 10)]
             with ThreadPoolExecutor(4) as pool:
                 answers = list(pool.map(lambda chunk: client.persons_by_id(chunk, PARTS), chunks))
             assert [[p["id"] for p in a] for a in answers] == chunks
             assert client.tokens_fetched == 2  # the first token, then ONE refresh for all the threads refused
-            assert fake.app.helseid.issued == client.tokens_fetched
+            assert helseid(fake).issued == client.tokens_fetched
 
 
 def test_an_unreachable_token_endpoint_is_retried(demo_population: Path, client_key) -> None:

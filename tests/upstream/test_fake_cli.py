@@ -47,7 +47,8 @@ def test_fake_process_with_helseid(demo_population: Path, client_key) -> None:
             assert len(events) == info["latestSequence"]
             assert len(client.persons_by_id([e.person_id for e in events[:100]], ["Name"])) == 100
             httpx.post(base_url + "/_fake/release", params={"upTo": 240})
-            assert client.latest_event().sequence_number == 240
+            latest = client.latest_event()
+            assert latest is not None and latest.sequence_number == 240
         unauthenticated = httpx.get(base_url + "/api/legal-basis/event/latest", headers={"api-version": "2"})
         assert unauthenticated.status_code in (401, 429)
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,11 +16,11 @@ from upstream.spec import INFORMATION_PARTS
 PARTS = ["NorwegianIdentificationNumber", "Name"]
 
 
-def _persons(population: Path) -> list[dict]:
+def _persons(population: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (population / "persons.jsonl").read_text().splitlines()]
 
 
-def _feed(population: Path) -> list[dict]:
+def _feed(population: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for f in sorted((population / "feed").glob("*.jsonl"))
             for line in f.read_text().splitlines()]
 
@@ -192,7 +193,8 @@ def test_population_lines_without_the_id_first(tmp_path: Path, demo_population: 
     population = Population(tmp_path / "pop")
     try:
         assert [e.person_id for e in population.events(1, 10, 10)] == [p["personId"] for p in persons[:10]]
-        assert population.version(persons[5]["personId"], 10**9).document == persons[5]
+        version = population.version(persons[5]["personId"], 10**9)
+        assert version is not None and version.document == persons[5]
     finally:
         population.close()
 

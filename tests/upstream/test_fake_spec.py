@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 import yaml
 
@@ -10,8 +11,10 @@ from upstream.spec import EVENT_TYPES, INFORMATION_PARTS, OPERATIONS, contract_p
 
 
 @cache
-def _contract() -> dict:
-    return yaml.load(contract_path().read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+def _contract() -> dict[str, Any]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    loaded: dict[str, Any] = yaml.load(contract_path().read_text(encoding="utf-8"), Loader=loader)
+    return loaded
 
 
 def test_enums_are_the_contracts() -> None:
