@@ -139,5 +139,5 @@ def test_a_wrong_version_header_is_a_bad_request(demo_population: Path) -> None:
 
     with serve_fake(demo_population) as fake:
         answer = httpx.get(fake.base_url + "/api/v3/full-access/event/latest", headers={"Api-Version": "2"})
-        assert answer.status_code == 400 and answer.headers["Content-Type"] == "application/problem+json"
+        assert answer.status_code == 400 and answer.headers["Content-Type"] == "application/json"
         assert json.loads(answer.content)["status"] == 400

@@ -84,7 +84,9 @@ def _problem(status: int, title: str, detail: str | None = None) -> Response:
         body["type"] = "https://tools.ietf.org/html/rfc9110#section-15.6.1"
     if detail:
         body["detail"] = detail
-    return Response(orjson.dumps(body), status=status, mimetype="application/problem+json")
+    # the contract gives ProblemDetails as application/json (RFC 7807 would say application/problem+json; the
+    # client reads either)
+    return Response(orjson.dumps(body), status=status, mimetype="application/json")
 
 
 def _json(body: Any) -> Response:
