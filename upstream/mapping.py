@@ -522,9 +522,12 @@ def _api_address(a: Json) -> Doc:
         out["moveDate"] = _at(a.get("movedAt"))
     elif type_ == "opphold":
         out["presentAddressDate"] = _at(a.get("movedAt"))
-        out["stayElsewhere"] = _inverse(_STAY).get(a.get("stayElsewhere") or "")
+        stay = _inverse(_STAY).get(a.get("stayElsewhere") or "")
+        if stay is not None:  # an enum, not nullable: absent when there is none
+            out["stayElsewhere"] = stay
     elif type_ == "deltBosted":
-        out["contractValidFrom"] = _at(a.get("contractFrom"))
+        if a.get("contractFrom") is not None:  # date-time, not nullable: absent when unknown
+            out["contractValidFrom"] = _at(a.get("contractFrom"))
         out["contractValidTo"] = _at(a.get("contractTo"))
     return out
 
@@ -554,7 +557,7 @@ def person_json(doc: Json, *, parts: Collection[str] | None = None, include_hist
              "status": id_status_out.get(i.get("status", "iBruk")), **_api_meta(i)}
             for i in keep(doc.get("identifiers") or []) if i["kind"] in kind_out],
         "name": [{"givenName": n.get("given"), "middleName": n.get("middle"), "familyName": n.get("family"),
-                  "shortName": None, "originalName": None, **_api_meta(n)} for n in keep(doc.get("names") or [])],
+                  "shortName": None, **_api_meta(n)} for n in keep(doc.get("names") or [])],
         "birth": [{"birthDate": _at(b.get("date")), "birthYear": None if b.get("year") is None else str(b["year"]),
                    "birthPlace": b.get("place"), "birthMunicipalityNumber": b.get("kommune"),
                    "birthCountry": b.get("country"), **_api_meta(b)} for b in keep(doc.get("birth") or [])],
@@ -567,14 +570,15 @@ def person_json(doc: Json, *, parts: Collection[str] | None = None, include_hist
                           for m in keep(doc.get("maritalStatus") or [])],
         "citizenship": [{"countryCode": c.get("country"), "aquiredDate": _at(c.get("acquired")), **_api_meta(c)}
                         for c in keep(doc.get("citizenship") or [])],
-        "familyRelation": [{"relatedPerson": r.get("relatedNumber"), "relatedPersonWithoutIdentifier": None,
-                            "relatedPersonsRole": role_out[r["relatedRole"]],
-                            "myRoleForRelatedPerson": role_out.get(r.get("myRole") or ""), **_api_meta(r)}
+        "familyRelation": [{"relatedPerson": r.get("relatedNumber"), "relatedPersonsRole": role_out[r["relatedRole"]],
+                            **({"myRoleForRelatedPerson": role_out[r["myRole"]]} if r.get("myRole") else {}),
+                            **_api_meta(r)}
                            for r in keep(doc.get("relations") or [])],
     }
     deaths = keep(doc.get("death") or [])  # one object in the contract: the current item, else the latest
     death = next((d for d in deaths if d.get("current", True)), deaths[-1] if deaths else None)
-    full["death"] = None if death is None else {"deceasedDate": _at(death.get("date")), **_api_meta(death)}
+    if death is not None:  # Person.death is allOf + nullable: absent, never null (OpenAPI 3.0.3)
+        full["death"] = {"deceasedDate": _at(death.get("date")), **_api_meta(death)}
     for part in ADDRESS_PARTS:
         full[part] = []
     for a in keep(doc.get("addresses") or []):
@@ -582,6 +586,6 @@ def person_json(doc: Json, *, parts: Collection[str] | None = None, include_hist
     wanted = set(_PART_KEYS) if parts is None else set(parts)
     out: Doc = {"id": doc["personId"], "sequenceNumber": sequence_number}
     for part, key in _PART_KEYS.items():
-        if part in wanted:
+        if part in wanted and key in full:
             out[key] = full[key]
     return out
