@@ -442,7 +442,11 @@ class Syncer:
         while ahead is not None and not stop.is_set():
             page = ahead.result()
             summary.unknown.update(page.unknown)
-            following = self._events(page.events[-1].sequence_number)
+            try:
+                following = self._events(page.events[-1].sequence_number)
+            except Exception:
+                self._apply(page, position, summary)  # the page in hand is good: keep it, then report
+                raise
             ahead = self._ahead.submit(self._page, following) if following else None
             try:
                 self._apply(page, position, summary)
