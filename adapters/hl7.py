@@ -192,9 +192,11 @@ def xpn_text(family: str | None, given: str | None, middle: str | None, esc: Esc
 
 def xad_text(type_: str, street: str | None, house_number: int | None, house_letter: str | None,
              lines: Sequence[str], co: str | None, poststed: str | None, postnummer: str | None,
-             country: str | None, bydel: str | None, kommune: str | None, esc: Escape = escape) -> str:
+             country: str | None, bydel: str | None, kommune: str | None, esc: Escape = escape, *,
+             effective: str = "", expires: str = "") -> str:
     """XAD ``street housenumber^c/o or extra lines^poststed^^postnummer^country^type^bydel^kommune`` of an
-    address released unmasked (a street address, or one of lines: the first line in place of the street)."""
+    address released unmasked (a street address, or one of lines: the first line in place of the street);
+    a shared residence's contract period (``YYYYMMDD``) in XAD-13 effective date and XAD-14 expiration date."""
     if street:
         line = f"{street} {house_number}" if house_number is not None else street
         if house_letter:
@@ -204,7 +206,7 @@ def xad_text(type_: str, street: str | None, house_number: int | None, house_let
     other = f"c/o {co}" if co else ", ".join(lines[1:]) if street is None else ""
     return _join("^", [esc(line), esc(other), esc(poststed), "", esc(postnummer),
                        esc(country or ("NOR" if postnummer else "")), ADDRESS_TYPE_CODES.get(type_, ""), esc(bydel),
-                       esc(kommune)])
+                       esc(kommune), "", "", "", effective, expires])
 
 
 def masked_xad_text(placeholder: str | None, type_: str, kommune: str | None, esc: Escape = escape) -> str:
@@ -230,7 +232,7 @@ def _xad(a: Any) -> str:
     if getattr(a, "masked", False):
         return masked_xad_text(a.placeholder, a.type, a.kommune)
     return xad_text(a.type, a.street, a.house_number, a.house_letter, a.lines, a.co, a.poststed, a.postnummer,
-                    a.country, a.bydel, a.kommune)
+                    a.country, a.bydel, a.kommune, effective=hl7_date(a.contract_from), expires=hl7_date(a.contract_to))
 
 
 def _death(p: PersonView) -> tuple[str, str]:

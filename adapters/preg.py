@@ -136,6 +136,12 @@ class Preg:
         self.sub(el, "bydelsnavn", bydel.navn if bydel else "")
         self.sub(el, "land", _text(a.country))
         self._date(el, "flyttedato", a.moved_at)
+        # shown only where registered (optional elements added to the contract after its first version)
+        if a.contract_from is not None or a.contract_to is not None:
+            self._date(el, "kontraktGyldigFra", a.contract_from)
+            self._date(el, "kontraktGyldigTil", a.contract_to)
+        if a.stay_elsewhere is not None:
+            self.sub(el, "oppholdAnnetSted", a.stay_elsewhere)
         if history:
             self._history(el, a.meta)
 

@@ -8,7 +8,7 @@ import platform
 import sys
 import time
 
-SUITES = ("store", "soap", "ar", "mllp", "filematch", "filematch-http", "audit")
+SUITES = ("store", "soap", "ar", "mllp", "filematch", "filematch-http", "audit", "sync")
 
 
 def main(argv: list[str] | None = None) -> int:

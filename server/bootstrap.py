@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -18,7 +19,8 @@ from server.config import Settings
 from server.http import health_app
 from store.engine import make_engine, migrate
 
-__all__ = ["Components", "build_components", "build_engine", "build_wsgi_app", "filematch_http_settings"]
+__all__ = ["Components", "build_components", "build_engine", "build_fake_persontjenesten", "build_sync_client",
+           "build_sync_engine", "build_syncer", "build_wsgi_app", "filematch_http_settings", "sync_parts"]
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -96,3 +98,70 @@ def build_components(settings: Settings, engine: Engine | None = None) -> Compon
 def build_wsgi_app(settings: Settings, engine: Engine | None = None) -> WsgiApp:
     """The HTTP application of every face (one per worker process)."""
     return build_components(settings, engine).app
+
+
+def build_fake_persontjenesten(population: Path, *, host: str, port: int, extract: bool, faults: dict[str, int],
+                               slow_seconds: float, retry_after: int, client_id: str | None,
+                               client_jwk: Path | None, token_lifetime: int, require_nonce: bool) -> Any:
+    """The fake Persontjenesten (upstream.fake.RunningFake), bound but not yet serving."""
+    from upstream.fake import FakeAuth, FakeOptions, Faults, make_fake_server
+    from upstream.fake.helseid import public_jwk_file
+    from upstream.spec import SCOPES
+
+    auth = None
+    if client_id or client_jwk:
+        if not (client_id and client_jwk):
+            raise ValueError("--client-id and --client-jwk go together")
+        scopes = frozenset(SCOPES.values())
+        auth = FakeAuth({client_id: (public_jwk_file(client_jwk), scopes)}, token_lifetime=token_lifetime,
+                        require_nonce=require_nonce)
+    options = FakeOptions(host=host, port=port, extract=extract, auth=auth,
+                          faults=Faults(**faults, slow_seconds=slow_seconds, retry_after=retry_after))
+    return make_fake_server(population, options)
+
+
+def sync_parts(settings: Settings) -> tuple[str, ...]:
+    """The information parts the sync fetches: the union of what the configured access profiles can release
+    (every profile ``load_profiles`` gives, built-ins included), narrowed by ``[upstream] information_parts``."""
+    from upstream.parts import information_parts
+
+    profiles = load_profiles(settings.access.profiles_path)
+    elements = {e for p in profiles.values() for e in p.elements}
+    return information_parts(elements, settings.upstream.information_parts)
+
+
+def build_sync_client(settings: Settings) -> Any:
+    """The Persontjenesten client (upstream.client.PersontjenestenClient) of ``[upstream]``."""
+    from upstream.client import PersontjenestenClient
+
+    return PersontjenestenClient(settings.upstream)
+
+
+def _no_mmap(dbapi_conn: Any, record: Any) -> None:
+    dbapi_conn.execute("PRAGMA mmap_size=0")
+
+
+def build_sync_engine(settings: Settings) -> Engine:
+    """The store engine of the sync process: the store's, but on SQLite without memory-mapped reads (the
+    faces' hot lookups want them; a writer that reads a page of keys does not, and the mapped pages of a
+    growing database would count in the syncer's resident memory, measured flat: benchmarks/bench_sync.py)."""
+    from sqlalchemy import event
+
+    engine = build_engine(settings)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _no_mmap)
+        engine.dispose()  # connections made before (the migration's) are closed; new ones get the pragma
+    return engine
+
+
+def build_syncer(settings: Settings, engine: Engine) -> Any:
+    """The sync (upstream.sync.Syncer) of ``[upstream]`` over ``engine``; the caller holds the store's sync lock
+    (upstream.sync.SyncLock) and closes the syncer and its client."""
+    import os
+
+    from upstream.sync import Syncer, SyncOptions
+
+    up = settings.upstream
+    options = SyncOptions(parts=sync_parts(settings), include_history=up.include_history,
+                          parallelism=up.parallelism, poll_interval=up.poll_interval, workers=os.cpu_count() or 1)
+    return Syncer(engine, build_sync_client(settings), options)

@@ -22,9 +22,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from server.access.cli import add_subcommands as add_access_subcommands
 from server.bootstrap import build_engine
 from server.config import Settings, load_settings
+from server.fake_persontjenesten_cli import add_subcommands as add_fake_persontjenesten_subcommands
 from server.filematch_cli import add_subcommands as add_filematch_subcommands
 from server.hl7.cli import add_subcommands as add_hl7_subcommands
 from server.replay.cli import add_subcommands as add_replay_subcommands
+from server.sync_cli import add_subcommands as add_sync_subcommands
 from store import schema as s
 from store.errors import InvalidInput, PregbridgeError
 
@@ -49,6 +51,18 @@ def _count_lines(path: Path) -> int:
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from server.runner import serve
+
+    if args.sync:  # the syncer runs beside the server as its own process (`pregbridge sync`), stopped with it
+        import subprocess
+
+        from server.sync_cli import child_argv
+
+        syncer = subprocess.Popen(child_argv(args))
+        try:
+            return cmd_serve(settings, argparse.Namespace(**{**vars(args), "sync": False}))
+        finally:
+            syncer.terminate()
+            syncer.wait(60)
 
     base = f"http://{settings.http.host}:{settings.http.port}"
     out.print(f"pregbridge serving with {settings.http.workers} worker processes — Ctrl-C stops\n"
@@ -127,6 +141,7 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--host")
     sp.add_argument("--port", type=int)
     sp.add_argument("--workers", type=int)
+    sp.add_argument("--sync", action="store_true", help="also run `pregbridge sync` beside the server")
     sp.set_defaults(func=cmd_serve)
 
     sub.add_parser("init", help="create or upgrade the store schema").set_defaults(func=cmd_init)
@@ -154,6 +169,8 @@ def _parser() -> argparse.ArgumentParser:
     add_hl7_subcommands(sub)  # listen-hl7
     add_filematch_subcommands(sub)  # filematch run|submit|status|fetch|worker
     add_replay_subcommands(sub)  # replay, record, replay-make-corpus
+    add_fake_persontjenesten_subcommands(sub)  # fake-persontjenesten
+    add_sync_subcommands(sub)  # sync [--once|--status]
     return p
 
 

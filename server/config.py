@@ -15,6 +15,7 @@ from typing import Any
 
 from server.access.settings import AccessSettings
 from server.hl7.settings import MllpSettings, mllp_settings_of
+from upstream.settings import UpstreamSettings, upstream_settings_of
 
 __all__ = ["DEFAULT_DATA_DIR", "FilematchSettings", "HttpSettings", "PregSettings", "Settings", "StoreSettings",
            "load_settings"]
@@ -90,6 +91,7 @@ class Settings:
     preg: PregSettings = field(default_factory=PregSettings)
     filematch: FilematchSettings = field(default_factory=FilematchSettings)
     hl7: MllpSettings = field(default_factory=MllpSettings)
+    upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
 
     @property
     def ar_public_base_url(self) -> str:
@@ -128,6 +130,8 @@ _ENV: dict[str, tuple[str, str]] = {
     "PREGBRIDGE_FILEMATCH_WORKERS": ("filematch", "background_workers"),
     "PREGBRIDGE_HL7_HOST": ("hl7", "host"),
     "PREGBRIDGE_HL7_PORT": ("hl7", "port"),
+    "PREGBRIDGE_UPSTREAM_URL": ("upstream", "base_url"),
+    "PREGBRIDGE_UPSTREAM_JWK": ("upstream", "jwk_path"),
 }
 _SECTIONS = ("store", "http", "access", "preg", "filematch")
 
@@ -162,11 +166,12 @@ def load_settings(path: Path | None = None, env: Mapping[str, str] | None = None
     path = path or (Path(env["PREGBRIDGE_CONFIG"]) if env.get("PREGBRIDGE_CONFIG") else None)
     if path is not None:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-        unknown = set(data) - set(_SECTIONS) - {"hl7"}
+        unknown = set(data) - set(_SECTIONS) - {"hl7", "upstream"}
         if unknown:
             raise ValueError(f"unknown configuration section(s): {', '.join(sorted(unknown))}")
         sections = {name: _apply(getattr(settings, name), data.get(name, {})) for name in _SECTIONS}
-        settings = Settings(**sections, hl7=mllp_settings_of(data.get("hl7", {})))
+        settings = Settings(**sections, hl7=mllp_settings_of(data.get("hl7", {})),
+                            upstream=upstream_settings_of(data.get("upstream", {})))
     for var, (section, key) in _ENV.items():
         if var in env:
             current = getattr(settings, section)

@@ -22,14 +22,13 @@ post …), else the first current one.
 
 from __future__ import annotations
 
-from store.model import Address, Person
+from store.model import ADDRESS_ORDER, Address, Person
 from store.normalize import name_key, street_key
 
 __all__ = ["ADDRESS_ORDER", "FIELDS", "SEP", "VERSION", "BriefVersionError", "brief_of", "split_brief", "wash_address"]
 
 VERSION = "b1"
 SEP = "\x1f"
-ADDRESS_ORDER = ("bosted", "opphold", "post", "postUtland", "deltBosted")
 
 #: The brief's fields, in order (index = position after the version).
 FIELDS = (

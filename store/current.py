@@ -19,7 +19,9 @@ Layout (:data:`VERSION` first; dates ISO text; indexes are the constants below):
      [[value, current], ...],                             # STATUS: every status item
      [[date, current], ...],                              # DEATH: every death item
      [[type, street, house_number, house_letter, lines, co, poststed, postnummer, country, bydel,
-       kommune, protection], ...],                        # ADDRESSES: the current addresses, in order
+       kommune, protection(, contract_from, contract_to)], ...]  # ADDRESSES: the current addresses, in
+                                                          # order; the last two only on a shared residence
+                                                          # with a contract period
      level]                                               # FLOOR: the strictest protection in force
 
 Every status and death item is kept (with its ``current`` flag) because a profile with history sees a
@@ -38,7 +40,7 @@ import orjson
 from sqlalchemy import Connection
 
 from store.engine import fetch_all
-from store.model import Person, current
+from store.model import Address, Person, current
 
 __all__ = [
     "ADDRESSES", "BIRTH", "DEATH", "FLOOR", "GENDER", "IDS", "NAME", "STATUS", "VERSION",
@@ -54,6 +56,14 @@ def _iso(v: Any) -> str | None:
     return v.isoformat() if v is not None else None
 
 
+def _contract(a: Address) -> list[str | None]:
+    """A shared residence's contract period, or nothing: an address without one has the layout's first 12
+    items only, so views written before the period was kept (none of which had one) read the same."""
+    if a.contract_from is None and a.contract_to is None:
+        return []
+    return [_iso(a.contract_from), _iso(a.contract_to)]
+
+
 def current_of(p: Person) -> str:
     """The current view of ``p`` as stored (module docstring)."""
     name, birth, gender = current(p.names), current(p.birth), current(p.gender)
@@ -66,7 +76,7 @@ def current_of(p: Person) -> str:
         [[v.value, v.meta.current] for v in p.status],
         [[_iso(d.date), d.meta.current] for d in p.death],
         [[a.type, a.street, a.house_number, a.house_letter, list(a.lines), a.co, a.poststed, a.postnummer,
-          a.country, a.bydel, a.kommune, a.protection] for a in p.addresses if a.meta.current],
+          a.country, a.bydel, a.kommune, a.protection, *_contract(a)] for a in p.addresses if a.meta.current],
         p.protection_level,
     ]
     return orjson.dumps(view).decode()

@@ -15,12 +15,14 @@ from store import identity
 from store.errors import InvalidDocument
 from store.model import (
     ADDRESS_FORMS,
+    ADDRESS_ORDER,
     ADDRESS_TYPES,
     GENDERS,
     MARITAL_STATUSES,
     PERSON_STATUSES,
     PROTECTION_LEVELS,
     RELATION_ROLES,
+    STAY_ELSEWHERE,
     Address,
     Birth,
     Citizenship,
@@ -42,6 +44,7 @@ Doc = Mapping[str, Any]
 T = TypeVar("T")
 _ID_KINDS = frozenset(k.value for k in identity.IdKind)
 _ID_STATUSES = frozenset(s.value for s in IdentifierStatus)
+_ADDRESS_RANK = {t: i for i, t in enumerate(ADDRESS_ORDER)}
 
 
 def _date(v: Any, field: str) -> dt.date | None:
@@ -198,6 +201,10 @@ def _address(d: Doc, f: str) -> Address:
         protection=_code(d.get("protection", "ugradert"), f"{f}.protection", PROTECTION_LEVELS),
         moved_at=_date(d.get("movedAt"), f"{f}.movedAt"),
         meta=_meta(d, f),
+        contract_from=_date(d.get("contractFrom"), f"{f}.contractFrom"),
+        contract_to=_date(d.get("contractTo"), f"{f}.contractTo"),
+        stay_elsewhere=None if d.get("stayElsewhere") is None
+        else _code(d.get("stayElsewhere"), f"{f}.stayElsewhere", STAY_ELSEWHERE),
     )
 
 
@@ -234,7 +241,10 @@ def from_document(doc: Any) -> Person:
     identifiers = _items(doc, "identifiers", _identifier, one_current=False)
     if not identifiers:
         raise InvalidDocument("a person needs at least one identifier", field="identifiers")
-    addresses = _items(doc, "addresses", _address, one_current=False)
+    # kept in the canonical order by type (store.model.ADDRESS_ORDER; stable within a type), whatever order a
+    # file or the upstream gave: the faces list the primary address first
+    addresses = tuple(sorted(_items(doc, "addresses", _address, one_current=False),
+                             key=lambda a: _ADDRESS_RANK[a.type]))
     seen: set[str] = set()
     for a in addresses:
         if a.meta.current:
@@ -272,6 +282,19 @@ def _m(meta: Meta) -> dict[str, Any]:
             "registeredAt": _iso(meta.registered_at), "source": meta.source}
 
 
+def _address_extras(a: Address) -> dict[str, Any]:
+    """The address keys added after the first layout (shared residence's contract, present address's
+    stayElsewhere), written only when set: documents of persons without them stay byte for byte as before."""
+    out: dict[str, Any] = {}
+    if a.contract_from is not None:
+        out["contractFrom"] = a.contract_from.isoformat()
+    if a.contract_to is not None:
+        out["contractTo"] = a.contract_to.isoformat()
+    if a.stay_elsewhere is not None:
+        out["stayElsewhere"] = a.stay_elsewhere
+    return out
+
+
 def to_document(p: Person) -> dict[str, Any]:
     """The person as a document of docs/data-formats.md (the inverse of from_document)."""
     return {
@@ -289,7 +312,8 @@ def to_document(p: Person) -> dict[str, Any]:
              "houseLetter": a.house_letter, "unit": a.unit, "co": a.co, "gardsnummer": a.gardsnummer,
              "bruksnummer": a.bruksnummer, "festenummer": a.festenummer, "lines": list(a.lines),
              "country": a.country, "postnummer": a.postnummer, "poststed": a.poststed, "kommune": a.kommune,
-             "bydel": a.bydel, "protection": a.protection, "movedAt": _iso(a.moved_at), **_m(a.meta)}
+             "bydel": a.bydel, "protection": a.protection, "movedAt": _iso(a.moved_at), **_m(a.meta),
+             **_address_extras(a)}
             for a in p.addresses
         ],
         "protection": [{"level": x.level, **_m(x.meta)} for x in p.protection],
@@ -320,7 +344,8 @@ def _sm(d: Doc) -> Meta:
 def _stored_address(a: Doc, meta: Meta) -> Address:
     return Address(a["type"], a["form"], a["street"], a["houseNumber"], a["houseLetter"], a["unit"], a["co"],
                    a["gardsnummer"], a["bruksnummer"], a["festenummer"], tuple(a["lines"]), a["country"],
-                   a["postnummer"], a["poststed"], a["kommune"], a["bydel"], a["protection"], _d(a["movedAt"]), meta)
+                   a["postnummer"], a["poststed"], a["kommune"], a["bydel"], a["protection"], _d(a["movedAt"]), meta,
+                   _d(a.get("contractFrom")), _d(a.get("contractTo")), a.get("stayElsewhere"))
 
 
 def from_stored(doc: Doc) -> Person:
@@ -334,7 +359,9 @@ def from_stored(doc: Doc) -> Person:
         gender=tuple(Value(g["value"], _sm(g)) for g in doc["gender"]),
         status=tuple(Value(v["value"], _sm(v)) for v in doc["status"]),
         death=tuple(Death(_d(x["date"]), _sm(x)) for x in doc["death"]),
-        addresses=tuple(_stored_address(a, _sm(a)) for a in doc["addresses"]),
+        # in the order from_document keeps (documents stored before that order was kept read the same)
+        addresses=tuple(sorted((_stored_address(a, _sm(a)) for a in doc["addresses"]),
+                               key=lambda a: _ADDRESS_RANK[a.type])),
         protection=tuple(Protection(p["level"], _sm(p)) for p in doc["protection"]),
         marital_status=tuple(MaritalStatus(m["value"], m["spouse"], _d(m["date"]), _sm(m))
                              for m in doc["maritalStatus"]),

@@ -27,7 +27,7 @@ from store import schema as s
 from store.document import from_document
 from store.errors import InvalidDocument
 from store.registers import REGISTER_FILES, register_rows
-from store.repository import PersonRepository, person_rows
+from store.repository import PersonRepository, PreparedPerson, prepare_person
 from store.state import get_feed_position, set_feed_position
 
 __all__ = ["LoadSummary", "load_population", "prepared_chunks", "read_manifest", "record_reject"]
@@ -83,13 +83,9 @@ def _parse(line: str) -> Any:
         raise InvalidDocument(f"not JSON ({exc.msg} at column {exc.colno})") from None
 
 
-# key, document, identifier rows, search row, brief, current view
-Prepared = tuple[str, str, list[dict[str, Any]], dict[str, Any], str, str]
-
-
-def _prepare(chunk: list[tuple[int, str]]) -> tuple[list[Prepared], list[dict[str, Any]]]:
+def _prepare(chunk: list[tuple[int, str]]) -> tuple[list[PreparedPerson], list[dict[str, Any]]]:
     """Parse and validate lines into rows without person ids (runs in a worker process)."""
-    prepared: list[Prepared] = []
+    prepared: list[PreparedPerson] = []
     rejects: list[dict[str, Any]] = []
     for n, line in chunk:
         try:
@@ -97,14 +93,10 @@ def _prepare(chunk: list[tuple[int, str]]) -> tuple[list[Prepared], list[dict[st
         except InvalidDocument as exc:
             rejects.append({"line": n, "reason": str(exc), "raw": line.rstrip("\n")})
             continue
-        rows = person_rows(person, 0, _EPOCH)
-        prepared.append((person.person_key, rows[s.person][0]["doc"], rows[s.person_identifier],
-                         rows[s.person_search][0], rows[s.person_brief][0]["brief"],
-                         rows[s.person_current][0]["current"]))
+        prepared.append(prepare_person(person))
     return prepared, rejects
 
 
-_EPOCH = dt.datetime(1970, 1, 1)
 
 
 def _chunks_of(path: Path, size: int) -> Iterator[list[tuple[int, str]]]:
@@ -118,14 +110,14 @@ def _chunks_of(path: Path, size: int) -> Iterator[list[tuple[int, str]]]:
         yield chunk
 
 
-def prepared_chunks(path: Path, workers: int) -> Iterator[tuple[list[Prepared], list[dict[str, Any]]]]:
+def prepared_chunks(path: Path, workers: int) -> Iterator[tuple[list[PreparedPerson], list[dict[str, Any]]]]:
     """Prepared chunks in file order; parsing runs in ``workers`` processes, at most 2 chunks ahead each."""
     chunks = _chunks_of(path, BATCH)
     if workers <= 1:
         yield from map(_prepare, chunks)
         return
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-        window: deque[Future[tuple[list[Prepared], list[dict[str, Any]]]]] = deque()
+        window: deque[Future[tuple[list[PreparedPerson], list[dict[str, Any]]]]] = deque()
         for chunk in chunks:
             window.append(pool.submit(_prepare, chunk))
             if len(window) >= 2 * workers:
@@ -134,41 +126,20 @@ def prepared_chunks(path: Path, workers: int) -> Iterator[tuple[list[Prepared], 
             yield window.popleft().result()
 
 
-def _store_chunk(engine: Engine, prepared: list[Prepared], next_id: int, now: dt.datetime,
-                 summary: LoadSummary) -> int:
+def _store_chunk(engine: Engine, prepared: list[PreparedPerson], now: dt.datetime, summary: LoadSummary) -> None:
     """Insert one chunk in one transaction; persons already in the store (by key) are replaced."""
     with engine.begin() as conn:
-        repo = PersonRepository(conn)
-        keys = [key for key, *_ in prepared]
+        keys = [p.key for p in prepared]
         existing = set(conn.execute(select(s.person.c.person_key).where(s.person.c.person_key.in_(keys))).scalars())
-        persons, identifiers, searches, briefs, currents = [], [], [], [], []
-        fresh: set[str] = set()
-        for key, doc, ids, search, brief, current in prepared:
-            if key in existing or key in fresh:  # a re-run, or a key repeated in the file
-                repo.save(from_document(json.loads(doc)), now=now)
-                summary.replaced += 1
-                continue
-            fresh.add(key)
-            persons.append({"id": next_id, "person_key": key, "doc": doc, "last_seq": None, "updated_at": now})
-            identifiers += [dict(r, person_id=next_id) for r in ids]
-            searches.append(dict(search, person_id=next_id))
-            briefs.append({"person_id": next_id, "brief": brief})
-            currents.append({"person_id": next_id, "current": current})
-            next_id += 1
-        for table, rows in ((s.person, persons), (s.person_identifier, identifiers), (s.person_search, searches),
-                            (s.person_brief, briefs), (s.person_current, currents)):
-            if rows:
-                conn.execute(insert(table), rows)
-    return next_id
+        summary.replaced += len(keys) - len(set(keys) - existing)  # a re-run, or a key repeated in the file
+        PersonRepository(conn).save_prepared([(p, None) for p in prepared], now=now)
 
 
 def _load_persons(engine: Engine, path: Path, summary: LoadSummary, progress: Progress | None,
                   workers: int) -> None:
     now = _now()
-    with engine.connect() as conn:
-        next_id = PersonRepository(conn).next_id()
     for prepared, rejects in prepared_chunks(path, workers):
-        next_id = _store_chunk(engine, prepared, next_id, now, summary)
+        _store_chunk(engine, prepared, now, summary)
         summary.persons += len(prepared)
         if rejects:
             with engine.begin() as conn:

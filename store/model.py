@@ -14,6 +14,7 @@ from typing import Generic, Protocol, TypeVar
 
 __all__ = [
     "ADDRESS_FORMS",
+    "ADDRESS_ORDER",
     "ADDRESS_TYPES",
     "GENDERS",
     "IDENTIFIER_KIND_ORDER",
@@ -21,6 +22,7 @@ __all__ = [
     "PERSON_STATUSES",
     "PROTECTION_LEVELS",
     "RELATION_ROLES",
+    "STAY_ELSEWHERE",
     "Address",
     "Birth",
     "Citizenship",
@@ -55,6 +57,11 @@ PERSON_STATUSES = frozenset(
 )
 GENDERS = frozenset({"kvinne", "mann"})
 ADDRESS_TYPES = frozenset({"bosted", "opphold", "post", "deltBosted", "postUtland"})
+#: The order of a person's addresses, by type: the residence, else the present address (the primary address of
+#: a D-nummer holder), before the postal ones, a shared residence last. A person's addresses are kept in this
+#: order (store.document), each type's items in the order registered, so every face lists the primary address
+#: first (HL7 PID-11's first repetition), and the Filematch wash reports the first current one (store.brief).
+ADDRESS_ORDER = ("bosted", "opphold", "post", "postUtland", "deltBosted")
 ADDRESS_FORMS = frozenset({"vegadresse", "matrikkeladresse", "ukjentBosted", "utenlandsk", "postboks", "fritekst"})
 PROTECTION_LEVELS = ("ugradert", "klientadresse", "fortrolig", "strengtFortrolig")  # ordered: least to most
 _PROTECTION_RANK = {level: i for i, level in enumerate(PROTECTION_LEVELS)}
@@ -69,6 +76,8 @@ MARITAL_STATUSES = frozenset(
      "separertPartner", "skiltPartner", "gjenlevendePartner"}
 )
 RELATION_ROLES = frozenset({"mor", "far", "medmor", "barn", "soesken", "ektefelleEllerPartner", "doedfoedtBarn"})
+#: Why a present address (opphold) is elsewhere than the residence: FREG oppholdAnnetSted.
+STAY_ELSEWHERE = frozenset({"militaer", "utenriks", "paaSvalbard", "pendler"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +154,13 @@ class Address:
     protection: str = "ugradert"
     moved_at: dt.date | None = None
     meta: Meta = field(default_factory=Meta)
+    # a shared residence (deltBosted): the period of the parents' agreement (FREG startdatoForKontrakt,
+    # sluttdatoForKontrakt; Persontjenesten contractValidFrom/To), which is not the item's own validity
+    contract_from: dt.date | None = None
+    contract_to: dt.date | None = None
+    # a present address (opphold, the primary address of a D-nummer holder): why the person stays there
+    # rather than at the residence (FREG oppholdAnnetSted, :data:`STAY_ELSEWHERE`)
+    stay_elsewhere: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

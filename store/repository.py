@@ -3,8 +3,10 @@
 A person is one ``person`` row holding its validated document, plus its rows in the two index tables
 (``person_identifier``, ``person_search``; see store/schema.py for why). A lookup by number is one
 indexed join, whatever the store's size; a batch is one ``IN`` query per 500 numbers. Writes replace
-the three in the caller's transaction, so a change is all-or-nothing. Rows are built by
-:func:`person_rows`, which the bulk loader shares (and runs in worker processes).
+the document and every derived row in the caller's transaction, so a change is all-or-nothing (one
+person: :meth:`PersonRepository.save`; many in a few statements a table: ``save_prepared``, which the bulk
+loader and the upstream sync use). Rows are built by :func:`person_rows` (in worker processes: by
+:func:`prepare_person`).
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 
 from store import schema as s
 from store.brief import brief_of
@@ -26,7 +28,8 @@ from store.engine import driver_sql
 from store.model import Identifier, Meta, Person, current
 from store.normalize import name_key, street_key
 
-__all__ = ["Lookup", "PersonRepository", "dump_document", "person_rows", "search_row"]
+__all__ = ["Lookup", "PersonRepository", "PreparedPerson", "dump_document", "person_rows", "prepare_person",
+           "search_row"]
 
 _INDEX_TABLES: tuple[Table, ...] = (s.person_identifier, s.person_search, s.person_brief, s.person_current)
 _BATCH = 500  # keys per IN (...): within SQLite's parameter limit, near the measured optimum
@@ -107,6 +110,33 @@ def person_rows(p: Person, pid: int, now: dt.datetime, seq: int | None = None,
     }
 
 
+class PreparedPerson(NamedTuple):
+    """A person's rows before it has an id (:func:`person_rows` without ``person_id``): what a worker process
+    builds and :meth:`PersonRepository.save_prepared` writes."""
+
+    key: str
+    doc: str
+    identifiers: list[dict[str, Any]]
+    search: dict[str, Any]
+    brief: str
+    current: str
+
+
+_EPOCH = dt.datetime(1970, 1, 1)
+
+
+def prepare_person(p: Person) -> PreparedPerson:
+    """The rows of ``p`` (every derived table's, by :func:`person_rows`) without a person id."""
+    rows = person_rows(p, 0, _EPOCH)
+    ids = rows[s.person_identifier]
+    for r in ids:
+        del r["person_id"]
+    search = rows[s.person_search][0]
+    del search["person_id"]
+    return PreparedPerson(p.person_key, rows[s.person][0]["doc"], ids, search, rows[s.person_brief][0]["brief"],
+                          rows[s.person_current][0]["current"])
+
+
 def _chunks(items: Sequence[Any], n: int = _BATCH) -> Iterable[Sequence[Any]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
@@ -173,6 +203,56 @@ class PersonRepository:
 
     def next_id(self) -> int:
         return int(self.conn.execute(select(func.coalesce(func.max(s.person.c.id), 0))).scalar_one()) + 1
+
+    def save_many(self, persons: Sequence[tuple[Person, int | None]], *, now: dt.datetime | None = None) -> list[int]:
+        """Insert or replace many persons (each with its sequence number): :meth:`save_prepared` of
+        :func:`prepare_person`."""
+        return self.save_prepared([(prepare_person(p), seq) for p, seq in persons], now=now)
+
+    def save_prepared(self, items: Sequence[tuple[PreparedPerson, int | None]], *,
+                      now: dt.datetime | None = None) -> list[int]:
+        """Insert or replace many prepared persons (each with its sequence number) in a few statements per
+        table: the rows of :meth:`save`, existing persons keep their ids. A key given twice keeps its last
+        person. Returns the ids, in the order given."""
+        now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        last: dict[str, int] = {item.key: i for i, (item, _) in enumerate(items)}
+        keys = list(last)
+        ids: dict[str, int] = {}
+        for chunk in _chunks(keys):
+            ids.update(self.conn.execute(select(s.person.c.person_key, s.person.c.id)
+                                         .where(s.person.c.person_key.in_(chunk))).all())
+        for chunk in _chunks(list(ids.values())):
+            for t in _INDEX_TABLES:
+                self.conn.execute(delete(t).where(t.c.person_id.in_(chunk)))
+        next_id = self.next_id()
+        persons: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        identifiers: list[dict[str, Any]] = []
+        searches: list[dict[str, Any]] = []
+        briefs: list[dict[str, Any]] = []
+        currents: list[dict[str, Any]] = []
+        for key in keys:
+            item, seq = items[last[key]]
+            pid = ids.get(key)
+            if pid is None:
+                pid = ids[key] = next_id
+                next_id += 1
+                persons.append({"id": pid, "person_key": key, "doc": item.doc, "last_seq": seq, "updated_at": now})
+            else:
+                updates.append({"b_id": pid, "doc": item.doc, "last_seq": seq, "updated_at": now})
+            identifiers += [dict(r, person_id=pid) for r in item.identifiers]
+            searches.append(dict(item.search, person_id=pid))
+            briefs.append({"person_id": pid, "brief": item.brief})
+            currents.append({"person_id": pid, "current": item.current})
+        if updates:
+            self.conn.execute(update(s.person).where(s.person.c.id == bindparam("b_id"))
+                              .values(doc=bindparam("doc"), last_seq=bindparam("last_seq"),
+                                      updated_at=bindparam("updated_at")), updates)
+        for table, rows in ((s.person, persons), (s.person_identifier, identifiers), (s.person_search, searches),
+                            (s.person_brief, briefs), (s.person_current, currents)):
+            if rows:
+                self.conn.execute(insert(table), rows)
+        return [ids[item.key] for item, _ in items]
 
     def save(self, p: Person, *, seq: int | None = None, now: dt.datetime | None = None) -> int:
         """Insert or replace the person (all its elements, history included); returns its id."""

@@ -22,7 +22,8 @@ protection code and PREG's placeholder text (release P23-1):
 | strengtFortrolig | 6 | "Sperret adresse" | no |
 
 Every other content field (form, street, numbers, unit, c/o, matrikkel, lines, country, postnummer,
-poststed, bydel, moving date, and the item's validity dates and source) is blanked; ``type``,
+poststed, bydel, moving date, a shared residence's contract period, a present address's stayElsewhere, and
+the item's validity dates and source) is blanked; ``type``,
 ``protection``, ``dsf_code``, ``placeholder`` and ``meta.current`` remain. The kommune of a
 klientadresse or fortrolig address is kept because responsibility for health and welfare services
 follows the kommune of residence and DSF released it for code 7 (a kode-6 person's kommune is unknown to
@@ -123,7 +124,8 @@ def visible_address(address: Address, profile: AccessProfile, *, floor: str = "u
         a = address
         return AddressView(a.type, a.form, a.street, a.house_number, a.house_letter, a.unit, a.co, a.gardsnummer,
                            a.bruksnummer, a.festenummer, a.lines, a.country, a.postnummer, a.poststed, a.kommune,
-                           a.bydel, level, a.moved_at, a.meta, masked=False, dsf_code=code, placeholder=None)
+                           a.bydel, level, a.moved_at, a.meta, a.contract_from, a.contract_to, a.stay_elsewhere,
+                           masked=False, dsf_code=code, placeholder=None)
     return AddressView(
         type=address.type,
         form="",

@@ -69,13 +69,14 @@ def _cx(number: str, kind: str, status: str, valid_to: str | None, esc: Escape) 
 
 def _xad(a: list[Any], floor: str, release: PidRelease, esc: Escape) -> str:
     (type_, street, house_number, house_letter, lines, co, poststed, postnummer, country, bydel, kommune,
-     protection) = a
+     protection) = a[:12]
     masked = release.masked.get(stricter(protection, floor))  # the address's effective level (server.access)
     if masked is not None:
         placeholder, keeps_kommune = masked
         return masked_xad_text(placeholder, type_, kommune if keeps_kommune else None, esc)
+    contract = a[12:14] or (None, None)  # a shared residence's contract period (store.current)
     return xad_text(type_, street, house_number, house_letter, lines, co, poststed, postnummer, country, bydel,
-                    kommune, esc)
+                    kommune, esc, effective=_date(contract[0]), expires=_date(contract[1]))
 
 
 def _plain(value: object) -> str:  # escape() for a view without delimiters

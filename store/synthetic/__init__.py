@@ -19,7 +19,7 @@ from typing import Any
 
 from store.synthetic.feed import FeedWriter, events_per_day
 from store.synthetic.places import Places
-from store.synthetic.population import Builder, Candidate, Household
+from store.synthetic.population import Builder, Candidate, Household, in_store_order
 from store.synthetic.registers import RegisterCounts, write_registers
 
 __all__ = ["FORMAT", "Manifest", "RegisterCounts", "generate_population"]
@@ -87,7 +87,7 @@ def generate_population(out_dir: Path, persons: int, seed: int, *, feed_days: in
     with open(out_dir / "persons.jsonl", "w", encoding="utf-8", newline="\n") as out:
         buf: list[str] = []
         for h in builder.households(persons):
-            buf.extend(_dumps(doc) for doc in h.docs)
+            buf.extend(_dumps(in_store_order(doc)) for doc in h.docs)
             if h.kommune is not None:
                 here = residents.setdefault(h.kommune, [])
                 here.extend(h.residents)

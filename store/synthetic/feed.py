@@ -24,6 +24,7 @@ from store.synthetic.population import (
     clock_of,
     dated,
     identifier,
+    in_store_order,
     iso,
     item,
     marital,
@@ -118,7 +119,7 @@ class FeedWriter:
             for event_type, doc in events:
                 made += 1
                 line = {"sequenceNumber": self.seq, "eventType": event_type, "personId": doc["personId"],
-                        "registeredAt": iso(day) + clock, "person": doc}
+                        "registeredAt": iso(day) + clock, "person": in_store_order(doc)}
                 self.seq += 1
                 yield json.dumps(line, ensure_ascii=False, separators=(",", ":"))
 

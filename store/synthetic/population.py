@@ -18,6 +18,7 @@ from datetime import date
 from typing import Any
 
 from store.identity import IdKind, generate
+from store.model import ADDRESS_ORDER
 from store.synthetic.names import ForeignNames, NamePicker
 from store.synthetic.places import Places, address, foreign_address
 
@@ -49,6 +50,16 @@ _AGES = list(range(18, 102))
 _AGE_CUM = list(itertools.accumulate(
     1.0 if a < 30 else 1.05 if a < 50 else 1.0 if a < 65 else 0.85 if a < 75 else 0.55 if a < 85
     else 0.2 if a < 95 else 0.03 for a in _AGES))
+
+
+_ADDRESS_RANK = {t: i for i, t in enumerate(ADDRESS_ORDER)}
+
+
+def in_store_order(doc: Doc) -> Doc:
+    """``doc`` with its addresses in the order the store keeps them (store.model.ADDRESS_ORDER, stable within a
+    type), so that a file round-trips through the store unchanged; sorts in place and returns ``doc``."""
+    doc["addresses"].sort(key=lambda a: _ADDRESS_RANK[a["type"]])
+    return doc
 
 
 @functools.cache

@@ -183,6 +183,21 @@ def _edge_persons() -> list[dict[str, Any]]:
                                                                                       "2000-01-01")})
     d["addresses"][0] = dict(d["addresses"][0], current=False, validTo="2019-01-01")
     docs.append(d)
+    # a child with a shared residence under a contract period (XAD-13/14), one open-ended and one protected,
+    # and a D-nummer holder whose present address is the primary one and says why (stayElsewhere: not in PID)
+    d = person_doc("e10", born="2015-04-01")
+    d["addresses"].append(_address(type="deltBosted", street="Parkveien", houseNumber=7, contractFrom="2021-01-01",
+                                   contractTo="2027-06-30"))
+    d["addresses"].append(_address(type="deltBosted", street="Gamleveien", contractFrom="2018-01-01",
+                                   current=False, validTo="2020-12-31"))
+    docs.append(d)
+    d = person_doc("e11", born="2014-02-02", protection="fortrolig")
+    d["addresses"].append(_address(type="deltBosted", contractFrom="2022-03-01", contractTo=None))
+    docs.append(d)
+    d = person_doc("e12", identifiers=[{"number": number("dnr", born), "kind": "dnr", "status": "iBruk", **meta()}])
+    d["addresses"] = [_address(type="post", form="postboks", street=None, houseNumber=None, lines=["Postboks 9"]),
+                      _address(type="opphold", street="Brakkeveien", stayElsewhere="militaer")]
+    docs.append(d)
     # no name, no gender, no address, a birth year without a date
     d = person_doc("e9")
     d["names"], d["gender"], d["addresses"] = [], [], []
@@ -219,6 +234,15 @@ def test_the_edge_cases_cover_what_they_claim() -> None:
     assert {p.protection_level for p in persons.values()} == {"ugradert", "klientadresse", "fortrolig",
                                                               "strengtFortrolig"}
     assert any(i.status == "opphoert" for i in persons["e2"].identifiers)
+    full = pid_release(BUILTIN_PROFILES["full"])
+    shared = pid_from_current(current_of(persons["e10"]), full, 1)[0].split("|")[11].split("~")
+    assert shared[0].startswith("Storgata")  # the residence first, the shared residence after it
+    assert shared[1].split("^")[12:14] == ["20210101", "20270630"]  # XAD-13 effective, XAD-14 expiration
+    assert len(shared) == 2  # a former shared residence is not current
+    masked = pid_from_current(current_of(persons["e11"]), pid_release(BUILTIN_PROFILES["utenHjemmel"]), 1)[0]
+    assert "2022" not in masked  # a masked shared residence shows no contract period
+    present = pid_from_current(current_of(persons["e12"]), full, 1)[0].split("|")[11].split("~")
+    assert present[0].startswith("Brakkeveien") and present[0].split("^")[6] == "C"  # the primary address first
 
 
 def test_a_view_when_the_row_is_replaced(engine: Engine) -> None:

@@ -1,0 +1,218 @@
+"""``python -m benchmarks sync``: `pregbridge sync` from the fake Persontjenesten against `pregbridge load`.
+
+Per size N, in the same run and on the same machine, through the real CLI (each its own process):
+
+1. **load** (the baseline): ``pregbridge load`` of the N persons (a copy of the population directory
+   without the register files, so both sides store the same persons) into an empty store;
+2. **initial sync**: ``pregbridge sync --once`` into an empty store from ``pregbridge fake-persontjenesten``
+   (its own process, serving the same directory: the null-day extract, one event per person, then the
+   feed). Target: at most 2.0 × the load's time. The sync process's RSS (its worker processes included) is
+   sampled every 0.5 s: target flat (the last quarter's mean within 25 % of the second quarter's) and
+   ≤ 300 MB;
+3. **steady feed**: the population loaded from its files, then ``sync --once`` from the fake serving only
+   the feed (``--no-extract``), at least 10,000 events (the population is generated with enough feed
+   days). Target: ≥ 2,000 persons applied per second.
+
+Stores are SQLite files in benchmarks/out (or ``--dburl``, a PostgreSQL database: each variant empties
+it first). The fake's cost is part of the sync's time, as it would be with a slow real upstream.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from benchmarks.harness import OUT, Result
+
+__all__ = ["run"]
+
+FEED_EVENTS = 10_000
+RATIO_TARGET = 2.0
+RATE_TARGET = 2_000
+RSS_TARGET_MB = 300
+
+
+def _population(n: int, seed: int) -> Path:
+    """N persons and at least FEED_EVENTS feed events (deterministic; generated once, then reused)."""
+    from store.synthetic import generate_population
+    from store.synthetic.feed import events_per_day
+
+    days = math.ceil(FEED_EVENTS / events_per_day(n))
+    out = OUT / f"sync-pop-{n}-{seed}-{days}d"
+    if not (out / "manifest.json").is_file():
+        t = time.perf_counter()
+        generate_population(out, n, seed, feed_days=days)
+        print(f"# generated {n:,} persons and {days} feed days in {time.perf_counter() - t:.1f} s -> {out}",
+              flush=True)
+    return out
+
+
+def _persons_only(pop: Path) -> Path:
+    """The population without its register files (manifest and persons only), for the load baseline."""
+    out = pop.with_name(pop.name + "-persons")
+    if not out.is_dir():
+        out.mkdir()
+        manifest = json.loads((pop / "manifest.json").read_text(encoding="utf-8"))
+        manifest["files"] = {"persons": "persons.jsonl"}
+        (out / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+        (out / "persons.jsonl").symlink_to(pop / "persons.jsonl")
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _cli(dburl: str, *args: str, env: dict[str, str] | None = None) -> float:
+    """Run ``pregbridge`` with ``args``; returns its wall time (raises when it fails)."""
+    t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "server", "--database-url", dburl, *args], check=True,
+                   stdout=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+    return time.perf_counter() - t
+
+
+@contextmanager
+def _fake(pop: Path, *extra: str) -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "server", "fake-persontjenesten", "--population", str(pop),
+                             "--port", str(port), *extra], stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                with urllib.request.urlopen(url + "/_fake/info", timeout=2):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def _rss_mb(pid: int) -> float:
+    """RSS of a process and its children (the sync's worker processes), MB."""
+    total = 0
+    pids = [pid]
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def _sync(dburl: str, upstream: str) -> tuple[float, float, list[float]]:
+    """``pregbridge sync --once`` against ``upstream``: (wall seconds, the seconds the sync itself reports —
+    without the process's start —, RSS samples in MB every 0.5 s)."""
+    samples: list[float] = []
+    t = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "server", "--database-url", dburl, "sync", "--once"],
+                            stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PREGBRIDGE_UPSTREAM_URL": upstream, "COLUMNS": "400"})
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.5):
+            samples.append(_rss_mb(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, _ = proc.communicate()
+    seconds = time.perf_counter() - t
+    done.set()
+    sampler.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"pregbridge sync exited {proc.returncode}")
+    reported = re.findall(r"\(([0-9.]+) s\)", stdout)
+    return seconds, float(reported[-1]) if reported else seconds, samples
+
+
+def _empty(dburl: str | None, name: str) -> str:
+    if dburl:
+        from sqlalchemy import create_engine, text
+
+        eng = create_engine(dburl)
+        with eng.begin() as conn:
+            conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+        eng.dispose()
+        return dburl
+    db = OUT / f"{name}.sqlite"
+    for suffix in ("", "-wal", "-shm", "-sync.lock"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    return f"sqlite:///{db}"
+
+
+def _count(dburl: str, sql: str) -> int:
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(dburl)
+    with eng.connect() as conn:
+        value = int(conn.execute(text(sql)).scalar_one())
+    eng.dispose()
+    return value
+
+
+def run(args: argparse.Namespace) -> Iterator[Result]:
+    OUT.mkdir(exist_ok=True)
+    for n in args.num:
+        pop = _population(n, args.seed)
+        persons = _persons_only(pop)
+        load_url = _empty(args.dburl, f"sync-load-{n}")
+        load_s = _cli(load_url, "load", str(persons))
+        yield Result("load (baseline)", n, load_s, f"{n / load_s:,.0f} persons/s  load {_loadavg()}")
+
+        sync_url = _empty(args.dburl, f"sync-initial-{n}")
+        with _fake(pop) as upstream:
+            sync_s, _, rss = _sync(sync_url, upstream)
+        stored = _count(sync_url, "SELECT count(*) FROM person")
+        q = max(1, len(rss) // 4)
+        early, late = (sum(rss[q : 2 * q]) / q if len(rss) >= 4 else rss[0]), sum(rss[-q:]) / q if rss else 0.0
+        peak = max(rss, default=0.0)
+        flat = late <= early * 1.25
+        ratio = sync_s / load_s
+        yield Result("initial sync from the fake", n, sync_s,
+                     f"{stored:,} persons, RSS peak {peak:.0f} MB ({early:.0f}→{late:.0f})  load {_loadavg()}",
+                     ratio, "load", checks=((f"ratio ≤ {RATIO_TARGET}", ratio <= RATIO_TARGET),
+                                            (f"RSS ≤ {RSS_TARGET_MB} MB", peak <= RSS_TARGET_MB),
+                                            ("RSS flat", flat)))
+
+        feed_url = _empty(args.dburl, f"sync-feed-{n}")
+        _cli(feed_url, "load", str(persons))
+        with _fake(pop, "--no-extract") as upstream:
+            _, feed_s, rss = _sync(feed_url, upstream)
+        events = _count(feed_url, "SELECT count(*) FROM feed_event")
+        distinct = _count(feed_url, "SELECT count(DISTINCT person_key) FROM feed_event")
+        rate = events / feed_s  # each event is one person fetched and written (a person twice in a page: once)
+        yield Result("steady feed from the fake", events, feed_s,
+                     f"{rate:,.0f} persons/s ({distinct:,} distinct), RSS peak {max(rss, default=0):.0f} MB  "
+                     f"load {_loadavg()}", checks=((f"≥ {RATE_TARGET:,} persons/s", rate >= RATE_TARGET),))
+        for path in OUT.glob(f"sync-*-{n}.sqlite*"):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(persons, ignore_errors=True)
+
+
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])

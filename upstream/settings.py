@@ -1,0 +1,131 @@
+"""Settings of the Persontjenesten upstream (``[upstream]`` in the configuration file; docs/upstream.md).
+
+A frozen dataclass with documented defaults; :func:`upstream_settings_of` builds it from a TOML table and
+refuses unknown keys and wrong types with a message naming the key.
+
+- ``base_url`` (""): the API's address, e.g. ``https://et.persontjenesten.test.nhn.no``; "" = no upstream.
+- ``api_version`` ("2"): "2" (``/api/legal-basis/...``) or "3" (``/api/v3/full-access/...``).
+- ``bundle`` ("legal-basis"): the authorisation bundle, "legal-basis" or "no-legal-basis" (v3: full-access or
+  restricted-access).
+- ``token_endpoint`` (""): HelseID's token endpoint. "" sends no Authorization header at all: only for the
+  fake Persontjenesten started without ``--client-jwk``.
+- ``client_id`` (""), ``jwk_path`` (None): the HelseID client and its private key, a JWK (RSA or EC P-256) in a
+  file only its owner may read (mode 0600 or stricter).
+- ``scope`` (""): "" = the bundle's scope (``upstream.spec.SCOPES``).
+- ``assertion_audience`` (""): ``aud`` of the client assertion; "" = the token endpoint (HelseID accepts its
+  issuer, e.g. ``https://helseid-sts.nhn.no``).
+- ``connect_timeout`` (5 s), ``read_timeout`` (30 s): per attempt; ``deadline`` (120 s): a whole call, retries
+  and waits included, never takes longer.
+- ``retries`` (5): further attempts after a network error, a 5xx, a 429 or a 503; ``backoff_initial`` (0.5 s)
+  doubling up to ``backoff_max`` (30 s), with full jitter; a ``Retry-After`` is honoured up to
+  ``retry_after_max`` (300 s).
+- ``token_margin`` (60 s): an access token is renewed this long before it expires.
+- ``parallelism`` (4): bulk requests in flight at once (the sync's page fetch).
+- ``information_parts`` ([]): the parts to fetch; [] = the union of what the configured access profiles can
+  release (data minimisation; docs/upstream.md lists element → part).
+- ``include_history`` (true): ask for historic items too (ceased numbers, earlier addresses).
+- ``poll_interval`` (30 s): how long the sync waits when it has caught up with the feed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from upstream.spec import ACCESS_BUNDLES, API_VERSIONS, INFORMATION_PARTS, SCOPES, path_prefix
+
+__all__ = ["UpstreamSettings", "upstream_settings_of"]
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSettings:
+    base_url: str = ""
+    api_version: str = "2"
+    bundle: str = "legal-basis"
+    token_endpoint: str = ""
+    client_id: str = ""
+    jwk_path: Path | None = None
+    scope: str = ""
+    assertion_audience: str = ""
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    deadline: float = 120.0
+    retries: int = 5
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    retry_after_max: float = 300.0
+    token_margin: float = 60.0
+    parallelism: int = 4
+    information_parts: tuple[str, ...] = ()
+    include_history: bool = True
+    poll_interval: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.api_version not in API_VERSIONS:
+            raise ValueError(f"upstream.api_version must be one of {', '.join(API_VERSIONS)}")
+        if self.bundle not in ACCESS_BUNDLES:
+            raise ValueError(f"upstream.bundle must be one of {', '.join(ACCESS_BUNDLES)}")
+        if self.base_url and not self.base_url.startswith(("http://", "https://")):
+            raise ValueError("upstream.base_url must be an http:// or https:// address")
+        if self.token_endpoint and not (self.client_id and self.jwk_path):
+            raise ValueError("upstream.token_endpoint needs upstream.client_id and upstream.jwk_path")
+        unknown = [p for p in self.information_parts if p not in INFORMATION_PARTS]
+        if unknown:
+            raise ValueError(f"upstream.information_parts: not information parts of the API: {', '.join(unknown)}")
+        for name in ("connect_timeout", "read_timeout", "deadline", "backoff_initial", "backoff_max",
+                     "retry_after_max", "poll_interval"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"upstream.{name} must be positive")
+        if self.retries < 0 or self.token_margin < 0:
+            raise ValueError("upstream.retries and upstream.token_margin must not be negative")
+        if not 1 <= self.parallelism <= 64:
+            raise ValueError("upstream.parallelism must be between 1 and 64")
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.base_url)
+
+    @property
+    def prefix(self) -> str:
+        return path_prefix(self.api_version, self.bundle)
+
+    @property
+    def effective_scope(self) -> str:
+        return self.scope or SCOPES[(self.api_version, self.bundle)]
+
+
+def _coerce(key: str, kind: str, value: Any) -> Any:
+    def wrong(what: str) -> ValueError:
+        return ValueError(f"upstream.{key} must be {what}")
+
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise wrong("true or false")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong("an integer")
+        return value
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise wrong("a number")
+        return float(value)
+    if kind.startswith("tuple"):
+        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+            raise wrong("a list of strings")
+        return tuple(value)
+    if not isinstance(value, str):
+        raise wrong("a string")
+    return Path(value) if "Path" in kind else value
+
+
+def upstream_settings_of(table: Mapping[str, Any], base: UpstreamSettings | None = None) -> UpstreamSettings:
+    """Settings from the ``[upstream]`` TOML table (and, for ``base``, values already set)."""
+    kinds = {f.name: str(f.type) for f in fields(UpstreamSettings)}
+    unknown = sorted(set(table) - set(kinds))
+    if unknown:
+        raise ValueError(f"unknown configuration key(s) in [upstream]: {', '.join(unknown)}")
+    values = {k: _coerce(k, kinds[k], v) for k, v in table.items()}
+    return replace(base or UpstreamSettings(), **values)
