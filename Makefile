@@ -35,7 +35,7 @@ lint: venv
 	$(BIN)/ruff check .
 
 typecheck: venv
-	$(BIN)/mypy store adapters server filematch
+	$(BIN)/mypy store adapters server filematch upstream
 
 imports: venv
 	$(BIN)/lint-imports
