@@ -61,6 +61,7 @@ def filematch_http_settings(settings: Settings) -> Any:
 def build_components(settings: Settings, engine: Engine | None = None) -> Components:
     from server.http.filematch import build_filematch_app
     from server.soap.ar import build_ar_app
+    from server.soap.flr import build_flr_app
     from server.soap.preg import build_preg_app, load_contract
     from server.soap.preg.face import PregFace
 
@@ -75,8 +76,10 @@ def build_components(settings: Settings, engine: Engine | None = None) -> Compon
                                    authenticator, profiles, audit), max_body=settings.preg.max_body)
     ar = build_ar_app(engine, authenticator, profiles, audit,
                       public_base_url=settings.ar_public_base_url)
+    flr = build_flr_app(engine, authenticator, profiles, audit, public_base_url=settings.ar_public_base_url)
     filematch = build_filematch_app(engine, authenticator, profiles, audit, filematch_http_settings(settings))
     mounts: dict[str, WsgiApp] = {settings.preg.path.rstrip("/"): preg, "/v1/AR": ar, "/v1/AR/Basic": ar}
+    mounts.update({"/v2/flr": flr, "/v2/flr/Basic": flr})
     health = health_app(engine)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

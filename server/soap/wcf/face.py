@@ -2,7 +2,8 @@
 
 A face subclasses :class:`WcfFace`, sets :attr:`WcfFace.audit_face` (``soap-ar``, ``soap-flr``, …) and
 registers one handler per operation it answers in :attr:`WcfFace.handlers`; the handler gets the request
-element (already validated against the contract's schemas) and a :class:`Call` in which it records the
+element (already validated against the contract's schemas) and a :class:`Call` (with the caller's access
+profile, for masking) in which it records the
 numbers asked for and returned (the audit trail indexes them: a patient's fødselsnummer asked for or
 returned makes the call a person lookup of that person). An operation of the contract without a handler
 answers GenericFault ``OperationNotSupported`` with :meth:`WcfFace.not_offered`'s text.
@@ -38,6 +39,7 @@ class Call:
 
     asked: list[str] = field(default_factory=list)
     returned: list[str] = field(default_factory=list)
+    profile: AccessProfile | None = None  # the caller's access profile, set before the handler runs
 
 
 Handler = Callable[[etree._Element, Call], etree._Element]
@@ -74,7 +76,8 @@ class WcfFace:
         try:
             if account is None:  # the app authenticates before SOAP; never answer without an account
                 raise InvalidRequest("no authenticated account")
-            self.authorize(resolve_profile(account.profile, self.profiles), operation)
+            record.profile = resolve_profile(account.profile, self.profiles)
+            self.authorize(record.profile, operation)
             handler = self.handlers.get(operation)
             if handler is None:
                 raise OperationNotSupported(self.not_offered(operation))
