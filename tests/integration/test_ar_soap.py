@@ -12,8 +12,6 @@ structurally with NHN's real example responses (tests/data/ar-examples: element 
 from __future__ import annotations
 
 import base64
-import contextlib
-import functools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,23 +20,20 @@ from typing import Any
 import pytest
 import requests
 import zeep
-from argon2 import PasswordHasher
 from lxml import etree
 from sqlalchemy import Engine, select
 
-import server.access.accounts as accounts_module
-from server.access import AccessSettings, AccountStore, AuditWriter, Authenticator, load_profiles
+from server.access import load_profiles
 from store import schema as s
-from store.engine import make_engine, migrate
-from store.loading import load_population
 from store.synthetic import generate_population
-from tests.integration.preg_support import SPYNE_WARNINGS, backend_url
+from tests.integration.preg_support import SPYNE_WARNINGS
 from tests.integration.wcf_support import (
     SOAP11,
     SOAP12,
     WcfClient,
     assert_same_structure,
     body_element,
+    loaded_store,
     schema_of,
     serving,
 )
@@ -87,26 +82,11 @@ def ar_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 
     work = tmp_path_factory.mktemp(f"ar-{request.param}")
     generate_population(work / "pop", 300, SEED, feed_days=0)
-    with contextlib.ExitStack() as stack:
-        url = stack.enter_context(backend_url(request.param, work))
-        engine = make_engine(url)
-        migrate(engine)
-        load_population(engine, work / "pop")
-        mp = stack.enter_context(pytest.MonkeyPatch.context())
-        mp.setattr(accounts_module, "PasswordHasher",
-                   functools.partial(PasswordHasher, time_cost=1, memory_cost=1024, parallelism=1))
-        accounts = AccountStore(engine, key_path=work / "access.key")
-        accounts.add(USER, PASSWORD, "full")
-        authenticator = Authenticator.from_settings(engine, accounts, AccessSettings())
-        audit = AuditWriter(engine, mode="sync")
-        parties = [json.loads(line) for line in (work / "pop" / "ar.jsonl").read_text().splitlines()]
-        base = stack.enter_context(serving(lambda b: build_ar_app(engine, authenticator, load_profiles(None), audit,
-                                                                  public_base_url=b)))
-        try:
-            yield ArServer(engine, base, parties)
-        finally:
-            audit.close()
-            engine.dispose()
+    parties = [json.loads(line) for line in (work / "pop" / "ar.jsonl").read_text().splitlines()]
+    with loaded_store(request.param, work, work / "pop", [(USER, PASSWORD, "full")]) as st, serving(
+            lambda b: build_ar_app(st.engine, st.authenticator, load_profiles(None), st.audit,
+                                   public_base_url=b)) as base:
+        yield ArServer(st.engine, base, parties)
 
 
 class Client(WcfClient):

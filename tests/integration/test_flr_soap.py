@@ -13,9 +13,7 @@ responses (tests/data/flr-examples).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import functools
 import json
 import random
 from collections.abc import Iterator
@@ -25,24 +23,21 @@ from typing import Any
 
 import pytest
 import requests
-from argon2 import PasswordHasher
 from lxml import etree
 from sqlalchemy import Engine
 
-import server.access.accounts as accounts_module
-from server.access import AccessSettings, AccountStore, AuditWriter, Authenticator, load_profiles, query_audit
+from server.access import load_profiles, query_audit
 from server.access.profiles import AccessProfile
-from store.engine import make_engine, migrate
 from store.identity import IdKind, Synthetic, generate
-from store.loading import load_population
 from store.synthetic import generate_population
-from tests.integration.preg_support import SPYNE_WARNINGS, backend_url
+from tests.integration.preg_support import SPYNE_WARNINGS
 from tests.integration.wcf_support import (
     SOAP11,
     SOAP12,
     WcfClient,
     assert_same_structure,
     body_element,
+    loaded_store,
     schema_of,
     serving,
 )
@@ -154,31 +149,15 @@ def flr_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     work = tmp_path_factory.mktemp(f"flr-{request.param}")
     generate_population(work / "pop", 300, SEED, feed_days=0)
     case = _edit(work / "pop")
-    with contextlib.ExitStack() as stack:
-        url = stack.enter_context(backend_url(request.param, work))
-        engine = make_engine(url)
-        migrate(engine)
-        load_population(engine, work / "pop")
-        mp = stack.enter_context(pytest.MonkeyPatch.context())
-        mp.setattr(accounts_module, "PasswordHasher",
-                   functools.partial(PasswordHasher, time_cost=1, memory_cost=1024, parallelism=1))
-        accounts = AccountStore(engine, key_path=work / "access.key")
-        accounts.add(USER, PASSWORD, "flrRead")
-        accounts.add(LOOKUP_USER, PASSWORD, "flrLookup")
-        authenticator = Authenticator.from_settings(engine, accounts, AccessSettings())
-        audit = AuditWriter(engine, mode="sync")
-        profiles = dict(load_profiles(None))
-        basis = profiles["basis"]
-        profiles["flrRead"] = AccessProfile("flrRead", frozenset({"FlrRead", "FlrReadExtended"}), basis.elements,
-                                            "fortrolig")
-        profiles["flrLookup"] = AccessProfile("flrLookup", frozenset({"FlrLookup"}), basis.elements, "fortrolig")
-        base = stack.enter_context(serving(lambda b: build_flr_app(engine, authenticator, profiles, audit,
-                                                                   public_base_url=b)))
-        try:
-            yield FlrServer(engine, base, case)
-        finally:
-            audit.close()
-            engine.dispose()
+    basis = load_profiles(None)["basis"]
+    profiles = {**load_profiles(None),
+                "flrRead": AccessProfile("flrRead", frozenset({"FlrRead", "FlrReadExtended"}), basis.elements,
+                                         "fortrolig"),
+                "flrLookup": AccessProfile("flrLookup", frozenset({"FlrLookup"}), basis.elements, "fortrolig")}
+    users = [(USER, PASSWORD, "flrRead"), (LOOKUP_USER, PASSWORD, "flrLookup")]
+    with loaded_store(request.param, work, work / "pop", users) as st, serving(
+            lambda b: build_flr_app(st.engine, st.authenticator, profiles, st.audit, public_base_url=b)) as base:
+        yield FlrServer(st.engine, base, case)
 
 
 class Client(WcfClient):

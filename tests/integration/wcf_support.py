@@ -4,10 +4,12 @@ server in a thread."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from wsgiref.simple_server import make_server
@@ -15,12 +17,18 @@ from wsgiref.simple_server import make_server
 import pytest
 import requests
 import zeep
+from argon2 import PasswordHasher
 from lxml import etree
+from sqlalchemy import Engine
 from zeep.plugins import HistoryPlugin
 from zeep.transports import Transport
 from zeep.wsa import WsAddressingPlugin
 
-from tests.integration.preg_support import _Quiet, _ThreadingServer
+import server.access.accounts as accounts_module
+from server.access import AccessSettings, AccountStore, AuditWriter, Authenticator
+from store.engine import make_engine, migrate
+from store.loading import load_population
+from tests.integration.preg_support import _Quiet, _ThreadingServer, backend_url
 
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -158,3 +166,37 @@ def serving(build: Callable[[str], Any]) -> Iterator[str]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(10)
+
+
+@dataclass
+class LoadedStore:
+    """A migrated store loaded with a population, its accounts (fast argon2 for tests) and a sync audit."""
+
+    engine: Engine
+    accounts: AccountStore
+    authenticator: Authenticator
+    audit: AuditWriter
+    work: Path
+
+
+@contextmanager
+def loaded_store(backend: str, work: Path, population: Path,
+                 accounts: Sequence[tuple[str, str, str]]) -> Iterator[LoadedStore]:
+    """A store on ``backend`` (``sqlite`` or ``postgres``) loaded from ``population``, with ``accounts``
+    ``(user, password, profile)``; everything is closed at the end of the block."""
+    with contextlib.ExitStack() as stack:
+        engine = make_engine(stack.enter_context(backend_url(backend, work)))
+        migrate(engine)
+        load_population(engine, population)
+        mp = stack.enter_context(pytest.MonkeyPatch.context())
+        mp.setattr(accounts_module, "PasswordHasher",
+                   functools.partial(PasswordHasher, time_cost=1, memory_cost=1024, parallelism=1))
+        store = AccountStore(engine, key_path=work / "access.key")
+        for user, password, profile in accounts:
+            store.add(user, password, profile)
+        audit = AuditWriter(engine, mode="sync")
+        try:
+            yield LoadedStore(engine, store, Authenticator.from_settings(engine, store, AccessSettings()), audit, work)
+        finally:
+            audit.close()
+            engine.dispose()
