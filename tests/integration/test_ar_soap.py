@@ -183,6 +183,15 @@ def test_search(client: Client, ar_server: ArServer) -> None:
         "KeyValuePairOfstringstring": [{"key": "Name", "value": word[:4]}, {"key": "Type", "value": "Organization"}]}})
     assert org["herId"] in {p.HerId for p in by_name.Results.CommunicationParty}
     assert all(p.Type == ["Organization"] for p in by_name.Results.CommunicationParty)
+    # only Page and PageSize, as real clients send: the first page of every party, bounded by PageSize
+    everything = client.call("Search", search={"Page": 1, "PageSize": 7})
+    assert everything.TotalResults == len(ar_server.parties)
+    first = sorted(ar_server.parties, key=lambda p: (p["name"], p["herId"]))[:7]
+    assert [p.HerId for p in everything.Results.CommunicationParty] == [p["herId"] for p in first]
+    types = next(f for f in everything.Facets.SearchFacet if f.CodeValue == "Type")
+    assert sum(e.Hits for e in types.Entries.SearchResultFacetEntry) == len(ar_server.parties)
+    second = client.call("Search", search={"Page": 2, "PageSize": 7})
+    assert {p.HerId for p in second.Results.CommunicationParty}.isdisjoint({p["herId"] for p in first})
     with pytest.raises(zeep.exceptions.Fault) as caught:
         client.service.Search(search={"Page": 1, "PageSize": 10, "SearchConstraints": {
             "KeyValuePairOfstringstring": [{"key": "Colour", "value": "blue"}]}})
