@@ -120,6 +120,8 @@ ROLES: Mapping[str, frozenset[str]] = {
     "FlrRead": _FLR_READ,
     "FlrReadExtended": frozenset({"GetGPContractForNav", "NavGetEncryptedPatientList",
                                   "NavGetEncryptedPatientListAlternate"}),
+    "BusinessKommuneoverlegeApiRead": frozenset({"GetAreasForHPRNumber", "GetHPRNumbersForArea",
+                                                 "SearchKommuneOverlegeInfo"}),
 }
 
 _BASIS = frozenset({"identifiers", "name", "birth", "gender", "status", "death", "addresses"})
