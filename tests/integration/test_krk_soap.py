@@ -29,7 +29,7 @@ from store import schema as s
 from store.krk import BYDEL_KOMMUNER
 from store.synthetic import generate_population
 from tests.integration.preg_support import SPYNE_WARNINGS
-from tests.integration.wcf_support import SOAP11, body_element, loaded_server, schema_of
+from tests.integration.wcf_support import SOAP11, body_element, loaded_store, schema_of, serving
 
 pytestmark = [pytest.mark.filterwarnings(w) for w in SPYNE_WARNINGS]
 
@@ -64,10 +64,11 @@ def krk_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
     profiles["hpr-only"] = AccessProfile("hpr-only", frozenset({"HentPerson"}), frozenset(), "ugradert")
     profiles["krk-role"] = AccessProfile("krk-role", frozenset({"BusinessKommuneoverlegeApiRead"}), frozenset(),
                                          "ugradert")
-    with loaded_server(request.param, work, lambda engine, authenticator, audit, base: build_krk_app(
-            engine, authenticator, profiles, audit, public_base_url=base),
-            {USER: "full", NO_KRK_USER: "hpr-only", ROLE_USER: "krk-role"}, PASSWORD) as (engine, base):
-        yield KrkServer(engine, base)
+    users = [(USER, PASSWORD, "full"), (NO_KRK_USER, PASSWORD, "hpr-only"), (ROLE_USER, PASSWORD, "krk-role")]
+    with (loaded_store(request.param, work, work / "pop", users) as store,
+          serving(lambda base: build_krk_app(store.engine, store.authenticator, profiles, store.audit,
+                                             public_base_url=base)) as base):
+        yield KrkServer(store.engine, base)
 
 
 class Client:

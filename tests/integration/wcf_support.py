@@ -201,35 +201,3 @@ def loaded_store(backend: str, work: Path, population: Path,
             audit.close()
             engine.dispose()
 
-
-@contextmanager
-def loaded_server(backend: str, work: Path, build: Callable[[Any, Any, Any, str], Any],
-                  users: dict[str, str], password: str) -> Iterator[tuple[Any, str]]:
-    """A migrated store on ``backend`` loaded from the population in ``work/pop``, accounts ``users`` (name →
-    profile, all with ``password``; cheap hashing), and ``build(engine, authenticator, audit, base)`` served on
-    loopback; yields ``(engine, base URL)``."""
-    import pytest
-    from argon2 import PasswordHasher
-
-    import server.access.accounts as accounts_module
-    from server.access import AccessSettings, AccountStore, AuditWriter, Authenticator
-    from store.engine import make_engine, migrate
-    from store.loading import load_population
-    from tests.integration.preg_support import backend_url
-
-    with contextlib.ExitStack() as stack:
-        engine = make_engine(stack.enter_context(backend_url(backend, work)))
-        stack.callback(engine.dispose)
-        migrate(engine)
-        load_population(engine, work / "pop", workers=1)
-        mp = stack.enter_context(pytest.MonkeyPatch.context())
-        mp.setattr(accounts_module, "PasswordHasher",
-                   functools.partial(PasswordHasher, time_cost=1, memory_cost=1024, parallelism=1))
-        accounts = AccountStore(engine, key_path=work / "access.key")
-        for name, profile in users.items():
-            accounts.add(name, password, profile)
-        authenticator = Authenticator.from_settings(engine, accounts, AccessSettings())
-        audit = AuditWriter(engine, mode="sync")
-        stack.callback(audit.close)
-        base = stack.enter_context(serving(lambda base: build(engine, authenticator, audit, base)))
-        yield engine, base
