@@ -237,3 +237,14 @@ def test_no_credentials_is_http_401_and_wsdl_is_served(hpr_server: HprServer) ->
         locations = {e.get("location") for e in served.iter("{http://schemas.xmlsoap.org/wsdl/soap/}address",
                                                              "{http://schemas.xmlsoap.org/wsdl/soap12/}address")}
         assert locations == {hpr_server.base + "/v2/HPR/Basic", hpr_server.base + "/v2/HPR"}
+
+
+def test_a_second_soap_stack_node_soap_calls_hent_person(hpr_server: HprServer, request: pytest.FixtureRequest) -> None:
+    from tests.integration.node_soap import node_soap
+
+    call = node_soap(request.config)
+    answer = call(hpr_server.base + "/v2/HPR/Basic?wsdl", hpr_server.base + "/v2/HPR/Basic", (USER, PASSWORD),
+                  "HentPerson", {"hprNummer": HISTORY})
+    person = answer["result"]["HentPersonResult"]
+    assert (person["HPRNummer"], person["Etternavn"], person["Kjønn"]["Verdi"]) == (HISTORY, "Ødegård", "2")
+    real_schema().assertValid(body_element(etree.fromstring(answer["xml"].encode())))

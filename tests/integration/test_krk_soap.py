@@ -196,3 +196,17 @@ def test_served_wsdl_is_the_project_copy_with_our_addresses(krk_server: KrkServe
         for el in root.iter("{http://www.w3.org/2005/08/addressing}Address"):
             el.text = "-"
     assert etree.tostring(served, method="c14n") == etree.tostring(kept, method="c14n")
+
+
+def test_a_second_soap_stack_node_soap_searches(krk_server: KrkServer, request: pytest.FixtureRequest) -> None:
+    from tests.integration.node_soap import node_soap
+
+    call = node_soap(request.config)
+    answer = call(krk_server.base + "/v1/krk/Basic?wsdl", krk_server.base + "/v1/krk/Basic", (USER, PASSWORD),
+                  "SearchKommuneOverlegeInfo", {"searchTerm": "Bergen"})
+    hits = answer["result"]["SearchKommuneOverlegeInfoResult"]["SearchResult"]
+    hits = hits if isinstance(hits, list) else [hits]
+    assert [(h["MunicipalityName"], h["CountyName"]) for h in hits] == [("Bergen", "Vestland")]
+    infos = hits[0]["KommuneoverlegeInfos"]["KommuneoverlegeInfo"]
+    assert len(infos) >= 3 and all("EmailAddress" in i for i in infos)
+    schema_of(WSDL).assertValid(body_element(etree.fromstring(answer["xml"].encode())))
