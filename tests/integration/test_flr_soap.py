@@ -14,8 +14,12 @@ responses (tests/data/flr-examples).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
+import os
 import random
+import shutil
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -429,3 +433,73 @@ def test_wsdl_served_on_both_paths(flr_server: FlrServer) -> None:
         locations = {e.get("location") for e in served.iter("{http://schemas.xmlsoap.org/wsdl/soap/}address",
                                                              "{http://schemas.xmlsoap.org/wsdl/soap12/}address")}
         assert locations == {flr_server.base + "/v2/flr/Basic", flr_server.base + "/v2/flr"}
+
+
+def test_hostile_requests_are_typed_faults(flr_server: FlrServer) -> None:
+    case = flr_server.case
+    not_a_long = _post(flr_server, "1.1", f'<GetGPContract xmlns="{FLR}"><gpContractId>abc</gpContractId>'
+                       "</GetGPContract>")
+    assert not_a_long.status_code == 500
+    assert etree.fromstring(not_a_long.content).findtext(f".//{{{COMMON}}}ErrorCode") == "InvalidRequest"
+    many = "".join(f"<b:string>{case.mover}</b:string>" for _ in range(1001))
+    too_many = _post(flr_server, "1.2", f'<GetPatientsGPDetails xmlns="{FLR}" xmlns:b="http://schemas.microsoft.com'
+                     f'/2003/10/Serialization/Arrays"><patientNins>{many}</patientNins></GetPatientsGPDetails>')
+    assert etree.fromstring(too_many.content).findtext(f".//{{{COMMON}}}ErrorCode") == "InvalidRequest"
+    entity = ('<?xml version="1.0"?><!DOCTYPE s [<!ENTITY x "y">]>'
+              f'<s:Envelope xmlns:s="{SOAP11}"><s:Body><GetGPContract xmlns="{FLR}"><gpContractId>&x;'
+              "</gpContractId></GetGPContract></s:Body></s:Envelope>")
+    refused = requests.post(flr_server.base + "/v2/flr/Basic", data=entity.encode(), auth=(USER, PASSWORD),
+                            headers={"Content-Type": "text/xml; charset=utf-8"}, timeout=10)
+    assert refused.status_code in (400, 500) and b"Fault" in refused.content
+    bad_time = _post(flr_server, "1.1", f'<ConfirmGP xmlns="{FLR}"><patientNin>{case.mover}</patientNin>'
+                     "<hprNumber>1</hprNumber><atTime>yesterday</atTime></ConfirmGP>")
+    assert etree.fromstring(bad_time.content).findtext(f".//{{{COMMON}}}ErrorCode") == "InvalidRequest"
+    # a fault never repeats the number it refused
+    wrong = case.mover[:10] + str((int(case.mover[10]) + 1) % 10)  # the control digit broken
+    invalid = _post(flr_server, "1.1", f'<GetPatientGPDetails xmlns="{FLR}"><patientNin>{wrong}'
+                    "</patientNin></GetPatientGPDetails>")
+    assert invalid.status_code == 500 and case.mover[:10].encode() not in invalid.content
+
+
+# -- a second SOAP stack ----------------------------------------------------------------------------------------
+
+NODE_CLIENT = Path(__file__).resolve().parent / "node" / "flr_client.js"
+
+
+@functools.cache
+def _node_soap(cache_dir: Path) -> Path | str:
+    """node_modules with the npm ``soap`` package in a test-local directory, or why it is not there."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        return "node/npm not on this machine"
+    if not (cache_dir / "node_modules" / "soap" / "package.json").exists():
+        try:
+            done = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--silent", "--prefix",
+                                   str(cache_dir), "soap@1"], capture_output=True, timeout=300, check=False)
+        except subprocess.TimeoutExpired:
+            return "npm install soap timed out"
+        if done.returncode != 0:
+            return "npm install soap failed (no registry access?)"
+    return cache_dir / "node_modules"
+
+
+@pytest.mark.parametrize("port", ["basic", "ws"])
+def test_node_soap_calls_get_patient_gp_details(flr_server: FlrServer, port: str,
+                                                request: pytest.FixtureRequest) -> None:
+    modules = _node_soap(Path(request.config.cache.mkdir("node-soap")))
+    if isinstance(modules, str):
+        pytest.skip(modules)
+    case = flr_server.case
+
+    def run(nin: str) -> dict[str, Any]:
+        out = subprocess.run(["node", str(NODE_CLIENT), flr_server.base + "/v2/flr?wsdl", USER, PASSWORD, port, nin],
+                             capture_output=True, timeout=60, check=True, env={**os.environ,
+                                                                               "NODE_PATH": str(modules)})
+        return json.loads(out.stdout)  # type: ignore[no-any-return]
+
+    nin = _listed(case, case.substitute)
+    answer = run(nin)["result"]["GetPatientGPDetailsResult"]
+    assert answer["PatientNIN"] == nin and int(answer["GPHerId"]) == case.substitute_her_id
+    assert int(answer["GPContractId"]) == case.substitute["contractId"]
+    assert run(case.unlisted)["fault"] == {"code": "Feil",
+                                           "message": "ArgumentException: Personen er ikke tilknyttet fastlegekontrakt"}
