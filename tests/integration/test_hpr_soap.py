@@ -248,3 +248,22 @@ def test_a_second_soap_stack_node_soap_calls_hent_person(hpr_server: HprServer, 
     person = answer["result"]["HentPersonResult"]
     assert (person["HPRNummer"], person["Etternavn"], person["Kjønn"]["Verdi"]) == (HISTORY, "Ødegård", "2")
     real_schema().assertValid(body_element(etree.fromstring(answer["xml"].encode())))
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    (f'<HentPerson xmlns="{HPR}"><hprNummer>{HISTORY}</hprNummer><påTidspunkt>10000-01-01T00:00:00</påTidspunkt>'
+     "</HentPerson>", "InvalidRequest"),  # valid xs:dateTime, beyond what the register keeps
+    (f'<HentPerson xmlns="{HPR}"><hprNummer>99999999999</hprNummer></HentPerson>', "InvalidRequest"),  # not an int
+    (f'<HentPerson xmlns="{HPR}"><hprNummer>-5</hprNummer></HentPerson>', "Feil"),
+    (f'<HentPersoner xmlns="{HPR}"><hprNummer>' + "<int xmlns='http://schemas.microsoft.com/2003/10/Serialization/"
+     "Arrays'>1</int>" * 1001 + "</hprNummer></HentPersoner>", "InvalidRequest"),
+    (f'<Søk2 xmlns="{HPR}"><search><ResultaterPerSide>100000</ResultaterPerSide></search></Søk2>', "InvalidRequest"),
+    (f'<HentRegisterEndringer xmlns="{HPR}"><side>-1</side></HentRegisterEndringer>', "InvalidRequest"),
+])
+def test_hostile_requests_get_a_generic_fault(hpr_server: HprServer, body: str, code: str) -> None:
+    envelope = f'<s:Envelope xmlns:s="{SOAP11}"><s:Body>{body}</s:Body></s:Envelope>'
+    answer = _post(hpr_server, envelope.encode(), "text/xml; charset=utf-8")
+    assert answer.status_code == 500
+    fault = body_element(etree.fromstring(answer.content))
+    assert fault.findtext(f"detail/{{{COMMON}}}GenericFault/{{{COMMON}}}ErrorCode") == code
+    assert fault.findtext("faultcode").endswith(":Client")

@@ -164,6 +164,9 @@ def test_hpr_numbers_and_areas(client: Client, krk_server: KrkServer) -> None:
     ("GetHPRNumbersForArea", {"areaNumber": "110101"}, "Feil",
      "ArgumentException: Ukjent kommune- eller bydelsnummer"),
     ("SearchKommuneOverlegeInfo", {"searchTerm": " "}, "InvalidRequest", "searchTerm needs at least two characters"),
+    ("GetHPRNumbersForArea", {"areaNumber": "03010a"}, "Feil", "ArgumentException: Ukjent kommune- eller bydelsnummer"),
+    ("GetHPRNumbersForArea", {"areaNumber": "０３０１"}, "Feil",  # full-width digits are not a kommunenummer
+     "ArgumentException: Ukjent kommune- eller bydelsnummer"),
 ])
 def test_faults(client: Client, op: str, kwargs: dict[str, Any], code: str, message: str) -> None:
     fault = client.fault(op, **kwargs)
@@ -210,3 +213,8 @@ def test_a_second_soap_stack_node_soap_searches(krk_server: KrkServer, request: 
     infos = hits[0]["KommuneoverlegeInfos"]["KommuneoverlegeInfo"]
     assert len(infos) >= 3 and all("EmailAddress" in i for i in infos)
     schema_of(WSDL).assertValid(body_element(etree.fromstring(answer["xml"].encode())))
+
+
+def test_a_huge_search_term_is_cut_not_a_crash(client: Client) -> None:
+    assert client.call("SearchKommuneOverlegeInfo", searchTerm="Oslo " + "x" * 20_000) is None
+    assert client.call("SearchKommuneOverlegeInfo", searchTerm="0301" + "9" * 5000)[0].MunicipalityName == "Oslo"
