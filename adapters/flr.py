@@ -13,24 +13,27 @@ as WCF's DataContractSerializer writes them (adapters/wcf.py: ordinal member ord
   ``http://register.nhn.no/Corporate`` (before GPOffice's own, as a base type's members come first);
 * a list's patients and its GP come with the codes FLR uses: relationship OID 7750 (``LPFL`` fastlege,
   ``LPVI`` vikar), sex OID 3101, kommune OID 3402, address type OID 3401;
-* nested contracts are not repeated: a doctor cycle inside a contract has a nil ``GPContract``, and a contract
-  inside an association has a nil ``PatientList`` (the list is GetGPPatientList's business).
+* nothing is sent twice: a doctor cycle inside a contract has a nil ``GPContract``; a contract inside an
+  association has nil ``DoctorCycles`` (the association's own ``DoctorCycles`` holds those in force at the
+  time asked about) and a nil ``PatientList`` (the list is GetGPPatientList's business).
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import orjson
 from lxml import etree
 
 from adapters.wcf import ARRAYS, COMMON, XSI, datetime_text, members, nil, sub
 from store.flr import Cycle, PatientPeriod, contract_period, cycles_of
 from store.model import CurrentValues, current
 
-__all__ = ["CORPORATE", "EN", "FLR", "FlrEncoder", "Related"]
+__all__ = ["CORPORATE", "EN", "FLR", "FlrEncoder", "Memo", "Related"]
 
 FLR: Final = "http://schemas.nhn.no/reg/flr"
 EN: Final = "http://schemas.nhn.no/reg/Common/en"
@@ -44,6 +47,7 @@ _ADDRESS_TYPE: Final = {"bosted": ("RES", "Besøksadresse"), "post": ("PST", "Po
 _SIMPLE: Final = {3101: "kjonn", 3401: "adressetype", 3402: "kommunenummer", 7750: "flrv2_relasjon",
                   9044: "type_adressekomponeneter", 9040: "helsevirksomhet_type", 0: "naringskode"}
 _MIN: Final = "0001-01-01T00:00:00"
+_NIL: Final = f"{{{XSI}}}nil"
 
 Member = object
 
@@ -142,11 +146,56 @@ def _empty(_: etree._Element) -> None:
     return None
 
 
+class Memo:
+    """Encoded association parts by their exact inputs (the documents' canonical JSON, the office size, the
+    day): a bounded per-process cache, emptied whole when full. A hit is the same XML a fresh build gives
+    (equivalence-tested in tests/integration/test_flr_soap.py); a changed document is a different key."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._entries: dict[bytes, tuple[etree._Element, etree._Element]] = {}
+
+    def get(self, key: bytes) -> tuple[etree._Element, etree._Element] | None:
+        return self._entries.get(key)
+
+    def put(self, key: bytes, value: tuple[etree._Element, etree._Element]) -> tuple[etree._Element, etree._Element]:
+        if len(self._entries) >= self.size:
+            self._entries.clear()
+        self._entries[key] = value
+        return value
+
+
 class FlrEncoder:
     """Builds FLR answers; ``today`` decides which doctor cycles are in force where a read is "now"."""
 
-    def __init__(self, related: Related) -> None:
+    def __init__(self, related: Related, memo: Memo | None = None) -> None:
         self.related = related
+        self.memo = memo
+
+    def _memo(self, doc: Mapping[str, Any], day: dt.date | None, build: Callable[[], tuple[Member, Member]]
+              ) -> tuple[Member, Member]:
+        """An association's ``DoctorCycles`` and ``GPContract`` builders: built, or, with a :class:`Memo`,
+        copies of the elements built before from the same inputs (every patient of a list shares them)."""
+        if self.memo is None:
+            return build()
+        office = self.related.offices.get(doc.get("officeHerId") or -1)
+        key = b"\x00".join([
+            orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), orjson.dumps(office, option=orjson.OPT_SORT_KEYS),
+            str(self.related.office_sizes.get(int(office["herId"]), 1) if office else 0).encode(),
+            str(day).encode(), *(orjson.dumps(self.related.hpr.get(str(c.hpr_number)), option=orjson.OPT_SORT_KEYS)
+                                 for c in cycles_of(doc))])
+        built = self.memo.get(key)
+        if built is None:
+            parts = []
+            for builder, name in zip(build(), ("DoctorCycles", "GPContract"), strict=True):
+                el = etree.Element(f"{{{FLR}}}{name}", nsmap=NSMAP)  # type: ignore[arg-type]
+                if callable(builder):
+                    builder(el)
+                else:
+                    el.set(_NIL, "true")
+                parts.append(el)
+            built = self.memo.put(key, (parts[0], parts[1]))
+        return copy.deepcopy(built[0]), copy.deepcopy(built[1])
 
     @staticmethod
     def response(operation: str) -> etree._Element:
@@ -313,10 +362,11 @@ class FlrEncoder:
         """A ``PatientToGPContractAssociation``: the list period, its contract (``doc``; None leaves the
         contract out, as a list's own rows do), the doctor cycles in force on ``day`` (all if None)."""
         cycles = None if doc is None else [c for c in cycles_of(doc) if day is None or c.covers(day)]
+        shared: tuple[Member, Member] = (_empty, None)
+        if doc is not None:
+            shared = self._memo(doc, day, lambda: (self.cycles(doc, cycles), self.contract(doc, with_cycles=False)))
         members(sub(parent, FLR, name), FLR, {
-            "BeginCode": None,
-            "DoctorCycles": self.cycles(doc, cycles) if doc is not None else _empty,
-            "EndCode": None, "GPContract": self.contract(doc) if doc is not None else None,
+            "BeginCode": None, "DoctorCycles": shared[0], "EndCode": None, "GPContract": shared[1],
             "GPContractId": int(period.contract_id), "GPHerId": gp_her_id, "Id": period.id,
             "Patient": self.patient(period.number) if with_patient else None,
             "PatientNIN": period.number, "Period": _period(period.valid_from, period.valid_to),

@@ -75,11 +75,14 @@ def text(parent: etree._Element, ns: str, name: str, value: object) -> None:
 
 def members(parent: etree._Element, ns: str, items: Mapping[str, object]) -> None:
     """Write a type's members in DataContract (ordinal) order: ``None`` → nil, a callable builds the
-    member's content into the element it is given, anything else is the member's text."""
+    member's content into the element it is given, an element is appended as it is (it must be named
+    ``{ns}name``; a prebuilt member), anything else is the member's text."""
     for name in sorted(items):
         value = items[name]
         if value is None:
             nil(parent, ns, name)
+        elif isinstance(value, etree._Element):
+            parent.append(value)
         elif callable(value):
             value(sub(parent, ns, name))
         else:

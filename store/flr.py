@@ -18,9 +18,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from sqlalchemy import Connection, func, or_, select
+import orjson
+from sqlalchemy import Connection, bindparam, func, literal_column, or_, select
 
 from store import schema as s
+from store.engine import driver_sql
 
 __all__ = [
     "FASTLEGE",
@@ -35,6 +37,9 @@ __all__ = [
     "contracts_of_gp",
     "cycles_of",
     "gp_counts",
+    "gp_record",
+    "lists_of",
+    "office_of",
     "gp_her_id",
     "list_of",
     "periods_of",
@@ -202,3 +207,50 @@ def gp_counts(conn: Connection, office_her_ids: Iterable[int]) -> dict[int, int]
                                                                    a.party_type == "Person")
                         .group_by(a.parent_her_id))
     return {int(h): int(n) for h, n in rows}
+
+
+# -- the hot path: GetPatientGPDetails (driver-level SQL compiled once, one row per query) -------------------
+
+_A, _A2, _H = s.ar_party.c, s.ar_party.alias("gp").c, s.hpr_person.c
+_LISTS_OF = (select(_P.id, _P.contract_id, _P.person_number, _P.valid_from, _P.valid_to, _F.doc)
+             .join(s.flr_contract, _F.contract_id == _P.contract_id).where(_P.person_number == bindparam("number")))
+_OFFICE_OF = select(_A.doc, select(func.count()).where(_A2.parent_her_id == _A.her_id,
+                                                       _A2.party_type == literal_column("'Person'"))
+                    .scalar_subquery()).where(_A.her_id == bindparam("her_id"))  # one parameter: driver_sql
+_GP_RECORD = select(_H.doc).where(_H.hpr_number == bindparam("hpr_number"))
+
+
+def _json(value: Any) -> dict[str, Any]:
+    """A JSON column as the driver returns it: text on SQLite, already decoded on PostgreSQL."""
+    return dict(value) if isinstance(value, Mapping) else dict(orjson.loads(value))
+
+
+def _day(value: Any) -> dt.date | None:
+    if value is None or isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def _one(conn: Connection, statement: Any, name: str, value: Any) -> list[Any]:
+    sql, positional = driver_sql(statement, conn.dialect)
+    return list(conn.exec_driver_sql(sql, (value,) if positional else {name: value}).all())
+
+
+def lists_of(conn: Connection, number: str) -> list[tuple[PatientPeriod, dict[str, Any]]]:
+    """Every list period of the number with its contract document, oldest first (one indexed join); what
+    :func:`periods_of` and :func:`contracts` answer together, for the hot path."""
+    out = [(PatientPeriod(int(r[0]), str(r[1]), str(r[2]), _day(r[3]), _day(r[4])), _json(r[5]))
+           for r in _one(conn, _LISTS_OF, "number", number)]
+    out.sort(key=lambda pd: (pd[0].valid_from or dt.date.min, pd[0].id))
+    return out
+
+
+def office_of(conn: Connection, her_id: int) -> tuple[dict[str, Any], int] | None:
+    """An office's AR document and how many organisation persons AR lists under it (one query)."""
+    rows = _one(conn, _OFFICE_OF, "her_id", her_id)
+    return (_json(rows[0][0]), int(rows[0][1])) if rows else None
+
+
+def gp_record(conn: Connection, hpr_number: int) -> dict[str, Any] | None:
+    rows = _one(conn, _GP_RECORD, "hpr_number", str(hpr_number))
+    return _json(rows[0][0]) if rows else None

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from adapters.flr import FlrEncoder, Related
+from adapters.flr import FlrEncoder, Memo, Related
 from store.flr import PatientPeriod
 from tests.integration.preg_support import SPYNE_WARNINGS
 from tests.integration.test_flr_soap import EXAMPLES, FLR, WSDL, example, real_schema
@@ -78,11 +78,20 @@ def test_adapter_answer_is_valid_and_shaped_like_the_real_one() -> None:
               "valid": {"from": "2001-01-01", "to": "9999-12-31"}}
     gp = {"hprNumber": 1000002, "nin": "01015012345", "givenName": "Kari", "familyName": "Lege",
           "birthDate": "1950-01-01", "gender": {"oid": 3101, "value": "2", "text": "Kvinne"}}
-    enc = FlrEncoder(Related(offices={90000: office}, hpr={"1000002": gp}))
-    r = enc.response("GetPatientGPDetails")
-    enc.association(r, "GetPatientGPDetailsResult", PatientPeriod(5, "1000001", "12345678999", dt.date(2021, 1, 1),
-                                                                    None), contract, gp_her_id=90001,
-                    day=dt.date(2026, 12, 3))
+    related = Related(offices={90000: office}, hpr={"1000002": gp})
+    period = PatientPeriod(5, "1000001", "12345678999", dt.date(2021, 1, 1), None)
+
+    def answer(enc: FlrEncoder, doc: dict[str, object]) -> etree._Element:
+        r = enc.response("GetPatientGPDetails")
+        enc.association(r, "GetPatientGPDetailsResult", period, doc, gp_her_id=90001, day=dt.date(2026, 12, 3))
+        return r
+
+    r = answer(FlrEncoder(related), contract)
+    memo = Memo()
+    for doc in (contract, contract, dict(contract, maxPatients=1500), contract):  # cold, warm, changed, back
+        assert etree.tostring(answer(FlrEncoder(related, memo), doc), method="c14n") == etree.tostring(
+            answer(FlrEncoder(related), doc), method="c14n")
+    assert len(memo._entries) == 2
     real_schema().assertValid(r)
     assert assert_same_structure(r, example("get-patient-gp"), subset=True) == 2
     result = r[0]

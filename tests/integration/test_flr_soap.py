@@ -503,3 +503,31 @@ def test_node_soap_calls_get_patient_gp_details(flr_server: FlrServer, port: str
     assert int(answer["GPContractId"]) == case.substitute["contractId"]
     assert run(case.unlisted)["fault"] == {"code": "Feil",
                                            "message": "ArgumentException: Personen er ikke tilknyttet fastlegekontrakt"}
+
+
+def test_fast_path_and_memo_equal_the_general_path(flr_server: FlrServer) -> None:
+    """GetPatientGPDetails' hot path (one join, office and GP by driver-level SQL, shared parts from the memo)
+    answers exactly what the general path (:meth:`FlrFace._associations`) builds, for a patient of every list,
+    cold and warm (tests/contract/test_flr_contract.py: a changed document is never answered from the memo)."""
+    from server.access import Account, AuditWriter
+    from server.soap.flr.contract import load_contract
+    from server.soap.flr.face import FlrFace
+    from server.soap.wcf.face import ACCOUNT_KEY, Call
+
+    audit = AuditWriter(flr_server.engine, mode="sync")
+    face = FlrFace(flr_server.engine, load_contract(), load_profiles(None), audit)
+    now = dt.datetime.now(dt.UTC)
+    account = Account(USER, "full", False, False, now, now)
+    try:
+        for contract in flr_server.case.contracts:
+            if not contract["patients"]:
+                continue
+            nin = contract["patients"][-1]["personNumber"]
+            request = etree.Element(f"{{{FLR}}}GetPatientGPDetails")
+            etree.SubElement(request, f"{{{FLR}}}patientNin").text = nin
+            general = face._associations("GetPatientGPDetails", [(nin, face._today())], Call(), omit_missing=False)
+            for _ in range(2):  # cold, then from the memo
+                fast = face.call("GetPatientGPDetails", request, {ACCOUNT_KEY: account})
+                assert etree.tostring(fast, method="c14n") == etree.tostring(general, method="c14n")
+    finally:
+        audit.close()

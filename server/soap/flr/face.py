@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree
 from sqlalchemy import Connection, Engine
 
-from adapters.flr import FLR, FlrEncoder, Related
+from adapters.flr import FLR, FlrEncoder, Memo, Related
 from adapters.wcf import child_text, values
 from server.access import AccessProfile, AuditWriter, apply_profile
 from server.soap.flr.errors import ContractNotFound, FlrArgumentError, InvalidPatientNin, NoGP
@@ -68,6 +68,7 @@ class FlrFace(WcfFace):
     def __init__(self, engine: Engine, contract: WcfContract, profiles: Mapping[str, AccessProfile],
                  audit: AuditWriter, *, clock: Callable[[], dt.datetime] | None = None) -> None:
         super().__init__(engine, contract, profiles, audit, clock=clock)
+        self.memo: Memo | None = Memo()
         for op in OPERATIONS:
             self.handlers[op] = getattr(self, "_op_" + op)
 
@@ -184,8 +185,30 @@ class FlrFace(WcfFace):
         return r
 
     def _op_GetPatientGPDetails(self, body: etree._Element, call: Call) -> etree._Element:
+        """The hot path: one indexed join for the list and its contract, one query for the office, one per GP in
+        force (store/flr.py ``lists_of``, ``office_of``, ``gp_record``); a number on no list goes the general
+        way (:meth:`_associations`, which resolves ceased numbers). Equivalence-tested against it
+        (tests/integration/test_flr_soap.py)."""
         nin = self._nin(child_text(body, FLR, "patientNin"), call)
-        return self._associations("GetPatientGPDetails", [(nin, self._today())], call, omit_missing=False)
+        today = self._today()
+        with read_connection(self.engine) as conn:
+            found = store.lists_of(conn, nin)
+            if not found:
+                return self._associations("GetPatientGPDetails", [(nin, today)], call, omit_missing=False)
+            active = next((pd for pd in reversed(found) if pd[0].covers(today)), None)
+            if active is None:
+                raise NoGP()
+            period, doc = active
+            cycles = [c for c in store.cycles_of(doc) if c.covers(today)]
+            office = store.office_of(conn, doc["officeHerId"]) if isinstance(doc.get("officeHerId"), int) else None
+            hpr = {str(c.hpr_number): rec for c in cycles if (rec := store.gp_record(conn, c.hpr_number)) is not None}
+        related = Related(offices={int(doc["officeHerId"]): office[0]} if office else {}, hpr=hpr,
+                          office_sizes={int(doc["officeHerId"]): office[1]} if office else {})
+        enc = FlrEncoder(related, self.memo)
+        r = enc.response("GetPatientGPDetails")
+        enc.association(r, "GetPatientGPDetailsResult", period, doc, gp_her_id=store.gp_her_id(doc, today), day=today)
+        call.returned.append(period.number)
+        return r
 
     def _op_GetPatientsGPDetails(self, body: etree._Element, call: Call) -> etree._Element:
         numbers = values(body, FLR, "patientNins", "string")
