@@ -44,7 +44,7 @@ NSMAP: Final = {None: FLR, "i": XSI, "b": COMMON, "c": EN, "d": CORPORATE, "e": 
 _RELATIONSHIP: Final = {"LPFL": "Fastlege", "LPVI": "Vikar"}
 _SEX: Final = {"mann": ("1", "Mann"), "kvinne": ("2", "Kvinne")}
 _ADDRESS_TYPE: Final = {"bosted": ("RES", "Besøksadresse"), "post": ("PST", "Postadresse")}
-_SIMPLE: Final = {3101: "kjonn", 3401: "adressetype", 3402: "kommunenummer", 7750: "flrv2_relasjon",
+_SIMPLE: Final = {3101: "kjonn", 3401: "adressetype", 3402: "kommunenummer", 7750: "flrv2_relationship",
                   9044: "type_adressekomponeneter", 9040: "helsevirksomhet_type", 0: "naringskode"}
 _MIN: Final = "0001-01-01T00:00:00"
 _NIL: Final = f"{{{XSI}}}nil"
