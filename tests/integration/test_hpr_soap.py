@@ -267,3 +267,13 @@ def test_hostile_requests_get_a_generic_fault(hpr_server: HprServer, body: str, 
     fault = body_element(etree.fromstring(answer.content))
     assert fault.findtext(f"detail/{{{COMMON}}}GenericFault/{{{COMMON}}}ErrorCode") == code
     assert fault.findtext("faultcode").endswith(":Client")
+
+
+def test_a_lookup_by_personnummer_is_in_that_persons_audit_trail(client: Client, hpr_server: HprServer) -> None:
+    from server.access import query_audit
+
+    doc = hpr_server.first("SP")
+    client.call("HentPersonMedPersonnummer", personNummer=doc["nin"])
+    records = [r for r in query_audit(hpr_server.engine, person=doc["nin"]) if r.face == "soap-hpr"]
+    assert records and records[0].operation == "HentPersonMedPersonnummer" and records[0].account == USER
+    assert str(doc["hprNumber"]) in records[0].returned
