@@ -14,12 +14,8 @@ responses (tests/data/flr-examples).
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import json
-import os
 import random
-import shutil
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -463,45 +459,27 @@ def test_hostile_requests_are_typed_faults(flr_server: FlrServer) -> None:
 
 # -- a second SOAP stack ----------------------------------------------------------------------------------------
 
-NODE_CLIENT = Path(__file__).resolve().parent / "node" / "flr_client.js"
-
-
-@functools.cache
-def _node_soap(cache_dir: Path) -> Path | str:
-    """node_modules with the npm ``soap`` package in a test-local directory, or why it is not there."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        return "node/npm not on this machine"
-    if not (cache_dir / "node_modules" / "soap" / "package.json").exists():
-        try:
-            done = subprocess.run([npm, "install", "--no-audit", "--no-fund", "--silent", "--prefix",
-                                   str(cache_dir), "soap@1"], capture_output=True, timeout=300, check=False)
-        except subprocess.TimeoutExpired:
-            return "npm install soap timed out"
-        if done.returncode != 0:
-            return "npm install soap failed (no registry access?)"
-    return cache_dir / "node_modules"
-
 
 @pytest.mark.parametrize("port", ["basic", "ws"])
 def test_node_soap_calls_get_patient_gp_details(flr_server: FlrServer, port: str,
                                                 request: pytest.FixtureRequest) -> None:
-    modules = _node_soap(Path(request.config.cache.mkdir("node-soap")))
-    if isinstance(modules, str):
-        pytest.skip(modules)
-    case = flr_server.case
+    from tests.integration.node_soap import node_soap
 
-    def run(nin: str) -> dict[str, Any]:
-        out = subprocess.run(["node", str(NODE_CLIENT), flr_server.base + "/v2/flr?wsdl", USER, PASSWORD, port, nin],
-                             capture_output=True, timeout=60, check=True, env={**os.environ,
-                                                                               "NODE_PATH": str(modules)})
-        return json.loads(out.stdout)  # type: ignore[no-any-return]
+    call = node_soap(request.config)
+    case = flr_server.case
+    path, version = BINDINGS[port][1], "1.1" if port == "basic" else "1.2"
+
+    def get(nin: str) -> dict[str, Any]:
+        return call(flr_server.base + "/v2/flr?wsdl", flr_server.base + path, (USER, PASSWORD), "GetPatientGPDetails",
+                    {"patientNin": nin}, version)
 
     nin = _listed(case, case.substitute)
-    answer = run(nin)["result"]["GetPatientGPDetailsResult"]
-    assert answer["PatientNIN"] == nin and int(answer["GPHerId"]) == case.substitute_her_id
-    assert int(answer["GPContractId"]) == case.substitute["contractId"]
-    assert run(case.unlisted)["fault"] == {"code": "Feil",
+    answer = get(nin)
+    result = answer["result"]["GetPatientGPDetailsResult"]
+    assert result["PatientNIN"] == nin and int(result["GPHerId"]) == case.substitute_her_id
+    assert int(result["GPContractId"]) == case.substitute["contractId"]
+    real_schema().assertValid(body_element(etree.fromstring(answer["xml"].encode())))
+    assert get(case.unlisted)["fault"] == {"code": "Feil",
                                            "message": "ArgumentException: Personen er ikke tilknyttet fastlegekontrakt"}
 
 
