@@ -243,11 +243,15 @@ def test_a_second_soap_stack_node_soap_calls_hent_person(hpr_server: HprServer, 
     from tests.integration.node_soap import node_soap
 
     call = node_soap(request.config)
-    answer = call(hpr_server.base + "/v2/HPR/Basic?wsdl", hpr_server.base + "/v2/HPR/Basic", (USER, PASSWORD),
-                  "HentPerson", {"hprNummer": HISTORY})
-    person = answer["result"]["HentPersonResult"]
-    assert (person["HPRNummer"], person["Etternavn"], person["Kjønn"]["Verdi"]) == (HISTORY, "Ødegård", "2")
-    real_schema().assertValid(body_element(etree.fromstring(answer["xml"].encode())))
+    for version, path in (("1.1", "/v2/HPR/Basic"), ("1.2", "/v2/HPR")):
+        answer = call(hpr_server.base + path + "?wsdl", hpr_server.base + path, (USER, PASSWORD),
+                      "HentPerson", {"hprNummer": HISTORY}, version)
+        person = answer["result"]["HentPersonResult"]
+        assert (person["HPRNummer"], person["Etternavn"], person["Kjønn"]["Verdi"]) == (HISTORY, "Ødegård", "2")
+        real_schema().assertValid(body_element(etree.fromstring(answer["xml"].encode())))
+    missing = call(hpr_server.base + "/v2/HPR?wsdl", hpr_server.base + "/v2/HPR", (USER, PASSWORD), "HentPerson",
+                   {"hprNummer": 1}, "1.2")
+    assert missing["fault"]["message"] == "ArgumentException: HPR-nummer ikke funnet"
 
 
 @pytest.mark.parametrize(("body", "code"), [

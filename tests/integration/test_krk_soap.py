@@ -205,14 +205,15 @@ def test_a_second_soap_stack_node_soap_searches(krk_server: KrkServer, request: 
     from tests.integration.node_soap import node_soap
 
     call = node_soap(request.config)
-    answer = call(krk_server.base + "/v1/krk/Basic?wsdl", krk_server.base + "/v1/krk/Basic", (USER, PASSWORD),
-                  "SearchKommuneOverlegeInfo", {"searchTerm": "Bergen"})
-    hits = answer["result"]["SearchKommuneOverlegeInfoResult"]["SearchResult"]
-    hits = hits if isinstance(hits, list) else [hits]
-    assert [(h["MunicipalityName"], h["CountyName"]) for h in hits] == [("Bergen", "Vestland")]
-    infos = hits[0]["KommuneoverlegeInfos"]["KommuneoverlegeInfo"]
-    assert len(infos) >= 3 and all("EmailAddress" in i for i in infos)
-    schema_of(WSDL).assertValid(body_element(etree.fromstring(answer["xml"].encode())))
+    for version, path in (("1.1", "/v1/krk/Basic"), ("1.2", "/v1/krk")):
+        answer = call(krk_server.base + path + "?wsdl", krk_server.base + path, (USER, PASSWORD),
+                      "SearchKommuneOverlegeInfo", {"searchTerm": "Bergen"}, version)
+        hits = answer["result"]["SearchKommuneOverlegeInfoResult"]["SearchResult"]
+        hits = hits if isinstance(hits, list) else [hits]
+        assert [(h["MunicipalityName"], h["CountyName"]) for h in hits] == [("Bergen", "Vestland")]
+        infos = hits[0]["KommuneoverlegeInfos"]["KommuneoverlegeInfo"]
+        assert len(infos) >= 3 and all("EmailAddress" in i for i in infos)
+        schema_of(WSDL).assertValid(body_element(etree.fromstring(answer["xml"].encode())))
 
 
 def test_a_huge_search_term_is_cut_not_a_crash(client: Client) -> None:
