@@ -1,8 +1,8 @@
 """KRK, the contact register of the kommuneoverlege function: its file format, its rules, its queries.
 
-What the register holds follows NHN's published description of it ("Kontaktregister for
-kommunelegefunksjonen", an extension of the Grunndata business register, nhn.no, 2020) and its service
-contract (``IKrkService``, NorskHelsenett/NHNDtoContracts, ``Krk/``, as of commit 6a0e3d1c):
+What the register holds follows NHN's published description of it ("Har lansert kontaktregister for
+kommunelegefunksjonen", nhn.no: an extension of the Grunndata business register) and its service contract
+(``IKrkService``, NorskHelsenett/NHNDtoContracts, ``Krk/``, as of commit 6a0e3d1c):
 
 * one **contact** per kommune, and optionally per **bydel** — bydel entries exist only in Oslo, Bergen,
   Trondheim, Stavanger and Drammen; a bydel anywhere else is refused;
