@@ -43,6 +43,12 @@ from typing import Any, Final
 
 from lxml import etree
 
+from adapters.wcf import ARRAYS, COMMON, XSI, generic_fault
+from adapters.wcf import datetime_text as _datetime
+from adapters.wcf import nil as _nil
+from adapters.wcf import sub as _sub
+from adapters.wcf import text as _text
+
 __all__ = [
     "ARRAYS",
     "CERT",
@@ -53,7 +59,6 @@ __all__ = [
     "XSI",
     "ArEncoder",
     "Related",
-    "action",
     "generic_fault",
     "request_ints",
     "request_text",
@@ -62,18 +67,13 @@ __all__ = [
 ]
 
 CP: Final = "http://register.nhn.no/CommunicationParty"
-COMMON: Final = "http://register.nhn.no/Common"
 HPR: Final = "http://register.nhn.no/HPR"
 CERT: Final = "http://register.nhn.no/CertificateDetails"
-ARRAYS: Final = "http://schemas.microsoft.com/2003/10/Serialization/Arrays"
 GENERIC: Final = "http://schemas.datacontract.org/2004/07/System.Collections.Generic"
-XSI: Final = "http://www.w3.org/2001/XMLSchema-instance"
 NSMAP: Final = {None: CP, "i": XSI, "b": COMMON, "c": HPR}
-CONTRACT: Final = "ICommunicationPartyService"
 
 _NIL: Final = f"{{{XSI}}}nil"
 _TYPE: Final = f"{{{XSI}}}type"
-_OPEN_END: Final = "9999-12-31T23:59:59.997"
 # store type -> (CommunicationPartyType on the wire, the DataContract type name for i:type)
 _WIRE: Final = {"Organization": ("Organization", "Organization"), "Service": ("Service", "Service"),
                 "Person": ("Person", "OrganizationPerson")}
@@ -88,11 +88,6 @@ SIMPLE_TYPES: Final = {
     9060: "kategori_helsepersonell",
 }
 _COUNTRIES: Final = {"NOR": ("NO", "Norge"), "NO": ("NO", "Norge")}
-
-
-def action(operation: str, suffix: str = "Response") -> str:
-    """The WS-Addressing action of an operation's message (``Response``, ``GenericFaultFault``, ``""``)."""
-    return f"{CP}/{CONTRACT}/{operation}{suffix}"
 
 
 def wire_type(doc: Mapping[str, Any]) -> str:
@@ -137,56 +132,6 @@ def search_pairs(body: etree._Element) -> tuple[int, int | None, list[tuple[str,
 
 
 # -- small encoders ----------------------------------------------------------------------------------
-
-
-def _sub(parent: etree._Element, ns: str, name: str, value: object = None) -> etree._Element:
-    el = etree.SubElement(parent, f"{{{ns}}}{name}")
-    if value is None:
-        return el
-    if isinstance(value, bool):
-        el.text = "true" if value else "false"
-    else:
-        el.text = str(value)
-    return el
-
-
-def _nil(parent: etree._Element, ns: str, name: str) -> etree._Element:
-    el = etree.SubElement(parent, f"{{{ns}}}{name}")
-    el.set(_NIL, "true")
-    return el
-
-
-def _text(parent: etree._Element, ns: str, name: str, value: object) -> None:
-    if value is None:
-        _nil(parent, ns, name)
-    else:
-        _sub(parent, ns, name, value)
-
-
-def _datetime(value: Any) -> str:
-    """xs:dateTime as WCF writes it: UTC times with ``Z``, dates at midnight, open ends as MaxValue."""
-    if value is None:
-        return _OPEN_END
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return str(value.isoformat(timespec="seconds")) + "Z"
-    if isinstance(value, dt.date):
-        value = value.isoformat()
-    text: str = str(value)
-    if text.startswith("9999-12-31"):
-        return _OPEN_END
-    if len(text) == 10:
-        return text + "T00:00:00"
-    return text
-
-
-def generic_fault(error_code: str, message: str) -> etree._Element:
-    """``GenericFault{ErrorCode, Message}`` in the Common namespace, for a SOAP fault's detail."""
-    fault = etree.Element(f"{{{COMMON}}}GenericFault", nsmap={None: COMMON, "i": XSI})
-    _sub(fault, COMMON, "ErrorCode", error_code)
-    _sub(fault, COMMON, "Message", message)
-    return fault
 
 
 def _code(parent: etree._Element, name: str, code: Mapping[str, Any] | None, ns: str = COMMON) -> None:

@@ -8,7 +8,7 @@ import platform
 import sys
 import time
 
-SUITES = ("store", "soap", "ar", "mllp", "filematch", "filematch-http", "audit", "sync")
+SUITES = ("store", "soap", "ar", "grunndata", "mllp", "filematch", "filematch-http", "audit", "sync")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true", help="cProfile the measured variants")
     p.add_argument("--reuse", action="store_true", help="store: reuse existing stores, measure queries only")
     p.add_argument("--rounds", type=int, default=5,
-                   help="mllp, soap --slow-clients: the variants measured in this many alternating slices")
+                   help="mllp, grunndata, soap --slow-clients: the variants measured in this many alternating slices")
     p.add_argument("--slow-clients", type=int, default=0,
                    help="soap: measure getPerson with this many slow clients open (issue 13) instead")
     p.add_argument("--processes", type=int, default=1,

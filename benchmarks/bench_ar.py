@@ -28,10 +28,10 @@ from typing import Any
 from lxml import etree
 from sqlalchemy import select
 
-from benchmarks.harness import GunicornServer, Result, bench_account, run_wrk, wrk_post_script
+from benchmarks.harness import GunicornServer, Result, bench_account, fresh_store, run_wrk, wrk_post_script
 from server.access import AccountStore
 from store import schema as s
-from store.engine import make_engine, migrate
+from store.engine import make_engine
 
 __all__ = ["real_app", "run", "static_app"]
 
@@ -98,21 +98,8 @@ def static_app() -> Any:
 
 
 def _prepare(args: argparse.Namespace, tmp: Path) -> tuple[str, list[int]]:
-    if args.dburl:
-        url = str(args.dburl)
-    else:
-        from store.loading import load_population
-        from store.synthetic import generate_population
-
-        n = max(args.num)
-        generate_population(tmp / "pop", n, args.seed, feed_days=0)
-        url = f"sqlite:///{tmp / 'ar.sqlite'}"
-        engine = make_engine(url)
-        migrate(engine)
-        load_population(engine, tmp / "pop")
-        engine.dispose()
+    url = fresh_store(args, tmp, "ar")
     engine = make_engine(url)
-    migrate(engine)
     bench_account(engine, USER, key_path=tmp / "access.key")
     with engine.connect() as conn:
         her_ids = [int(h) for h in conn.execute(select(s.ar_party.c.her_id)).scalars()]

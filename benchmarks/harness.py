@@ -121,6 +121,28 @@ def store_samples(url: str, n: int, seed: int, username: str) -> tuple[list[str]
     return numbers, pairs
 
 
+def fresh_store(args: Any, tmp: Path, name: str) -> str:
+    """``--dburl``, or a fresh SQLite store in ``tmp`` loaded with a ``--num`` synthetic population; migrated."""
+    from store.engine import make_engine, migrate
+
+    if args.dburl:
+        url = str(args.dburl)
+    else:
+        from store.loading import load_population
+        from store.synthetic import generate_population
+
+        generate_population(tmp / "pop", max(args.num), args.seed, feed_days=0)
+        url = f"sqlite:///{tmp / f'{name}.sqlite'}"
+        engine = make_engine(url)
+        migrate(engine)
+        load_population(engine, tmp / "pop")
+        engine.dispose()
+    engine = make_engine(url)
+    migrate(engine)
+    engine.dispose()
+    return url
+
+
 def warm_sqlite(url: str) -> None:
     """Read a SQLite store file once, so the OS page cache holds it as a running server's would: the figures
     then measure the store, not the first touch of a multi-GB file on this disk (this VM's page cache does not
@@ -199,19 +221,23 @@ class GunicornServer:
             self.proc.wait(timeout=60)
 
 
-def wrk_post_script(path: Path, bodies: list[str], username: str, content_type: str) -> Path:
-    """A wrk Lua script POSTing ``bodies`` round-robin (from a random start) with HTTP Basic auth."""
+def wrk_post_script(path: Path, bodies: list[str], username: str, content_type: str,
+                    headers: dict[str, str] | None = None) -> Path:
+    """A wrk Lua script POSTing ``bodies`` round-robin (from a random start) with HTTP Basic auth (and
+    ``headers``, e.g. a SOAPAction)."""
     import base64
 
     auth = base64.b64encode(f"{username}:{BENCH_PASSWORD}".encode()).decode()
     quoted = ",\n".join("[[" + b + "]]" for b in bodies)
+    extra = "".join(f'wrk.headers["{k}"] = "{v.replace(chr(34), chr(92) + chr(34))}"\n'
+                    for k, v in (headers or {}).items())
     path.write_text(f"""
 local bodies = {{ {quoted} }}
 local i = math.random(#bodies)
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "{content_type}"
 wrk.headers["Authorization"] = "Basic {auth}"
-request = function()
+{extra}request = function()
   i = i % #bodies + 1
   return wrk.format(nil, nil, nil, bodies[i])
 end

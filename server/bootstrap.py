@@ -18,9 +18,10 @@ from server.access import CLIENT_ADDRESS_KEY, AccountStore, AuditWriter, Authent
 from server.config import Settings
 from server.http import health_app
 from store.engine import make_engine, migrate
+from store.krk import LoadResult, Problem, load_krk_file
 
 __all__ = ["Components", "build_components", "build_engine", "build_fake_persontjenesten", "build_sync_client",
-           "build_sync_engine", "build_syncer", "build_wsgi_app", "filematch_http_settings", "sync_parts"]
+           "build_sync_engine", "build_syncer", "build_wsgi_app", "filematch_http_settings", "load_krk", "sync_parts"]
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -63,6 +64,9 @@ def filematch_http_settings(settings: Settings) -> Any:
 def build_components(settings: Settings, engine: Engine | None = None) -> Components:
     from server.http.filematch import build_filematch_app
     from server.soap.ar import build_ar_app
+    from server.soap.flr import build_flr_app
+    from server.soap.hpr import build_hpr_app
+    from server.soap.krk import build_krk_app
     from server.soap.preg import build_preg_app, load_contract
     from server.soap.preg.face import PregFace
 
@@ -77,8 +81,14 @@ def build_components(settings: Settings, engine: Engine | None = None) -> Compon
                                    authenticator, profiles, audit), max_body=settings.preg.max_body)
     ar = build_ar_app(engine, authenticator, profiles, audit,
                       public_base_url=settings.ar_public_base_url)
+    flr = build_flr_app(engine, authenticator, profiles, audit, public_base_url=settings.ar_public_base_url)
     filematch = build_filematch_app(engine, authenticator, profiles, audit, filematch_http_settings(settings))
     mounts: dict[str, WsgiApp] = {settings.preg.path.rstrip("/"): preg, "/v1/AR": ar, "/v1/AR/Basic": ar}
+    mounts.update({"/v2/flr": flr, "/v2/flr/Basic": flr})
+    hpr = build_hpr_app(engine, authenticator, profiles, audit, public_base_url=settings.ar_public_base_url)
+    mounts.update({"/v2/HPR": hpr, "/v2/HPR/Basic": hpr})
+    krk = build_krk_app(engine, authenticator, profiles, audit, public_base_url=settings.ar_public_base_url)
+    mounts.update({"/v1/krk": krk, "/v1/krk/Basic": krk})
     health = health_app(engine)
     proxies = access.proxies()
 
@@ -93,6 +103,15 @@ def build_components(settings: Settings, engine: Engine | None = None) -> Compon
         return health(environ, start_response)
 
     return Components(engine, accounts, authenticator, audit, app)
+
+
+def load_krk(settings: Settings, path: Path, *, replace: bool) -> tuple[LoadResult | None, list[Problem]]:
+    """``pregbridge krk load``: check a KRK file and write it to the store (store.krk.load_krk_file)."""
+    engine = build_engine(settings)
+    try:
+        return load_krk_file(engine, path, replace=replace)
+    finally:
+        engine.dispose()
 
 
 def build_wsgi_app(settings: Settings, engine: Engine | None = None) -> WsgiApp:

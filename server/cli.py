@@ -1,7 +1,7 @@
 """``pregbridge`` (also ``python -m server``): the operator's command line.
 
 Subcommands: serve, listen-hl7, filematch, replay, record, init, demo-data, load, ingest, rejects, users,
-audit. Long work shows a progress bar and ends with a summary; errors end with a one-line message and exit
+audit, krk. Long work shows a progress bar and ends with a summary; errors end with a one-line message and exit
 code 2 (bad input) or 1 (failure), never a stack trace. Transcripts are in docs/cli.md.
 """
 
@@ -26,6 +26,7 @@ from server.fake_persontjenesten_cli import add_subcommands as add_fake_persontj
 from server.filematch_cli import add_subcommands as add_filematch_subcommands
 from server.hl7.cli import add_subcommands as add_hl7_subcommands
 from server.replay.cli import add_subcommands as add_replay_subcommands
+from server.soap.krk.cli import add_subcommands as add_krk_subcommands
 from server.sync_cli import add_subcommands as add_sync_subcommands
 from store import schema as s
 from store.errors import InvalidInput, PregbridgeError
@@ -68,6 +69,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     out.print(f"pregbridge serving with {settings.http.workers} worker processes — Ctrl-C stops\n"
               f"  PREG (SOAP 1.1 and 1.2): {base}{settings.preg.path}?wsdl\n"
               f"  AR (SOAP 1.1 / 1.2):     {base}/v1/AR/Basic?wsdl, {base}/v1/AR?wsdl\n"
+              f"  HPR (SOAP 1.1 / 1.2):    {base}/v2/HPR/Basic?wsdl, {base}/v2/HPR?wsdl\n"
+              f"  KRK (SOAP 1.1 / 1.2):    {base}/v1/krk/Basic?wsdl, {base}/v1/krk?wsdl\n"
               f"  health:                  {base}/health")
     serve(settings)
     return 0
@@ -171,6 +174,7 @@ def _parser() -> argparse.ArgumentParser:
     add_replay_subcommands(sub)  # replay, record, replay-make-corpus
     add_fake_persontjenesten_subcommands(sub)  # fake-persontjenesten
     add_sync_subcommands(sub)  # sync [--once|--status]
+    add_krk_subcommands(sub)  # krk load
     return p
 
 

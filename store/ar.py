@@ -89,11 +89,6 @@ class SearchQuery:
     page: int = 1
     page_size: int = 20
 
-    def is_empty(self) -> bool:
-        return not self.name_words and all(
-            v is None for v in (self.party_type, self.business_type, self.kommune, self.her_id,
-                                self.organization_number, self.parent_her_id))
-
 
 @dataclass(frozen=True)
 class SearchPage:
@@ -115,7 +110,9 @@ def _int(value: str, key: str) -> int:
 def parse_constraints(pairs: Iterable[tuple[str, str | None]], *, page: int, page_size: int) -> SearchQuery:
     """A :class:`SearchQuery` from AR ``SearchConstraints`` key/value pairs (keys case-insensitive).
 
-    Raises :class:`InvalidInput` for an unknown key, a malformed value, or no constraint at all.
+    Raises :class:`InvalidInput` for an unknown key or a malformed value. No constraint at all (a search
+    with only ``Page`` and ``PageSize``, as real clients send to list the register) is the empty query:
+    every party, one page of them.
     """
     values: dict[str, Any] = {}
     for raw_key, raw_value in pairs:
@@ -144,11 +141,7 @@ def parse_constraints(pairs: Iterable[tuple[str, str | None]], *, page: int, pag
             values[target] = value.zfill(4) if value.isdigit() else value
         else:
             values[target] = value[:10]
-    query = SearchQuery(page=max(page, 1), page_size=page_size, **values)
-    if query.is_empty():
-        raise InvalidInput("a search needs at least one constraint (Name, Type, BusinessType, Municipality, "
-                           "HerId, OrganizationNumber or ParentHerId)")
-    return query
+    return SearchQuery(page=max(page, 1), page_size=page_size, **values)
 
 
 def _prefix_range(word: str) -> ColumnElement[bool]:

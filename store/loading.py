@@ -168,6 +168,9 @@ def load_population(engine: Engine, directory: Path, *, progress: Progress | Non
         path = directory / files.get(name, f"{name}.jsonl")
         if path.is_file():
             summary.registers[name] = _load_register(engine, name, path, summary)
+    krk = directory / files.get("krk", "krk.csv")
+    if krk.is_file():
+        summary.registers["krk"] = _load_krk(engine, krk, summary)
     with engine.begin() as conn:
         position = int(manifest.get("snapshotSequence", 0))
         if get_feed_position(conn) < position:
@@ -196,6 +199,22 @@ def _load_register(engine: Engine, name: str, path: Path, summary: LoadSummary) 
                 _insert_all(conn, pending)
         _insert_all(conn, pending)
     return count
+
+
+def _load_krk(engine: Engine, path: Path, summary: LoadSummary) -> int:
+    """Replace the KRK register from its file (store/krk.py); a file with an error is rejected whole, each
+    error as a reject with its line."""
+    from store.krk import load_krk_file
+
+    result, problems = load_krk_file(engine, path, replace=True)
+    if result is not None:
+        return result.contacts
+    with engine.begin() as conn:
+        for p in problems:
+            if p.level == "error":
+                record_reject(conn, origin="load", file=path.name, line=p.line or None, reason=p.message, raw="")
+                summary.rejected += 1
+    return 0
 
 
 def _insert_all(conn: Connection, pending: dict[Table, list[dict[str, Any]]]) -> None:

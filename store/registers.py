@@ -17,13 +17,13 @@ from sqlalchemy import Table
 
 from store import schema as s
 from store.errors import InvalidDocument
-from store.normalize import name_tokens
+from store.normalize import family_key, name_key, name_tokens
 
 __all__ = ["REGISTER_FILES", "register_rows"]
 
 # register name → its tables, parents first
 REGISTER_FILES: dict[str, tuple[Table, ...]] = {
-    "hpr": (s.hpr_person,),
+    "hpr": (s.hpr_person, s.hpr_approval),
     "ar": (s.ar_party, s.ar_name_word),
     "flr": (s.flr_contract, s.flr_patient),
 }
@@ -59,12 +59,53 @@ def _opt_datetime(v: Any, key: str) -> dt.datetime | None:
     return t.astimezone(dt.UTC).replace(tzinfo=None) if t.tzinfo is not None else t
 
 
+def _opt_str(doc: Mapping[str, Any], key: str, limit: int) -> str | None:
+    v = doc.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, str) or len(v) > limit:
+        raise InvalidDocument(f"not a string of at most {limit} characters", field=key)
+    return v
+
+
+def _hpr_rows(doc: Mapping[str, Any]) -> dict[Table, list[dict[str, Any]]]:
+    """An HPR record's ``hpr_person`` row (with its lookup and search columns) and ``hpr_approval`` rows."""
+    raw = _req(doc, "hprNumber", (str, int))
+    number = int(raw) if isinstance(raw, int) or raw.isascii() and raw.isdigit() else 0
+    if not 0 < number <= 2**31 - 1:  # HPRNummer is an xs:int on the wire
+        raise InvalidDocument("not a positive 32-bit number", field="hprNumber")
+    approvals = doc.get("approvals") or []
+    if not isinstance(approvals, list):
+        raise InvalidDocument("not a list", field="approvals")
+    rows = []
+    for i, a in enumerate(approvals):
+        if not isinstance(a, Mapping) or not isinstance(a.get("id"), int) or isinstance(a.get("id"), bool):
+            raise InvalidDocument("missing or of the wrong type", field=f"approvals[{i}].id")
+        category = a.get("category")
+        value = category.get("value") if isinstance(category, Mapping) else None
+        if not isinstance(value, str) or not 0 < len(value) <= 10:
+            raise InvalidDocument("missing or of the wrong type", field=f"approvals[{i}].category.value")
+        rows.append({"approval_id": a["id"], "hpr_number": str(number), "category": value})
+    if len({r["approval_id"] for r in rows}) != len(rows):
+        raise InvalidDocument("approval ids repeat", field="approvals")
+    return {
+        s.hpr_person: [{
+            "hpr_number": str(number), "person_key": doc.get("personId"), "doc": dict(doc),
+            "nin": _opt_str(doc, "nin", 11),
+            "family_key": family_key(_opt_str(doc, "familyName", 200))[:200] or None,
+            "given_key": name_key(_opt_str(doc, "givenName", 200))[:200] or None,
+            "birth_date": _opt_date(doc.get("birthDate"), "birthDate"),
+            "last_updated": _opt_datetime(doc.get("lastUpdated"), "lastUpdated"),
+        }],
+        s.hpr_approval: rows,
+    }
+
+
 def register_rows(name: str, doc: Any) -> dict[Table, list[dict[str, Any]]]:
     if not isinstance(doc, Mapping):
         raise InvalidDocument("a register record must be a JSON object")
     if name == "hpr":
-        return {s.hpr_person: [{"hpr_number": str(_req(doc, "hprNumber", (str, int))),
-                                "person_key": doc.get("personId"), "doc": dict(doc)}]}
+        return _hpr_rows(doc)
     if name == "ar":
         party_type = _req(doc, "type", str)
         if party_type not in _AR_TYPES:

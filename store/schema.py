@@ -29,7 +29,9 @@ indexed for ``pregbridge audit --person``). Audit rows are never deleted by the 
 The registers of the same population (HPR personnel, AR communication parties, FLR GP contracts and
 patient lists) are kept as documents with their key columns indexed. AR adds the columns its search and
 change queries filter on (business type, last changed) and ``ar_name_word`` (one row per name word) so
-that no AR query scans the table (store/ar.py).
+that no AR query scans the table (store/ar.py); HPR likewise its lookup and search columns (number,
+name keys, birth date, last update) and ``hpr_approval`` (store/hpr.py). The KRK contact register
+(``krk_contact``, ``krk_coverage``, ``krk_hpr``) is loaded from its own file format (store/krk.py).
 """
 
 from __future__ import annotations
@@ -65,7 +67,11 @@ __all__ = [
     "filematch_chunk",
     "filematch_job",
     "flr_patient",
+    "hpr_approval",
     "hpr_person",
+    "krk_contact",
+    "krk_coverage",
+    "krk_hpr",
     "metadata",
     "person",
     "person_brief",
@@ -209,6 +215,53 @@ hpr_person = Table(
     Column("hpr_number", String(12), primary_key=True),
     Column("person_key", String(64), index=True),
     Column("doc", JSON, nullable=False),
+    # the HPR face's lookups and search (store/hpr.py); filled from the document by store/registers.py
+    Column("nin", String(11), index=True),
+    Column("family_key", _Key),  # store.normalize.family_key of familyName
+    Column("given_key", _Key),  # store.normalize.name_key of givenName
+    Column("birth_date", Date),
+    Column("last_updated", DateTime, index=True),  # lastUpdated, UTC
+    Index(None, "family_key", "given_key"),
+)
+
+# One row per HPR approval (Godkjenning), for HentGodkjenning by id and search by category.
+hpr_approval = Table(
+    "hpr_approval",
+    metadata,
+    Column("hpr_number", String(12), ForeignKey("hpr_person.hpr_number", ondelete="CASCADE"), primary_key=True),
+    Column("approval_id", BigInteger, primary_key=True, autoincrement=False, index=True),
+    Column("category", String(10), nullable=False),
+    Index(None, "category", "hpr_number"),
+)
+
+# KRK, the contact register of the kommuneoverlege function (store/krk.py): one contact per kommune or
+# bydel ("area"), the kommuner each kommune-level contact covers (its own and, in an inter-municipal
+# arrangement, others), and the HPR numbers of the doctors registered on it.
+krk_contact = Table(
+    "krk_contact",
+    metadata,
+    Column("area", String(6), primary_key=True),  # the kommunenummer, or the bydelsnummer
+    Column("kommune", String(4), nullable=False, index=True),
+    Column("bydel", String(6)),
+    Column("bydel_name", String(100)),
+    Column("email", String(254), nullable=False),
+    Column("phone", String(20), nullable=False),
+    Column("issi", String(8)),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+krk_coverage = Table(
+    "krk_coverage",
+    metadata,
+    Column("kommune", String(4), primary_key=True),
+    Column("area", String(6), ForeignKey("krk_contact.area", ondelete="CASCADE"), nullable=False, index=True),
+)
+
+krk_hpr = Table(
+    "krk_hpr",
+    metadata,
+    Column("area", String(6), ForeignKey("krk_contact.area", ondelete="CASCADE"), primary_key=True),
+    Column("hpr_number", String(12), primary_key=True, index=True),
 )
 
 ar_party = Table(

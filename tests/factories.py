@@ -68,3 +68,35 @@ def person_doc(key: str, *, given: str = "Ola", family: str = "Nordmann", born: 
     }
     doc.update(extra)
     return doc
+
+
+def hpr_history_doc(hpr_number: int = 9100001, *, given: str = "Åse", family: str = "Ødegård",
+                    born: str = "1970-03-14") -> dict[str, Any]:
+    """An HPR record (docs/registers.md) with history: a doctor authorised since 2000 with a speciality that
+    ended in 2015 and one from 2016, a requisition right from 2001, a suspension in 2019, and an expired nurse
+    approval (1995–1999). Approval ids are the HPR number times 10 plus 1–6."""
+    def code(oid: int, value: str, text: str) -> dict[str, Any]:
+        return {"oid": oid, "value": value, "text": text}
+
+    base = hpr_number * 10
+    return {
+        "hprNumber": hpr_number, "personId": None, "nin": number("fnr", dt.date.fromisoformat(born), female=True),
+        "givenName": given, "middleName": None, "familyName": family, "birthDate": born,
+        "gender": code(3101, "2", "Kvinne"), "lastUpdated": "2026-11-17T06:00:00Z",
+        "approvals": [
+            {"id": base + 1, "category": code(9060, "LE", "Lege"), "authorization": code(7704, "1", "Autorisasjon"),
+             "valid": {"from": "2000-01-01", "to": None},
+             "specialities": [
+                 {"id": base + 2, "type": code(7426, "1", "Allmennmedisin"),
+                  "valid": {"from": "2006-01-01", "to": "2015-12-31"}},
+                 {"id": base + 3, "type": code(7426, "2", "Samfunnsmedisin"),
+                  "valid": {"from": "2016-01-01", "to": None}}],
+             "requisitionRights": [{"id": base + 4, "type": code(7701, "1", "Full rekvisisjonsrett"),
+                                    "valid": {"from": "2001-01-01", "to": None}}],
+             "suspensions": [{"id": base + 5, "period": {"from": "2019-01-01", "to": "2019-06-30"}}]},
+            {"id": base + 6, "category": code(9060, "SP", "Sykepleier"),
+             "authorization": code(7704, "1", "Autorisasjon"),
+             "valid": {"from": "1995-01-01", "to": "1999-12-31"},
+             "specialities": [], "requisitionRights": [], "suspensions": []},
+        ],
+    }

@@ -48,6 +48,7 @@ __all__ = [
     "BUILTIN_PROFILES",
     "ELEMENTS",
     "RELEASABLE_LEVELS",
+    "ROLES",
     "AccessProfile",
     "authorize",
     "load_profiles",
@@ -88,7 +89,10 @@ class AccessProfile:
             raise ValueError(f"profile {self.name}: operations must be a frozenset or '*'")
 
     def allows_operation(self, operation: str) -> bool:
-        return self.operations == ALL or operation in self.operations
+        """By name, or through a register role the profile lists among its operations (:data:`ROLES`)."""
+        if self.operations == ALL or operation in self.operations:
+            return True
+        return any(operation in ROLES.get(role, ()) for role in self.operations)
 
     def allows(self, element: str) -> bool:
         """May the profile see this information element? Unknown element names are a programming error."""
@@ -104,6 +108,21 @@ class AccessProfile:
             return False
         return PROTECTION_LEVELS.index(level) <= PROTECTION_LEVELS.index(self.max_protection)
 
+
+# NHN Grunndata roles a profile may list among its operations; each grants the operations the register's
+# contract documents for it (docs/access.md names the sources). "Administrator" is not offered: use "*".
+_FLR_LOOKUP = frozenset({"GetPatientGPDetails", "GetPatientsGPDetails", "GetPatientsGPDetailsAtTime", "GetGPContract"})
+_FLR_READ = _FLR_LOOKUP | {"GetPatientGPHistory", "GetGPContractsOnOffice", "GetGPPatientList",
+                           "GetGPWithAssociatedGPContracts", "ConfirmGP", "GetGPContractIdsOperatingInPostalCode",
+                           "SearchForGP", "QueryGPContracts", "GetPrimaryHealthCareTeam", "GetGPContractForNav"}
+ROLES: Mapping[str, frozenset[str]] = {
+    "FlrLookup": _FLR_LOOKUP,
+    "FlrRead": _FLR_READ,
+    "FlrReadExtended": frozenset({"GetGPContractForNav", "NavGetEncryptedPatientList",
+                                  "NavGetEncryptedPatientListAlternate"}),
+    "BusinessKommuneoverlegeApiRead": frozenset({"GetAreasForHPRNumber", "GetHPRNumbersForArea",
+                                                 "SearchKommuneOverlegeInfo"}),
+}
 
 _BASIS = frozenset({"identifiers", "name", "birth", "gender", "status", "death", "addresses"})
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from store.synthetic.feed import FeedWriter, events_per_day
+from store.synthetic.krk import write_krk
 from store.synthetic.places import Places
 from store.synthetic.population import Builder, Candidate, Household, in_store_order
 from store.synthetic.registers import RegisterCounts, write_registers
@@ -44,6 +45,7 @@ class Manifest:
     hpr_file: str = "hpr.jsonl"
     ar_file: str = "ar.jsonl"
     flr_file: str = "flr.jsonl"
+    krk_file: str = "krk.csv"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -51,7 +53,7 @@ class Manifest:
             "snapshotSequence": self.snapshot_sequence, "snapshotDate": self.snapshot_date.isoformat(),
             "feedDays": self.feed_days, "feedEvents": self.feed_events,
             "files": {"persons": self.persons_file, "hpr": self.hpr_file, "ar": self.ar_file,
-                      "flr": self.flr_file, "feed": list(self.feed_files)},
+                      "flr": self.flr_file, "krk": self.krk_file, "feed": list(self.feed_files)},
         }
 
 
@@ -75,6 +77,7 @@ def generate_population(out_dir: Path, persons: int, seed: int, *, feed_days: in
     (out_dir / "feed").mkdir(parents=True, exist_ok=True)
     master = random.Random(seed)
     people_rng, pool_rng, feed_rng, register_rng = (random.Random(master.getrandbits(64)) for _ in range(4))
+    krk_rng = random.Random(master.getrandbits(64))  # drawn after the four, so they do not change
     places = Places()
     used: set[str] = set()
     builder = Builder(people_rng, places, snapshot_date, used)
@@ -109,6 +112,7 @@ def generate_population(out_dir: Path, persons: int, seed: int, *, feed_days: in
     if progress is not None:
         progress(written)
     write_registers(out_dir, register_rng, snapshot_date, places, residents, candidates)
+    write_krk(out_dir, krk_rng)
     del residents, candidates
     feed_builder = Builder(feed_rng, places, snapshot_date, used)
     feed_builder.next_id = persons + 1

@@ -13,7 +13,8 @@ from lxml import etree
 from adapters.ar import ArEncoder, Related
 from store.synthetic import generate_population
 from tests.integration.preg_support import SPYNE_WARNINGS
-from tests.integration.test_ar_soap import EXAMPLES, WSDL, assert_same_structure, body_element, example, real_schema
+from tests.integration.test_ar_soap import EXAMPLES, WSDL, example, real_schema
+from tests.integration.wcf_support import assert_same_structure, body_element
 
 pytestmark = [pytest.mark.filterwarnings(w) for w in SPYNE_WARNINGS]
 

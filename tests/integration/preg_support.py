@@ -33,6 +33,7 @@ import functools
 import http.client
 import json
 import logging
+import os
 import random
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -535,3 +536,19 @@ def running_preg(db_url: str, work_dir: Path, *, populated: bool = True, with_ac
         for name, (level, filters) in spyne_loggers.items():
             logging.getLogger(name).setLevel(level)
             logging.getLogger(name).filters[:] = filters
+
+
+DOCS_START, DOCS_END = "<!-- examples:start -->", "<!-- examples:end -->"
+
+
+def check_docs_section(doc: Path, section: str) -> None:
+    """``doc``'s one ``<!-- examples:start -->`` … ``<!-- examples:end -->`` section must equal ``section``
+    (rendered from a running server by a docs test); with ``PREGBRIDGE_REGEN_DOCS=1`` it is rewritten instead."""
+    text = doc.read_text(encoding="utf-8")
+    assert text.count(DOCS_START) == 1 and text.count(DOCS_END) == 1, f"{doc} needs one {DOCS_START} … section"
+    before, rest = text.split(DOCS_START)
+    current, after = rest.split(DOCS_END)
+    if os.environ.get("PREGBRIDGE_REGEN_DOCS") == "1":
+        doc.write_text(before + section + after, encoding="utf-8")
+        return
+    assert DOCS_START + current + DOCS_END == section, f"{doc.name} is out of date: run with PREGBRIDGE_REGEN_DOCS=1"

@@ -12,33 +12,31 @@ structurally with NHN's real example responses (tests/data/ar-examples: element 
 from __future__ import annotations
 
 import base64
-import contextlib
-import functools
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 import requests
 import zeep
-from argon2 import PasswordHasher
 from lxml import etree
 from sqlalchemy import Engine, select
-from zeep.plugins import HistoryPlugin
-from zeep.transports import Transport
-from zeep.wsa import WsAddressingPlugin
 
-import server.access.accounts as accounts_module
-from server.access import AccessSettings, AccountStore, AuditWriter, Authenticator, load_profiles
+from server.access import load_profiles
 from store import schema as s
-from store.engine import make_engine, migrate
-from store.loading import load_population
 from store.synthetic import generate_population
-from tests.integration.preg_support import SPYNE_WARNINGS, backend_url
+from tests.integration.preg_support import SPYNE_WARNINGS
+from tests.integration.wcf_support import (
+    SOAP11,
+    SOAP12,
+    WcfClient,
+    assert_same_structure,
+    body_element,
+    loaded_store,
+    schema_of,
+    serving,
+)
 
 pytestmark = [pytest.mark.filterwarnings(w) for w in SPYNE_WARNINGS]
 
@@ -49,102 +47,15 @@ CP = "http://register.nhn.no/CommunicationParty"
 COMMON = "http://register.nhn.no/Common"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
 WSA = "http://www.w3.org/2005/08/addressing"
-SOAP11 = "http://schemas.xmlsoap.org/soap/envelope/"
-SOAP12 = "http://www.w3.org/2003/05/soap-envelope"
-XS = "http://www.w3.org/2001/XMLSchema"
 BINDINGS = {"basic": (f"{{{CP}}}BasicHttpBinding_ICommunicationPartyService", "/v1/AR/Basic"),
             "ws": (f"{{{CP}}}WSHttpBinding_ICommunicationPartyService", "/v1/AR")}
 USER, PASSWORD = "epj-ar", "correct horse battery staple"
 SEED = 20261122
 
 
-# -- the real schemas, compiled here --------------------------------------------------------------------
-
-
-class _Resolver(etree.Resolver):  # type: ignore[misc]
-    def __init__(self, docs: dict[str, bytes]) -> None:
-        super().__init__()
-        self.docs = docs
-
-    def resolve(self, url: str, pubid: str, context: Any) -> Any:
-        return self.resolve_string(self.docs[url], context) if url in self.docs else None
-
-
-@functools.cache
 def real_schema() -> etree.XMLSchema:
-    """Every inline xs:schema of the real WSDL, imports (by namespace only) resolved in memory."""
-    root = etree.parse(str(WSDL)).getroot()
-    docs: dict[str, bytes] = {}
-    for schema in root.iter(f"{{{XS}}}schema"):
-        copy = etree.fromstring(etree.tostring(schema))
-        for imp in copy.findall(f"{{{XS}}}import"):
-            imp.set("schemaLocation", "mem:" + imp.get("namespace", ""))
-        docs["mem:" + copy.get("targetNamespace", "")] = etree.tostring(copy)
-    imports = "".join(f'<xs:import namespace="{url[4:]}" schemaLocation="{url}"/>' for url in docs)
-    parser = etree.XMLParser(no_network=True)
-    parser.resolvers.add(_Resolver(docs))
-    return etree.XMLSchema(etree.fromstring(f'<xs:schema xmlns:xs="{XS}">{imports}</xs:schema>'.encode(), parser))
-
-
-def body_element(envelope: etree._Element) -> etree._Element:
-    for env in (SOAP11, SOAP12):
-        body = envelope.find(f"{{{env}}}Body")
-        if body is not None:
-            return body[0]
-    raise AssertionError("no SOAP Body")
-
-
-# -- structural comparison with the real examples ----------------------------------------------------------
-
-
-def _q(el: etree._Element) -> str:
-    return str(el.tag)
-
-
-def shape(el: etree._Element) -> dict[tuple[str, ...], list[str]]:
-    """Element path (QNames, list positions collapsed) -> its child QNames in order (repeats collapsed), for
-    every element with children; ``@type`` entries hold ``i:type``."""
-    out: dict[tuple[str, ...], list[str]] = {}
-
-    def walk(e: etree._Element, path: tuple[str, ...]) -> None:
-        key = path + (_q(e),)
-        kids: list[str] = []
-        for c in e:
-            if not kids or kids[-1] != _q(c):
-                kids.append(_q(c))
-        if kids and key not in out:
-            out[key] = kids
-        if e.get(f"{{{XSI}}}type") is not None and key + ("@type",) not in out:
-            out[key + ("@type",)] = [e.get(f"{{{XSI}}}type", "").rpartition(":")[2]]
-        for c in e:
-            walk(c, key)
-
-    walk(el, ())
-    return out
-
-
-def _subsequence(small: list[str], big: list[str]) -> bool:
-    it = iter(big)
-    return all(x in it for x in small)
-
-
-def assert_same_structure(ours: etree._Element, example: etree._Element, *, subset: bool = False) -> int:
-    """Every element path present with children in both has the same children in the same order, and the
-    same ``i:type``. Our list items may carry an ``i:type`` naming their own element (docs/ar.md). With
-    ``subset`` the example's children need only appear in ours in the same order (two of NHN's examples
-    leave out the optional ``People``/``Services`` that the third sends). Returns how many paths were
-    compared."""
-    a, b = shape(ours), shape(example)
-    compared = 0
-    for key, kids in b.items():
-        if key in a:
-            same = _subsequence(kids, a[key]) if subset else a[key] == kids
-            assert same, f"{'/'.join(k.rpartition('}')[2] for k in key)}: {a[key]} != {kids}"
-            compared += 1
-    for key, value in a.items():
-        if key[-1] == "@type" and key not in b:
-            assert value == [key[-2].rpartition("}")[2]], f"unexpected i:type at {key}"
-    return compared
+    """Every inline xs:schema of the real WSDL, compiled here (independently of the server's copy)."""
+    return schema_of(WSDL)
 
 
 def example(name: str) -> etree._Element:
@@ -153,15 +64,6 @@ def example(name: str) -> etree._Element:
 
 
 # -- the server ----------------------------------------------------------------------------------------------
-
-
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
-        pass
-
-
-class _ThreadingServer(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
 
 
 class ArServer:
@@ -180,57 +82,17 @@ def ar_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
 
     work = tmp_path_factory.mktemp(f"ar-{request.param}")
     generate_population(work / "pop", 300, SEED, feed_days=0)
-    with contextlib.ExitStack() as stack:
-        url = stack.enter_context(backend_url(request.param, work))
-        engine = make_engine(url)
-        migrate(engine)
-        load_population(engine, work / "pop")
-        mp = stack.enter_context(pytest.MonkeyPatch.context())
-        mp.setattr(accounts_module, "PasswordHasher",
-                   functools.partial(PasswordHasher, time_cost=1, memory_cost=1024, parallelism=1))
-        accounts = AccountStore(engine, key_path=work / "access.key")
-        accounts.add(USER, PASSWORD, "full")
-        authenticator = Authenticator.from_settings(engine, accounts, AccessSettings())
-        audit = AuditWriter(engine, mode="sync")
-        httpd = make_server("127.0.0.1", 0, lambda e, r: [], server_class=_ThreadingServer, handler_class=_Quiet)
-        base = f"http://127.0.0.1:{httpd.server_port}"
-        httpd.set_app(build_ar_app(engine, authenticator, load_profiles(None), audit, public_base_url=base))
-        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-        thread.start()
-        parties = [json.loads(line) for line in (work / "pop" / "ar.jsonl").read_text().splitlines()]
-        try:
-            yield ArServer(engine, base, parties)
-        finally:
-            httpd.shutdown()
-            httpd.server_close()
-            thread.join(10)
-            audit.close()
-            engine.dispose()
+    parties = [json.loads(line) for line in (work / "pop" / "ar.jsonl").read_text().splitlines()]
+    with loaded_store(request.param, work, work / "pop", [(USER, PASSWORD, "full")]) as st, serving(
+            lambda b: build_ar_app(st.engine, st.authenticator, load_profiles(None), st.audit,
+                                   public_base_url=b)) as base:
+        yield ArServer(st.engine, base, parties)
 
 
-class Client:
-    """zeep from the real WSDL, on one port; checks every received body against the real schemas."""
-
+class Client(WcfClient):
     def __init__(self, srv: ArServer, port: str) -> None:
-        session = requests.Session()
-        session.auth = (USER, PASSWORD)
-        self.history = HistoryPlugin()
-        plugins = [self.history] + ([WsAddressingPlugin()] if port == "ws" else [])
-        self.client = zeep.Client(str(WSDL), transport=Transport(session=session), plugins=plugins)
         binding, path = BINDINGS[port]
-        self.service = self.client.create_service(binding, srv.base + path)
-        self.port = port
-
-    def last(self) -> etree._Element:
-        received: Any = self.history.last_received
-        return received["envelope"]  # type: ignore[no-any-return]
-
-    def call(self, op: str, *args: Any, **kwargs: Any) -> Any:
-        result = getattr(self.service, op)(*args, **kwargs)
-        body = body_element(self.last())
-        assert body.tag == f"{{{CP}}}{op}Response"
-        real_schema().assertValid(body)
-        return result
+        super().__init__(WSDL, binding, srv.base + path, (USER, PASSWORD), port)
 
 
 @pytest.fixture(params=["basic", "ws"])
@@ -321,6 +183,15 @@ def test_search(client: Client, ar_server: ArServer) -> None:
         "KeyValuePairOfstringstring": [{"key": "Name", "value": word[:4]}, {"key": "Type", "value": "Organization"}]}})
     assert org["herId"] in {p.HerId for p in by_name.Results.CommunicationParty}
     assert all(p.Type == ["Organization"] for p in by_name.Results.CommunicationParty)
+    # only Page and PageSize, as real clients send: the first page of every party, bounded by PageSize
+    everything = client.call("Search", search={"Page": 1, "PageSize": 7})
+    assert everything.TotalResults == len(ar_server.parties)
+    first = sorted(ar_server.parties, key=lambda p: (p["name"], p["herId"]))[:7]
+    assert [p.HerId for p in everything.Results.CommunicationParty] == [p["herId"] for p in first]
+    types = next(f for f in everything.Facets.SearchFacet if f.CodeValue == "Type")
+    assert sum(e.Hits for e in types.Entries.SearchResultFacetEntry) == len(ar_server.parties)
+    second = client.call("Search", search={"Page": 2, "PageSize": 7})
+    assert {p.HerId for p in second.Results.CommunicationParty}.isdisjoint({p["herId"] for p in first})
     with pytest.raises(zeep.exceptions.Fault) as caught:
         client.service.Search(search={"Page": 1, "PageSize": 10, "SearchConstraints": {
             "KeyValuePairOfstringstring": [{"key": "Colour", "value": "blue"}]}})

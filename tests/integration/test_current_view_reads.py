@@ -48,15 +48,15 @@ def test_the_reader_leaves_no_transaction_open_after_driver_level_reads(engine: 
             assert view_by_number(conn, numbers[0]) is not None
             assert len(views(conn, [1, 2, 2, 999])) == 2
             assert _in_transaction(conn) == (engine.dialect.name != "sqlite")  # the read began one on PostgreSQL
-            backend = (conn.connection.dbapi_connection.info.backend_pid  # type: ignore[union-attr]
-                       if engine.dialect.name == "postgresql" else None)
+            pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar() if engine.dialect.name == "postgresql" \
+                else None
         assert not _in_transaction(conn)
-        if backend is not None:  # and the server agrees: the reader's session does not idle in a transaction
-            # (only the reader's own backend is looked at: the test database is shared with other runs)
+        if pid is not None:  # and the server agrees: the reader's session does not idle in a transaction (only
+            # its own: other tests share the database, and a server of theirs is between two statements at times)
             with engine.connect() as other:
                 state = other.execute(text("SELECT state FROM pg_stat_activity WHERE pid = :pid"),
-                                      {"pid": backend}).scalar()
-            assert state == "idle"
+                                      {"pid": pid}).scalar()
+            assert state != "idle in transaction"
     finally:
         reader.close()
 

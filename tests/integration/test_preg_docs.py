@@ -9,7 +9,6 @@ with ``PREGBRIDGE_REGEN_DOCS=1`` to rewrite that section instead.
 
 from __future__ import annotations
 
-import os
 import random
 import re
 from collections.abc import Iterator
@@ -23,6 +22,8 @@ from tests.integration.preg_support import (
     ACCOUNTS,
     CT11,
     CT12,
+    DOCS_END,
+    DOCS_START,
     NS,
     PASSWORD,
     REPO,
@@ -30,6 +31,7 @@ from tests.integration.preg_support import (
     Population,
     PregServer,
     body_child,
+    check_docs_section,
     fault_of,
     running_preg,
 )
@@ -37,7 +39,7 @@ from tests.integration.preg_support import (
 pytestmark = [pytest.mark.filterwarnings(spec) for spec in SPYNE_WARNINGS]
 
 DOC = REPO / "docs" / "preg.md"
-START, END = "<!-- examples:start -->", "<!-- examples:end -->"
+START, END = DOCS_START, DOCS_END
 EXAMPLE_TIME = "2026-11-23T08:30:00+00:00"
 FH_SLOT = "{hjelpenummer}"
 EXAMPLE_FH = identity.generate(identity.IdKind.FH, None, random.Random(1))
@@ -169,14 +171,7 @@ def test_docs_show_a_real_example_of_every_operation(preg: PregServer) -> None:
     assert answered_operations(section) == {"ping", "getPerson", "getPersons", "getAdresses", "searchPerson",
                                              "getPersonHistory", "requestHjelpenummer", "getHjelpenummer",
                                              "linkHjelpenummer", "getChanges"}
-    text = DOC.read_text(encoding="utf-8")
-    assert text.count(START) == 1 and text.count(END) == 1, f"{DOC} needs one {START} ... {END} section"
-    before, rest = text.split(START)
-    current, after = rest.split(END)
-    if os.environ.get("PREGBRIDGE_REGEN_DOCS") == "1":
-        DOC.write_text(before + section + after, encoding="utf-8")
-        return
-    assert START + current + END == section, "docs/preg.md is out of date: run with PREGBRIDGE_REGEN_DOCS=1"
+    check_docs_section(DOC, section)
 
 
 def answered_operations(section: str) -> set[str]:

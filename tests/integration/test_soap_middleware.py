@@ -934,8 +934,6 @@ def test_spyne_never_logs_a_request_body_once_silenced(
             logging.getLogger(name).setLevel(level)
             logging.getLogger(name).filters[:] = filters
     assert marker not in caplog.text
-    # spyne's own timing line ("gc.collect() took around N ms", logger ``spyne``, no request content) appears
-    # when a call comes more than spyne's MIN_GC_INTERVAL after the last collection: on a loaded machine
-    # the calls above can span that; it is not a body.
-    assert not [r for r in caplog.records if r.name.startswith("spyne")
-                and not r.getMessage().startswith("gc.collect() took around")]
+    # spyne's own timing note ("gc.collect() took around N ms", DEBUG, on a slow collection under load) carries
+    # no request data; any other spyne record would
+    assert not [r for r in caplog.records if r.name.startswith("spyne") and not r.msg.startswith("gc.collect()")]

@@ -122,3 +122,19 @@ def test_access_errors_carry_their_wire_forms() -> None:
     t = Throttled(0)
     assert t.soap_fault_code == "Client.Authentication"
     assert "try again later" in str(t) and t.retry_after == 1
+
+
+def test_a_register_role_grants_the_operations_documented_for_it(tmp_path: Path) -> None:
+    path = tmp_path / "profiles.toml"
+    path.write_text('[profiles.legekontor]\noperations = ["FlrLookup", "getPerson"]\nelements = ["name"]\n'
+                    'max_protection = "ugradert"\n', encoding="utf-8")
+    profile = load_profiles(path)["legekontor"]
+    for op in ("GetPatientGPDetails", "GetPatientsGPDetails", "GetPatientsGPDetailsAtTime", "GetGPContract",
+               "getPerson"):
+        authorize(profile, op)
+    for op in ("GetPatientGPHistory", "GetGPPatientList", "NavGetEncryptedPatientList", "FlrRead", "searchPerson"):
+        with pytest.raises(AuthorizationFailed):
+            authorize(profile, op)
+    reader = AccessProfile("flr", frozenset({"FlrRead"}), frozenset({"name"}), "ugradert")
+    assert reader.allows_operation("GetGPPatientList") and reader.allows_operation("GetPatientGPDetails")
+    assert not reader.allows_operation("NavGetEncryptedPatientList")

@@ -16,41 +16,23 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from lxml import etree
 from sqlalchemy import Connection, Engine
 
 from adapters.ar import ArEncoder, Related, request_ints, request_text, search_pairs
-from server.access import (
-    AccessProfile,
-    Account,
-    AuditRecord,
-    AuditWriter,
-    authorize,
-    basic_username,
-    client_address,
-    resolve_profile,
-)
-from server.access.throttle import account_part
-from server.soap.ar.contract import ArContract
-from server.soap.ar.errors import (
-    InvalidHerId,
-    InvalidOrganizationNumber,
-    InvalidRequest,
-    OperationNotSupported,
-    generic_fault_for,
-)
-from server.soap.refusals import mark_audited
+from server.access import AccessProfile, AuditWriter
+from server.soap.ar.errors import InvalidHerId, InvalidOrganizationNumber, InvalidRequest
+from server.soap.wcf.contract import WcfContract
+from server.soap.wcf.face import ACCOUNT_KEY, Call, Handler, WcfFace
 from store import ar
 from store.engine import deadline, read_connection
 from store.errors import InvalidInput
 
 __all__ = ["ACCOUNT_KEY", "READ_OPERATIONS", "WRITE_OPERATIONS", "ArFace"]
 
-ACCOUNT_KEY: Final = "pregbridge.account"
 READ_OPERATIONS: Final = (
     "Ping", "GetCommunicationPartyDetails", "GetOrganizationDetails", "GetServiceDetails",
     "GetOrganizationPersonDetails", "SearchById", "Search", "GetChangedCommunicationPartiesInfo",
@@ -73,65 +55,19 @@ FACET_NAMES: Final = {"type": ("Type", "Type"), "business_type": ("BusinessType"
 _USAGE: Final = {"Encryption": "encryption", "ValidatingSignature": "signing"}
 
 
-@dataclass
-class _Call:
-    asked: list[str] = field(default_factory=list)
-    returned: list[str] = field(default_factory=list)
+_Call = Call  # the name the AR benchmark's static face uses
 
 
-Handler = Callable[[etree._Element, "_Call"], etree._Element]
+class ArFace(WcfFace):
+    audit_face = "soap-ar"
 
-
-class ArFace:
-    def __init__(self, engine: Engine, contract: ArContract, profiles: Mapping[str, AccessProfile],
+    def __init__(self, engine: Engine, contract: WcfContract, profiles: Mapping[str, AccessProfile],
                  audit: AuditWriter, *, clock: Callable[[], dt.datetime] | None = None) -> None:
-        self.engine = engine
-        self.contract = contract
-        self.profiles = profiles
-        self.audit = audit
-        self.clock = clock or (lambda: dt.datetime.now(dt.UTC))
-        self._ops: dict[str, Handler] = {}
+        super().__init__(engine, contract, profiles, audit, clock=clock)
         for op in READ_OPERATIONS:
-            self._ops[op] = getattr(self, "_op_" + op, None) or self._dispatch_certificate(op)
+            self.handlers[op] = getattr(self, "_op_" + op, None) or self._dispatch_certificate(op)
 
-    # -- the one entry point ----------------------------------------------------------------------
-
-    def call(self, operation: str, body: etree._Element | None, environ: Mapping[str, Any]) -> etree._Element:
-        account: Account | None = environ.get(ACCOUNT_KEY)
-        record = _Call()
-        outcome = "ok"
-        try:
-            if account is None:  # the app authenticates before SOAP; never answer without an account
-                raise InvalidRequest("no authenticated account")
-            authorize(resolve_profile(account.profile, self.profiles), operation)
-            handler = self._ops.get(operation)
-            if handler is None:
-                raise OperationNotSupported(self._not_offered(operation))
-            if body is None or not self.contract.schema.validate(body):
-                error = self.contract.schema.error_log.last_error
-                raise InvalidRequest(f"the request does not follow the contract: {error.message if error else ''}"
-                                     .strip())
-            return handler(body, record)
-        except Exception as exc:
-            outcome = generic_fault_for(exc)[1]
-            raise
-        finally:
-            if isinstance(environ, MutableMapping):
-                mark_audited(environ)
-            self.audit.write(AuditRecord.now(account=account.username if account else None, face="soap-ar",
-                                             operation=operation, outcome=outcome,
-                                             source=client_address(environ) or None, purpose=None,
-                                             asked=record.asked, returned=record.returned))
-
-    def audit_refusal(self, environ: Mapping[str, Any], operation: str, outcome: str) -> None:
-        """Record a call refused before SOAP (no or wrong credentials), with the account name it tried."""
-        name = basic_username(environ.get("HTTP_AUTHORIZATION"))
-        self.audit.write(AuditRecord.now(account=account_part(name) if name else None, face="soap-ar",
-                                         operation=operation[:80] or "?", outcome=outcome,
-                                         source=client_address(environ) or None, purpose=None, asked=[], returned=[]))
-
-    @staticmethod
-    def _not_offered(operation: str) -> str:
+    def not_offered(self, operation: str) -> str:
         if operation in WRITE_OPERATIONS:
             return f"{operation}: pregbridge offers AR for reading only; write operations are not offered"
         return f"{operation} is not offered by pregbridge (docs/ar.md lists the operations offered)"
@@ -142,7 +78,7 @@ class ArFace:
         return ArEncoder(self.clock(), related)
 
     @staticmethod
-    def _her_id(body: etree._Element, call: _Call, name: str = "herId") -> int:
+    def _her_id(body: etree._Element, call: Call, name: str = "herId") -> int:
         text = request_text(body, name)
         if text is None:
             raise InvalidHerId()
@@ -173,7 +109,7 @@ class ArFace:
         hpr = ar.hpr_records(conn, [p["hprNumber"] for p in people if p.get("hprNumber") is not None])
         return Related(hpr=hpr, children=kids, parties=parties)
 
-    def _details(self, op: str, body: etree._Element, call: _Call, kind: str | None) -> etree._Element:
+    def _details(self, op: str, body: etree._Element, call: Call, kind: str | None) -> etree._Element:
         her_id = self._her_id(body, call)
         with read_connection(self.engine) as conn, deadline(conn):
             doc = self._party(conn, her_id, kind)
@@ -184,7 +120,7 @@ class ArFace:
         enc.party(r, f"{op}Result", doc, typed=kind is None)
         return r
 
-    def _organizations(self, op: str, docs: Sequence[Mapping[str, Any]], conn: Connection, call: _Call
+    def _organizations(self, op: str, docs: Sequence[Mapping[str, Any]], conn: Connection, call: Call
                        ) -> etree._Element:
         enc = self._encoder(self._related_for_list(conn, docs))
         r = enc.response(op)
@@ -194,24 +130,24 @@ class ArFace:
 
     # -- operations -------------------------------------------------------------------------------
 
-    def _op_Ping(self, body: etree._Element, call: _Call) -> etree._Element:
+    def _op_Ping(self, body: etree._Element, call: Call) -> etree._Element:
         r = ArEncoder.response("Ping")
         ArEncoder.result(r, "Ping", "Pong")
         return r
 
-    def _op_GetCommunicationPartyDetails(self, body: etree._Element, call: _Call) -> etree._Element:
+    def _op_GetCommunicationPartyDetails(self, body: etree._Element, call: Call) -> etree._Element:
         return self._details("GetCommunicationPartyDetails", body, call, None)
 
-    def _op_GetOrganizationDetails(self, body: etree._Element, call: _Call) -> etree._Element:
+    def _op_GetOrganizationDetails(self, body: etree._Element, call: Call) -> etree._Element:
         return self._details("GetOrganizationDetails", body, call, "Organization")
 
-    def _op_GetServiceDetails(self, body: etree._Element, call: _Call) -> etree._Element:
+    def _op_GetServiceDetails(self, body: etree._Element, call: Call) -> etree._Element:
         return self._details("GetServiceDetails", body, call, "Service")
 
-    def _op_GetOrganizationPersonDetails(self, body: etree._Element, call: _Call) -> etree._Element:
+    def _op_GetOrganizationPersonDetails(self, body: etree._Element, call: Call) -> etree._Element:
         return self._details("GetOrganizationPersonDetails", body, call, "Person")
 
-    def _op_SearchById(self, body: etree._Element, call: _Call) -> etree._Element:
+    def _op_SearchById(self, body: etree._Element, call: Call) -> etree._Element:
         asked = (request_text(body, "id") or "").strip()
         call.asked.append(asked[:11])
         with read_connection(self.engine) as conn, deadline(conn):
@@ -229,7 +165,7 @@ class ArFace:
         call.returned.extend(str(d["herId"]) for d in docs)
         return r
 
-    def _op_Search(self, body: etree._Element, call: _Call) -> etree._Element:
+    def _op_Search(self, body: etree._Element, call: Call) -> etree._Element:
         page, size, pairs = search_pairs(body)
         page_size = DEFAULT_PAGE_SIZE if not size or size < 1 else min(size, MAX_PAGE_SIZE)
         try:
@@ -245,7 +181,7 @@ class ArFace:
         call.returned.extend(str(d["herId"]) for d in found.parties)
         return r
 
-    def _op_GetChangedCommunicationPartiesInfo(self, body: etree._Element, call: _Call) -> etree._Element:
+    def _op_GetChangedCommunicationPartiesInfo(self, body: etree._Element, call: Call) -> etree._Element:
         her_ids = request_ints(body, "herIds")
         if len(her_ids) > MAX_HER_IDS:
             raise InvalidRequest(f"at most {MAX_HER_IDS} HER-ids per call")
@@ -255,19 +191,19 @@ class ArFace:
         ArEncoder.last_changed(r, "GetChangedCommunicationPartiesInfoResult", rows)
         return r
 
-    def _op_GetOrganizationsOwnedBy(self, body: etree._Element, call: _Call) -> etree._Element:
+    def _op_GetOrganizationsOwnedBy(self, body: etree._Element, call: Call) -> etree._Element:
         her_id = self._her_id(body, call)
         with read_connection(self.engine) as conn, deadline(conn):
             self._party(conn, her_id)
             return self._organizations("GetOrganizationsOwnedBy", ar.owned_by(conn, her_id), conn, call)
 
-    def _op_GetAssosiatedIKSChildOrganizations(self, body: etree._Element, call: _Call) -> etree._Element:
+    def _op_GetAssosiatedIKSChildOrganizations(self, body: etree._Element, call: Call) -> etree._Element:
         return self._iks("GetAssosiatedIKSChildOrganizations", body, call)
 
-    def _op_GetAssosiatedIKSParentOrganizations(self, body: etree._Element, call: _Call) -> etree._Element:
+    def _op_GetAssosiatedIKSParentOrganizations(self, body: etree._Element, call: Call) -> etree._Element:
         return self._iks("GetAssosiatedIKSParentOrganizations", body, call)
 
-    def _iks(self, op: str, body: etree._Element, call: _Call) -> etree._Element:
+    def _iks(self, op: str, body: etree._Element, call: Call) -> etree._Element:
         """IKS (inter-municipal company) associations: the store holds none, so a known HER-id has none."""
         her_id = self._her_id(body, call)
         with read_connection(self.engine) as conn, deadline(conn):
@@ -282,8 +218,8 @@ class ArFace:
         purpose = op.removeprefix("GetCertificateDetailsFor").removeprefix("GetCertificateFor")
         usage = _USAGE[purpose.removesuffix("ByOrganizationNumber")]
 
-        def handler(body: etree._Element, call: _Call) -> etree._Element:
-            with read_connection(self.engine) as conn, deadline(conn):
+        def handler(body: etree._Element, call: Call) -> etree._Element:
+            with read_connection(self.engine) as conn:
                 if by_org:
                     number = request_text(body, "organizationNumber") or ""
                     call.asked.append(number[:11])

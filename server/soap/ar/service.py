@@ -1,51 +1,19 @@
-"""The spyne service of the AR contract: one bare document/literal method per WSDL operation, all thin.
-
-Each method hands the request element (``ctx.in_body_doc``) and the WSGI environ to
-:class:`~server.soap.ar.face.ArFace` and returns the element it builds. Any exception becomes a spyne
-``Fault`` carrying a ``GenericFault{ErrorCode, Message}`` detail (server.soap.ar.errors decides the code;
-protocol.py writes the detail in the SOAP 1.1 or 1.2 shape), with ``Reason``/``faultstring`` in
-``nb-NO`` as WCF answers. Unexpected failures are logged by type only.
-"""
+"""The spyne service of the AR contract (the shared WCF one, server/soap/wcf/service.py, named CommunicationParty)."""
 
 from __future__ import annotations
 
-import logging
-from typing import Any
+from typing import Final
 
-from spyne import AnyXml, Fault, ServiceBase, rpc
+from spyne import ServiceBase
 
-from adapters.ar import generic_fault
-from server.soap.ar.errors import generic_fault_for
-from server.soap.ar.face import ArFace
+from server.soap.wcf.face import WcfFace
+from server.soap.wcf.service import build_service as build_wcf_service
+from server.soap.wcf.service import fault_of
 
-__all__ = ["build_service", "fault_of"]
+__all__ = ["SERVICE_NAME", "build_service", "fault_of"]
 
-log = logging.getLogger("server.soap.ar")
-
-
-def fault_of(exc: BaseException) -> Fault:
-    code, error_code, message = generic_fault_for(exc)
-    fault = Fault(faultcode=code, faultstring=message, lang="nb-NO")
-    fault.generic_fault = generic_fault(error_code, message)
-    return fault
+SERVICE_NAME: Final = "CommunicationParty"
 
 
-def build_service(face: ArFace) -> type[ServiceBase]:
-    def method(op: str) -> Any:
-        def handler(ctx: Any, _request: Any) -> Any:
-            try:
-                return face.call(op, ctx.in_body_doc, ctx.transport.req_env)
-            except Exception as exc:  # noqa: BLE001 - every failure leaves as a GenericFault, never spyne's own
-                fault = fault_of(exc)
-                if fault.faultcode == "Server":
-                    log.warning("%s failed: %s", op, type(exc).__name__)
-                raise fault from None
-
-        handler.__name__ = op
-        return rpc(AnyXml, _body_style="bare", _in_message_name=op, _returns=AnyXml,
-                   _out_message_name=f"{op}Response")(handler)
-
-    namespace: dict[str, Any] = {op: method(op) for op in face.contract.operations}
-    namespace["__service_name__"] = "CommunicationParty"
-    namespace["__namespace__"] = face.contract.namespace
-    return type("CommunicationPartyService", (ServiceBase,), namespace)
+def build_service(face: WcfFace) -> type[ServiceBase]:
+    return build_wcf_service(face, SERVICE_NAME)
