@@ -14,14 +14,27 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from server.access import CLIENT_ADDRESS_KEY, AccountStore, AuditWriter, Authenticator, load_profiles
+from server.access import (
+    CLIENT_ADDRESS_KEY,
+    AccountStore,
+    AuditRecord,
+    AuditWriter,
+    Authenticator,
+    TrustedProxies,
+    basic_username,
+    load_profiles,
+)
+from server.access.throttle import account_part
 from server.config import Settings
+from server.front.front import REFUSAL_HOOK, RefusalHook
 from server.http import health_app
+from server.logsafe import loggable
 from store.engine import make_engine, migrate
 from store.krk import LoadResult, Problem, load_krk_file
 
 __all__ = ["Components", "build_components", "build_engine", "build_fake_persontjenesten", "build_sync_client",
-           "build_sync_engine", "build_syncer", "build_wsgi_app", "filematch_http_settings", "load_krk", "sync_parts"]
+           "build_sync_engine", "build_syncer", "build_wsgi_app", "filematch_http_settings", "front_refusal_audit",
+           "load_krk", "sync_parts"]
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -59,6 +72,19 @@ def filematch_http_settings(settings: Settings) -> Any:
         background_workers=fm.background_workers,
         jobs=JobSettings(chunk_size=fm.chunk_size, retention=dt.timedelta(days=fm.retention_days),
                          lease_seconds=float(fm.lease_seconds), max_field=fm.max_field))
+
+
+def front_refusal_audit(audit: AuditWriter, proxies: TrustedProxies) -> RefusalHook:
+    """The front's refusal hook (server/front/front.py): one audit record per request the HTTP front refused
+    before any face saw it (face ``http-front``; the outcome is the status and reason, the operation the
+    request's path, cut and sanitised, or ``?``; the attempted Basic account when the headers were read; the
+    client address, trusted proxies applied)."""
+    def record(outcome: str, environ: dict[str, str], path: str | None) -> None:
+        name = basic_username(environ.get("HTTP_AUTHORIZATION"))
+        audit.write(AuditRecord.now(account=account_part(name) if name else None, face="http-front",
+                                    operation=loggable(path[:80], 80)[:80] if path else "?", outcome=outcome[:60],
+                                    source=proxies.of_environ(environ) or None))
+    return record
 
 
 def build_components(settings: Settings, engine: Engine | None = None) -> Components:
@@ -102,6 +128,7 @@ def build_components(settings: Settings, engine: Engine | None = None) -> Compon
             return face(environ, start_response)
         return health(environ, start_response)
 
+    setattr(app, REFUSAL_HOOK, front_refusal_audit(audit, proxies))  # picked up by server.front.worker
     return Components(engine, accounts, authenticator, audit, app)
 
 

@@ -27,6 +27,7 @@ import asyncio
 import enum
 import io
 import logging
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -47,6 +48,26 @@ log = logging.getLogger("server.front")
 _ERROR_BODY: Final = b"internal error\n"
 _TEXT_500: Final = [(b"Content-Type", b"text/plain; charset=utf-8"), (b"Content-Length", b"15"),
                     (b"Connection", b"close")]
+
+
+# What a refusal hands to the front's refusal hook besides the peer (server/front/front.py): the headers that
+# name the attempted account and the client behind trusted proxies, and the request's path. Nothing else of
+# the request, never its body.
+_AUDITED_HEADERS: Final = {b"authorization": "HTTP_AUTHORIZATION", b"x-forwarded-for": "HTTP_X_FORWARDED_FOR",
+                           b"forwarded": "HTTP_FORWARDED"}
+_REQUEST_LINE: Final = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,20} ([^ \r\n]{1,8192})[ \r\n]")
+
+
+def _origin_form(target: bytes) -> bytes:
+    """A request target in origin form: an absolute form's path and query."""
+    if target[:1] != b"/" and b"://" in target[:10]:
+        return b"/" + target.split(b"://", 1)[1].partition(b"/")[2]
+    return target
+
+
+def _path_of(target: bytes) -> str:
+    """The path of a request target (origin or absolute form), without its query."""
+    return _origin_form(target).partition(b"?")[0].decode("latin-1")
 
 
 class _State(enum.Enum):
@@ -191,18 +212,18 @@ class Connection(asyncio.Protocol):
     def _on_request(self, request: h11.Request) -> None:
         limits = self.limits
         if len(request.target) > limits.max_request_line:
-            self._refuse(Refusal.LINE_TOO_LONG)
+            self._refuse(Refusal.LINE_TOO_LONG, request)
             return
         size = len(request.target) + sum(len(name) + len(value) + 4 for name, value in request.headers)
         if len(request.headers) > limits.max_header_fields or size > limits.max_header_bytes:
-            self._refuse(Refusal.HEADERS_TOO_LARGE)
+            self._refuse(Refusal.HEADERS_TOO_LARGE, request)
             return
         declared = 0
         for name, value in request.headers:
             if name == b"content-length":
                 declared = int(value)  # h11 has checked it is a number
         if declared > limits.max_body:
-            self._refuse(Refusal.BODY_TOO_LARGE)
+            self._refuse(Refusal.BODY_TOO_LARGE, request)
             return
         self.request = request
         self.received = 0
@@ -363,10 +384,7 @@ class Connection(asyncio.Protocol):
             self.transport.resume_reading()
 
     def _environ(self, request: h11.Request) -> dict[str, Any]:
-        target = request.target
-        if target[:1] != b"/" and b"://" in target[:10]:  # absolute form: keep the path and query
-            target = b"/" + target.split(b"://", 1)[1].partition(b"/")[2]
-        path, _, query = target.partition(b"?")
+        path, _, query = _origin_form(request.target).partition(b"?")
         body = self.body
         if isinstance(body, bytearray):
             stream: IO[bytes] = io.BytesIO(body)
@@ -409,8 +427,20 @@ class Connection(asyncio.Protocol):
 
     # -- ending --------------------------------------------------------------------------------------
 
-    def _refuse(self, refusal: Refusal) -> None:
-        self.front.note(refusal.name.lower().replace("_", " "), self.address)
+    def _refuse(self, refusal: Refusal, request: h11.Request | None = None) -> None:
+        request = request or self.request
+        environ = {"REMOTE_ADDR": self.address}
+        if request is not None:
+            for name, value in request.headers:
+                key = _AUDITED_HEADERS.get(name)
+                if key is not None:
+                    environ[key] = value.decode("latin-1")
+            path: str | None = _path_of(request.target)
+        else:
+            line = _REQUEST_LINE.match(self.head)
+            path = _path_of(line[1]) if line else None
+        self.front.refuse(f"{refusal.status.partition(' ')[0]} {refusal.name.lower().replace('_', ' ')}",
+                          self.address, environ, path)
         if self.transport is not None and self.state is not _State.CLOSED:
             self.transport.write(answer(refusal, bytes(self.head)))
         self._close()

@@ -5,6 +5,13 @@
 opens: one over a cap gets a ``503`` with ``Retry-After: 1`` before a byte of it is read, and is closed.
 Refusals are counted and logged at most once a second per reason, with the latest client address (a
 flood of refusals must not become a flood of log lines); no request content is ever logged.
+
+Every refusal (not the log line) is also handed to the worker's :data:`RefusalHook`, if the WSGI app
+carries one under :data:`REFUSAL_HOOK` (the composition, server/bootstrap.py, sets it to write an audit
+record): the outcome (``"408 header timeout"``), the request's path when its request line was read (else
+None), and a small environ of the peer's ``REMOTE_ADDR`` plus, when the headers were read, only the
+``Authorization``, ``X-Forwarded-For`` and ``Forwarded`` headers (for the attempted account and the client
+address behind trusted proxies). The front stays free of the access layer; the hook runs only on refusals.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from email.utils import formatdate
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from server.front.answers import busy_answer
 
@@ -24,11 +31,15 @@ if TYPE_CHECKING:
     from server.config import HttpSettings
     from server.front.connection import Connection
 
-__all__ = ["Front", "WsgiApp"]
+__all__ = ["REFUSAL_HOOK", "Front", "RefusalHook", "WsgiApp"]
 
 log = logging.getLogger("server.front")
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+RefusalHook = Callable[[str, dict[str, str], str | None], None]
+"""``hook(outcome, environ, path)``: told of each refusal (module docstring)."""
+REFUSAL_HOOK: Final = "pregbridge_front_refusal"
+"""The attribute of the WSGI app that holds its :data:`RefusalHook` (read by the worker)."""
 
 _BUSY = busy_answer("this server has too many open connections: try again")
 _BUSY_ADDRESS = busy_answer("too many open connections from your address: try again")
@@ -39,8 +50,9 @@ class Front:
 
     def __init__(self, app: WsgiApp, limits: HttpSettings, loop: asyncio.AbstractEventLoop, *,
                  scheme: str = "http", server_name: str = "localhost", server_port: str = "80",
-                 spool_dir: Path | None = None) -> None:
+                 spool_dir: Path | None = None, on_refusal: RefusalHook | None = None) -> None:
         self.app = app
+        self.on_refusal = on_refusal
         self.limits = limits
         self.loop = loop
         self.scheme = scheme
@@ -65,10 +77,10 @@ class Front:
     def admit(self, conn: Connection) -> bytes | None:
         """Count a new connection in; the 503 answer to send instead when it is over a cap."""
         if len(self.connections) >= self.limits.max_connections:
-            self.note("connection cap", conn.address)
+            self.refuse("503 connection cap", conn.address)
             return _BUSY
         if self.per_address[conn.address] >= self.limits.max_connections_per_address:
-            self.note("per-address connection cap", conn.address)
+            self.refuse("503 per-address connection cap", conn.address)
             return _BUSY_ADDRESS
         self.connections.add(conn)
         self.per_address[conn.address] += 1
@@ -91,6 +103,19 @@ class Front:
             self._logged[reason] = now
             log.warning("refused a request from %s: %s (%d refused for this reason so far)", address, reason,
                         self.refused[reason])
+
+    def refuse(self, outcome: str, address: str, environ: dict[str, str] | None = None,
+               path: str | None = None) -> None:
+        """Count and log a refusal (:meth:`note`, its reason is ``outcome`` without the status) and hand it to
+        the refusal hook; a failing hook is logged by type and never takes the connection down."""
+        self.note(outcome.partition(" ")[2] or outcome, address)
+        hook = self.on_refusal
+        if hook is None:
+            return
+        try:
+            hook(outcome, environ if environ is not None else {"REMOTE_ADDR": address}, path)
+        except Exception as exc:  # noqa: BLE001 - the audit trail unavailable must not crash the worker
+            log.error("the refusal from %s was not audited: %s", address, type(exc).__name__)
 
     async def shutdown(self, grace: float) -> None:
         """Close idle connections and those still sending headers now; give the others (a body arriving, a

@@ -29,7 +29,7 @@ from gunicorn.workers.base import Worker
 
 from server.config import HttpSettings, Settings, load_settings
 from server.front.connection import Connection
-from server.front.front import Front
+from server.front.front import REFUSAL_HOOK, Front
 
 __all__ = ["FrontWorker"]
 
@@ -82,7 +82,7 @@ class FrontWorker(Worker):  # type: ignore[misc]
             name = sock.getsockname()
             host, port = (str(name[0]), str(name[1])) if isinstance(name, tuple) else ("localhost", "80")
             front = Front(self.wsgi, limits, loop, scheme="https" if tls else "http", server_name=host,
-                          server_port=port)
+                          server_port=port, on_refusal=getattr(self.wsgi, REFUSAL_HOOK, None))
             self.fronts.append(front)
             loop.add_reader(sock, self._accept, loop, sock, front, tls)
             listening.append(sock)

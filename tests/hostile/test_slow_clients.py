@@ -229,6 +229,54 @@ def test_malformed_http_gets_a_typed_answer_not_an_html_page(server: tuple[Serve
         srv.assert_normal()
 
 
+def _front_records(url: str, source: str) -> list[tuple[str, str, str | None]]:
+    """The front's audit records (operation, outcome, account) from ``source``, oldest first."""
+    engine = make_engine(url)
+    try:
+        e = s.audit_event
+        with engine.connect() as conn:
+            rows = conn.execute(select(e.c.operation, e.c.outcome, e.c.account).where(e.c.face == "http-front")
+                                .where(e.c.source == source).order_by(e.c.id)).all()
+        return [(r[0], r[1], r[2]) for r in rows]
+    finally:
+        engine.dispose()
+
+
+def _wait_for_records(url: str, source: str) -> list[tuple[str, str, str | None]]:
+    deadline = time.monotonic() + 5  # the batched audit writer commits within 50 ms
+    while not _front_records(url, source) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.3)  # a second record, if one were (wrongly) written, would be committed by now
+    return _front_records(url, source)
+
+
+def test_the_fronts_refusals_are_audited_once_with_the_client_address(server: tuple[Served, str]) -> None:
+    """Issue 13, item 8: a refusal the front makes before any face sees the request writes one audit record
+    (face http-front) with the outcome, the path when read, the attempted Basic account when the headers
+    were read, and the client's address."""
+    srv, url = server
+    auth = b"Basic " + base64.b64encode(f"{USER}:{PASSWORD}".encode())
+    slow = SlowClients(srv.port, 1, f"POST {PATH} HTTP/1.1\r\nHost: x\r\n".encode() + b"Authorization: " + auth
+                       + b"\r\nX-Slow: ", first_address=230)
+    cases = [("127.0.0.231", b"GARBAGE\r\n\r\n", 400),
+             ("127.0.0.232", b"POST " + PATH.encode() + b" HTTP/1.1\r\nHost: x\r\nAuthorization: " + auth
+              + b"\r\nContent-Length: 9999999999999\r\n\r\n", 413)]
+    for source, request, status in cases:
+        with socket.socket() as sock:
+            sock.bind((source, 0))
+            sock.connect(("127.0.0.1", srv.port))
+            sock.sendall(request)
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        assert _parse(data).status == status, data[:300]
+    assert _parse(slow.answers(timeout=6)[0][0]).status == 408
+    assert _wait_for_records(url, "127.0.0.230") == [(PATH, "408 header timeout", None)]  # headers unread
+    assert _wait_for_records(url, "127.0.0.231") == [("?", "400 malformed", None)]
+    assert _wait_for_records(url, "127.0.0.232") == [(PATH, "413 body too large", USER)]
+    srv.assert_normal()
+
+
 def test_the_runner_serves_through_the_front(tmp_path: Path) -> None:
     from server.runner import GUNICORN_OPTIONS
 
