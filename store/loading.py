@@ -116,7 +116,9 @@ def prepared_chunks(path: Path, workers: int) -> Iterator[tuple[list[PreparedPer
     if workers <= 1:
         yield from map(_prepare, chunks)
         return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    # spawned, not forked: a caller may have threads (a server's, a test's), and forking a threaded process can
+    # leave a lock held in the child for ever (seen under Python 3.13: a load hung in the pool's shutdown)
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         window: deque[Future[tuple[list[PreparedPerson], list[dict[str, Any]]]]] = deque()
         for chunk in chunks:
             window.append(pool.submit(_prepare, chunk))
@@ -150,11 +152,15 @@ def _load_persons(engine: Engine, path: Path, summary: LoadSummary, progress: Pr
             progress(len(prepared) + len(rejects))
 
 
+PARALLEL_FROM = 16 * 1024 * 1024  # bytes of persons file from which a load parses in worker processes
+
+
 def load_population(engine: Engine, directory: Path, *, progress: Progress | None = None,
                     workers: int | None = None) -> LoadSummary:
     """Load persons and registers from a population directory; returns what was loaded.
 
-    ``workers``: processes that parse and validate (default: one per core; 1 = in this process).
+    ``workers``: processes that parse and validate (default: one per core for a persons file of at least
+    :data:`PARALLEL_FROM` bytes, else 1 = in this process: starting the pool costs more than a small file).
     """
     import time
 
@@ -162,8 +168,11 @@ def load_population(engine: Engine, directory: Path, *, progress: Progress | Non
     manifest = read_manifest(directory)
     files = manifest.get("files", {})
     summary = LoadSummary()
-    workers = workers if workers is not None else (os.cpu_count() or 1)
-    _load_persons(engine, directory / files.get("persons", "persons.jsonl"), summary, progress, workers)
+    persons = directory / files.get("persons", "persons.jsonl")
+    if workers is None:
+        small = not persons.is_file() or persons.stat().st_size < PARALLEL_FROM
+        workers = 1 if small else (os.cpu_count() or 1)
+    _load_persons(engine, persons, summary, progress, workers)
     for name in REGISTER_FILES:
         path = directory / files.get(name, f"{name}.jsonl")
         if path.is_file():
