@@ -12,7 +12,7 @@ encoding included (measured on the 2-vCPU development machine, Python 3.11; docs
 query must cost well under a millisecond. Every value passes
 :func:`escape`, and the tests parse each reply with hl7apy to check it is well-formed HL7.
 
-Identifier domains (PID-3, QPD-3/QPD-4/QPD-8 assigning authorities), research/person-register.md §2.5, §4:
+Identifier domains (PID-3, QPD-3/QPD-4/QPD-8 assigning authorities) per NHN and Skatteetaten:
 
 | kind | HD-1 namespace | HD-2 OID (HD-3 ISO) | CX-5 type (table 0203) |
 |---|---|---|---|

@@ -1,7 +1,7 @@
 """Serving the WSGI application with gunicorn's pre-forked worker processes.
 
 Pre-forked processes, not threads: spyne and lxml are CPU-bound under the GIL, and threads measured
-2–4× slower than processes on this kind of machine (research/performance-and-matching.md §4.2).
+2–4× slower than processes on this kind of machine.
 The application (and its database engine) is built in each worker after the fork.
 """
 

@@ -18,8 +18,8 @@ When the best of them is identified and leads even a person who agreed on every 
 record gives (the largest score such a person could reach) by ``LEAD``, no demographic block can change
 the answer and none is read; otherwise the blocks below follow, with these candidates kept.
 
-Each candidate is scored with log-odds-style weights (Fellegi–Sunter with hand-set m/u, as measured
-in research/performance-and-matching.md §1.5): agreement on a field adds, disagreement subtracts;
+Each candidate is scored with log-odds-style weights (Fellegi–Sunter weights
+set by hand): agreement on a field adds, disagreement subtracts;
 names compare by Jaro-Winkler (rapidfuzz) and also with given and family name swapped. The best
 candidate is *identified* when its score reaches ``ACCEPT`` and leads the runner-up by ``LEAD``;
 candidates above ``CANDIDATE`` otherwise make the answer *ambiguous*.

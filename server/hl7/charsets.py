@@ -2,7 +2,7 @@
 
 HL7 v2 text is bytes in the character set MSH-18 names; the field itself is ASCII, so it can be read
 from the raw bytes before decoding. Norwegian senders use ISO-8859-1 (often with MSH-18 *empty*) or
-UTF-8 (research/libraries.md §3), so an empty MSH-18 means the configured default, per listener.
+UTF-8, so an empty MSH-18 means the configured default, per listener.
 
 Supported (table 0211 → codec): ``ASCII`` → ascii, ``8859/1`` → latin-1, ``8859/15`` → iso8859-15,
 ``UNICODE UTF-8`` → utf-8. Anything else (UCS-2 ``UNICODE``, ISO-2022 sets, vendor names) is
@@ -16,7 +16,7 @@ ISO-2022 switching are not supported by the brokers we serve. Segment separators
 normalised to CR (:func:`normalise_segments`): python-hl7 and hl7apy both silently mis-parse LF.
 
 Hand-written instead of python-hl7's ``encoding=`` argument because that takes one fixed codec per
-server and fails the whole connection on a decode error (research/libraries.md §2.3).
+server and fails the whole connection on a decode error.
 """
 
 from __future__ import annotations

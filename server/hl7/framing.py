@@ -20,7 +20,7 @@ MLLP (HL7 v2 Minimal Lower Layer Protocol, release 1) wraps each message as
   complete frame content so the caller can still answer it before closing.
 
 Own code rather than python-hl7's ``MLLPStreamReader`` because that reader is tied to asyncio
-streams, uses asyncio's 64 KiB line limit and has no typed error for junk (research/libraries.md §2.3).
+streams, uses asyncio's 64 KiB line limit and has no typed error for junk.
 After an error the framer is spent: the byte stream is out of sync and the connection must close (junk
 is no error: :class:`JunkBeforeStartBlock` is kept for callers that name it, and no longer raised).
 Scanning uses ``bytes.find`` from where the last read stopped, so a frame split over many reads costs

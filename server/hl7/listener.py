@@ -34,7 +34,7 @@ message under ``python -m benchmarks mllp``'s load (docs/hl7.md, Performance): e
 connections and 42 → 31 µs at one (where the wake-up dominates); a PIX answer 192 → 173 µs, audit included.
 
 Own listener rather than hl7apy's (one message per connection, byte-by-byte reads, UTF-8 only) or
-python-hl7's (one codec per server, 64 KiB limit, a decode error kills the connection): research/libraries.md §2.3.
+python-hl7's (one codec per server, 64 KiB limit, a decode error kills the connection).
 """
 
 from __future__ import annotations

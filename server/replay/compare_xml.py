@@ -2,7 +2,7 @@
 
 Both documents are parsed with a safe parser (no entity resolution, no DTD loading, no network, no huge
 trees) after a byte scan that refuses any ``<!DOCTYPE`` or ``<!ENTITY`` outright (SOAP forbids DTDs;
-research/libraries.md §5). Then each is normalised: comments and processing instructions dropped,
+lxml C14N). Then each is normalised: comments and processing instructions dropped,
 whitespace-only text removed, and QName *values* (``xsi:type`` and element text such as
 ``soap11env:Client.NotFound``) rewritten to ``{namespace}local`` so that the prefix a server chose never
 matters. Equality is decided by lxml's C14N 2.0 serialisation with ``rewrite_prefixes=True`` (prefixes,

@@ -3,7 +3,7 @@
 spyne 2.14 lets several inputs escape ``WsgiApplication.__call__`` as exceptions, which the WSGI server
 answers with a bare, non-SOAP 500: an empty body (``StopIteration``), latin-1 bytes under a
 ``charset=utf-8`` header (``UnicodeDecodeError``), a DOCTYPE when ``validator='lxml'``, and its Soap12 bugs
-(research/libraries.md §1.4, §1.9). The guard checks a POST body before spyne sees it and answers every
+. The guard checks a POST body before spyne sees it and answers every
 refusal and every escaped exception with a SOAP fault in the client's SOAP version
 (:mod:`server.soap.faults`: same shape as spyne's, HTTP 500). Other methods (``GET ?wsdl``) pass through,
 with the same exception net.

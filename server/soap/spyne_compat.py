@@ -3,7 +3,7 @@
 spyne vendors six 1.14, whose import hook lacks ``find_spec`` (3.12 removed the fallback), and 3.13
 removed the ``cgi`` module it uses (the ``legacy-cgi`` package brings it back). The fix maps every
 ``spyne.util.six*`` module spyne imports onto the real six and the standard library, before spyne is
-imported; on 3.11 it does nothing. Measured and described in research/libraries.md §1.1; upstream has
+imported; on 3.11 it does nothing. Measured by the project; upstream has
 the fix on master (arskom/spyne#704) but no release.
 """
 

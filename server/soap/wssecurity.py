@@ -2,7 +2,7 @@
 
 Only reads: verification (PasswordText/PasswordDigest, Created freshness, nonce replay) is
 :class:`server.access.Authenticator`'s. spyne's typed-header route breaks zeep's WSDL loading
-(research/libraries.md §1.6), so the raw header elements are read here.
+, so the raw header elements are read here.
 """
 
 from __future__ import annotations
