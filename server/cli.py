@@ -134,7 +134,10 @@ def cmd_rejects(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from server.version import version
+
     p = argparse.ArgumentParser(prog="pregbridge", description=__doc__.split("\n")[0])
+    p.add_argument("--version", action="version", version=f"pregbridge {version()}")
     p.add_argument("--config", type=Path, help="TOML configuration file (docs/config.md)")
     p.add_argument("--database-url", help="override store.url (SQLite or PostgreSQL URL)")
     p.add_argument("--data-dir", type=Path, help="override store.data_dir")

@@ -8,16 +8,15 @@ schema compilation and the actions are the shared WCF ones (server/soap/wcf/cont
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Final
 
+from server.soap.contract_files import contract_file
 from server.soap.wcf.contract import WcfContract, compile_schemas
 from server.soap.wcf.contract import load_contract as load_wcf_contract
 
 __all__ = ["WSDL_FILE", "ArContract", "compile_schemas", "load_contract"]
 
-ROOT = Path(__file__).resolve().parents[3]
-WSDL_FILE: Final = ROOT / "wsdl" / "nhn-adresseregisteret-sok.wsdl"
+WSDL_FILE: Final = contract_file("wsdl", "nhn-adresseregisteret-sok.wsdl")
 DEFAULT_BASE_URL: Final = "http://localhost:8080"
 
 ArContract = WcfContract

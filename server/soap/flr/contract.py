@@ -6,15 +6,15 @@ with only the port addresses replaced (server/soap/wcf/contract.py).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Final
 
+from server.soap.contract_files import contract_file
 from server.soap.wcf.contract import WcfContract
 from server.soap.wcf.contract import load_contract as load_wcf_contract
 
 __all__ = ["PATH", "WSDL_FILE", "load_contract"]
 
-WSDL_FILE: Final = Path(__file__).resolve().parents[3] / "wsdl" / "nhn-fastlegeregisteret-read.wsdl"
+WSDL_FILE: Final = contract_file("wsdl", "nhn-fastlegeregisteret-read.wsdl")
 PATH: Final = "/v2/flr"
 
 

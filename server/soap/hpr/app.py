@@ -16,12 +16,12 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Callable, Iterable, Mapping
-from pathlib import Path
 from typing import Any, Final
 
 from sqlalchemy import Engine
 
 from server.access import AccessProfile, AuditWriter, Authenticator
+from server.soap.contract_files import contract_file
 from server.soap.hpr.face import HprFace
 from server.soap.middleware import DEFAULT_MAX_BODY
 from server.soap.wcf.app import WsgiApp, build_wcf_app
@@ -33,7 +33,7 @@ __all__ = ["PATH", "REALM", "SERVICE_NAME", "WSDL_FILE", "build_hpr_app", "build
 REALM: Final = "pregbridge HPR"
 SERVICE_NAME: Final = "HPRService2"
 PATH: Final = "/v2/HPR"
-WSDL_FILE: Final = Path(__file__).resolve().parents[3] / "wsdl" / "helsepersonellregisteret.wsdl"
+WSDL_FILE: Final = contract_file("wsdl", "helsepersonellregisteret.wsdl")
 _LATIN1: Final = re.compile(rb"^\s*(iso-?8859-1|latin-?1|l1|iso_8859-1|cp819|windows-1252|cp1252)\s*$", re.I)
 _DECLARATION: Final = re.compile(rb"^(\xef\xbb\xbf)?(<\?xml[^>]*?encoding\s*=\s*[\"'])([^\"']*)([\"'])")
 

@@ -8,12 +8,12 @@ with only its addresses changed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Final
 
 from sqlalchemy import Engine
 
 from server.access import AccessProfile, AuditWriter, Authenticator
+from server.soap.contract_files import contract_file
 from server.soap.krk.face import KrkFace
 from server.soap.middleware import DEFAULT_MAX_BODY
 from server.soap.wcf.app import WsgiApp, build_wcf_app
@@ -24,7 +24,7 @@ __all__ = ["PATH", "REALM", "SERVICE_NAME", "WSDL_FILE", "build_krk_app", "build
 REALM: Final = "pregbridge KRK"
 SERVICE_NAME: Final = "KrkService"
 PATH: Final = "/v1/krk"
-WSDL_FILE: Final = Path(__file__).resolve().parents[3] / "wsdl" / "nhn-krk.wsdl"
+WSDL_FILE: Final = contract_file("wsdl", "nhn-krk.wsdl")
 
 
 def krk_contract(public_base_url: str) -> WcfContract:

@@ -9,17 +9,16 @@ also served alone at ``?xsd``. Requests are validated against the same compiled 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from lxml import etree
 
 from adapters.preg import DEFAULT_NAMESPACE
+from server.soap.contract_files import contract_file
 
 __all__ = ["DEFAULT_ADDRESS", "PregContract", "load_contract"]
 
-ROOT = Path(__file__).resolve().parents[3]
-WSDL_FILE = ROOT / "wsdl" / "preg.wsdl"
-XSD_FILE = ROOT / "xsd" / "preg.xsd"
+WSDL_FILE = contract_file("wsdl", "preg.wsdl")
+XSD_FILE = contract_file("xsd", "preg.xsd")
 DEFAULT_ADDRESS = "http://localhost:8080/preg/v1/Personregister"
 _WSDL = "http://schemas.xmlsoap.org/wsdl/"
 _XS = "http://www.w3.org/2001/XMLSchema"
