@@ -32,9 +32,10 @@ from server.logsafe import loggable
 from store.engine import make_engine, migrate
 from store.krk import LoadResult, Problem, load_krk_file
 
-__all__ = ["Components", "build_components", "build_engine", "build_fake_persontjenesten", "build_sync_client",
-           "build_sync_engine", "build_syncer", "build_wsgi_app", "filematch_http_settings", "front_refusal_audit",
-           "load_krk", "sync_parts"]
+__all__ = ["Components", "accounts_of", "audit_writer_of", "build_components", "build_engine",
+           "build_fake_persontjenesten", "build_filematch_worker", "build_hl7_app", "build_sync_client",
+           "build_sync_engine", "build_syncer", "build_wsgi_app", "filematch_http_settings", "filematch_release",
+           "front_refusal_audit", "load_krk", "sync_parts"]
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -48,6 +49,25 @@ def build_engine(settings: Settings, *, run_migrations: bool = True) -> Engine:
 
 def accounts_of(settings: Settings, engine: Engine) -> AccountStore:
     return AccountStore(engine, key_path=settings.access.resolved_key_path(settings.store.data_dir))
+
+
+def audit_writer_of(settings: Settings, engine: Engine) -> AuditWriter:
+    """The audit writer of ``[access]`` (batched or sync); the caller closes it."""
+    access = settings.access
+    return AuditWriter(engine, mode=access.audit_mode, max_batch=access.audit_max_batch,
+                       max_delay=access.audit_max_delay_ms / 1000, max_queue=access.audit_queue_size)
+
+
+def build_hl7_app(settings: Settings, engine: Engine | None = None) -> tuple[Any, AuditWriter]:
+    """``pregbridge listen-hl7``: the HL7 face (server.hl7.app.Hl7App) of ``[hl7]`` over the store; the caller
+    serves it with ``settings.hl7`` and closes the audit writer and the engine (``app.engine``)."""
+    from server.hl7.app import Hl7App
+
+    engine = engine or build_engine(settings)
+    audit = audit_writer_of(settings, engine)
+    app = Hl7App(engine, accounts_of(settings, engine), load_profiles(settings.access.profiles_path), audit,
+                 settings.hl7, account_state_seconds=settings.access.account_state_seconds)
+    return app, audit
 
 
 @dataclass
@@ -72,6 +92,32 @@ def filematch_http_settings(settings: Settings) -> Any:
         background_workers=fm.background_workers,
         jobs=JobSettings(chunk_size=fm.chunk_size, retention=dt.timedelta(days=fm.retention_days),
                          lease_seconds=float(fm.lease_seconds), max_field=fm.max_field))
+
+
+def filematch_release(settings: Settings, profile: str) -> Any:
+    """``pregbridge filematch run``: what a wash under the access profile ``profile`` releases
+    (filematch.pipeline.Release)."""
+    from server.http.filematch import profile_release
+
+    return profile_release(load_profiles(settings.access.profiles_path))(profile)
+
+
+def build_filematch_worker(settings: Settings, *, lease_seconds: float | None = None) -> tuple[Any, AuditWriter]:
+    """``pregbridge filematch worker``: a washer (filematch.worker.Worker) of the store's queued jobs, auditing
+    synchronously (a worker process may be stopped at any time); the caller closes the audit writer."""
+    from dataclasses import replace
+
+    from filematch.jobs import JobStore
+    from filematch.worker import Worker
+    from server.http.filematch import job_auditor, profile_release
+
+    engine = build_engine(settings)
+    audit = AuditWriter(engine, mode="sync")
+    jobs_settings = filematch_http_settings(settings).jobs
+    if lease_seconds is not None:
+        jobs_settings = replace(jobs_settings, lease_seconds=lease_seconds)
+    jobs = JobStore(engine, jobs_settings, audit=job_auditor(audit))
+    return Worker(jobs, profile_release(load_profiles(settings.access.profiles_path))), audit
 
 
 def front_refusal_audit(audit: AuditWriter, proxies: TrustedProxies) -> RefusalHook:
@@ -100,8 +146,7 @@ def build_components(settings: Settings, engine: Engine | None = None) -> Compon
     access = settings.access
     accounts = accounts_of(settings, engine)
     authenticator = Authenticator.from_settings(engine, accounts, access)
-    audit = AuditWriter(engine, mode=access.audit_mode, max_batch=access.audit_max_batch,
-                        max_delay=access.audit_max_delay_ms / 1000, max_queue=access.audit_queue_size)
+    audit = audit_writer_of(settings, engine)
     profiles = load_profiles(access.profiles_path)
     preg = build_preg_app(PregFace(engine, load_contract(settings.preg.namespace, settings.preg_address),
                                    authenticator, profiles, audit), max_body=settings.preg.max_body)

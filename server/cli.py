@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -182,19 +183,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    from dataclasses import replace
-
-    settings = load_settings(args.config)
-    store = settings.store
-    if args.database_url:
-        store = replace(store, url=args.database_url)
-    if args.data_dir:
-        store = replace(store, data_dir=args.data_dir)
-    http = settings.http
-    for key in ("host", "port", "workers"):
-        if getattr(args, key, None) is not None:
-            http = replace(http, **{key: getattr(args, key)})
-    return replace(settings, store=store, http=http)
+    """The settings of the file and environment, with the command line's flags over them (checked alike)."""
+    flags = {"store.url": ("--database-url", args.database_url), "store.data_dir": ("--data-dir", args.data_dir)}
+    section = {"serve": "http", "listen-hl7": "hl7"}.get(getattr(args, "command", ""))
+    if section is not None:  # serve --host/--port/--workers; listen-hl7 --host/--port/--reuse-port
+        for key in ("host", "port", "workers", "reuse_port"):
+            if getattr(args, key, None) not in (None, False):
+                flags[f"{section}.{key}"] = ("--" + key.replace("_", "-"), getattr(args, key))
+    return load_settings(args.config, overrides={k: v for k, v in flags.items() if v[1] is not None})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -205,13 +201,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         return int(args.func(settings, args))
     except InvalidInput as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         return 2
     except PregbridgeError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         return 1
     except (OSError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         return 2
     except SQLAlchemyError as exc:
         console.print(f"[red]error:[/red] the store is unavailable ({type(exc).__name__})")

@@ -47,7 +47,10 @@ class _Application(BaseApplication):  # type: ignore[misc]
             "worker_class": GUNICORN_OPTIONS["worker_class"],
             "threads": GUNICORN_OPTIONS["threads"],
             "keepalive": GUNICORN_OPTIONS["keep_alive"],
-            "timeout": 60,
+            "timeout": http.timeout,  # a worker busy with one request longer than this is killed and replaced
+            "graceful_timeout": http.graceful_timeout,
+            "max_requests": http.max_requests,
+            "max_requests_jitter": http.max_requests_jitter,
             "accesslog": None,  # access logs would carry query strings; the audit trail records calls
             "preload_app": False,
             "worker_exit": _worker_exit,

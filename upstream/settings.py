@@ -1,7 +1,7 @@
 """Settings of the Persontjenesten upstream (``[upstream]`` in the configuration file; docs/upstream.md).
 
-A frozen dataclass with documented defaults; :func:`upstream_settings_of` builds it from a TOML table and
-refuses unknown keys and wrong types with a message naming the key.
+A frozen dataclass with documented defaults whose annotations (types and bounds) are what the one
+configuration loader (server/config.py) checks; ``__post_init__`` checks the values against the API's terms.
 
 - ``base_url`` (""): the API's address, e.g. ``https://et.persontjenesten.test.nhn.no``; "" = no upstream.
 - ``api_version`` ("2"): "2" (``/api/legal-basis/...``) or "3" (``/api/v3/full-access/...``).
@@ -29,14 +29,17 @@ refuses unknown keys and wrong types with a message naming the key.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated
+
+from annotated_types import Ge, Gt, Interval
 
 from upstream.spec import ACCESS_BUNDLES, API_VERSIONS, INFORMATION_PARTS, SCOPES, path_prefix
 
-__all__ = ["UpstreamSettings", "upstream_settings_of"]
+__all__ = ["UpstreamSettings"]
+
+Seconds = Annotated[float, Gt(0)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,18 +52,18 @@ class UpstreamSettings:
     jwk_path: Path | None = None
     scope: str = ""
     assertion_audience: str = ""
-    connect_timeout: float = 5.0
-    read_timeout: float = 30.0
-    deadline: float = 120.0
-    retries: int = 5
-    backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-    retry_after_max: float = 300.0
-    token_margin: float = 60.0
-    parallelism: int = 4
+    connect_timeout: Seconds = 5.0
+    read_timeout: Seconds = 30.0
+    deadline: Seconds = 120.0
+    retries: Annotated[int, Ge(0)] = 5
+    backoff_initial: Seconds = 0.5
+    backoff_max: Seconds = 30.0
+    retry_after_max: Seconds = 300.0
+    token_margin: Annotated[float, Ge(0)] = 60.0
+    parallelism: Annotated[int, Interval(ge=1, le=64)] = 4
     information_parts: tuple[str, ...] = ()
     include_history: bool = True
-    poll_interval: float = 30.0
+    poll_interval: Seconds = 30.0
 
     def __post_init__(self) -> None:
         if self.api_version not in API_VERSIONS:
@@ -74,14 +77,6 @@ class UpstreamSettings:
         unknown = [p for p in self.information_parts if p not in INFORMATION_PARTS]
         if unknown:
             raise ValueError(f"upstream.information_parts: not information parts of the API: {', '.join(unknown)}")
-        for name in ("connect_timeout", "read_timeout", "deadline", "backoff_initial", "backoff_max",
-                     "retry_after_max", "poll_interval"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"upstream.{name} must be positive")
-        if self.retries < 0 or self.token_margin < 0:
-            raise ValueError("upstream.retries and upstream.token_margin must not be negative")
-        if not 1 <= self.parallelism <= 64:
-            raise ValueError("upstream.parallelism must be between 1 and 64")
 
     @property
     def configured(self) -> bool:
@@ -95,37 +90,3 @@ class UpstreamSettings:
     def effective_scope(self) -> str:
         return self.scope or SCOPES[(self.api_version, self.bundle)]
 
-
-def _coerce(key: str, kind: str, value: Any) -> Any:
-    def wrong(what: str) -> ValueError:
-        return ValueError(f"upstream.{key} must be {what}")
-
-    if kind == "bool":
-        if not isinstance(value, bool):
-            raise wrong("true or false")
-        return value
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise wrong("an integer")
-        return value
-    if kind == "float":
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise wrong("a number")
-        return float(value)
-    if kind.startswith("tuple"):
-        if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
-            raise wrong("a list of strings")
-        return tuple(value)
-    if not isinstance(value, str):
-        raise wrong("a string")
-    return Path(value) if "Path" in kind else value
-
-
-def upstream_settings_of(table: Mapping[str, Any], base: UpstreamSettings | None = None) -> UpstreamSettings:
-    """Settings from the ``[upstream]`` TOML table (and, for ``base``, values already set)."""
-    kinds = {f.name: str(f.type) for f in fields(UpstreamSettings)}
-    unknown = sorted(set(table) - set(kinds))
-    if unknown:
-        raise ValueError(f"unknown configuration key(s) in [upstream]: {', '.join(unknown)}")
-    values = {k: _coerce(k, kinds[k], v) for k, v in table.items()}
-    return replace(base or UpstreamSettings(), **values)

@@ -41,7 +41,7 @@ from server.access.profiles import (
     resolve_profile,
 )
 from server.access.proxies import CLIENT_ADDRESS_KEY, TrustedProxies, client_address, normalize_address
-from server.access.settings import AccessSettings, access_settings_of
+from server.access.settings import AccessSettings
 from server.access.throttle import Throttle, ThrottlePolicy
 
 __all__ = [
@@ -69,7 +69,6 @@ __all__ = [
     "ThrottlePolicy",
     "Throttled",
     "TrustedProxies",
-    "access_settings_of",
     "apply_profile",
     "authorize",
     "basic_username",

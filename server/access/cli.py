@@ -29,7 +29,7 @@ from rich.table import Table
 from server.access.accounts import AccountStore
 from server.access.audit import query_audit
 from server.access.profiles import load_profiles
-from server.access.settings import AccessSettings, access_settings_of
+from server.access.settings import AccessSettings
 from server.access.throttle import Throttle
 from store.errors import InvalidInput, NotFound, PregbridgeError
 
@@ -50,7 +50,6 @@ __all__ = [
 ]
 
 Handler = Callable[["Settings", argparse.Namespace], int]
-SettingsFactory = Callable[["Settings"], AccessSettings]
 
 
 def _out() -> Console:
@@ -82,8 +81,7 @@ def _handled(fn: Handler) -> Handler:
 
 
 def _access(settings: Settings, args: argparse.Namespace) -> AccessSettings:
-    factory: SettingsFactory = getattr(args, "access_settings", access_settings_of)
-    return factory(settings)
+    return settings.access
 
 
 def _engine(settings: Settings) -> Engine:
@@ -93,10 +91,11 @@ def _engine(settings: Settings) -> Engine:
 
 
 def _with_accounts(settings: Settings, args: argparse.Namespace, work: Callable[[AccountStore], int]) -> int:
-    access = _access(settings, args)
+    from server.bootstrap import accounts_of  # the composition root (see _engine)
+
     engine = _engine(settings)
     try:
-        return work(AccountStore(engine, key_path=access.resolved_key_path(settings.store.data_dir)))
+        return work(accounts_of(settings, engine))
     finally:
         engine.dispose()
 
@@ -236,14 +235,8 @@ def _positive(value: str) -> int:
     return n
 
 
-def add_subcommands(subparsers: argparse._SubParsersAction[Any],
-                    settings_factory: SettingsFactory = access_settings_of) -> None:
-    """Register ``users …`` and ``audit`` on the main CLI's subparsers.
-
-    ``settings_factory`` turns the main :class:`~server.config.Settings` into :class:`AccessSettings`
-    (default: ``settings.access``, or the defaults while that section is not wired).
-    """
-    common = {"access_settings": settings_factory}
+def add_subcommands(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Register ``users …`` and ``audit`` on the main CLI's subparsers."""
 
     users = subparsers.add_parser("users", help="manage service accounts")
     actions = users.add_subparsers(dest="users_command", required=True)
@@ -254,28 +247,28 @@ def add_subcommands(subparsers: argparse._SubParsersAction[Any],
     sp.add_argument("--digest", action="store_true",
                     help="allow WS-Security PasswordDigest (keeps the password encrypted under the key file)")
     sp.add_argument("--password-stdin", action="store_true", help="read the password as one line from stdin")
-    sp.set_defaults(func=cmd_users_add, **common)
+    sp.set_defaults(func=cmd_users_add)
 
     sp = actions.add_parser("passwd", help="set an account's password")
     sp.add_argument("username")
     sp.add_argument("--password-stdin", action="store_true", help="read the password as one line from stdin")
-    sp.set_defaults(func=cmd_users_passwd, **common)
+    sp.set_defaults(func=cmd_users_passwd)
 
     for name, handler, text in (("disable", cmd_users_disable, "disable an account"),
                                 ("enable", cmd_users_enable, "enable an account")):
         sp = actions.add_parser(name, help=text)
         sp.add_argument("username")
-        sp.set_defaults(func=handler, **common)
+        sp.set_defaults(func=handler)
 
     sp = actions.add_parser("unlock", help="forget an account's failed logins (ends its delays)")
     sp.add_argument("username")
-    sp.set_defaults(func=cmd_users_unlock, **common)
+    sp.set_defaults(func=cmd_users_unlock)
 
-    actions.add_parser("list", help="list accounts").set_defaults(func=cmd_users_list, **common)
+    actions.add_parser("list", help="list accounts").set_defaults(func=cmd_users_list)
 
     sp = subparsers.add_parser("audit", help="show audit records (who looked up whom), newest first")
     sp.add_argument("--person", help="an identity number asked for or returned")
     sp.add_argument("--account")
     sp.add_argument("--since", type=_iso, help="ISO 8601 date or time (UTC unless an offset is given)")
     sp.add_argument("--limit", type=_positive, default=50)
-    sp.set_defaults(func=cmd_audit, **common)
+    sp.set_defaults(func=cmd_audit)

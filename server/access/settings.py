@@ -1,8 +1,8 @@
 """Settings of the access layer (authentication, throttling, credential cache, profiles, audit).
 
-A frozen dataclass with documented defaults, meant to become the ``[access]`` section of
-:class:`server.config.Settings`. Durations are whole seconds or milliseconds (ints), so the config
-loader's coercion (int, Path, str) covers every key.
+The ``[access]`` section of :class:`server.config.Settings`: a frozen dataclass with documented defaults
+whose annotations (types and bounds) are what the one configuration loader (server/config.py) checks.
+Durations are whole seconds or milliseconds (ints).
 
 - ``key_path`` (None: ``<store.data_dir>/access.key``): the AES-256 key file of the PasswordDigest
   secrets; created with mode 0600 when the first digest account is added.
@@ -34,56 +34,47 @@ loader's coercion (int, Path, str) covers every key.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Literal
+
+from annotated_types import Ge
 
 from server.access.proxies import TrustedProxies
 from server.access.throttle import ThrottlePolicy
 
-__all__ = ["AUDIT_MODES", "AccessSettings", "access_settings_of"]
+__all__ = ["AUDIT_MODES", "AccessSettings", "AuditMode"]
 
-AUDIT_MODES = ("batched", "sync")
+AuditMode = Literal["batched", "sync"]
+AUDIT_MODES: tuple[str, ...] = typing.get_args(AuditMode)
+Positive = Annotated[int, Ge(1)]
+NotNegative = Annotated[int, Ge(0)]
 
 
 @dataclass(frozen=True, slots=True)
 class AccessSettings:
     key_path: Path | None = None
     profiles_path: Path | None = None
-    pair_free_failures: int = 3
-    account_free_failures: int = 20
-    address_free_failures: int = 100
-    delay_base_seconds: int = 1
-    delay_max_seconds: int = 900
-    failure_window_seconds: int = 86_400
-    known_address_days: int = 30
+    pair_free_failures: NotNegative = 3
+    account_free_failures: NotNegative = 20
+    address_free_failures: NotNegative = 100
+    delay_base_seconds: Positive = 1
+    delay_max_seconds: Positive = 900
+    failure_window_seconds: Positive = 86_400
+    known_address_days: Positive = 30
     trusted_proxies: tuple[str, ...] = ()
     proxy_header: str = "X-Forwarded-For"
-    created_skew_seconds: int = 300
-    credential_cache_ttl_seconds: int = 60
-    credential_cache_size: int = 10_000
-    account_state_seconds: int = 2
-    audit_mode: str = "batched"
-    audit_max_batch: int = 500
-    audit_max_delay_ms: int = 50
-    audit_queue_size: int = 100_000
+    created_skew_seconds: Positive = 300
+    credential_cache_ttl_seconds: NotNegative = 60
+    credential_cache_size: Positive = 10_000
+    account_state_seconds: NotNegative = 2
+    audit_mode: AuditMode = "batched"
+    audit_max_batch: Positive = 500
+    audit_max_delay_ms: NotNegative = 50
+    audit_queue_size: Positive = 100_000
 
     def __post_init__(self) -> None:
-        if self.audit_mode not in AUDIT_MODES:
-            raise ValueError(f"access.audit_mode must be one of {', '.join(AUDIT_MODES)}, not {self.audit_mode!r}")
-        for name in ("failure_window_seconds", "created_skew_seconds", "credential_cache_size", "audit_max_batch",
-                     "audit_queue_size", "delay_base_seconds", "delay_max_seconds", "known_address_days"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"access.{name} must be at least 1")
-        for name in ("credential_cache_ttl_seconds", "account_state_seconds", "audit_max_delay_ms",
-                     "pair_free_failures", "account_free_failures", "address_free_failures"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"access.{name} must not be negative")
-        if isinstance(self.trusted_proxies, str):  # one address, or a comma-separated list (environment)
-            object.__setattr__(self, "trusted_proxies",
-                               tuple(p.strip() for p in self.trusted_proxies.split(",") if p.strip()))
-        else:
-            object.__setattr__(self, "trusted_proxies", tuple(str(p) for p in self.trusted_proxies))
         self.proxies()  # refuses entries that are no address or network, and an unknown header
 
     def proxies(self) -> TrustedProxies:
@@ -99,9 +90,3 @@ class AccessSettings:
     def resolved_key_path(self, data_dir: Path) -> Path:
         """The key file: ``key_path`` if set, else ``access.key`` in the store's data directory."""
         return self.key_path if self.key_path is not None else data_dir / "access.key"
-
-
-def access_settings_of(settings: Any) -> AccessSettings:
-    """The access section of the application settings (``settings.access``), or the defaults until it is wired."""
-    value = getattr(settings, "access", None)
-    return value if isinstance(value, AccessSettings) else AccessSettings()

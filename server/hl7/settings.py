@@ -1,6 +1,7 @@
 """Settings of the HL7 v2 MLLP listener (``[hl7]`` in the configuration file).
 
-A frozen dataclass with documented defaults; :func:`mllp_settings_of` builds it from a TOML table.
+A frozen dataclass with documented defaults whose annotations (types and bounds) are what the one
+configuration loader (server/config.py) checks.
 
 - ``host`` ("127.0.0.1"), ``port`` (2575, the IANA port for HL7 over MLLP).
 - ``max_frame`` (1 MiB): largest message accepted; a bigger frame closes the connection (no reply is
@@ -29,24 +30,28 @@ A frozen dataclass with documented defaults; :func:`mllp_settings_of` builds it 
 from __future__ import annotations
 
 import ipaddress
+import typing
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Literal
 
-from server.hl7.charsets import codec_of
+from annotated_types import Ge, Interval
 
-__all__ = ["PEER_MATCH", "MllpSettings", "mllp_settings_of"]
+from server.hl7.charsets import UnsupportedCharset, codec_of
 
-PEER_MATCH = ("address", "sender", "either", "both")
+__all__ = ["PEER_MATCH", "MllpSettings", "PeerMatch"]
+
+PeerMatch = Literal["address", "sender", "either", "both"]
+PEER_MATCH: tuple[str, ...] = typing.get_args(PeerMatch)
 
 
 @dataclass(frozen=True, slots=True)
 class MllpSettings:
     host: str = "127.0.0.1"
-    port: int = 2575
-    max_frame: int = 1 << 20
-    idle_timeout: int = 300
+    port: Annotated[int, Interval(ge=0, le=65535)] = 2575
+    max_frame: Annotated[int, Ge(1)] = 1 << 20
+    idle_timeout: Annotated[int, Ge(0)] = 300
     default_charset: str = "UNICODE UTF-8"
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -54,19 +59,18 @@ class MllpSettings:
     application: str = "PREGBRIDGE"
     facility: str = ""
     peers: Mapping[str, str] = field(default_factory=dict)
-    peer_match: str = "either"
-    page_size: int = 100
-    continuation_ttl: int = 600
-    continuation_max: int = 1000
-    threads: int = 4
+    peer_match: PeerMatch = "either"
+    page_size: Annotated[int, Ge(1)] = 100
+    continuation_ttl: Annotated[int, Ge(0)] = 600
+    continuation_max: Annotated[int, Ge(1)] = 1000
+    threads: Annotated[int, Ge(0)] = 4
 
     def __post_init__(self) -> None:
-        codec_of(self.default_charset)  # raises for an unsupported default
-        if self.peer_match not in PEER_MATCH:
-            raise ValueError(f"hl7.peer_match must be one of {', '.join(PEER_MATCH)}")
-        for name in ("max_frame", "page_size", "continuation_max"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"hl7.{name} must be at least 1")
+        try:
+            codec_of(self.default_charset)
+        except UnsupportedCharset:
+            raise ValueError(f"hl7.default_charset: {self.default_charset!r} is no character set pregbridge "
+                             "reads (docs/hl7.md)") from None
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("hl7.tls_cert and hl7.tls_key go together")
 
@@ -90,28 +94,3 @@ class MllpSettings:
                 out[key.strip().upper()] = account
         return out
 
-
-def mllp_settings_of(table: Mapping[str, Any]) -> MllpSettings:
-    """MllpSettings from a TOML table (unknown keys raise ValueError naming them)."""
-    kinds = {f.name: str(f.type) for f in fields(MllpSettings)}
-    unknown = sorted(set(table) - set(kinds))
-    if unknown:
-        raise ValueError(f"unknown configuration key(s) hl7.{', hl7.'.join(unknown)}")
-    values: dict[str, Any] = {}
-    for key, value in table.items():
-        kind = kinds[key]
-        if key == "peers":
-            if not isinstance(value, Mapping):
-                raise ValueError("hl7.peers must be a table of address or sender = account")
-            values[key] = {str(k): str(v) for k, v in value.items()}
-        elif value is None:
-            values[key] = None
-        elif "bool" in kind:
-            values[key] = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
-        elif "int" in kind:
-            values[key] = int(value)
-        elif "Path" in kind:
-            values[key] = Path(value)
-        else:
-            values[key] = str(value)
-    return MllpSettings(**values)

@@ -8,6 +8,7 @@ import getpass
 import io
 import stat
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -43,14 +44,11 @@ def run(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Run:
     def run(*argv: str, stdin: str | None = None, access: AccessSettings | None = None) -> int:
         parser = argparse.ArgumentParser(prog="pregbridge")
         sub = parser.add_subparsers(dest="command", required=True)
-        if access is None:
-            add_subcommands(sub)
-        else:
-            add_subcommands(sub, lambda _settings: access)
+        add_subcommands(sub)
         args = parser.parse_args(list(argv))
         if stdin is not None:
             monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
-        return int(args.func(settings, args))
+        return int(args.func(settings if access is None else replace(settings, access=access), args))
 
     return run
 
@@ -82,7 +80,7 @@ def test_users_add_digest_creates_the_key_file(run: Run, tmp_path: Path, engine:
     assert store.decrypt_secret("wcf", creds.digest_secret or "") == PASSWORD
 
 
-def test_the_access_settings_factory_is_used(run: Run, tmp_path: Path) -> None:
+def test_the_access_section_is_used(run: Run, tmp_path: Path) -> None:
     key = tmp_path / "elsewhere" / "digest.key"
     profiles = tmp_path / "profiles.toml"
     profiles.write_text('[profiles.lab]\noperations = "*"\nelements = ["name"]\nmax_protection = "ugradert"\n')
