@@ -28,7 +28,6 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,9 +35,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from filematch.formats import FORMATS, format_named
-from filematch.jobs import JobStore
 from filematch.local import wash_file
-from filematch.worker import Worker
 
 __all__ = ["add_subcommands", "main"]
 
@@ -55,12 +52,10 @@ def _count_records(path: Path) -> int | None:
 
 
 def cmd_run(settings: Any, args: argparse.Namespace) -> int:
-    from server.access import load_profiles
-    from server.bootstrap import build_engine
-    from server.http.filematch import profile_release
+    from server.bootstrap import build_engine, filematch_release
 
     fmt = format_named(args.format)
-    release = profile_release(load_profiles(settings.access.profiles_path))(args.profile)
+    release = filematch_release(settings, args.profile)
     engine = build_engine(settings)
     total = _count_records(args.file) if fmt.name != "xml" else None
     with Progress(TextColumn("washing"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console,
@@ -153,17 +148,9 @@ def cmd_fetch(settings: Any, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Any, args: argparse.Namespace) -> int:
-    from server.access import AuditWriter, load_profiles
-    from server.bootstrap import build_engine, filematch_http_settings
-    from server.http.filematch import job_auditor, profile_release
+    from server.bootstrap import build_filematch_worker
 
-    engine = build_engine(settings)
-    audit = AuditWriter(engine, mode="sync")
-    job_settings = filematch_http_settings(settings).jobs
-    if args.lease is not None:
-        job_settings = replace(job_settings, lease_seconds=args.lease)
-    jobs = JobStore(engine, job_settings, audit=job_auditor(audit))
-    worker = Worker(jobs, profile_release(load_profiles(settings.access.profiles_path)))
+    worker, audit = build_filematch_worker(settings, lease_seconds=args.lease)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -31,7 +31,6 @@ import ssl
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from sqlalchemy import Engine
 
@@ -56,7 +55,7 @@ from server.hl7.settings import MllpSettings
 from server.logsafe import describe, loggable
 from store.errors import PregbridgeError
 
-__all__ = ["Hl7App", "build_app", "mllp_settings", "serve", "ssl_context_of"]
+__all__ = ["Hl7App", "serve", "ssl_context_of"]
 
 log = logging.getLogger("pregbridge.hl7")
 
@@ -288,22 +287,3 @@ async def serve(settings: MllpSettings, handler: Callable[[bytes, Peer], bytes],
         if executor is not None:
             executor.shutdown(wait=True)
 
-
-def mllp_settings(settings: Any) -> MllpSettings:
-    """The ``hl7`` section of the application settings, or the defaults until server/config.py has one."""
-    value = getattr(settings, "hl7", None)
-    return value if isinstance(value, MllpSettings) else MllpSettings()
-
-
-def build_app(settings: Any, mllp: MllpSettings, engine: Engine | None = None) -> tuple[Hl7App, AuditWriter]:
-    """The HL7 face over the store of ``settings`` (server.config.Settings); the caller closes the audit writer."""
-    from server.access import load_profiles
-    from server.bootstrap import accounts_of, build_engine
-
-    engine = engine or build_engine(settings)
-    access = settings.access
-    audit = AuditWriter(engine, mode=access.audit_mode, max_batch=access.audit_max_batch,
-                        max_delay=access.audit_max_delay_ms / 1000, max_queue=access.audit_queue_size)
-    app = Hl7App(engine, accounts_of(settings, engine), load_profiles(access.profiles_path), audit, mllp,
-                 account_state_seconds=access.account_state_seconds)
-    return app, audit

@@ -9,26 +9,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-from dataclasses import replace
 from typing import Any
 
 __all__ = ["add_subcommands", "cmd_listen_hl7"]
 
 
 def cmd_listen_hl7(settings: Any, args: argparse.Namespace) -> int:
-    from server.hl7.app import build_app, mllp_settings, serve
+    """Serve ``settings.hl7`` (``--host``, ``--port`` and ``--reuse-port`` are applied by the configuration
+    loader, server/cli.py) with the HL7 face the composition root builds."""
+    from server.bootstrap import build_hl7_app
+    from server.hl7.app import serve
 
-    mllp = mllp_settings(settings)
-    if args.host:
-        mllp = replace(mllp, host=args.host)
-    if args.port is not None:
-        mllp = replace(mllp, port=args.port)
-    if args.reuse_port:
-        mllp = replace(mllp, reuse_port=True)
-    app, audit = build_app(settings, mllp)
+    app, audit = build_hl7_app(settings)
     try:
         gc.freeze()  # long-lived startup objects out of the collector's way (as server.runner does)
-        asyncio.run(serve(mllp, app, on_close=app.closed))
+        asyncio.run(serve(settings.hl7, app, on_close=app.closed))
     finally:
         audit.close()
         app.engine.dispose()
