@@ -145,3 +145,14 @@ def test_serve_flags_and_listen_hl7_flags_reach_their_own_sections(tmp_path: Pat
     assert (s.hl7.port, s.hl7.reuse_port, s.http.port, s.store.data_dir) == (2999, True, DEFAULT_HTTP_PORT, tmp_path)
     s = _settings(_parser().parse_args(["serve", "--port", "8181", "--workers", "3"]))
     assert (s.http.port, s.http.workers, s.hl7.port) == (8181, 3, 2575)
+
+
+def test_gunicorn_gets_the_http_timeouts_and_worker_recycling(tmp_path: Path) -> None:
+    from server.runner import _Application
+
+    cfg = _file(tmp_path, "[http]\ntimeout = 300\ngraceful_timeout = 5\nmax_requests = 1000\n"
+                          "max_requests_jitter = 50\nworkers = 3\n")
+    app = _Application(load_settings(cfg, env={}))
+    assert (app.cfg.timeout, app.cfg.graceful_timeout, app.cfg.max_requests, app.cfg.max_requests_jitter) \
+        == (300, 5, 1000, 50)
+    assert app.cfg.workers == 3 and app.cfg.worker_class_str == "server.front.worker.FrontWorker"
