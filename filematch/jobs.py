@@ -1,7 +1,7 @@
 """Durable, resumable Filematch jobs: a submitted file becomes a job row and chunk rows in the store.
 
 Why in the store (not a data directory): any number of worker processes, on any host, share jobs
-through the database alone (DESIGN.md §5), and a chunk's answer is committed in the *same transaction*
+through the database alone, and a chunk's answer is committed in the *same transaction*
 that marks the chunk done, so a worker killed at any instant loses at most the chunk it was washing,
 which is then washed again — every input record is answered exactly once. Inputs and outputs are
 kept zlib-compressed at level 1 (a 1M-record CSV is ~40 MB of chunk input; level 6 saved 15 % and cost

