@@ -3,7 +3,7 @@
 An :class:`AccessProfile` is the one statement of what an account may know, read by every face (SOAP,
 HL7, Filematch) through :func:`authorize` (operations) and :mod:`server.access.masking` (elements and
 protected addresses). What a profile may not see is returned blank with the structure kept, the old
-PREG's promise (DESIGN.md §4).
+PREG's promise (docs/access.md).
 
 Information elements (closed set, :data:`ELEMENTS`): identifiers, name, birth, gender, status, death,
 addresses, protection, maritalStatus, citizenship, relations, history. ``history`` is not an element of
