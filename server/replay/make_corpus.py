@@ -101,8 +101,7 @@ def _wait(check: Any, proc: subprocess.Popen[bytes], what: str, seconds: float =
 
 def build_demo_store(data_dir: Path, password: str) -> Path:
     """Population (300 persons, seed 11) → fresh SQLite store in ``data_dir`` with the account; its config file."""
-    from server.access import AccountStore
-    from server.bootstrap import build_engine
+    from server.bootstrap import accounts_of, build_engine
     from server.config import Settings, StoreSettings
     from store.loading import load_population
     from store.synthetic import generate_population
@@ -110,10 +109,11 @@ def build_demo_store(data_dir: Path, password: str) -> Path:
     data_dir.mkdir(parents=True, exist_ok=True)
     pop = data_dir / "population"
     generate_population(pop, PERSONS, SEED)
-    engine = build_engine(Settings(store=StoreSettings(data_dir=data_dir)))
+    settings = Settings(store=StoreSettings(data_dir=data_dir))
+    engine = build_engine(settings)
     try:
         load_population(engine, pop)
-        AccountStore(engine).add(USERNAME, password, "full")
+        accounts_of(settings, engine).add(USERNAME, password, "full")
     finally:
         engine.dispose()
     config = data_dir / "pregbridge.toml"
