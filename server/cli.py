@@ -132,8 +132,11 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_rejects(settings: Settings, args: argparse.Namespace) -> int:
     engine = build_engine(settings)
-    with engine.connect() as conn:
-        rows = conn.execute(select(s.reject).order_by(s.reject.c.id.desc()).limit(args.limit)).all()
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(s.reject).order_by(s.reject.c.id.desc()).limit(args.limit)).all()
+    finally:
+        engine.dispose()
     emit(args, ("created", "origin", "file", "line", "seq", "reason"),
          [{"created": r.created_at, "origin": r.origin, "file": r.file, "line": r.line, "seq": r.seq,
            "reason": r.reason} for r in reversed(rows)], summary=f"{len(rows)} reject(s) shown, oldest first")
