@@ -204,3 +204,21 @@ def test_every_default_is_shown_in_help() -> None:
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     text = " ".join(sub.choices["rejects"].format_help().split())
     assert "--limit LIMIT show the newest N (default: 50)" in text
+
+
+def test_backup_copies_a_sqlite_store_and_points_postgresql_to_pg_dump(cli, engine: Engine,  # type: ignore[no-untyped-def]
+                                                                      tmp_path: Path) -> None:
+    _write(engine, *(_record(1, asked=(f"{n:011d}",)) for n in range(300)))
+    copy = tmp_path / "backup.sqlite"
+    code, out, err = cli("backup", str(copy))
+    if engine.dialect.name != "sqlite":
+        assert code == 2 and "pg_dump" in err and not copy.exists()
+        return
+    assert code == 0 and "integrity check ok" in out
+    import sqlite3
+
+    with sqlite3.connect(copy) as conn:
+        assert conn.execute("SELECT count(*) FROM audit_event").fetchone() == (300,)
+    assert not (tmp_path / "backup.sqlite.partial").exists()
+    code, _, err = cli("backup", str(copy))
+    assert code == 2 and "never overwrites" in err

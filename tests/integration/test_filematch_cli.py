@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from tests.integration.test_cli_terminal import on_a_terminal
 from tests.integration.test_filematch_http import PASSWORD, server  # noqa: F401 - the server fixture
 from tests.integration.test_filematch_pipeline import EXPECTED, FIX, load_persons
 
@@ -46,6 +47,18 @@ def test_submit_status_fetch(server: tuple[str, Engine], db_url: str, tmp_path: 
     fetched = cli(db_url, "fetch", job, "-o", str(result), "--wait", "--url", base, "--user", "kari")
     assert f"wrote 15 records to {result}" in fetched
     assert codes(result) == EXPECTED
+
+
+def test_fetch_wait_shows_progress_on_a_terminal(server: tuple[str, Engine], db_url: str,  # noqa: F811
+                                                 tmp_path: Path) -> None:
+    url, _engine = server
+    base = url.removesuffix("/filematch/v1")
+    job = cli(db_url, "submit", str(FIX / "wash-lf.csv"), "--url", base, "--user", "kari").strip().splitlines()[-1]
+    code, screen = on_a_terminal("--database-url", db_url, "filematch", "fetch", job, "-o", str(tmp_path / "a.csv"),
+                                 "--wait", "--url", base, "--user", "kari", cwd=ROOT, module="server.filematch_cli",
+                                 PREGBRIDGE_PASSWORD=PASSWORD)
+    assert code == 0, screen
+    assert f"job {job[:12]}" in screen and "15/15" in screen
 
 
 def test_submit_reads_the_format_from_the_content(server: tuple[str, Engine], db_url: str,  # noqa: F811
