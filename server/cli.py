@@ -36,7 +36,7 @@ from store.errors import InvalidInput, PregbridgeError
 
 __all__ = ["main"]
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 

@@ -46,7 +46,7 @@ from filematch.worker import Worker
 
 __all__ = ["add_subcommands", "main"]
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 
