@@ -16,7 +16,9 @@ The application never deletes audit records by itself. An operator who must keep
   export covers them: it needs an export whose ``until`` is at or after the purge's, and refuses
   (:class:`NotExported`) when any event before ``until`` has an id past that export's last id (it came
   after the export). The newest event is never deleted (the SQLite writer numbers new events after it,
-  server/access/audit.py). Deletion goes in slices of :data:`SLICE` events, each its own transaction.
+  server/access/audit.py). Deletion goes in slices of :data:`SLICE` events, each its own transaction;
+  a slice's ``audit_person`` rows are found through their generations (store/audit_index.py), so the
+  person index is never scanned whole.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import orjson
 from sqlalchemy import Engine, and_, delete, func, insert, select, update
 
 from store import schema as s
+from store.audit_index import generation_of
 from store.engine import read_connection
 from store.errors import InvalidInput, PregbridgeError
 
@@ -167,7 +170,8 @@ def purge_audit(engine: Engine, until: dt.datetime) -> PurgeSummary:
         high = min(low + SLICE, top)
         with engine.begin() as conn:
             ids = select(e.c.id).where(and_(e.c.id > low, e.c.id <= high, e.c.at < until))
-            conn.execute(delete(p).where(p.c.audit_id.in_(ids)))
+            gens = list(range(generation_of(low + 1), generation_of(high) + 1))  # the index leads with gen
+            conn.execute(delete(p).where(and_(p.c.gen.in_(gens), p.c.audit_id.in_(ids))))
             deleted += conn.execute(delete(e).where(and_(e.c.id > low, e.c.id <= high, e.c.at < until))).rowcount
         low = high
     with engine.begin() as conn:
