@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from sqlalchemy import Engine, delete, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -99,11 +99,19 @@ class PeerTable:
 
     @classmethod
     def of(cls, settings: MllpSettings, stored: Mapping[str, str]) -> PeerTable:
-        """The configuration's peers with the stored ones over them (the same key: the stored account)."""
+        """The configuration's peers with the stored ones over them (the same key: the stored account).
+        Addresses and networks most specific first; senders upper-case (as ``hl7.peers`` has always been read)."""
         merged = {normal_peer_or_raw(k): v for k, v in settings.peers.items()}
         merged.update(stored)
-        both = replace(settings, peers=merged)
-        return cls(tuple(both.address_peers()), both.sender_peers())
+        networks: list[tuple[Network, str]] = []
+        senders: dict[str, str] = {}
+        for key, account in merged.items():
+            try:
+                networks.append((ipaddress.ip_network(key.strip(), strict=False), account))
+            except ValueError:
+                senders[key.strip().upper()] = account
+        networks.sort(key=lambda x: -x[0].prefixlen)
+        return cls(tuple(networks), senders)
 
 
 def normal_peer_or_raw(key: str) -> str:

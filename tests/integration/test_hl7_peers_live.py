@@ -142,3 +142,14 @@ def test_peer_keys_are_stored_in_the_form_the_listener_compares(key: str, stored
 def test_hostile_peer_keys_are_refused(key: str) -> None:
     with pytest.raises(InvalidInput):
         normal_peer(key)
+
+
+def test_stored_peers_join_the_configured_ones_and_win_for_the_same_peer() -> None:
+    from server.hl7.peers import PeerTable
+    from server.hl7.settings import MllpSettings
+
+    configured = MllpSettings(peers={"10.0.0.0/8": "wide", "10.1.2.3": "host", "dips": "dips-ous"})
+    table = PeerTable.of(configured, {"10.1.2.3/32": "stored-host", "MIRTH^AHUS": "mirth", "DIPS": "dips-new"})
+    assert [(str(net), account) for net, account in table.networks] == [("10.1.2.3/32", "stored-host"),
+                                                                       ("10.0.0.0/8", "wide")]
+    assert dict(table.senders) == {"DIPS": "dips-new", "MIRTH^AHUS": "mirth"}
