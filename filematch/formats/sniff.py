@@ -2,13 +2,15 @@
 
 - **xml**: the first character after a byte-order mark and white space is ``<`` (a declaration, a comment or
   the root element);
-- **csv**: the first line, split at ``;``, has a column named ``ref`` (the one column every CSV file must
-  have, filematch/formats/csv_format.py), quoted or not, in any case;
-- **fixed** (fixed width) otherwise: a legacy batch file has no header and no separators.
+- **fixed** (fixed width): the first line is at least 31 characters (a fixed-width record's ``ref`` and
+  ``number`` fields, filematch/formats/fixedwidth.py) with no ``;`` among its first 31, and no ``ref``
+  column when split at ``;``;
+- **csv** otherwise: a header ``ref;number;…`` (in any case, quoted or not), and anything else — an empty
+  file, a headerless CSV, bytes that are no text — so that the CSV reader refuses it whole with its own
+  reason (``line 1, column 1: …``), as it did when CSV was the default.
 
-Only :data:`SNIFF_BYTES` are read. A file that is none of these is then refused by the format chosen,
-with the reason that format gives (a CSV without its header reads as fixed width and is refused line by
-line, never silently washed as something else).
+Only :data:`SNIFF_BYTES` are read. A file is never washed as a format it is not without a refusal: a CSV
+line has its ``;`` early, a fixed-width line has none in its ``ref`` and ``number`` positions.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 __all__ = ["SNIFF_BYTES", "sniff_file", "sniff_format"]
 
 SNIFF_BYTES = 4096
+_FIXED_KEY = 31  # ref (20) + number (11): a fixed-width line is at least this long
 _BOMS = (b"\xef\xbb\xbf",)  # UTF-8's; the formats read UTF-8 and ISO-8859-1 only
 
 
@@ -31,9 +34,11 @@ def sniff_format(head: bytes) -> str:
         return "xml"
     first = head.lstrip(b"\r\n").split(b"\n", 1)[0].rstrip(b"\r")
     columns = [c.strip().strip(b'"').strip().lower() for c in first.split(b";")]
-    if len(columns) > 1 and b"ref" in columns:
+    if b"ref" in columns:
         return "csv"
-    return "fixed"
+    if len(first) >= _FIXED_KEY and b";" not in first[:_FIXED_KEY]:
+        return "fixed"
+    return "csv"
 
 
 def sniff_file(path: Path) -> str:

@@ -25,9 +25,11 @@ def test_the_fixtures_formats_are_recognised(name: str, fmt: str) -> None:
     (b"\xef\xbb\xbf  \n <!-- a comment --><filematch/>", "xml"),
     (b"\t<filematch/>", "xml"),
     (b"R01                 17858013852Nordmann; AS\n", "fixed"),  # a ; in a fixed-width name is no header
-    (b"number;given;family\n", "fixed"),  # no ref column: not a CSV this server reads
-    (b"", "fixed"),
-    (b"\x00\x01\x02", "fixed"),
+    (b"R01;17858013852;Kari;Nordmann;17.05.1980\r\n", "csv"),  # headerless CSV: refused by the CSV reader
+    (b"number;given;family\n", "csv"),  # no ref column: the CSV reader names the problem
+    (b"", "csv"),  # empty: refused as before
+    (b"\x00\x01\x02", "csv"),
+    (b"short line\n", "csv"),
 ])
 def test_shapes(head: bytes, fmt: str) -> None:
     assert sniff_format(head) == fmt
