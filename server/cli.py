@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -280,13 +281,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings(args)
         return int(args.func(settings, args))
     except InvalidInput as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         return 2
     except PregbridgeError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         return 1
     except (OSError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         return 2
     except SQLAlchemyError as exc:
         console.print(f"[red]error:[/red] the store is unavailable ({type(exc).__name__})")

@@ -9,7 +9,14 @@ Every listing command (``audit``, ``users list``, ``rejects``, ``hl7 peers list`
   folded, however wide, so ``pregbridge audit | grep …`` sees whole values;
 - ``--json``: one JSON document on one line, ``{"rows": [...], ...}`` with any summary fields beside the
   rows (numbers stay numbers, times are ISO 8601 UTC);
-- ``--csv``: a header line and one line per row (RFC 4180 quoting); lists are space-separated.
+- ``--csv``: a header line and one line per row (RFC 4180 quoting); lists are space-separated. A text value
+  that a spreadsheet would take as a formula (it starts with ``=``, ``+``, ``-``, ``@``, a tab or a CR;
+  OWASP "CSV Injection") gets a leading apostrophe, and so does one that starts with an apostrophe, as
+  Filematch's CSV does (filematch/formats/csv_format.py): a client's text in an audit record never runs
+  as a formula on the operator's machine.
+
+Values are client text in places (an audit record's purpose, a reject's reason): the table prints them as
+text, never as rich markup, with control characters (terminal escapes) removed; JSON escapes them.
 
 :func:`show_defaults` adds ``(default: …)`` to the help of every option whose default is not None/False,
 unless its help already names the default, in every parser of the tree.
@@ -27,6 +34,7 @@ from typing import Any, TextIO
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 __all__ = ["add_format_options", "console", "emit", "show_defaults"]
 
@@ -70,6 +78,22 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
+_FORMULA = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def _csv_cell(value: Any) -> str:
+    text = _cell(value)
+    if isinstance(value, str) and text.startswith(_FORMULA):
+        return "'" + text
+    return text
+
+
+def _printable(text: str) -> str:
+    """``text`` with every character that is not printable (control characters: terminal escapes, NUL, line
+    breaks) shown as ``?``."""
+    return text if text.isprintable() else "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
 def console(stream: TextIO | None = None) -> Console:
     """A console on ``stream`` (stdout) that never cuts a line when it is not a terminal."""
     stream = stream or sys.stdout
@@ -93,7 +117,7 @@ def emit(args: argparse.Namespace, columns: Sequence[str], rows: Sequence[Mappin
         writer = csv.writer(stream, lineterminator="\n")
         writer.writerow(columns)
         for r in rows:
-            writer.writerow([_cell(r.get(c)) for c in columns])
+            writer.writerow([_csv_cell(r.get(c)) for c in columns])
         return
     con = console(stream)
     table = Table(*columns, show_lines=False)
@@ -102,7 +126,7 @@ def emit(args: argparse.Namespace, columns: Sequence[str], rows: Sequence[Mappin
             column.no_wrap = True
             column.overflow = "ignore"
     for r in rows:
-        table.add_row(*(_cell(r.get(c)) for c in columns))
+        table.add_row(*(Text(_printable(_cell(r.get(c)))) for c in columns))
     con.print(table)
     if summary:
         con.print(summary)

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from server.access.accounts import AccountStore
 from server.access.audit import AuditRecord, query_audit
@@ -86,13 +87,13 @@ def _handled(fn: Handler) -> Handler:
         try:
             return fn(settings, args)
         except InvalidInput as exc:
-            _err().print(f"[red]error:[/red] {exc}")
+            _err().print(f"[red]error:[/red] {escape(str(exc))}")
             return 2
         except PregbridgeError as exc:
-            _err().print(f"[red]error:[/red] {exc}")
+            _err().print(f"[red]error:[/red] {escape(str(exc))}")
             return 1
         except ValueError as exc:  # a profiles file that breaks the rules
-            _err().print(f"[red]error:[/red] {exc}")
+            _err().print(f"[red]error:[/red] {escape(str(exc))}")
             return 2
 
     return run

@@ -222,3 +222,26 @@ def test_backup_copies_a_sqlite_store_and_points_postgresql_to_pg_dump(cli, engi
     assert not (tmp_path / "backup.sqlite.partial").exists()
     code, _, err = cli("backup", str(copy))
     assert code == 2 and "never overwrites" in err
+
+
+HOSTILE_PURPOSE = "[/bold] [red]x[/red] \x1b[2J\x1b]0;owned\x07 =HYPERLINK(\"http://evil\")"
+
+
+def test_client_text_in_the_audit_trail_is_printed_as_text(cli, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    """A purpose (client text) that is rich markup, a terminal escape or a spreadsheet formula stays inert."""
+    _write(engine, _record(1, purpose=HOSTILE_PURPOSE), _record(1, account="=cmd|' /C calc'!A0", purpose="-2+3"))
+    code, out, err = cli("audit")
+    assert code == 0 and "Traceback" not in err
+    assert "[/bold] [red]x[/red] ?[2J?]0;owned? =HYPERLINK" in out and "\x1b" not in out and "\x07" not in out
+    code, out, _ = cli("audit", "--csv")
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert {r["purpose"] for r in rows} == {"'-2+3", HOSTILE_PURPOSE}
+    assert {r["account"] for r in rows} == {"'=cmd|' /C calc'!A0", "epj"}
+    code, out, _ = cli("audit", "--json")
+    assert {r["purpose"] for r in json.loads(out)["rows"]} == {"-2+3", HOSTILE_PURPOSE}
+    assert "\x1b" not in out  # JSON escapes control characters
+
+
+def test_an_error_naming_markup_is_printed_whole(cli) -> None:  # type: ignore[no-untyped-def]
+    code, _, err = cli("users", "delete", "[/red]x")
+    assert code == 1 and "no account named [/red]x" in err and "Traceback" not in err
