@@ -216,8 +216,9 @@ def test_backup_copies_a_sqlite_store_and_points_postgresql_to_pg_dump(cli, engi
         return
     assert code == 0 and "integrity check ok" in out
     import sqlite3
+    from contextlib import closing
 
-    with sqlite3.connect(copy) as conn:
+    with closing(sqlite3.connect(copy)) as conn:
         assert conn.execute("SELECT count(*) FROM audit_event").fetchone() == (300,)
     assert not (tmp_path / "backup.sqlite.partial").exists()
     code, _, err = cli("backup", str(copy))
