@@ -95,3 +95,16 @@ def test_run_locally(engine: Engine, db_url: str, tmp_path: Path) -> None:
     fixed = tmp_path / "answer.txt"  # no --format: fixed width read from the content
     assert "15" in cli(db_url, "run", str(FIX / "wash-lf.txt"), "-o", str(fixed))
     assert len(fixed.read_text(encoding="iso-8859-1").splitlines()[0]) == 320
+
+
+def test_the_server_reads_the_format_of_an_upload_that_names_none(server: tuple[str, Engine]) -> None:  # noqa: F811
+    import requests
+
+    url, _engine = server
+    for name, fmt in (("wash.xml", "xml"), ("wash-crlf.txt", "fixed"), ("wash-bom.csv", "csv")):
+        r = requests.post(f"{url}/jobs", auth=("kari", PASSWORD), data=(FIX / name).read_bytes(),
+                          headers={"Content-Type": "application/octet-stream"}, timeout=30)
+        assert r.status_code == 202, r.text
+        assert (r.json()["format"], r.json()["records"]) == (fmt, 15)
+    r = requests.post(f"{url}/jobs", auth=("kari", PASSWORD), data=b"", timeout=30)  # refused as CSV always was
+    assert r.status_code == 422 and "empty" in r.text
