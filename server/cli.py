@@ -1,8 +1,10 @@
 """``pregbridge`` (also ``python -m server``): the operator's command line.
 
-Subcommands: serve, listen-hl7, filematch, replay, record, init, demo-data, load, ingest, rejects, users,
-audit, krk. Long work shows a progress bar and ends with a summary; errors end with a one-line message and exit
-code 2 (bad input) or 1 (failure), never a stack trace. Transcripts are in docs/cli.md.
+Subcommands: serve, listen-hl7, hl7 peers, filematch, replay, record, init, demo-data, load, ingest, rejects,
+users, audit, usage-report, backup, krk. Listings take ``--json`` (and ``--csv``) and are never cut when piped
+(server/output.py); every option's default shows in ``--help``. Long work shows a progress bar and ends with
+a summary; errors end with a one-line message and exit code 2 (bad input) or 1 (failure), never a stack
+trace. Transcripts are in docs/cli.md.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from server.config import Settings, load_settings
 from server.fake_persontjenesten_cli import add_subcommands as add_fake_persontjenesten_subcommands
 from server.filematch_cli import add_subcommands as add_filematch_subcommands
 from server.hl7.cli import add_subcommands as add_hl7_subcommands
+from server.output import add_format_options, emit, show_defaults
 from server.replay.cli import add_subcommands as add_replay_subcommands
 from server.soap.krk.cli import add_subcommands as add_krk_subcommands
 from server.sync_cli import add_subcommands as add_sync_subcommands
@@ -34,16 +37,21 @@ from store.errors import InvalidInput, PregbridgeError
 
 __all__ = ["main"]
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 
 @contextmanager
-def _bar(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+def _bar(description: str, total: int | None, *, cumulative: bool = False) -> Iterator[Callable[[int], None]]:
+    """A progress bar on a terminal (none otherwise). The callback takes the records done since its last call,
+    or with ``cumulative`` the records done so far (store.synthetic reports those)."""
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False, disable=not console.is_terminal) as progress:
         task = progress.add_task(description, total=total)
-        yield lambda n: progress.advance(task, n)
+        if cumulative:
+            yield lambda n: progress.update(task, completed=n)
+        else:
+            yield lambda n: progress.advance(task, n)
 
 
 def _count_lines(path: Path) -> int:
@@ -86,7 +94,7 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_demo_data(settings: Settings, args: argparse.Namespace) -> int:
     from store.synthetic import generate_population
 
-    with _bar(f"generating {args.persons:,} persons", args.persons) as advance:
+    with _bar(f"generating {args.persons:,} persons", args.persons, cumulative=True) as advance:
         manifest = generate_population(args.out, args.persons, args.seed, feed_days=args.days, progress=advance)
     out.print(f"wrote {manifest.persons:,} persons and {manifest.feed_events:,} feed events over "
               f"{manifest.feed_days} days to {args.out} (seed {args.seed})")
@@ -125,12 +133,67 @@ def cmd_ingest(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_rejects(settings: Settings, args: argparse.Namespace) -> int:
     engine = build_engine(settings)
-    with engine.connect() as conn:
-        rows = conn.execute(select(s.reject).order_by(s.reject.c.id.desc()).limit(args.limit)).all()
-    for r in reversed(rows):
-        where = f"{r.file} line {r.line}" + (f" seq {r.seq}" if r.seq else "")
-        out.print(f"{r.created_at:%Y-%m-%d %H:%M} {r.origin:6} {where}: {r.reason}")
-    out.print(f"{len(rows)} reject(s) shown")
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(s.reject).order_by(s.reject.c.id.desc()).limit(args.limit)).all()
+    finally:
+        engine.dispose()
+    emit(args, ("created", "origin", "file", "line", "seq", "reason"),
+         [{"created": r.created_at, "origin": r.origin, "file": r.file, "line": r.line, "seq": r.seq,
+           "reason": r.reason} for r in reversed(rows)], summary=f"{len(rows)} reject(s) shown, oldest first")
+    return 0
+
+
+def cmd_usage_report(settings: Settings, args: argparse.Namespace) -> int:
+    from server.access import load_profiles
+    from server.usage_report import COLUMNS, usage_report
+
+    engine = build_engine(settings)
+    try:
+        report = usage_report(engine, load_profiles(settings.access.profiles_path), args.since)
+    finally:
+        engine.dispose()
+    since = f" since {args.since:%Y-%m-%d %H:%M:%S}" if args.since else ""
+    emit(args, COLUMNS, [u.row(args.output_format) for u in report],
+         summary=f"{len(report)} account(s); calls{since}, times UTC", extra={"since": args.since})
+    return 0
+
+
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    """A consistent copy of a SQLite store while it serves (SQLite's online backup API)."""
+    import sqlite3
+
+    engine = build_engine(settings)
+    try:
+        if engine.dialect.name != "sqlite" or not engine.url.database:
+            raise InvalidInput("pregbridge backup copies a SQLite store; for PostgreSQL use pg_dump "
+                               "(docs/operations.md)")
+        source_path = engine.url.database
+    finally:
+        engine.dispose()
+    if args.output.exists():
+        raise InvalidInput(f"{args.output} exists; a backup never overwrites a file")
+    partial = args.output.with_name(args.output.name + ".partial")
+    source = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True)
+    try:
+        target = sqlite3.connect(partial)
+        try:
+            with _bar("copying pages", None, cumulative=True) as advance:
+                source.backup(target, pages=4096, progress=lambda status, remaining, total: advance(total - remaining))
+            pages = target.execute("PRAGMA page_count").fetchone()[0]
+            check = target.execute("PRAGMA quick_check").fetchone()[0]
+        finally:
+            target.close()
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    finally:
+        source.close()
+    if check != "ok":
+        partial.unlink(missing_ok=True)
+        raise PregbridgeError(f"the copy failed its integrity check ({check})")
+    partial.replace(args.output)
+    out.print(f"backed up {source_path} to {args.output}: {pages:,} pages, integrity check ok")
     return 0
 
 
@@ -169,16 +232,31 @@ def _parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_ingest)
 
     sp = sub.add_parser("rejects", help="list records a load or ingest could not take")
-    sp.add_argument("--limit", type=int, default=50)
+    sp.add_argument("--limit", type=int, default=50, help="show the newest N")
+    add_format_options(sp)
     sp.set_defaults(func=cmd_rejects)
 
-    add_access_subcommands(sub)  # users add|passwd|disable|enable|list, audit
-    add_hl7_subcommands(sub)  # listen-hl7
+    from server.access.cli import _iso
+
+    sp = sub.add_parser("usage-report", help="per account: faces, operations, volumes, elements released, "
+                        "Persontjenesten parts needed")
+    sp.add_argument("--since", type=_iso, help="only calls at or after this ISO 8601 date or time (UTC unless an "
+                    "offset is given); all when not given")
+    add_format_options(sp)
+    sp.set_defaults(func=cmd_usage_report)
+
+    sp = sub.add_parser("backup", help="copy a SQLite store while it serves (PostgreSQL: pg_dump)")
+    sp.add_argument("output", type=Path, help="the copy to write (never overwritten)")
+    sp.set_defaults(func=cmd_backup)
+
+    add_access_subcommands(sub)  # users add|passwd|disable|enable|unlock|set-profile|delete|list, audit
+    add_hl7_subcommands(sub)  # listen-hl7, hl7 peers add|remove|list
     add_filematch_subcommands(sub)  # filematch run|submit|status|fetch|worker
     add_replay_subcommands(sub)  # replay, record, replay-make-corpus
     add_fake_persontjenesten_subcommands(sub)  # fake-persontjenesten
     add_sync_subcommands(sub)  # sync [--once|--status]
     add_krk_subcommands(sub)  # krk load
+    show_defaults(p)
     return p
 
 

@@ -5,7 +5,10 @@
   (default ``full``).
 - ``submit FILE --url URL --user U [--format …]``: upload to a server (password from
   ``PREGBRIDGE_PASSWORD`` or a prompt); prints the job id.
-- ``status JOB --url URL --user U`` and ``fetch JOB -o OUT --url URL --user U [--wait]``.
+- ``status JOB --url URL --user U [--json]`` and ``fetch JOB -o OUT --url URL --user U [--wait]``; with
+  ``--wait`` on a terminal, a progress bar follows the job's records until it is done.
+
+Without ``--format``, the format is read from the file's first bytes (filematch/formats/sniff.py).
 - ``worker [--lease S] [--idle S]``: claim and wash chunks of queued jobs until stopped (SIGINT/SIGTERM).
 
 Also runnable on its own: ``python -m server.filematch_cli [--database-url URL] filematch worker``.
@@ -32,14 +35,16 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from filematch.formats import FORMATS, format_named
+from filematch.formats.sniff import sniff_file
 from filematch.local import wash_file
 
 __all__ = ["add_subcommands", "main"]
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 
 
@@ -54,7 +59,7 @@ def _count_records(path: Path) -> int | None:
 def cmd_run(settings: Any, args: argparse.Namespace) -> int:
     from server.bootstrap import build_engine, filematch_release
 
-    fmt = format_named(args.format)
+    fmt = format_named(args.format or sniff_file(args.file))
     release = filematch_release(settings, args.profile)
     engine = build_engine(settings)
     total = _count_records(args.file) if fmt.name != "xml" else None
@@ -101,7 +106,7 @@ def _request(args: argparse.Namespace, method: str, path: str, body: Iterable[by
 
 def cmd_submit(settings: Any, args: argparse.Namespace) -> int:
     boundary = uuid.uuid4().hex
-    fmt = args.format or {".xml": "xml", ".txt": "fixed", ".dat": "fixed"}.get(args.file.suffix.lower(), "csv")
+    fmt = args.format or sniff_file(args.file)
     head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"format\"\r\n\r\n{fmt}\r\n"
             f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"upload\"\r\n"
             "Content-Type: application/octet-stream\r\n\r\n").encode()
@@ -120,21 +125,40 @@ def cmd_submit(settings: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_status(settings: Any, args: argparse.Namespace) -> int:
+def _job(args: argparse.Namespace) -> dict[str, Any]:
     with _request(args, "GET", f"/jobs/{args.job}") as r:
-        info = json.loads(r.read())
+        info: dict[str, Any] = json.loads(r.read())
+    return info
+
+
+def cmd_status(settings: Any, args: argparse.Namespace) -> int:
+    from server.output import emit
+
+    info = _job(args)
+    if args.output_format != "table":
+        emit(args, ("job", "status", "records", "doneRecords", "progress", "error"), [info])
+        return 0
     out.print(f"job {info['job']} {info['status']}: {info['doneRecords']:,} of {info['records']:,} records "
               f"({info['progress'] * 100:.0f} %)" + (f"; {info['error']}" if info.get("error") else ""))
     return 0
 
 
+def _wait(args: argparse.Namespace, interval: float = 1.0) -> dict[str, Any]:
+    """Poll the job until it ends; on a terminal, a bar of its records done (stderr)."""
+    info = _job(args)
+    with Progress(TextColumn(f"job {args.job[:12]}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, disable=not console.is_terminal) as progress:
+        task = progress.add_task("wash", total=info["records"] or None)
+        while True:
+            progress.update(task, completed=info["doneRecords"], total=info["records"] or None)
+            if info["status"] in ("done", "failed", "cancelled"):
+                return info
+            time.sleep(interval)
+            info = _job(args)
+
+
 def cmd_fetch(settings: Any, args: argparse.Namespace) -> int:
-    while True:
-        with _request(args, "GET", f"/jobs/{args.job}") as r:
-            info = json.loads(r.read())
-        if info["status"] == "done" or not args.wait or info["status"] in ("failed", "cancelled"):
-            break
-        time.sleep(1.0)
+    info = _wait(args) if args.wait else _job(args)
     if info["status"] != "done":
         raise ValueError(f"the job is {info['status']}, not done")
     with _request(args, "GET", f"/jobs/{args.job}/result") as r, args.output.open("wb") as sink:
@@ -169,7 +193,7 @@ def add_subcommands(subparsers: Any) -> None:
     sp = sub.add_parser("run", help="wash a file locally against the store")
     sp.add_argument("file", type=Path)
     sp.add_argument("-o", "--output", type=Path, required=True)
-    sp.add_argument("--format", choices=sorted(FORMATS), default="csv")
+    sp.add_argument("--format", choices=sorted(FORMATS), help="default: read from the file's first bytes")
     sp.add_argument("--encoding", help="utf-8 or iso-8859-1 (default: detected)")
     sp.add_argument("--profile", default="full", help="access profile that masks the output (default full)")
     sp.add_argument("--processes", type=int, default=1, help="worker processes (identification is CPU-bound)")
@@ -178,24 +202,27 @@ def add_subcommands(subparsers: Any) -> None:
     def remote(p: argparse.ArgumentParser) -> None:
         p.add_argument("--url", required=True, help="the server, e.g. http://127.0.0.1:8080")
         p.add_argument("--user", required=True, help="account (password: PREGBRIDGE_PASSWORD or a prompt)")
-        p.add_argument("--timeout", type=float, default=600.0)
+        p.add_argument("--timeout", type=float, default=600.0, help="seconds for each HTTP request")
 
     sp = sub.add_parser("submit", help="upload a file as a job")
     sp.add_argument("file", type=Path)
-    sp.add_argument("--format", choices=sorted(FORMATS))
-    sp.add_argument("--encoding")
+    sp.add_argument("--format", choices=sorted(FORMATS), help="default: read from the file's first bytes")
+    sp.add_argument("--encoding", help="utf-8 or iso-8859-1 (default: detected by the server)")
     remote(sp)
     sp.set_defaults(func=cmd_submit)
 
     sp = sub.add_parser("status", help="a job's status and progress")
     sp.add_argument("job")
     remote(sp)
+    from server.output import add_format_options
+
+    add_format_options(sp, csv=False)
     sp.set_defaults(func=cmd_status)
 
     sp = sub.add_parser("fetch", help="download a job's result")
     sp.add_argument("job")
     sp.add_argument("-o", "--output", type=Path, required=True)
-    sp.add_argument("--wait", action="store_true", help="wait until the job is done")
+    sp.add_argument("--wait", action="store_true", help="wait until the job is done (a progress bar on a terminal)")
     remote(sp)
     sp.set_defaults(func=cmd_fetch)
 
@@ -219,7 +246,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(_settings(args), args))
     except (ValueError, OSError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(str(exc))}")
         return 2
 
 

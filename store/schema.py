@@ -24,7 +24,10 @@ that may use WS-Security PasswordDigest), ``auth_throttle`` (failed logins per a
 address and per (address, account), and the addresses an account has succeeded from; shared by every
 worker process), ``ws_nonce`` (UsernameToken nonces seen, for replay refusal),
 ``audit_event`` + ``audit_person`` (one record per call, and the person numbers it asked for or returned,
-indexed for ``pregbridge audit --person``). Audit rows are never deleted by the application.
+indexed for ``pregbridge audit --person``). Audit rows are never deleted by the application unless an
+operator runs ``pregbridge audit purge``, which deletes only what ``audit export`` wrote to a file first
+(``audit_export`` records each export's range; server/access/audit_export.py). ``hl7_peer`` holds the HL7
+senders added with ``pregbridge hl7 peers add`` (read by running listeners; server/hl7/peers.py).
 
 The registers of the same population (HPR personnel, AR communication parties, FLR GP contracts and
 patient lists) are kept as documents with their key columns indexed. AR adds the columns its search and
@@ -59,6 +62,7 @@ __all__ = [
     "ar_name_word",
     "ar_party",
     "audit_event",
+    "audit_export",
     "audit_person",
     "auth_throttle",
     "feed_event",
@@ -67,6 +71,7 @@ __all__ = [
     "filematch_chunk",
     "filematch_job",
     "flr_patient",
+    "hl7_peer",
     "hpr_approval",
     "hpr_person",
     "krk_contact",
@@ -367,6 +372,32 @@ audit_person = Table(
     # a person's events: one seek per generation, read from the index alone; rows are written a generation
     # at a time in key order (store/audit_index.py)
     Index(None, "gen", "number", "audit_id"),
+)
+
+# One row per ``pregbridge audit export``: the range written to a file, and what ``audit purge`` later deleted of it.
+audit_export = Table(
+    "audit_export",
+    metadata,
+    Column("id", _Id, primary_key=True),
+    Column("exported_at", DateTime, nullable=False),
+    Column("until", DateTime, nullable=False),  # every event with at < until and id <= last_id is in the file
+    Column("first_id", _Id),
+    Column("last_id", _Id),
+    Column("records", BigInteger, nullable=False),
+    Column("file", String(1000), nullable=False),
+    Column("sha256", String(64), nullable=False),  # of the compressed file as written
+    Column("purged_at", DateTime),
+    Column("purged_until", DateTime),
+    Column("purged_records", BigInteger),
+)
+
+# HL7 senders kept in the store (``pregbridge hl7 peers``), beside ``hl7.peers`` of the configuration file.
+hl7_peer = Table(
+    "hl7_peer",
+    metadata,
+    Column("peer", String(200), primary_key=True),  # an IP address or CIDR network, or MSH-3^MSH-4 / MSH-3
+    Column("account", String(100), nullable=False),
+    Column("created_at", DateTime, nullable=False),
 )
 
 # Idempotency of felles hjelpenummer allocation: a repeated identical request answers the same number.

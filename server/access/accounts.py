@@ -42,7 +42,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Engine, Row, insert, select, update
+from sqlalchemy import Engine, Row, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from server.access.errors import AuthenticationFailed
@@ -224,6 +224,15 @@ class AccountStore:
     def set_profile(self, username: str, profile: str) -> Account:
         _check_profile(profile)
         return self._update(username, dict(profile=profile, updated_at=_now()))
+
+    def delete(self, username: str) -> Account:
+        """Remove an account and its failed-login counters; its audit records stay (they name it by text)."""
+        account = self._require(username)
+        with self.engine.begin() as conn:
+            conn.execute(delete(s.auth_throttle).where(s.auth_throttle.c.account == username))
+            if conn.execute(delete(s.account).where(s.account.c.username == username)).rowcount != 1:
+                raise NotFound(f"no account named {username}")
+        return account
 
     def _update(self, username: str, values: Mapping[str, object]) -> Account:
         with self.engine.begin() as conn:

@@ -4,8 +4,16 @@
     pregbridge users passwd USERNAME [--password-stdin]
     pregbridge users disable USERNAME | users enable USERNAME
     pregbridge users unlock USERNAME
-    pregbridge users list
-    pregbridge audit [--person N] [--account A] [--since ISO] [--limit N]
+    pregbridge users set-profile USERNAME PROFILE
+    pregbridge users delete USERNAME
+    pregbridge users list [--json|--csv]
+    pregbridge audit [--person N] [--account A] [--since ISO] [--limit N] [--numbers] [--json|--csv]
+    pregbridge audit export --until DATE -o FILE.jsonl.gz | audit export --list [--json|--csv]
+    pregbridge audit purge --until DATE
+
+Listings print a table, or JSON/CSV for scripts (server/output.py); nothing is cut when piped. An audit
+record that names more than :data:`BULK` numbers (a Filematch job's record names every person of the
+file) shows their count only, unless ``--numbers``.
 
 Passwords are prompted twice (getpass) on a terminal, or read as one line from standard input with
 ``--password-stdin`` (for scripts); never from the command line, where they would sit in the shell
@@ -21,16 +29,19 @@ import functools
 import getpass
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
-from rich.table import Table
+from rich.markup import escape
 
 from server.access.accounts import AccountStore
-from server.access.audit import query_audit
+from server.access.audit import AuditRecord, query_audit
+from server.access.audit_export import export_audit, exports, purge_audit
 from server.access.profiles import load_profiles
 from server.access.settings import AccessSettings
 from server.access.throttle import Throttle
+from server.output import add_format_options, console, emit
 from store.errors import InvalidInput, NotFound, PregbridgeError
 
 if TYPE_CHECKING:
@@ -39,25 +50,32 @@ if TYPE_CHECKING:
     from server.config import Settings
 
 __all__ = [
+    "BULK",
     "add_subcommands",
     "cmd_audit",
+    "cmd_audit_export",
+    "cmd_audit_purge",
     "cmd_users_add",
+    "cmd_users_delete",
     "cmd_users_disable",
     "cmd_users_enable",
     "cmd_users_list",
     "cmd_users_passwd",
+    "cmd_users_set_profile",
     "cmd_users_unlock",
 ]
+
+BULK = 10
 
 Handler = Callable[["Settings", argparse.Namespace], int]
 
 
 def _out() -> Console:
-    return Console(highlight=False)
+    return console()
 
 
 def _err() -> Console:
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def _handled(fn: Handler) -> Handler:
@@ -68,13 +86,13 @@ def _handled(fn: Handler) -> Handler:
         try:
             return fn(settings, args)
         except InvalidInput as exc:
-            _err().print(f"[red]error:[/red] {exc}")
+            _err().print(f"[red]error:[/red] {escape(str(exc))}")
             return 2
         except PregbridgeError as exc:
-            _err().print(f"[red]error:[/red] {exc}")
+            _err().print(f"[red]error:[/red] {escape(str(exc))}")
             return 1
         except ValueError as exc:  # a profiles file that breaks the rules
-            _err().print(f"[red]error:[/red] {exc}")
+            _err().print(f"[red]error:[/red] {escape(str(exc))}")
             return 2
 
     return run
@@ -180,20 +198,64 @@ def cmd_users_unlock(settings: Settings, args: argparse.Namespace) -> int:
 
 
 @_handled
-def cmd_users_list(settings: Settings, args: argparse.Namespace) -> int:
-    """List the accounts."""
+def cmd_users_set_profile(settings: Settings, args: argparse.Namespace) -> int:
+    """Give an account another access profile (running servers see it within access.account_state_seconds)."""
+    access = _access(settings, args)
+    profiles = load_profiles(access.profiles_path)
+    if args.profile not in profiles:
+        raise InvalidInput(f"unknown access profile {args.profile}; known: {', '.join(sorted(profiles))}")
+
     def work(accounts: AccountStore) -> int:
-        rows = accounts.list()
-        table = Table("username", "profile", "status", "digest", "created (UTC)", "updated (UTC)")
-        for a in rows:
-            table.add_row(a.username, a.profile, "disabled" if a.disabled else "enabled", "yes" if a.digest else "no",
-                          f"{a.created_at:%Y-%m-%d %H:%M}", f"{a.updated_at:%Y-%m-%d %H:%M}")
-        out = _out()
-        out.print(table)
-        out.print(f"{len(rows)} account(s)")
+        account = accounts.set_profile(args.username, args.profile)
+        _out().print(f"account {account.username} now has profile {account.profile}")
         return 0
 
     return _with_accounts(settings, args, work)
+
+
+@_handled
+def cmd_users_delete(settings: Settings, args: argparse.Namespace) -> int:
+    """Delete an account (its audit records stay, naming it); HL7 senders mapped to it stop being accepted."""
+    def work(accounts: AccountStore) -> int:
+        accounts.delete(args.username)
+        _out().print(f"account {args.username} deleted (its audit records stay)")
+        return 0
+
+    return _with_accounts(settings, args, work)
+
+
+USER_COLUMNS = ("username", "profile", "status", "digest", "created", "updated")
+
+
+@_handled
+def cmd_users_list(settings: Settings, args: argparse.Namespace) -> int:
+    """List the accounts."""
+    def work(accounts: AccountStore) -> int:
+        rows = [{"username": a.username, "profile": a.profile, "status": "disabled" if a.disabled else "enabled",
+                 "digest": a.digest, "created": a.created_at, "updated": a.updated_at} for a in accounts.list()]
+        emit(args, USER_COLUMNS, rows, summary=f"{len(rows)} account(s); times are UTC")
+        return 0
+
+    return _with_accounts(settings, args, work)
+
+
+AUDIT_COLUMNS = ("at", "account", "face", "operation", "outcome", "source", "purpose", "asked", "returned")
+
+
+def _numbers(values: tuple[str, ...], whole: bool, fmt: str) -> object:
+    if whole or len(values) <= BULK:
+        return list(values)
+    if fmt == "json":
+        return None  # the count is beside it (asked_count / returned_count)
+    return f"({len(values):,} numbers; --numbers lists them)"
+
+
+def audit_row(r: AuditRecord, *, whole: bool, fmt: str) -> dict[str, object]:
+    """One record as ``audit`` prints it: bulk number lists summarised unless ``whole``."""
+    return {"at": r.at, "account": r.account, "face": r.face, "operation": r.operation, "outcome": r.outcome,
+            "source": r.source, "purpose": r.purpose, "asked": _numbers(r.asked, whole, fmt),
+            "returned": _numbers(r.returned, whole, fmt), "asked_count": len(r.asked),
+            "returned_count": len(r.returned)}
 
 
 @_handled
@@ -204,13 +266,44 @@ def cmd_audit(settings: Settings, args: argparse.Namespace) -> int:
         records = query_audit(engine, person=args.person, account=args.account, since=args.since, limit=args.limit)
     finally:
         engine.dispose()
-    table = Table("at (UTC)", "account", "face", "operation", "outcome", "source", "purpose", "asked", "returned")
-    for r in records:
-        table.add_row(f"{r.at:%Y-%m-%d %H:%M:%S}", r.account or "", r.face, r.operation, r.outcome, r.source or "",
-                      r.purpose or "", " ".join(r.asked), " ".join(r.returned))
-    out = _out()
-    out.print(table)
-    out.print(f"{len(records)} audit record(s) shown")
+    fmt = args.output_format
+    columns = AUDIT_COLUMNS + (("asked_count", "returned_count") if fmt == "json" else ())
+    emit(args, columns, [audit_row(r, whole=args.numbers, fmt=fmt) for r in records],
+         summary=f"{len(records)} audit record(s) shown, newest first; times are UTC")
+    return 0
+
+
+@_handled
+def cmd_audit_export(settings: Settings, args: argparse.Namespace) -> int:
+    """Write the audit records before --until to a compressed JSON Lines file and record the export."""
+    engine = _engine(settings)
+    try:
+        if args.list:
+            rows = exports(engine)
+            emit(args, ("id", "exported_at", "until", "first_id", "last_id", "records", "file", "sha256",
+                        "purged_at", "purged_until", "purged_records"), rows, summary=f"{len(rows)} export(s)")
+            return 0
+        if args.until is None or args.output is None:
+            raise InvalidInput("audit export needs --until DATE and -o FILE (or --list)")
+        done = export_audit(engine, args.until, args.output)
+    finally:
+        engine.dispose()
+    ids = f" (ids {done.first_id}-{done.last_id})" if done.records else ""
+    _out().print(f"exported {done.records:,} audit record(s) before {done.until:%Y-%m-%d %H:%M:%S} UTC{ids} "
+                 f"to {done.file}; sha256 {done.sha256}")
+    return 0
+
+
+@_handled
+def cmd_audit_purge(settings: Settings, args: argparse.Namespace) -> int:
+    """Delete the audit records before --until, only if an export wrote them to a file."""
+    engine = _engine(settings)
+    try:
+        done = purge_audit(engine, args.until)
+    finally:
+        engine.dispose()
+    where = f", exported to {done.export_file}" if done.export_file else ""
+    _out().print(f"purged {done.records:,} audit record(s) before {done.until:%Y-%m-%d %H:%M:%S} UTC{where}")
     return 0
 
 
@@ -264,11 +357,37 @@ def add_subcommands(subparsers: argparse._SubParsersAction[Any]) -> None:
     sp.add_argument("username")
     sp.set_defaults(func=cmd_users_unlock)
 
-    actions.add_parser("list", help="list accounts").set_defaults(func=cmd_users_list)
+    sp = actions.add_parser("set-profile", help="give an account another access profile")
+    sp.add_argument("username")
+    sp.add_argument("profile", help="access profile (built-in: full, basis, utenHjemmel)")
+    sp.set_defaults(func=cmd_users_set_profile)
 
-    sp = subparsers.add_parser("audit", help="show audit records (who looked up whom), newest first")
+    sp = actions.add_parser("delete", help="delete an account (its audit records stay)")
+    sp.add_argument("username")
+    sp.set_defaults(func=cmd_users_delete)
+
+    sp = actions.add_parser("list", help="list accounts")
+    add_format_options(sp)
+    sp.set_defaults(func=cmd_users_list)
+
+    sp = subparsers.add_parser("audit", help="show audit records (who looked up whom), newest first; export, purge")
     sp.add_argument("--person", help="an identity number asked for or returned")
     sp.add_argument("--account")
     sp.add_argument("--since", type=_iso, help="ISO 8601 date or time (UTC unless an offset is given)")
     sp.add_argument("--limit", type=_positive, default=50)
+    sp.add_argument("--numbers", action="store_true",
+                    help=f"list every number of a record that names more than {BULK} (a Filematch job's)")
+    add_format_options(sp)
     sp.set_defaults(func=cmd_audit)
+    archive = sp.add_subparsers(dest="audit_command", required=False, metavar="{export,purge}")
+
+    ep = archive.add_parser("export", help="write the records before --until to a gzip JSON Lines file")
+    ep.add_argument("--until", type=_iso, help="ISO 8601 date or time, UTC unless an offset is given (exclusive)")
+    ep.add_argument("-o", "--output", type=Path, help="the file to write, e.g. audit-2026.jsonl.gz (never overwritten)")
+    ep.add_argument("--list", action="store_true", help="list the exports recorded instead")
+    add_format_options(ep)
+    ep.set_defaults(func=cmd_audit_export)
+
+    pp = archive.add_parser("purge", help="delete the records before --until that an export wrote")
+    pp.add_argument("--until", type=_iso, required=True, help="ISO 8601 date or time, UTC unless an offset is given")
+    pp.set_defaults(func=cmd_audit_purge)

@@ -7,11 +7,12 @@ handler → acknowledgements per the mode (:mod:`~server.hl7.ack`) → encode in
 Every failure becomes a NAK (MSA AR/AE + ERR with a table 0357 code); nothing raises out of
 :meth:`Hl7App.__call__`, so the listener never drops a connection for a bad message.
 
-Sender authentication (MLLP has no credentials): the account is found from ``hl7.peers``, by the peer's
-address (an IP or CIDR key) and/or by the sender (``MSH-3^MSH-4`` or ``MSH-3`` key), combined per
-``hl7.peer_match`` (docs/hl7.md). The account must exist and be enabled (``pregbridge users``); its
-access profile applies, its password is not used. A per-account shared secret is out of scope. Account
-state is cached for ``access.account_state_seconds`` (2 s), as the SOAP faces do.
+Sender authentication (MLLP has no credentials): the account is found from ``hl7.peers`` and the peers kept
+in the store (``pregbridge hl7 peers add``, read again every ``access.account_state_seconds``:
+server/hl7/peers.py), by the peer's address (an IP or CIDR key) and/or by the sender (``MSH-3^MSH-4`` or
+``MSH-3`` key), combined per ``hl7.peer_match`` (docs/hl7.md). The account must exist and be enabled
+(``pregbridge users``); its access profile applies, its password is not used. A per-account shared secret is
+out of scope. Account state is cached for ``access.account_state_seconds`` (2 s), as the SOAP faces do.
 
 Every message (QCN^J01 excepted) writes one audit record: account, face ``hl7``, operation (``QBP^Q22``
 …; ``?`` when the MSH cannot be read), outcome (``AA``, ``AE:204``, ``AR:100`` …), peer address, numbers
@@ -49,6 +50,7 @@ from server.hl7.framing import frame
 from server.hl7.handlers import Context
 from server.hl7.handlers.pdq import Continuations
 from server.hl7.listener import MllpListener, Peer
+from server.hl7.peers import LivePeers, PeerTable
 from server.hl7.reader import Message, read_message
 from server.hl7.router import Router, Unsupported
 from server.hl7.settings import MllpSettings
@@ -117,7 +119,7 @@ class Hl7App:
 
     def __init__(self, engine: Engine, accounts: AccountStore, profiles: Mapping[str, AccessProfile],
                  audit: AuditWriter, settings: MllpSettings, *, router: Router | None = None,
-                 account_state_seconds: float = 2.0) -> None:
+                 account_state_seconds: float = 2.0, peers: LivePeers | None = None) -> None:
         self.engine = engine
         self.accounts = accounts
         self.profiles = profiles
@@ -126,8 +128,8 @@ class Hl7App:
         self.router = router or Router()
         self.context = Context(engine, settings, Continuations(settings.continuation_max,
                                                                settings.continuation_ttl))
-        self._networks = settings.address_peers()
-        self._senders = settings.sender_peers()
+        self.peers = peers or LivePeers(settings, engine, ttl=account_state_seconds)
+        self._peers: PeerTable | None = None
         self._account_ttl = account_state_seconds
         self._account_cache: dict[str, tuple[float, str | None]] = {}
         self._address_cache: dict[str, str | None] = {}
@@ -135,6 +137,10 @@ class Hl7App:
     # -- sender authentication ----------------------------------------------------------------------
 
     def _by_address(self, host: str) -> str | None:
+        table = self.peers.current()
+        if table is not self._peers:  # the peers changed (or first use): forget the addresses seen
+            self._address_cache = {}
+            self._peers = table
         try:
             return self._address_cache[host]
         except KeyError:
@@ -142,18 +148,19 @@ class Hl7App:
         by_address = None
         try:
             ip = ipaddress.ip_address(host)
-            by_address = next((acct for net, acct in self._networks if ip in net), None)
+            by_address = next((acct for net, acct in table.networks if ip in net), None)
         except ValueError:
             pass
-        if len(self._address_cache) >= 4096:  # the peers table is fixed; only the hosts seen vary
+        if len(self._address_cache) >= 4096:  # bounded: the hosts seen vary
             self._address_cache.clear()
         self._address_cache[host] = by_address
         return by_address
 
     def _account_name(self, peer: Peer, msh: Msh) -> str:
         by_address = self._by_address(peer.host)
+        senders = self._peers.senders if self._peers is not None else {}
         app, fac = msh.sending_application.upper(), msh.sending_facility.upper()
-        by_sender = self._senders.get(f"{app}^{fac}") or self._senders.get(app)
+        by_sender = senders.get(f"{app}^{fac}") or senders.get(app)
         match = self.settings.peer_match
         name = {"address": by_address, "sender": by_sender, "either": by_address or by_sender,
                 "both": by_address if by_address and by_address == by_sender else None}[match]

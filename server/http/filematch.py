@@ -50,6 +50,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from filematch.formats import FORMATS
+from filematch.formats.sniff import sniff_file
 from filematch.jobs import Auditor, JobEvent, JobSettings, JobStateError, JobStore
 from filematch.pipeline import ELEMENTS, MaskedLevel, Release
 from filematch.records import FileFormatError
@@ -378,7 +379,7 @@ class FilematchApp:
                 else:
                     while chunk := body.read():
                         sink.write(chunk)
-            fmt = query.get("format") or "csv"
+            fmt = query.get("format") or sniff_file(spool)  # not given: read from the file's first bytes
             if fmt not in FORMATS:
                 raise HttpError("400 Bad Request", f"unknown format; one of {', '.join(FORMATS)}")
             try:

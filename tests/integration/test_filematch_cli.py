@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+from tests.integration.test_cli_terminal import on_a_terminal
 from tests.integration.test_filematch_http import PASSWORD, server  # noqa: F401 - the server fixture
 from tests.integration.test_filematch_pipeline import EXPECTED, FIX, load_persons
 
@@ -39,10 +41,38 @@ def test_submit_status_fetch(server: tuple[str, Engine], db_url: str, tmp_path: 
     assert f"job {job} " in out and "15 records" in out
     status = cli(db_url, "status", job, "--url", base, "--user", "kari")
     assert status.startswith(f"job {job} ") and "of 15 records" in status
+    (row,) = json.loads(cli(db_url, "status", job, "--url", base, "--user", "kari", "--json"))["rows"]
+    assert row["job"] == job and row["records"] == 15 and row["status"] in ("queued", "running", "done")
     result = tmp_path / "answer.csv"
     fetched = cli(db_url, "fetch", job, "-o", str(result), "--wait", "--url", base, "--user", "kari")
     assert f"wrote 15 records to {result}" in fetched
     assert codes(result) == EXPECTED
+
+
+def test_fetch_wait_shows_progress_on_a_terminal(server: tuple[str, Engine], db_url: str,  # noqa: F811
+                                                 tmp_path: Path) -> None:
+    url, _engine = server
+    base = url.removesuffix("/filematch/v1")
+    job = cli(db_url, "submit", str(FIX / "wash-lf.csv"), "--url", base, "--user", "kari").strip().splitlines()[-1]
+    code, screen = on_a_terminal("--database-url", db_url, "filematch", "fetch", job, "-o", str(tmp_path / "a.csv"),
+                                 "--wait", "--url", base, "--user", "kari", cwd=ROOT, module="server.filematch_cli",
+                                 PREGBRIDGE_PASSWORD=PASSWORD)
+    assert code == 0, screen
+    assert f"job {job[:12]}" in screen and "15/15" in screen
+
+
+def test_submit_reads_the_format_from_the_content(server: tuple[str, Engine], db_url: str,  # noqa: F811
+                                                  tmp_path: Path) -> None:
+    """XML under a name that says nothing (``.dat`` used to mean fixed width): washed as XML."""
+    url, _engine = server
+    base = url.removesuffix("/filematch/v1")
+    upload = tmp_path / "register.dat"
+    upload.write_bytes((FIX / "wash.xml").read_bytes())
+    job = cli(db_url, "submit", str(upload), "--url", base, "--user", "kari").strip().splitlines()[-1]
+    result = tmp_path / "answer.xml"
+    assert "wrote 15 records" in cli(db_url, "fetch", job, "-o", str(result), "--wait", "--url", base,
+                                     "--user", "kari")
+    assert result.read_bytes().lstrip().startswith(b"<?xml")
 
 
 def test_someone_elses_job_is_not_found(server: tuple[str, Engine], db_url: str, tmp_path: Path) -> None:  # noqa: F811
@@ -62,3 +92,19 @@ def test_run_locally(engine: Engine, db_url: str, tmp_path: Path) -> None:
     out = cli(db_url, "run", str(FIX / "wash-latin1.csv"), "-o", str(result), "--processes", "2")
     assert "15" in out
     assert codes(result, "iso-8859-1") == EXPECTED
+    fixed = tmp_path / "answer.txt"  # no --format: fixed width read from the content
+    assert "15" in cli(db_url, "run", str(FIX / "wash-lf.txt"), "-o", str(fixed))
+    assert len(fixed.read_text(encoding="iso-8859-1").splitlines()[0]) == 320
+
+
+def test_the_server_reads_the_format_of_an_upload_that_names_none(server: tuple[str, Engine]) -> None:  # noqa: F811
+    import requests
+
+    url, _engine = server
+    for name, fmt in (("wash.xml", "xml"), ("wash-crlf.txt", "fixed"), ("wash-bom.csv", "csv")):
+        r = requests.post(f"{url}/jobs", auth=("kari", PASSWORD), data=(FIX / name).read_bytes(),
+                          headers={"Content-Type": "application/octet-stream"}, timeout=30)
+        assert r.status_code == 202, r.text
+        assert (r.json()["format"], r.json()["records"]) == (fmt, 15)
+    r = requests.post(f"{url}/jobs", auth=("kari", PASSWORD), data=b"", timeout=30)  # refused as CSV always was
+    assert r.status_code == 422 and "empty" in r.text
