@@ -15,10 +15,11 @@ from typing import Any
 
 from server.access.settings import AccessSettings
 from server.hl7.settings import MllpSettings, mllp_settings_of
+from server.metrics import MetricsSettings
 from upstream.settings import UpstreamSettings, upstream_settings_of
 
-__all__ = ["DEFAULT_DATA_DIR", "FilematchSettings", "HttpSettings", "PregSettings", "Settings", "StoreSettings",
-           "load_settings"]
+__all__ = ["DEFAULT_DATA_DIR", "FilematchSettings", "HttpSettings", "LogSettings", "PregSettings", "Settings",
+           "StoreSettings", "load_settings"]
 
 DEFAULT_DATA_DIR = Path("var")
 DEFAULT_HTTP_HOST = "127.0.0.1"
@@ -84,6 +85,12 @@ class FilematchSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class LogSettings:
+    format: str = "text"  # text | json (server/logs.py)
+    level: str = "info"  # debug | info | warning | error
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
@@ -92,6 +99,8 @@ class Settings:
     filematch: FilematchSettings = field(default_factory=FilematchSettings)
     hl7: MllpSettings = field(default_factory=MllpSettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @property
     def ar_public_base_url(self) -> str:
@@ -132,8 +141,11 @@ _ENV: dict[str, tuple[str, str]] = {
     "PREGBRIDGE_HL7_PORT": ("hl7", "port"),
     "PREGBRIDGE_UPSTREAM_URL": ("upstream", "base_url"),
     "PREGBRIDGE_UPSTREAM_JWK": ("upstream", "jwk_path"),
+    "PREGBRIDGE_LOG_FORMAT": ("log", "format"),
+    "PREGBRIDGE_LOG_LEVEL": ("log", "level"),
+    "PREGBRIDGE_METRICS_ENABLED": ("metrics", "enabled"),
 }
-_SECTIONS = ("store", "http", "access", "preg", "filematch")
+_SECTIONS = ("store", "http", "access", "preg", "filematch", "log", "metrics")
 
 
 def _coerce(section: Any, key: str, value: Any) -> Any:
@@ -143,6 +155,12 @@ def _coerce(section: Any, key: str, value: Any) -> Any:
     kind = str(kinds[key])
     if value is None:
         return None
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() not in ("true", "false", "1", "0"):
+            raise ValueError(f"configuration key {type(section).__name__}.{key} must be true or false")
+        return str(value).lower() in ("true", "1")
     if "float" in kind:
         return float(value)
     if "tuple" in kind:  # a TOML list, or one comma-separated string (environment)
