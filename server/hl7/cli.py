@@ -16,7 +16,9 @@ __all__ = ["add_subcommands", "cmd_listen_hl7"]
 
 
 def cmd_listen_hl7(settings: Any, args: argparse.Namespace) -> int:
+    from server.bootstrap import listener_endpoint
     from server.hl7.app import build_app, mllp_settings, serve
+    from server.metrics import timed_handler
 
     mllp = mllp_settings(settings)
     if args.host:
@@ -26,10 +28,13 @@ def cmd_listen_hl7(settings: Any, args: argparse.Namespace) -> int:
     if args.reuse_port:
         mllp = replace(mllp, reuse_port=True)
     app, audit = build_app(settings, mllp)
+    endpoint = listener_endpoint(settings, app.engine, mllp, args.metrics_port)  # /health, /metrics (docs/metrics.md)
     try:
         gc.freeze()  # long-lived startup objects out of the collector's way (as server.runner does)
-        asyncio.run(serve(mllp, app, on_close=app.closed))
+        asyncio.run(serve(mllp, timed_handler(app), on_close=app.closed))
     finally:
+        if endpoint is not None:
+            endpoint.stop()
         audit.close()
         app.engine.dispose()
     return 0
@@ -40,4 +45,6 @@ def add_subcommands(subparsers: Any) -> None:
     sp.add_argument("--host", help="override hl7.host")
     sp.add_argument("--port", type=int, help="override hl7.port (default 2575)")
     sp.add_argument("--reuse-port", action="store_true", help="bind with SO_REUSEPORT (several processes, one port)")
+    sp.add_argument("--metrics-port", type=int, help="serve /health and /metrics on this loopback port "
+                    "(overrides metrics.hl7_port; 0: none; each listener process needs its own)")
     sp.set_defaults(func=cmd_listen_hl7)
