@@ -59,6 +59,7 @@ def configure_logging(format: str = "text", level: str = "info") -> None:
     root.addHandler(handler)
     root.setLevel(LEVELS[level.lower()])
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.captureWarnings(True)  # Python's warnings as log records (logger py.warnings), in the same format
 
 
 class GunicornLogger(_GunicornBase):  # type: ignore[misc]

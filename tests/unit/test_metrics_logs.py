@@ -132,6 +132,7 @@ def _restore_logging() -> object:
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     yield None
+    logging.captureWarnings(False)
     for h in list(root.handlers):
         root.removeHandler(h)
     for h in handlers:
