@@ -172,6 +172,7 @@ class CallMetrics:
         self.count = count
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._operations: dict[str, frozenset[str]] = {}
+        self._loggable: dict[str, str] = {}
         self._lock = threading.Lock()
         if count:
             from prometheus_client import Counter, Gauge, Histogram
@@ -216,11 +217,21 @@ class CallMetrics:
         except Exception as exc:  # noqa: BLE001 - the seam: counting must never fail the call it counts
             log.error("metrics: a call was not counted (%s)", type(exc).__name__)
 
-    @staticmethod
-    def _log(record: AuditRecord, seconds: float | None, request_id: str | None) -> None:
-        fields = {"face": loggable(record.face, 20), "operation": loggable(record.operation, 80),
-                  "account": loggable(record.account, 100) if record.account else "-",
-                  "outcome": loggable(record.outcome, 60),
+    def _safe(self, value: str, limit: int) -> str:
+        """:func:`loggable` of a value that repeats (a face, an operation, an account, an outcome), remembered:
+        escaping and masking cost more than the rest of the log line."""
+        done = self._loggable.get(value)
+        if done is None:
+            done = loggable(value, limit)
+            if len(self._loggable) >= 4096:  # a bound: many made-up operations or account names
+                self._loggable.clear()
+            self._loggable[value] = done
+        return done
+
+    def _log(self, record: AuditRecord, seconds: float | None, request_id: str | None) -> None:
+        fields = {"face": self._safe(record.face, 20), "operation": self._safe(record.operation, 80),
+                  "account": self._safe(record.account, 100) if record.account else "-",
+                  "outcome": self._safe(record.outcome, 60),
                   "duration_ms": round(seconds * 1000, 2) if seconds is not None else None,
                   "request_id": loggable(request_id, 64) if request_id else "-"}
         duration = f"{fields['duration_ms']}" if seconds is not None else "-"

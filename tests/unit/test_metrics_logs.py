@@ -95,7 +95,7 @@ def test_a_failing_observer_does_not_fail_the_call(engine: Engine) -> None:
         def __init__(self) -> None:
             super().__init__(count=False)
 
-        def _log(self, *args: object) -> None:
+        def _log(self, *args: object) -> None:  # type: ignore[override]
             raise RuntimeError("boom")
 
     writer = AuditWriter(engine, mode="sync")
