@@ -149,6 +149,10 @@ def test_served_metrics_are_summed_over_workers_and_hold_no_patient_data(db_url:
         status, _, answer = server.request("POST", "/v1/AR/Basic", ping, {
             "Content-Type": "text/xml; charset=utf-8", "Authorization": _basic(USER, PASSWORD)})
         assert status == 200 and b"Pong" in answer
+        # the HTTP front's own refusal: a malformed request, its path a fødselsnummer
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(f"GET /{pop.dnr} HTTP/1.1\r\nHost: x\r\nBad Header: y\r\n\r\n".encode())
+            assert sock.recv(65536).startswith(b"HTTP/1.1 400")
         # Filematch: a job of 15 records, washed by a worker's washer thread
         base = f"http://127.0.0.1:{server.port}/filematch/v1"
         with (FILEMATCH / "wash-lf.csv").open("rb") as f:
@@ -175,6 +179,8 @@ def test_served_metrics_are_summed_over_workers_and_hold_no_patient_data(db_url:
             assert sum(v for (name, ls), v in found.items() if name == "pregbridge_requests_total"
                        and ("operation", "other") in ls and ("face", "soap-preg") in ls) == 1
             assert value(found, "pregbridge_requests_total", face="soap-ar", operation="Ping", outcome="ok") == 1
+            assert value(found, "pregbridge_requests_total", face="http-front", operation="other",
+                         outcome="400 malformed") == 1
             assert value(found, "pregbridge_requests_total", face="filematch", operation="filematch.submit",
                          outcome="ok") == 1
             assert value(found, "pregbridge_requests_total", face="filematch", operation="filematch.status",
@@ -199,9 +205,13 @@ def test_served_metrics_are_summed_over_workers_and_hold_no_patient_data(db_url:
         assert info["faces"]["soap-preg"] == [PATH] and info["faces"]["filematch"] == ["/filematch/v1"]
         assert set(info["faces"]) == {"soap-preg", "soap-ar", "soap-flr", "soap-hpr", "soap-krk", "filematch"}
         lines = _wait_for_lines(server, calls + 3)
+        deadline = time.monotonic() + 10  # the washer's own record may follow the job's status by a moment
+        while not any(p["operation"] == "filematch.wash" for p in lines) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            lines = _request_lines(server.log())
     log = server.log()
     # no identity number and no name of the store, in /metrics or in the log
-    numbers = [pop.ordinary, pop.history, pop.fortrolig, pop.klient, pop.strengt, *pop.family]
+    numbers = [pop.ordinary, pop.history, pop.fortrolig, pop.klient, pop.strengt, pop.dnr, *pop.family]
     for secret in (*numbers, *NAMES):
         assert secret not in text.decode(), secret
         assert secret not in log, secret
@@ -214,6 +224,7 @@ def test_served_metrics_are_summed_over_workers_and_hold_no_patient_data(db_url:
     assert refused["request_id"] == "*" * 11 and refused["account"] == "*" * 11
     assert any(p["operation"] == "*" * 11 for p in preg)
     assert any(p["face"] == "soap-ar" and p["operation"] == "Ping" for p in lines)
+    assert any(p["face"] == "http-front" and p["operation"] == "/" + "*" * 11 for p in lines)
     assert any(p["face"] == "filematch" and p["operation"] == "filematch.wash" for p in lines)
     # gunicorn's own lines come in the same format
     assert any(p["logger"] == "gunicorn.error" and "Booting worker" in str(p["message"]) for p in json_lines(log))
