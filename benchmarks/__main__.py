@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="soap: measure getPerson with this many slow clients open (issue 13) instead")
     p.add_argument("--processes", type=int, default=1,
                    help="mllp: listener processes on one port (SO_REUSEPORT), server and echo baseline alike")
+    p.add_argument("--metrics", action="store_true",
+                   help="soap: getPerson with metrics on, off, and on with the JSON request log, in --rounds slices")
     args = p.parse_args(argv)
     module = importlib.import_module(f"benchmarks.bench_{args.suite.replace('-', '_')}")
     print(f"# {args.suite}: python {platform.python_version()}, {platform.machine()}, "

@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -72,6 +73,10 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
     env = dict(os.environ, PREGBRIDGE_DATABASE_URL=url, PREGBRIDGE_DATA_DIR=str(tmp), BENCH_NUMBER=numbers[0],
                BENCH_FAMILY=pairs[0][0], BENCH_YEAR=str(pairs[0][1]), PYTHONWARNINGS="ignore")
     seconds = args.seconds
+    if getattr(args, "metrics", False):
+        yield from _run_metrics(args, scripts["getPerson"], env, tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     if args.slow_clients:
         yield from _run_slow(args, scripts["getPerson"], env)
         shutil.rmtree(tmp, ignore_errors=True)
@@ -103,6 +108,117 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
                          f"{rps:,.0f} req/s p50 {p50:.2f} p99 {p99:.2f} ms" + (f" {errors} non-2xx" if errors else ""),
                          ratio=rps / base, baseline=f"static {base:,.0f} req/s", target=target, ok=ok)
     shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _slices(servers: dict[str, GunicornServer], script: Path, rounds: int, seconds: int, rates: dict[str, list[float]],
+            cpu: dict[str, list[float]], p99: dict[str, list[float]], loads: list[float]) -> None:
+    """getPerson at concurrency 8 on each server in turn, ``rounds`` times, every other round in reverse order:
+    requests/s, server CPU ms per request, p99 and the load average of each slice, appended."""
+    for r in range(rounds):
+        order = list(servers)
+        for variant in order if r % 2 == 0 else order[::-1]:
+            server = servers[variant]
+            loads.append(os.getloadavg()[0])
+            used = server.cpu_seconds()
+            rps, _, q99, _ = run_wrk(server.base + PATH, script, 8, seconds)
+            cpu[variant].append((server.cpu_seconds() - used) * 1000 / max(rps * seconds, 1))
+            rates[variant].append(rps)
+            p99[variant].append(q99)
+
+
+def _observer_cost(tmp: Path, n: int = 20_000) -> Iterator[Result]:
+    """The audit observer's own cost per call, in this process (steadier than a server's throughput on a loaded
+    machine): nothing counted (the baseline), counted in multi-process files, counted with the text and the
+    JSON request line (written to /dev/null)."""
+    import logging
+
+    from server.access.audit import AuditRecord
+    from server.logs import configure_logging
+    from server.metrics import MULTIPROC_ENV, CallMetrics, call_ended, call_started
+
+    (tmp / "prom-micro").mkdir()
+    os.environ[MULTIPROC_ENV] = str(tmp / "prom-micro")
+    record = AuditRecord.now(account="bench", face="soap-preg", operation="getPerson", outcome="ok")
+    counting, idle = CallMetrics(count=True), CallMetrics(count=False)
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+
+    def per_call(observer: CallMetrics) -> float:
+        started = time.perf_counter()
+        for _ in range(n):
+            token = call_started("0123456789abcdef")
+            observer.call(record)
+            call_ended(token)
+        return (time.perf_counter() - started) / n * 1e6
+
+    try:
+        root.setLevel(logging.WARNING)
+        per_call(counting)  # warm-up: the label children, the files
+        figures = {"nothing counted": per_call(idle), "counted": per_call(counting)}
+        for fmt in ("text", "json"):
+            configure_logging(fmt, "info")
+            handler = root.handlers[0]
+            assert isinstance(handler, logging.StreamHandler)
+            handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 - closed with the handler below
+            figures[f"counted + {fmt} request line"] = per_call(counting)
+            handler.stream.close()
+    finally:
+        os.environ.pop(MULTIPROC_ENV, None)
+        logging.captureWarnings(False)
+        for h in list(root.handlers):
+            root.removeHandler(h)
+        for h in saved[0]:
+            root.addHandler(h)
+        root.setLevel(saved[1])
+    base = figures["nothing counted"]
+    for variant, us in figures.items():
+        yield Result(f"observer per call: {variant}", n, us * n / 1e6, f"{us:.1f} µs a call",
+                     ratio=us / base if variant != "nothing counted" else None,
+                     baseline=f"nothing counted {base:.1f} µs, load {os.getloadavg()[0]:.1f}")
+
+
+def _run_metrics(args: argparse.Namespace, script: Path, env: dict[str, str], tmp: Path) -> Iterator[Result]:
+    """getPerson at concurrency 8 on 2 workers, three servers running at once, in ``--rounds`` alternating
+    slices: metrics on (prometheus_client's multi-process files, as ``pregbridge serve`` runs them), metrics
+    off (the baseline), and metrics on with the JSON request log written to a file. Server CPU per request is
+    the steadier figure on a shared machine."""
+    yield from _observer_cost(tmp)
+    seconds, rounds = args.seconds, max(args.rounds, 1)
+    app = "benchmarks.soap_apps:real()"
+    (tmp / "prom").mkdir()
+    variants = {
+        "metrics on": dict(env, PREGBRIDGE_METRICS_ENABLED="true", PROMETHEUS_MULTIPROC_DIR=str(tmp / "prom")),
+        "metrics off": dict(env, PREGBRIDGE_METRICS_ENABLED="false"),
+        "metrics on + json request log": dict(env, PREGBRIDGE_METRICS_ENABLED="true", PREGBRIDGE_LOG_FORMAT="json",
+                                              PROMETHEUS_MULTIPROC_DIR=str(tmp / "prom-log")),
+    }
+    (tmp / "prom-log").mkdir()
+    servers = {name: GunicornServer(app, 2, e, f"{PATH}?wsdl", stderr=tmp / f"{name.replace(' ', '-')}.log")
+               for name, e in variants.items()}
+    rates: dict[str, list[float]] = {k: [] for k in servers}
+    cpu: dict[str, list[float]] = {k: [] for k in servers}
+    loads: list[float] = []
+    try:
+        for server in servers.values():
+            run_wrk(server.base + PATH, script, 8, 2)  # warm-up: credential cache, page cache
+        _slices(servers, script, rounds, seconds, rates, cpu, {k: [] for k in servers}, loads)
+        with urllib.request.urlopen(servers["metrics on"].base + "/metrics", timeout=10) as answer:
+            scraped = answer.read().decode()
+    finally:
+        for server in servers.values():
+            server.stop()
+    counted = sum(float(line.rsplit(" ", 1)[1]) for line in scraped.splitlines()
+                  if line.startswith('pregbridge_requests_total{face="soap-preg",operation="getPerson"'))
+    print(f"#   metrics on: /metrics counted {counted:,.0f} getPerson calls over both workers", flush=True)
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    mcpu = {k: statistics.median(v) for k, v in cpu.items()}
+    load = f"load {min(loads):.1f}–{max(loads):.1f}"
+    base = "metrics off"
+    for variant in ("metrics on", "metrics on + json request log"):
+        yield Result(f"getPerson {variant}", int(med[variant] * seconds), float(seconds),
+                     f"{med[variant]:,.0f} req/s, {mcpu[variant]:.3f} ms server CPU a request "
+                     f"(CPU ratio {mcpu[variant] / mcpu[base]:.3f})", ratio=med[variant] / med[base],
+                     baseline=f"{base} {med[base]:,.0f} req/s, {mcpu[base]:.3f} ms CPU, {load}")
 
 
 def _cpu_per_second(server: GunicornServer, seconds: float) -> float:
@@ -162,16 +278,7 @@ def _run_slow(args: argparse.Namespace, script: Path, env: dict[str, str]) -> It
         holding = _SlowClients(attacked.port, n, lifetime)
         time.sleep(seconds)  # past the burst of opening them, into the cycle of deadlines and reconnections
         slow_cpu = _cpu_per_second(attacked, seconds)
-        for r in range(rounds):
-            order = list(servers)
-            for variant in order if r % 2 == 0 else order[::-1]:
-                server = servers[variant]
-                loads.append(os.getloadavg()[0])
-                used = server.cpu_seconds()
-                rps, _, q99, _ = run_wrk(server.base + PATH, script, 8, seconds)
-                cpu[variant].append((server.cpu_seconds() - used) * 1000 / max(rps * seconds, 1))
-                rates[variant].append(rps)
-                p99[variant].append(q99)
+        _slices(servers, script, rounds, seconds, rates, cpu, p99, loads)
         holding.proc.terminate()
         note = holding.summary()
         holding = None

@@ -169,7 +169,7 @@ class GunicornServer:
     ``worker_class``), in its own process group; ready when GET ``ready_path`` answers."""
 
     def __init__(self, app_spec: str, workers: int, env: dict[str, str], ready_path: str, *,
-                 worker_class: str | None = None) -> None:
+                 worker_class: str | None = None, stderr: Path | None = None) -> None:
         import subprocess
         import sys
         import urllib.request
@@ -182,7 +182,8 @@ class GunicornServer:
         options = [f"--{k.replace('_', '-')}={v}" for k, v in given.items()]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--workers", str(workers), "--bind", f"127.0.0.1:{self.port}",
-             "--log-level", "warning", *options, app_spec], env=env, start_new_session=True)
+             "--log-level", "warning", *options, app_spec], env=env, start_new_session=True,
+            stderr=stderr.open("ab") if stderr is not None else None)
         deadline = time.monotonic() + 60
         while True:
             try:

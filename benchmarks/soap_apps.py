@@ -25,7 +25,12 @@ from server.soap.preg.contract import load_contract
 
 
 def real() -> WsgiApp:
-    app = build_wsgi_app(load_settings())
+    settings = load_settings()
+    if "PREGBRIDGE_LOG_FORMAT" in os.environ:  # the request log on, as `pregbridge serve` configures it
+        from server.logs import configure_logging
+
+        configure_logging(settings.log.format, settings.log.level)
+    app = build_wsgi_app(settings)
     gc.freeze()  # as server.runner does in every worker
     return app
 

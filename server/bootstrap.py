@@ -29,13 +29,15 @@ from server.config import Settings
 from server.front.front import REFUSAL_HOOK, RefusalHook
 from server.http import health_app
 from server.logsafe import loggable
+from server.metrics import call_ended, call_started
+from server.metrics import install as install_metrics
 from store.engine import make_engine, migrate
 from store.krk import LoadResult, Problem, load_krk_file
 
 __all__ = ["Components", "accounts_of", "audit_writer_of", "build_components", "build_engine",
            "build_fake_persontjenesten", "build_filematch_worker", "build_hl7_app", "build_sync_client",
            "build_sync_engine", "build_syncer", "build_wsgi_app", "filematch_http_settings", "filematch_release",
-           "front_refusal_audit", "load_krk", "sync_parts"]
+           "front_refusal_audit", "listener_endpoint", "load_krk", "sync_figures", "sync_parts"]
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -139,6 +141,7 @@ def build_components(settings: Settings, engine: Engine | None = None) -> Compon
     from server.soap.flr import build_flr_app
     from server.soap.hpr import build_hpr_app
     from server.soap.krk import build_krk_app
+    from server.soap.middleware import request_id
     from server.soap.preg import build_preg_app, load_contract
     from server.soap.preg.face import PregFace
 
@@ -160,21 +163,59 @@ def build_components(settings: Settings, engine: Engine | None = None) -> Compon
     mounts.update({"/v2/HPR": hpr, "/v2/HPR/Basic": hpr})
     krk = build_krk_app(engine, authenticator, profiles, audit, public_base_url=settings.ar_public_base_url)
     mounts.update({"/v1/krk": krk, "/v1/krk/Basic": krk})
-    health = health_app(engine)
+    faces = {"soap-preg": [settings.preg.path], "soap-ar": ["/v1/AR", "/v1/AR/Basic"],
+             "soap-flr": ["/v2/flr", "/v2/flr/Basic"], "soap-hpr": ["/v2/HPR", "/v2/HPR/Basic"],
+             "soap-krk": ["/v1/krk", "/v1/krk/Basic"], "filematch": ["/filematch/v1"]}
+    health = health_app(engine, faces=faces, metrics=settings.metrics, sync_status=sync_figures(settings, engine))
     proxies = access.proxies()
+    install_metrics(settings.metrics)  # counts and logs every audited call (server/metrics.py)
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         environ[CLIENT_ADDRESS_KEY] = proxies.of_environ(environ)  # for throttling and audit (trusted proxies)
-        path = str(environ.get("PATH_INFO", "")).rstrip("/")
-        if path.startswith("/filematch/v1"):
-            return filematch(environ, start_response)
-        face = mounts.get(path)
-        if face is not None:
-            return face(environ, start_response)
-        return health(environ, start_response)
+        token = call_started(request_id(environ))  # the call's start and id, for its metrics and log line
+        try:
+            path = str(environ.get("PATH_INFO", "")).rstrip("/")
+            if path.startswith("/filematch/v1"):
+                return filematch(environ, start_response)
+            face = mounts.get(path)
+            if face is not None:
+                return face(environ, start_response)
+            return health(environ, start_response)
+        finally:
+            call_ended(token)
 
     setattr(app, REFUSAL_HOOK, front_refusal_audit(audit, proxies))  # picked up by server.front.worker
     return Components(engine, accounts, authenticator, audit, app)
+
+
+def sync_figures(settings: Settings, engine: Engine) -> Callable[[], dict[str, Any] | None] | None:
+    """The sync's position and lag for /metrics (upstream.sync.sync_status; None without ``[upstream] base_url``)."""
+    if not settings.upstream.base_url:
+        return None
+
+    def read() -> dict[str, Any]:
+        from upstream.sync import sync_status
+
+        st = sync_status(engine)
+        return {"position": st.position, "latest": st.latest, "lag_events": st.lag_events,
+                "lag_seconds": st.lag_seconds, "running": int(st.running)}
+
+    return read
+
+
+def listener_endpoint(settings: Settings, engine: Engine, mllp: Any, port: int | None) -> Any:
+    """The HL7 listener's HTTP /health and /metrics (server.http.health.Endpoint) on ``[metrics] hl7_host`` and
+    ``port`` (None: ``[metrics] hl7_port``; 0: none, and None is returned). Counts this process's calls."""
+    from server.http.health import serve_endpoint
+    from server.metrics import single_process
+
+    port = settings.metrics.hl7_port if port is None else port
+    single_process()  # one listener process, one registry: never another process's multi-process directory
+    install_metrics(settings.metrics)
+    if not port:
+        return None
+    app = health_app(engine, faces={"hl7": [f"mllp://{mllp.host}:{mllp.port}"]}, metrics=settings.metrics)
+    return serve_endpoint(app, settings.metrics.hl7_host, port)
 
 
 def load_krk(settings: Settings, path: Path, *, replace: bool) -> tuple[LoadResult | None, list[Problem]]:

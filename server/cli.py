@@ -28,6 +28,7 @@ from server.config import Settings, load_settings
 from server.fake_persontjenesten_cli import add_subcommands as add_fake_persontjenesten_subcommands
 from server.filematch_cli import add_subcommands as add_filematch_subcommands
 from server.hl7.cli import add_subcommands as add_hl7_subcommands
+from server.logs import configure_logging
 from server.output import add_format_options, emit, show_defaults
 from server.replay.cli import add_subcommands as add_replay_subcommands
 from server.soap.krk.cli import add_subcommands as add_krk_subcommands
@@ -277,6 +278,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = _settings(args)
+        configure_logging(settings.log.format, settings.log.level)
         return int(args.func(settings, args))
     except InvalidInput as exc:
         console.print(f"[red]error:[/red] {escape(str(exc))}")

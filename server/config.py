@@ -32,6 +32,7 @@ from annotated_types import Ge, Gt, Interval, Le, Lt
 
 from server.access.settings import AccessSettings
 from server.hl7.settings import MllpSettings
+from server.metrics import MetricsSettings
 from store.errors import InvalidInput
 from upstream.settings import UpstreamSettings
 
@@ -131,6 +132,7 @@ class Settings:
     filematch: FilematchSettings = field(default_factory=FilematchSettings)
     hl7: MllpSettings = field(default_factory=MllpSettings)
     upstream: UpstreamSettings = field(default_factory=UpstreamSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
 
     @property
     def ar_public_base_url(self) -> str:
@@ -177,6 +179,7 @@ ENVIRONMENT: Mapping[str, tuple[str, str]] = {
     "PREGBRIDGE_HL7_PORT": ("hl7", "port"),
     "PREGBRIDGE_UPSTREAM_URL": ("upstream", "base_url"),
     "PREGBRIDGE_UPSTREAM_JWK": ("upstream", "jwk_path"),
+    "PREGBRIDGE_METRICS_ENABLED": ("metrics", "enabled"),
 }
 
 

@@ -15,6 +15,7 @@ from gunicorn.app.base import BaseApplication
 from server.access import worker_exit
 from server.bootstrap import WsgiApp, build_engine, build_wsgi_app
 from server.config import Settings
+from server.metrics import prepare_multiprocess_dir, remove_multiprocess_dir, worker_died
 
 __all__ = ["GUNICORN_OPTIONS", "serve"]
 
@@ -54,6 +55,8 @@ class _Application(BaseApplication):  # type: ignore[misc]
             "accesslog": None,  # access logs would carry query strings; the audit trail records calls
             "preload_app": False,
             "worker_exit": _worker_exit,
+            "child_exit": worker_died,  # the dead worker's live gauges leave /metrics (server/metrics.py)
+            "logger_class": "server.logs.GunicornLogger",  # gunicorn's lines in the [log] format (server/logs.py)
         }
         if http.tls_cert and http.tls_key:
             options.update(certfile=str(http.tls_cert), keyfile=str(http.tls_key))
@@ -70,6 +73,12 @@ class _Application(BaseApplication):  # type: ignore[misc]
 
 
 def serve(settings: Settings) -> None:
-    """Migrate the store once, then serve until stopped (SIGINT/SIGTERM)."""
+    """Migrate the store once, then serve until stopped (SIGINT/SIGTERM). The workers share one emptied
+    metrics directory (prometheus_client's multi-process mode, server/metrics.py), set before they fork."""
+    metrics_dir = prepare_multiprocess_dir() if settings.metrics.enabled else None
     build_engine(settings).dispose()
-    _Application(settings).run()
+    try:
+        _Application(settings).run()
+    finally:
+        if metrics_dir is not None:
+            remove_multiprocess_dir(metrics_dir)

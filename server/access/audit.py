@@ -35,6 +35,10 @@ returned number each: SQLite sync 1,500–1,800 records/s, batched 15,000–27,0
 without a durable record choose ``sync``.
 
 Writers hold a thread: build them after the fork, one per process.
+
+Observing. Every face writes its records here, so this is where calls are counted and logged: the process's
+:class:`AuditObserver` (:func:`set_observer`; server/metrics.py installs one) is told of every record written
+(``call``) and of the queue's depth (``queue_depth``: after each commit and every hundredth queued record).
 """
 
 from __future__ import annotations
@@ -49,7 +53,7 @@ import time
 import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import orjson
 from sqlalchemy import Engine, Integer, Row, column, insert, select, text
@@ -69,7 +73,8 @@ from store.audit_index import (
 from store.engine import read_connection
 from store.errors import StoreUnavailable
 
-__all__ = ["AuditRecord", "AuditWriter", "close_all", "index_persons", "query_audit", "worker_exit"]
+__all__ = ["AuditObserver", "AuditRecord", "AuditWriter", "close_all", "index_persons", "query_audit", "set_observer",
+           "worker_exit"]
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +237,23 @@ def _json_list(values: Sequence[str]) -> str:
     return json.dumps([v.replace("\x00", "") for v in values])
 
 
+class AuditObserver(Protocol):
+    """Told of every audited call of the process (module docstring); must not raise."""
+
+    def call(self, record: AuditRecord) -> None: ...
+
+    def queue_depth(self, n: int) -> None: ...
+
+
+_observer: AuditObserver | None = None
+
+
+def set_observer(observer: AuditObserver | None) -> None:
+    """The process's observer of audited calls (None: none)."""
+    global _observer
+    _observer = observer
+
+
 _writers: weakref.WeakSet[AuditWriter] = weakref.WeakSet()
 _atexit_registered = False
 
@@ -285,6 +307,9 @@ class AuditWriter:
         """Record one call: committed now (sync) or queued (batched; blocks while the queue is full)."""
         if not isinstance(record, AuditRecord):
             raise TypeError(f"expected an AuditRecord, not {type(record).__name__}")
+        observer = _observer
+        if observer is not None:
+            observer.call(record)
         if self._closed:
             raise RuntimeError("audit writer is closed")
         if self._thread is None:
@@ -305,6 +330,8 @@ class AuditWriter:
             n = len(items)
         if n == 1 or n == self.max_batch:  # the first record of a batch, or a full one (see _run)
             self._wake.set()
+        if n % 100 == 0 and observer is not None:
+            observer.queue_depth(n)
 
     def _wait_for_room(self) -> None:
         with self._done:
@@ -408,6 +435,9 @@ class AuditWriter:
         with self._done:
             self._written += n
             self._done.notify_all()
+        observer = _observer
+        if observer is not None:
+            observer.queue_depth(len(self._items))
 
 
 def _register(writer: AuditWriter) -> None:

@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import gc
 import sys
-from dataclasses import replace
 from typing import Any
 
 __all__ = ["add_subcommands", "cmd_listen_hl7", "cmd_peers_add", "cmd_peers_list", "cmd_peers_remove"]
@@ -22,14 +21,18 @@ __all__ = ["add_subcommands", "cmd_listen_hl7", "cmd_peers_add", "cmd_peers_list
 def cmd_listen_hl7(settings: Any, args: argparse.Namespace) -> int:
     """Serve ``settings.hl7`` (``--host``, ``--port`` and ``--reuse-port`` are applied by the configuration
     loader, server/cli.py) with the HL7 face the composition root builds."""
-    from server.bootstrap import build_hl7_app
+    from server.bootstrap import build_hl7_app, listener_endpoint
     from server.hl7.app import serve
+    from server.metrics import timed_handler
 
     app, audit = build_hl7_app(settings)
+    endpoint = listener_endpoint(settings, app.engine, settings.hl7, args.metrics_port)  # docs/metrics.md
     try:
         gc.freeze()  # long-lived startup objects out of the collector's way (as server.runner does)
-        asyncio.run(serve(settings.hl7, app, on_close=app.closed))
+        asyncio.run(serve(settings.hl7, timed_handler(app), on_close=app.closed))
     finally:
+        if endpoint is not None:
+            endpoint.stop()
         audit.close()
         app.engine.dispose()
     return 0
@@ -92,6 +95,8 @@ def add_subcommands(subparsers: Any) -> None:
     sp.add_argument("--host", help="override hl7.host")
     sp.add_argument("--port", type=int, help="override hl7.port (default 2575)")
     sp.add_argument("--reuse-port", action="store_true", help="bind with SO_REUSEPORT (several processes, one port)")
+    sp.add_argument("--metrics-port", type=int, help="serve /health and /metrics on this loopback port "
+                    "(overrides metrics.hl7_port; 0: none; each listener process needs its own)")
     sp.set_defaults(func=cmd_listen_hl7)
 
     from server.output import add_format_options

@@ -1,4 +1,4 @@
-"""HTTP endpoints that are not SOAP: health (and later Filematch upload and metrics)."""
+"""HTTP endpoints that are not SOAP: Filematch (server/http/filematch.py), health and metrics (health.py)."""
 
 from server.http.health import health_app
 
