@@ -54,7 +54,7 @@ person who has died is visible as such. Input problems that did not prevent wash
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
@@ -71,7 +71,7 @@ from store.wash import cached_name_key as name_key
 from store.wash import cached_street_key as street_key
 from store.wash import find_briefs, load_briefs
 
-__all__ = ["ELEMENTS", "UNMASKED", "ChunkResult", "Release", "wash"]
+__all__ = ["ELEMENTS", "UNMASKED", "ChunkResult", "Release", "identify_queries", "wash"]
 
 DSF_CODES = {"ugradert": "0", "klientadresse": "4", "fortrolig": "7", "strengtFortrolig": "6"}
 MAX_CANDIDATES = 5
@@ -206,6 +206,15 @@ def _query(c: CleanRecord) -> IdentifyQuery:
     return IdentifyQuery(given=c.given, family=c.family, birth_date=c.birth_date, birth_year=c.birth_year,
                          gender=c.gender, postnummer=c.postnummer, kommune=c.kommune, street=street or None,
                          number="".join(c.source.number.split()) or None)
+
+
+def identify_queries(records: Iterable[InputRecord]) -> Iterator[IdentifyQuery]:
+    """The identification queries of the records without a valid number that could be identified (the
+    sample ``pregbridge identify estimate`` fits m on)."""
+    for rec in records:
+        c = clean(rec)
+        if not c.number and not rec.error and c.identifiable:
+            yield _query(c)
 
 
 def wash(conn: Connection, records: Sequence[InputRecord], release: Release = UNMASKED) -> ChunkResult:

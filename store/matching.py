@@ -9,10 +9,14 @@ not identify the person, so the common case costs a few dozen comparisons:
 2. *wide*: birth year and the family name's first 3 letters (a wrong day or month, a moved person with a
    misspelt given name); birth year and the given name's first 3 letters (a changed or misspelt family
    name);
+   street and family name (a mistyped postnummer and no or a wrong birth date);
 3. *two errors*: the birth date with day and month transposed; birth year and the *given* name's first 3
    letters as family name (given and family name swapped, with a wrong date); postnummer, the given name's
    initial and the birth year (married name and a wrong date); postnummer and the given name's first 3
-   letters (no family name).
+   letters, as given or as family name, and street with the given name as family name (no birth date, and
+   a changed family name, or names swapped).
+
+A name prefix is the key's first 3 letters (2 for a two-letter name: ``Au``).
 
 docs/filematch.md gives each pass's marginal recall and cost (``python -m benchmarks identify``).
 
@@ -233,23 +237,28 @@ def _passes(dialect: Dialect, pq: _Query) -> list[list[_Pass]]:
         return d.isoformat() if sqlite else d
 
     address = q.postnummer and (pq.levels is None or pq.levels)
+    street = pq.rec[7] if q.street and (pq.levels is None or pq.levels) and len(pq.rec[7] or "") >= 3 else None
     hidden = "" if pq.levels is None else " AND " + levels_sql(pq.levels)
+    fam, giv = pq.fam3 if len(pq.fam3) >= 2 else "", pq.giv3 if len(pq.giv3) >= 2 else ""
     if q.birth_date:
         narrow.append(block("birth date", f"birth_date = {mark}", date(q.birth_date)))
-    if address and len(pq.fam3) == 3:
-        where, lo, hi = prefix("family_key", pq.fam3)
+    if address and fam:
+        where, lo, hi = prefix("family_key", fam)
         narrow.append(block("postnummer + family", f"postnummer = {mark} AND {where}{hidden}", q.postnummer, lo, hi))
-    if pq.year and len(pq.fam3) == 3:
-        where, lo, hi = prefix("family_key", pq.fam3)
+    if pq.year and fam:
+        where, lo, hi = prefix("family_key", fam)
         wide.append(block("birth year + family", f"birth_year = {mark} AND {where}", pq.year, lo, hi))
-    if pq.year and len(pq.giv3) == 3:
-        where, lo, hi = prefix("given_key", pq.giv3)
+    if pq.year and giv:
+        where, lo, hi = prefix("given_key", giv)
         wide.append(block("birth year + given", f"birth_year = {mark} AND {where}", pq.year, lo, hi))
+    if street and fam:
+        where, lo, hi = prefix("family_key", fam)
+        wide.append(block("street + family", f"street_key = {mark} AND {where}{hidden}", street, lo, hi))
     swapped = _swapped_date(q.birth_date) if q.birth_date else None
     if swapped:
         two.append(block("birth date d/m swapped", f"birth_date = {mark}", date(swapped), limit=_PASS_LIMIT))
-    if pq.year and len(pq.giv3) == 3:
-        where, lo, hi = prefix("family_key", pq.giv3)
+    if pq.year and giv:
+        where, lo, hi = prefix("family_key", giv)
         two.append(block("birth year + given as family", f"birth_year = {mark} AND {where}", pq.year, lo, hi,
                          limit=_PASS_LIMIT))
     if address and pq.year and pq.giv1:
@@ -257,9 +266,16 @@ def _passes(dialect: Dialect, pq: _Query) -> list[list[_Pass]]:
         two.append(block("postnummer + given initial + birth year",
                          f"postnummer = {mark} AND birth_year = {mark} AND {where}{hidden}",
                          q.postnummer, pq.year, lo, hi, limit=_PASS_LIMIT))
-    if address and not pq.fam3 and len(pq.giv3) == 3:
-        where, lo, hi = prefix("given_key", pq.giv3)
+    if address and giv:
+        where, lo, hi = prefix("given_key", giv)
         two.append(block("postnummer + given", f"postnummer = {mark} AND {where}{hidden}", q.postnummer, lo, hi,
+                         limit=_PASS_LIMIT))
+        where, lo, hi = prefix("family_key", giv)
+        two.append(block("postnummer + given as family", f"postnummer = {mark} AND {where}{hidden}", q.postnummer,
+                         lo, hi, limit=_PASS_LIMIT))
+    if street and giv:
+        where, lo, hi = prefix("family_key", giv)
+        two.append(block("street + given as family", f"street_key = {mark} AND {where}{hidden}", street, lo, hi,
                          limit=_PASS_LIMIT))
     return [narrow, wide, two]
 
