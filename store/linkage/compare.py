@@ -16,7 +16,8 @@ birth       1 same date, 2 day and month transposed, 3 one digit off (of YYYYMMD
             5 the record gives a year only and it agrees, 6 otherwise
 gender      1 agrees, 2 differs
 place       1 same postnummer, 2 same kommune (no postnummer to compare, or it differs), 3 otherwise
-street      1 Jaro-Winkler ≥ 0.92, 2 otherwise
+street      1 Jaro-Winkler ≥ 0.92, 2 otherwise, 3 otherwise and the postnummer differs too (a person who
+            moved has another street as well: a level of its own, so a move is not counted twice)
 ==========  ==========================================================================================
 
 Given and family name swapped: the names are also compared crosswise (the record's given name with the
@@ -36,7 +37,7 @@ __all__ = ["BIRTH", "FAMILY", "FIELDS", "GENDER", "GIVEN", "LEVELS", "MISSING", 
 
 FIELDS = ("family", "given", "birth", "gender", "place", "street")
 FAMILY, GIVEN, BIRTH, GENDER, PLACE, STREET = range(6)
-LEVELS = (5, 6, 7, 3, 4, 3)  # levels per field, missing included
+LEVELS = (5, 6, 7, 3, 4, 4)  # levels per field, missing included
 MISSING = 0
 
 # (family key, given tokens, birth date, birth year, gender, postnummer, kommune, street key)
@@ -116,4 +117,7 @@ def compare(q: Rec, r: Rec) -> tuple[tuple[int, int, int, int, int, int], bool]:
     birth = birth_level(q[2], q[3], r[2], r[3])
     gender = MISSING if not q[4] or not r[4] else 1 if q[4] == r[4] else 2
     street = MISSING if not q[7] or not r[7] else 1 if _jw(q[7], r[7]) >= 0.92 else 2
-    return (fam, giv, birth, gender, place_level(q, r), street), swapped
+    place = place_level(q, r)
+    if place == 3 and street == 2:
+        street = 3  # moved: the street differs with the postnummer (a level of its own: one piece of evidence)
+    return (fam, giv, birth, gender, place, street), swapped

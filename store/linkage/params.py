@@ -42,7 +42,7 @@ _M: list[list[float]] = [
     [0.0, 0.93, 0.015, 0.02, 0.01, 0.97, 0.025],  # 5 (year only, agrees) is of year-only records
     [0.0, 0.98, 0.02],
     [0.0, 0.72, 0.04, 0.24],  # place: moved
-    [0.0, 0.80, 0.20],
+    [0.0, 0.80, 0.05, 0.15],  # 3: differs, and so does the postnummer (moved)
 ]
 _U: list[list[float]] = [
     [0.0, 1 / 3000, 0.002, 0.02, 0.978],
@@ -50,7 +50,7 @@ _U: list[list[float]] = [
     [0.0, 1 / 30000, 1 / 360000, 1 / 1500, 0.0125, 0.0125, 0.986],
     [0.0, 0.5, 0.5],
     [0.0, 1 / 3000, 0.01, 0.99],
-    [0.0, 0.002, 0.998],
+    [0.0, 0.002, 0.01, 0.988],
 ]
 _TF_FIELDS = {FAMILY: "family", GIVEN: "given", PLACE: "postnummer"}
 
