@@ -108,7 +108,8 @@ def test_identify_estimate_command(engine: Engine, tmp_path: Path) -> None:
     _store(engine, [("a", "Kari", "Nordmann", "1982-11-30", "0151"), ("b", "Ola", "Nordmann", "1980-05-17", "0151")])
     sample = tmp_path / "sample.csv"
     sample.write_text("ref;number;given;family;birth;postnummer\nr1;;Kari;Nordman;1982-11-30;0151\n"
-                      "r2;;Ola;Nordmann;17.05.1980;\nr3;12345678901;Ola;Nordmann;1980-05-17;0151\nr4;;Ola;;;\n", encoding="utf-8")
+                      "r2;;Ola;Nordmann;17.05.1980;\nr3;12345678901;Ola;Nordmann;1980-05-17;0151\nr4;;Ola;;;\n",
+                      encoding="utf-8")
     proc = subprocess.run([sys.executable, "-m", "server", "--database-url", engine.url.render_as_string(False),
                            "identify", "estimate", "--sample", str(sample), "--pairs", "500"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
