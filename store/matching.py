@@ -14,7 +14,9 @@ not identify the person, so the common case costs a few dozen comparisons:
    letters as family name (given and family name swapped, with a wrong date); postnummer, the given name's
    initial and the birth year (married name and a wrong date); postnummer and the given name's first 3
    letters, as given or as family name, and street with the given name as family name (no birth date, and
-   a changed family name, or names swapped).
+   a changed family name, or names swapped); a postnummer one typo away and the family name (a mistyped
+   postnummer without a birth date); the birth date with one digit of the year off and the family or
+   first name (1962 for 1982, moved).
 
 A name prefix is the key's first 3 letters (2 for a two-letter name: ``Au``).
 
@@ -215,6 +217,29 @@ def _swapped_date(d: dt.date) -> dt.date | None:
     return dt.date(d.year, d.day, d.month)
 
 
+def _postnummer_typos(pn: str) -> list[str]:
+    """The postnummer one typing error away: one digit different, or two neighbouring digits swapped."""
+    out = {pn[:i] + d + pn[i + 1 :] for i in range(len(pn)) for d in "0123456789"}
+    out |= {pn[:i] + pn[i + 1] + pn[i] + pn[i + 2 :] for i in range(len(pn) - 1)}
+    out.discard(pn)
+    return sorted(out)
+
+
+def _year_typos(d: dt.date) -> list[dt.date]:
+    """The birth date with one digit of its year different (1962 for 1982), where that is a date."""
+    out = []
+    year = f"{d.year:04d}"
+    for i in range(4):
+        for digit in "0123456789":
+            y = int(year[:i] + digit + year[i + 1 :])
+            if y != d.year and 1850 <= y <= dt.date.today().year:
+                try:
+                    out.append(d.replace(year=y))
+                except ValueError:  # 29 February
+                    continue
+    return out
+
+
 def _passes(dialect: Dialect, pq: _Query) -> list[list[_Pass]]:
     """The blocking passes by stage (the module docstring's). One query per block key rather than one ``OR``
     of them: each then reads its own index alone (the birth date block's index covers every scored column).
@@ -277,6 +302,23 @@ def _passes(dialect: Dialect, pq: _Query) -> list[list[_Pass]]:
         where, lo, hi = prefix("family_key", giv)
         two.append(block("street + given as family", f"street_key = {mark} AND {where}{hidden}", street, lo, hi,
                          limit=_PASS_LIMIT))
+    if address and fam and len(q.postnummer or "") == 4:
+        typos = _postnummer_typos(q.postnummer or "")
+        where, lo, hi = prefix("family_key", fam)
+        two.append(block("postnummer one typo + family",
+                         f"postnummer IN ({', '.join([mark] * len(typos))}) AND {where}{hidden}", *typos, lo, hi,
+                         limit=_PASS_LIMIT))
+    years = [date(d) for d in _year_typos(q.birth_date)] if q.birth_date and (fam or giv) else []
+    if years:
+        names, keys = [], []
+        for col, key in (("family_key", fam), ("given_key", giv)):
+            if key:
+                where, lo, hi = prefix(col, key)
+                names.append(where)
+                keys += [lo, hi]
+        two.append(block("birth year one digit off + name",
+                         f"birth_date IN ({', '.join([mark] * len(years))}) AND ({' OR '.join(names)})",
+                         *years, *keys, limit=_PASS_LIMIT))
     return [narrow, wide, two]
 
 

@@ -126,6 +126,10 @@ def test_identify_is_ambiguous_between_near_twins(engine: Engine, people: dict[s
     (IdentifyQuery(given="Ola", family="Nordmo", birth_date=dt.date(1980, 5, 17)), "s4"),  # no address
     # a wrong digit in the birth date
     (IdentifyQuery(given="Kari", family="Nordmann", birth_date=dt.date(1982, 11, 3), postnummer="0151"), "s3"),
+    # no birth date and a postnummer with two digits swapped (no block on its own finds that)
+    (IdentifyQuery(given="Åse", family="Ødegård", postnummer="0105"), "s1"),
+    # a wrong digit in the birth year, and moved
+    (IdentifyQuery(given="Kari", family="Nordmann", birth_date=dt.date(1962, 11, 30), postnummer="9990"), "s3"),
 ])
 def test_identify_from_whatever_fields_are_present(engine: Engine, people: dict[str, int], query: IdentifyQuery,
                                                    key: str) -> None:
