@@ -119,3 +119,22 @@ def test_identify_estimate_command(engine: Engine, tmp_path: Path) -> None:
     forget()
     with engine.connect() as conn:
         assert parameters_for(conn).version >= 1 and parameters_for(conn).persons == 2
+
+
+def test_the_new_address_passes_do_not_read_a_hidden_address(engine: Engine) -> None:
+    """No oracle: a person whose address the scope hides is not reached through a mistyped postnummer or a
+    street either, and the same record finds it when the scope shows that address."""
+    from store.search import SearchScope
+
+    with engine.begin() as conn:
+        pid = PersonRepository(conn).save(from_document(person_doc(
+            "hid", given="Signe", family="Kvernmo", born="1970-01-01", postnummer="5003", street="Fjellvegen",
+            protection="fortrolig")))
+    hides = SearchScope.of(ALL_RELEASABLE.elements, {"fortrolig": False})
+    typo = IdentifyQuery(given="Signe", family="Kvernmo", postnummer="5030")  # no birth date: address passes only
+    street = IdentifyQuery(given="Signe", family="Kvernmo", postnummer="9999", street="Fjellvegen")
+    with engine.connect() as conn:
+        for q in (typo, street):
+            assert identify(conn, q, scope=hides).candidates == []
+            seen = identify(conn, q, scope=ALL_RELEASABLE)
+            assert seen.best is not None and seen.best.person_id == pid
