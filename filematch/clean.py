@@ -56,8 +56,10 @@ class CleanRecord:
 
     @property
     def identifiable(self) -> bool:
-        """Enough demographics to identify the person without a number: names and a birth date or year."""
-        return bool(self.given and self.family and (self.birth_date or self.birth_year))
+        """Enough demographics to identify the person without a number: two of a name (given or family), a
+        birth date or year, and an address (postnummer, street or kommune); a missing one is neutral."""
+        return sum((bool(self.given or self.family), bool(self.birth_date or self.birth_year),
+                    bool(self.postnummer or self.street or self.kommune))) >= 2
 
 
 def parse_date(text: str) -> tuple[dt.date | None, int | None]:

@@ -9,9 +9,9 @@ Per chunk (a few hundred to a few thousand records):
    usable number (none, invalid, or unknown to the store) and with enough demographics go to
    identification;
 3. **compare**: identification by demographics is :func:`store.matching.identify` per record, under the
-   engine's statement deadline (:func:`store.engine.deadline`): blocking on the search index,
-   Fellegi–Sunter-style scores, with each record's keys normalised once; the briefs of the candidates are
-   then loaded in one batch;
+   engine's statement deadline (:func:`store.engine.deadline`): blocking passes on the search index,
+   Fellegi–Sunter weights with parameters estimated from the register, a match probability; the briefs
+   of the candidates are then loaded in one batch;
 4. **classify** each record into exactly one :class:`~filematch.records.Code` (precedence below) and fill
    its :class:`~filematch.records.Result` from the person *as the caller's profile sees it*: the
    pipeline takes a :class:`Release` — which information elements the caller's access profile releases
@@ -23,8 +23,8 @@ Per chunk (a few hundred to a few thousand records):
 Codes and precedence (the first that applies; docs/filematch.md has examples):
 
 ==============  ====================================================================================
-INVALID         the line is broken, or there is neither a valid number nor enough demographics
-                (given + family + birth date or year); ``reason`` says why (``number:checksum``, …)
+INVALID         the line is broken, or there is neither a valid number nor enough demographics (two of:
+                a name, a birth date or year, an address); ``reason`` says why (``number:checksum``, …)
 *found by the number asked for:*
 DECEASED        person status ``doed`` or a death date (``death`` column)
 EMIGRATED       person status ``utflyttet``
@@ -36,8 +36,11 @@ PROTECTED       the person has a protected address (klientadresse, fortrolig, st
 UPDATED         name or address differ from the input (``changed`` says which)
 UNCHANGED       everything the input gave agrees
 *no usable number (none, invalid, or unknown to the store): identified by demographics:*
-IDENTIFIED      one candidate scores ≥ ACCEPT and leads the next by ≥ LEAD; ``number``, ``score``
-AMBIGUOUS       candidates above CANDIDATE but none clear; ``candidates`` lists their numbers (≤ 5)
+IDENTIFIED      one candidate's match probability reaches MATCH_PROBABILITY (store.matching);
+                ``number``; ``score`` is its posterior log-odds in bits (probability 2^s / (1 + 2^s):
+                6.6 is 0.99; it does not saturate as the probability does)
+AMBIGUOUS       no candidate alone reaches it, two or more together do; ``candidates`` lists their
+                numbers (≤ 5), ``score`` the best one's
 NOT_FOUND       a valid number the store does not know, or no candidate by demographics; also a record
                 whose identification was stopped at the statement deadline (``reason``
                 ``identification:timeout``: send it again)
@@ -51,7 +54,7 @@ person who has died is visible as such. Input problems that did not prevent wash
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
@@ -68,7 +71,7 @@ from store.wash import cached_name_key as name_key
 from store.wash import cached_street_key as street_key
 from store.wash import find_briefs, load_briefs
 
-__all__ = ["ELEMENTS", "UNMASKED", "ChunkResult", "Release", "wash"]
+__all__ = ["ELEMENTS", "UNMASKED", "ChunkResult", "Release", "identify_queries", "wash"]
 
 DSF_CODES = {"ugradert": "0", "klientadresse": "4", "fortrolig": "7", "strengtFortrolig": "6"}
 MAX_CANDIDATES = 5
@@ -203,6 +206,15 @@ def _query(c: CleanRecord) -> IdentifyQuery:
     return IdentifyQuery(given=c.given, family=c.family, birth_date=c.birth_date, birth_year=c.birth_year,
                          gender=c.gender, postnummer=c.postnummer, kommune=c.kommune, street=street or None,
                          number="".join(c.source.number.split()) or None)
+
+
+def identify_queries(records: Iterable[InputRecord]) -> Iterator[IdentifyQuery]:
+    """The identification queries of the records without a valid number that could be identified (the
+    sample ``pregbridge identify estimate`` fits m on)."""
+    for rec in records:
+        c = clean(rec)
+        if not c.number and not rec.error and c.identifiable:
+            yield _query(c)
 
 
 def wash(conn: Connection, records: Sequence[InputRecord], release: Release = UNMASKED) -> ChunkResult:

@@ -105,7 +105,7 @@ class Result:
     kommune: str = ""
     protection: str = ""  # DSF code of the address: 0, 4 (klientadresse), 7 (fortrolig), 6 (strengt fortrolig)
     changed: str = ""  # UPDATED: which of name, address differ from the input
-    score: str = ""  # IDENTIFIED / AMBIGUOUS: the match score of the best candidate
+    score: str = ""  # IDENTIFIED / AMBIGUOUS: the best candidate's log-odds, bits
     candidates: str = ""  # AMBIGUOUS: candidate numbers, best first, space-separated
     reason: str = ""  # INVALID, and any input problem noted on another code (e.g. number:checksum)
 

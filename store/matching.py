@@ -1,35 +1,58 @@
-"""Identification by demographics: blocking on the search index, scoring with rapidfuzz.
+"""Identification by demographics: blocking on the search index, Fellegi–Sunter scoring, a match probability.
 
-For a record without a (valid) identity number, candidates come from blocks that each tolerate a
-different kind of noise, every block an indexed query on ``person_search``, in two stages:
+For a record without a (valid) identity number, candidates come from **blocking passes**, each an indexed
+query on ``person_search`` with a row cap, in three stages; a stage runs only when the ones before it did
+not identify the person, so the common case costs a few dozen comparisons:
 
-- narrow: same birth date (catches any name typo, married names); postnummer and family name's first
-  3 letters (catches a wrong birth date);
-- wide, only when the narrow blocks did not identify the person: birth year and family name's first 3
-  letters (a wrong birth day or month); birth year and given name's first 3 letters (a changed or
-  misspelt family name).
+1. *narrow*: the same birth date (any name typo, married names, moved); postnummer and the family name's
+   first 3 letters (a wrong birth date);
+2. *wide*: birth year and the family name's first 3 letters (a wrong day or month, a moved person with a
+   misspelt given name); birth year and the given name's first 3 letters (a changed or misspelt family
+   name);
+   street and family name (a mistyped postnummer and no or a wrong birth date);
+3. *two errors*: the birth date with day and month transposed; birth year and the *given* name's first 3
+   letters as family name (given and family name swapped, with a wrong date); postnummer, the given name's
+   initial and the birth year (married name and a wrong date); postnummer and the given name's first 3
+   letters, as given or as family name, and street with the given name as family name (no birth date, and
+   a changed family name, or names swapped); a postnummer one typo away and the family name (a mistyped
+   postnummer without a birth date); the birth date with one digit of the year off and the family or
+   first name (1962 for 1982, moved).
+
+A name prefix is the key's first 3 letters (2 for a two-letter name: ``Au``).
+
+docs/filematch.md gives each pass's marginal recall and cost (``python -m benchmarks identify``).
 
 A record that carries a number the store does not know — it fails the check digits, or is valid but
 nobody's — first gets a **number block**: the persons holding a valid number one typing error away from
-it (:func:`store.identity.near_valid`: one digit different, or two neighbouring digits swapped). Those
-candidates get ``NUMBER_NEAR`` on top of their demographic score (agreement on one more field: a
-mistyped number that is one error from a person's is strong evidence; disagreement is not penalised).
-When the best of them is identified and leads even a person who agreed on every demographic field the
-record gives (the largest score such a person could reach) by ``LEAD``, no demographic block can change
-the answer and none is read; otherwise the blocks below follow, with these candidates kept.
+it (:func:`store.identity.near_valid`). Those candidates get ``NUMBER_NEAR`` bits of weight (a mistyped
+number one error from a person's is strong evidence; disagreement is not penalised). When the best of them
+is identified and leads even a person who agreed on every demographic field the record gives by
+``NUMBER_NEAR`` bits, no demographic block can change the answer and none is read.
 
-Each candidate is scored with log-odds-style weights (Fellegi–Sunter weights
-set by hand): agreement on a field adds, disagreement subtracts;
-names compare by Jaro-Winkler (rapidfuzz) and also with given and family name swapped. The best
-candidate is *identified* when its score reaches ``ACCEPT`` and leads the runner-up by ``LEAD``;
-candidates above ``CANDIDATE`` otherwise make the answer *ambiguous*.
+**Scoring** (:mod:`store.linkage`): each candidate's comparison vector (a level per field: exact,
+Jaro-Winkler bands, initials, day/month transposed, one digit off, year only, missing) weighs
+W = Σ log2(m/u) bits, names and postnummer term-frequency adjusted, with parameters estimated offline from
+the register (``pregbridge identify estimate``). A field the record or the person lacks weighs 0: a
+record is identified from whatever it has. The candidate's **probability** is Bayes' rule over the
+register (store/linkage/params.py): its prior odds of being any one person times 2^W, against the
+other candidates found and the chance that the record is of nobody in the register. The decision has one
+threshold, ``MATCH_PROBABILITY``:
+
+- IDENTIFIED: the best candidate's probability reaches it;
+- AMBIGUOUS: no candidate does, but two or more (each at least ``CANDIDATE_PROBABILITY``) do together —
+  the record is one of them, and which is not told by what it gives (twins, a record without first name);
+- NOT_FOUND: otherwise.
+
+A candidate's ``score`` is its posterior log-odds in bits (log2 of probability / (1 − probability) if it
+were the only candidate): monotone in the evidence, and not saturating as the probability does near 1.
 
 No oracle: the address fields of a candidate whose address the caller may not see (:class:`SearchScope`,
-from its access profile) neither add nor subtract, and the postnummer block does not read such persons, so
+from its access profile) are *missing* (weight 0), and the postnummer passes do not read such persons, so
 the answer and its scores are the same whatever address the record gives for them (store/search.py).
 
 Built for throughput (a Filematch wash identifies tens of thousands of records): each query's normalised
-keys are computed once, and the block queries are driver-level SQL over the index columns only.
+keys are computed once, the block queries are driver-level SQL over the index columns only, and the
+parameters are read once per process (store/linkage/params.py).
 """
 
 from __future__ import annotations
@@ -41,25 +64,26 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from rapidfuzz.distance import JaroWinkler
 from sqlalchemy import Connection, Dialect
 
 from store.engine import fetch_all
 from store.identity import near_valid
+from store.linkage.compare import FAMILY, GIVEN, PLACE, Rec, compare
+from store.linkage.params import Parameters, parameters_for
 from store.normalize import name_key, street_key
 from store.search import ALL_RELEASABLE, SearchScope, levels_sql
 
 cached_name_key = lru_cache(maxsize=1 << 16)(name_key)
 cached_street_key = lru_cache(maxsize=1 << 16)(street_key)
 
-__all__ = ["ACCEPT", "CANDIDATE", "LEAD", "NUMBER_NEAR", "Candidate", "Identification", "IdentifyQuery", "Outcome",
-           "identify", "identify_many"]
+__all__ = ["CANDIDATE_PROBABILITY", "MATCH_PROBABILITY", "NUMBER_NEAR", "Candidate", "Identification",
+           "IdentifyQuery", "Outcome", "block_passes", "identify", "identify_many", "query_rec"]
 
-ACCEPT = 20.0
-LEAD = 6.0
-CANDIDATE = 10.0
-NUMBER_NEAR = 8.0  # the record's unknown number is one typing error from the candidate's
-_BLOCK_LIMIT = 3000  # rows one block may return
+MATCH_PROBABILITY = 0.99  # the one decision threshold (module docstring)
+CANDIDATE_PROBABILITY = 0.01  # a person is a candidate (listed, counted for AMBIGUOUS) from this probability
+NUMBER_NEAR = 10.0  # bits: the record's unknown number is one typing error from the candidate's
+_BLOCK_LIMIT = 3000  # rows one narrow or wide block may return
+_PASS_LIMIT = 1000  # rows one two-error pass may return
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +108,14 @@ class Outcome(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Candidate:
     person_id: int
-    score: float
+    score: float  # posterior log-odds, bits (module docstring)
+    probability: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
 class Identification:
     outcome: Outcome
-    candidates: list[Candidate] = field(default_factory=list)  # best first, score ≥ CANDIDATE
+    candidates: list[Candidate] = field(default_factory=list)  # best first, probability ≥ CANDIDATE_PROBABILITY
 
     @property
     def best(self) -> Candidate | None:
@@ -101,84 +126,67 @@ _COLS = "person_id, family_key, given_key, birth_date, birth_year, gender, kommu
 _COLS_LEVEL = _COLS + ", address_protection"  # read only when the scope hides some level (_Query.levels)
 
 
+def query_rec(q: IdentifyQuery) -> Rec:
+    """The record's side of a comparison (store.linkage.compare.Rec)."""
+    year = q.birth_date.year if q.birth_date else q.birth_year
+    return (cached_name_key(q.family), tuple(cached_name_key(q.given).split()), q.birth_date, year, q.gender,
+            q.postnummer, q.kommune, cached_street_key(q.street) if q.street else None)
+
+
 class _Query:
-    """An IdentifyQuery with its normalised keys computed once."""
+    """An IdentifyQuery with its normalised keys and its exact-agreement weights computed once."""
 
-    __slots__ = ("fam3", "giv3", "kommune_levels", "levels", "q", "qf", "qg1", "qstreet", "year")
+    __slots__ = ("fam3", "giv1", "giv3", "kommune_levels", "levels", "params", "q", "rec", "w_exact", "year")
 
-    def __init__(self, q: IdentifyQuery, scope: SearchScope) -> None:
+    def __init__(self, q: IdentifyQuery, scope: SearchScope, params: Parameters) -> None:
         self.q = q
+        self.params = params
         # None: every indexed address may be used (the common case: no per-row test)
         self.levels = None if scope.sees_all(scope.levels) else scope.levels
         self.kommune_levels = None if scope.sees_all(scope.kommune_levels) else scope.kommune_levels
-        qf = cached_name_key(q.family)
-        qg = cached_name_key(q.given)
-        self.qf = qf
-        self.qg1 = qg.split()[0] if qg else ""
-        self.qstreet = cached_street_key(q.street) if q.street else None
+        self.rec = rec = query_rec(q)
+        qf, qg = rec[0], rec[1]
         self.fam3 = qf[:3]
-        self.giv3 = qg[:3]
-        self.year = q.birth_date.year if q.birth_date else q.birth_year
+        self.giv3 = qg[0][:3] if qg else ""
+        self.giv1 = qg[0][:1] if qg else ""
+        self.year = rec[3]
+        # weight of exact agreement on the record's own values (term-frequency adjusted)
+        self.w_exact = (params.weight_exact(FAMILY, qf) if qf else 0.0,
+                        params.weight_exact(GIVEN, qg[0]) if qg else 0.0,
+                        params.weight_exact(PLACE, q.postnummer) if q.postnummer else 0.0)
 
-
-# The weight of each field when it agrees (the most it can add); _score and _best_possible both use them.
-_W_NAME, _W_BIRTH_DATE, _W_BIRTH_YEAR, _W_GENDER = 5.0, 14.0, 5.0, 1.0
-_W_POSTNUMMER, _W_KOMMUNE, _W_STREET = 6.0, 3.0, 4.0
-
-
-def _name_weight(q: str, r: str) -> float:
-    if not q or not r:
-        return 0.0
-    if q == r:
-        return _W_NAME
-    sim = JaroWinkler.normalized_similarity(q, r)
-    if sim >= 0.92:
-        return 3.0
-    if sim >= 0.85:
-        return 1.0
-    return -4.0
-
-
-def _score(pq: _Query, row: Sequence[Any], birth_date: dt.date | None) -> float:
-    """The match weight of one person_search row (``_COLS``) for the query."""
-    q = pq.q
-    qf, qg1 = pq.qf, pq.qg1
-    rg, rf = row[2], row[1]
-    rg1 = rg.split()[0] if rg else ""
-    straight = _name_weight(qf, rf) + _name_weight(qg1, rg1)
-    swapped = _name_weight(qf, rg1) + _name_weight(qg1, rf) - 2.0
-    total = max(straight, swapped)
-    qd = q.birth_date
-    if qd and birth_date:
-        if qd == birth_date:
-            total += _W_BIRTH_DATE
+    def weight(self, row: Sequence[Any], birth_date: dt.date | None) -> float:
+        """W, the match weight in bits of one person_search row (``_COLS``)."""
+        levels = self.levels  # None: every address counts (and the row may have no level column)
+        seen = levels is None or row[9] in levels
+        kseen = self.kommune_levels is None or row[9] in self.kommune_levels
+        r: Rec = (row[1] or "", tuple((row[2] or "").split()), birth_date, row[4], row[5],
+                  row[7] if seen else None, row[6] if kseen else None, row[8] if seen else None)
+        vector, swapped = compare(self.rec, r)
+        p = self.params
+        w = p.weights
+        total = p.swapped_bits if swapped else 0.0
+        fam, giv, birth, gender, place, street = vector
+        if fam == 1:
+            total += p.weight_exact(FAMILY, r[0]) if swapped else self.w_exact[0]
         else:
-            same = sum((qd.year == birth_date.year, qd.month == birth_date.month, qd.day == birth_date.day))
-            swap = qd.day == birth_date.month and qd.month == birth_date.day
-            total += 5.0 if swap and qd.year == birth_date.year else (4.0 if same == 2 else -8.0)
-    elif q.birth_year and row[4]:
-        total += _W_BIRTH_YEAR if q.birth_year == row[4] else -8.0
-    if q.gender and row[5]:
-        total += _W_GENDER if q.gender == row[5] else -3.0
-    levels = pq.levels  # None: every address counts (and the row may have no level column)
-    seen = levels is None or row[9] in levels
-    if q.postnummer and row[7] and seen:
-        total += _W_POSTNUMMER if q.postnummer == row[7] else -0.5
-    elif q.kommune and row[6] and (pq.kommune_levels is None or row[9] in pq.kommune_levels):
-        total += _W_KOMMUNE if q.kommune == row[6] else -0.5
-    if q.street and row[8] and seen:
-        total += _W_STREET if JaroWinkler.normalized_similarity(pq.qstreet or "", row[8]) >= 0.92 else 0.0
-    return total
+            total += w[0][fam]
+        if giv == 1:
+            total += p.weight_exact(GIVEN, r[1][0]) if swapped else self.w_exact[1]
+        else:
+            total += w[1][giv]
+        total += w[2][birth] + w[3][gender] + w[5][street]
+        total += self.w_exact[2] if place == 1 else w[4][place]
+        return total
 
-
-def _best_possible(pq: _Query) -> float:
-    """The largest score any person can reach on the demographic fields the query gives (all agree)."""
-    q = pq.q
-    total = (_W_NAME if pq.qf else 0.0) + (_W_NAME if pq.qg1 else 0.0)
-    total += _W_BIRTH_DATE if q.birth_date else _W_BIRTH_YEAR if q.birth_year else 0.0
-    total += _W_GENDER if q.gender else 0.0
-    total += _W_POSTNUMMER if q.postnummer else _W_KOMMUNE if q.kommune else 0.0
-    return total + (_W_STREET if q.street else 0.0)
+    def best_possible(self) -> float:
+        """The largest weight any person can reach on the demographic fields the record gives (all agree)."""
+        p, q, w = self.params, self.q, self.params.weights
+        total = self.w_exact[0] + self.w_exact[1]
+        total += w[2][1] if q.birth_date else w[2][5] if q.birth_year else 0.0
+        total += w[3][1] if q.gender else 0.0
+        total += self.w_exact[2] if q.postnummer else w[4][2] if q.kommune else 0.0
+        return total + (w[5][1] if q.street else 0.0) + max(0.0, p.swapped_bits)
 
 
 _NEAR_SQL: dict[tuple[str, int, str], str] = {}
@@ -200,74 +208,166 @@ def _near_sql(dialect: Dialect, n: int, columns: str) -> str:
     return sql
 
 
-_Block = tuple[str, tuple[Any, ...]]
+_Pass = tuple[str, str, tuple[Any, ...]]  # (name, driver SQL, parameters)
 
 
-def _blocks(dialect: Dialect, pq: _Query) -> tuple[list[_Block], list[_Block]]:
-    """(narrow, wide) blocks, each a list of driver SQL queries with their parameters (the module
-    docstring's blocks). One query per block key rather than one ``OR`` of them: each then reads its own
-    index alone (the birth date block's index covers every scored column: no table reads).
+def _swapped_date(d: dt.date) -> dt.date | None:
+    if d.day == d.month or d.day > 12:
+        return None
+    return dt.date(d.year, d.day, d.month)
+
+
+def _postnummer_typos(pn: str) -> list[str]:
+    """The postnummer one typing error away: one digit different, or two neighbouring digits swapped."""
+    out = {pn[:i] + d + pn[i + 1 :] for i in range(len(pn)) for d in "0123456789"}
+    out |= {pn[:i] + pn[i + 1] + pn[i] + pn[i + 2 :] for i in range(len(pn) - 1)}
+    out.discard(pn)
+    return sorted(out)
+
+
+def _year_typos(d: dt.date) -> list[dt.date]:
+    """The birth date with one digit of its year different (1962 for 1982), where that is a date."""
+    out = []
+    year = f"{d.year:04d}"
+    for i in range(4):
+        for digit in "0123456789":
+            y = int(year[:i] + digit + year[i + 1 :])
+            if y != d.year and 1850 <= y <= dt.date.today().year:
+                try:
+                    out.append(d.replace(year=y))
+                except ValueError:  # 29 February
+                    continue
+    return out
+
+
+def _passes(dialect: Dialect, pq: _Query) -> list[list[_Pass]]:
+    """The blocking passes by stage (the module docstring's). One query per block key rather than one ``OR``
+    of them: each then reads its own index alone (the birth date block's index covers every scored column).
     Driver SQL built per query: SQLAlchemy statement construction cost more than the query itself."""
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     q = pq.q
-    prefix = f"family_key >= {mark} AND family_key < {mark}"
-    narrow: list[_Block] = []
-    wide: list[_Block] = []
-
+    narrow: list[_Pass] = []
+    wide: list[_Pass] = []
+    two: list[_Pass] = []
     cols = _cols(pq)
+    sqlite = dialect.name == "sqlite"
 
-    def block(where: str, *params: Any) -> _Block:
-        return f"SELECT {cols} FROM person_search WHERE {where} LIMIT {_BLOCK_LIMIT}", params
+    def block(name: str, where: str, *params: Any, limit: int = _BLOCK_LIMIT) -> _Pass:
+        return name, f"SELECT {cols} FROM person_search WHERE {where} LIMIT {limit}", params
 
+    def prefix(col: str, key: str) -> tuple[str, str, str]:
+        return f"{col} >= {mark} AND {col} < {mark}", key, key + "{"
+
+    def date(d: dt.date) -> Any:
+        return d.isoformat() if sqlite else d
+
+    address = q.postnummer and (pq.levels is None or pq.levels)
+    street = pq.rec[7] if q.street and (pq.levels is None or pq.levels) and len(pq.rec[7] or "") >= 3 else None
+    hidden = "" if pq.levels is None else " AND " + levels_sql(pq.levels)
+    fam, giv = pq.fam3 if len(pq.fam3) >= 2 else "", pq.giv3 if len(pq.giv3) >= 2 else ""
     if q.birth_date:
-        narrow.append(block(f"birth_date = {mark}",
-                            q.birth_date.isoformat() if dialect.name == "sqlite" else q.birth_date))
-    if q.postnummer and len(pq.fam3) == 3 and (pq.levels is None or pq.levels):
-        hidden = "" if pq.levels is None else " AND " + levels_sql(pq.levels)
-        narrow.append(block(f"postnummer = {mark} AND {prefix}{hidden}", q.postnummer, pq.fam3, pq.fam3 + "{"))
-    if pq.year and len(pq.fam3) == 3:
-        wide.append(block(f"birth_year = {mark} AND {prefix}", pq.year, pq.fam3, pq.fam3 + "{"))
-    if pq.year and len(pq.giv3) == 3:
-        wide.append(block(f"birth_year = {mark} AND given_key >= {mark} AND given_key < {mark}",
-                          pq.year, pq.giv3, pq.giv3 + "{"))
-    return narrow, wide
+        narrow.append(block("birth date", f"birth_date = {mark}", date(q.birth_date)))
+    if address and fam:
+        where, lo, hi = prefix("family_key", fam)
+        narrow.append(block("postnummer + family", f"postnummer = {mark} AND {where}{hidden}", q.postnummer, lo, hi))
+    if pq.year and fam:
+        where, lo, hi = prefix("family_key", fam)
+        wide.append(block("birth year + family", f"birth_year = {mark} AND {where}", pq.year, lo, hi))
+    if pq.year and giv:
+        where, lo, hi = prefix("given_key", giv)
+        wide.append(block("birth year + given", f"birth_year = {mark} AND {where}", pq.year, lo, hi))
+    if street and fam:
+        where, lo, hi = prefix("family_key", fam)
+        wide.append(block("street + family", f"street_key = {mark} AND {where}{hidden}", street, lo, hi))
+    swapped = _swapped_date(q.birth_date) if q.birth_date else None
+    if swapped:
+        two.append(block("birth date d/m swapped", f"birth_date = {mark}", date(swapped), limit=_PASS_LIMIT))
+    if pq.year and giv:
+        where, lo, hi = prefix("family_key", giv)
+        two.append(block("birth year + given as family", f"birth_year = {mark} AND {where}", pq.year, lo, hi,
+                         limit=_PASS_LIMIT))
+    if address and pq.year and pq.giv1:
+        where, lo, hi = prefix("given_key", pq.giv1)
+        two.append(block("postnummer + given initial + birth year",
+                         f"postnummer = {mark} AND birth_year = {mark} AND {where}{hidden}",
+                         q.postnummer, pq.year, lo, hi, limit=_PASS_LIMIT))
+    if address and giv:
+        where, lo, hi = prefix("given_key", giv)
+        two.append(block("postnummer + given", f"postnummer = {mark} AND {where}{hidden}", q.postnummer, lo, hi,
+                         limit=_PASS_LIMIT))
+        where, lo, hi = prefix("family_key", giv)
+        two.append(block("postnummer + given as family", f"postnummer = {mark} AND {where}{hidden}", q.postnummer,
+                         lo, hi, limit=_PASS_LIMIT))
+    if street and giv:
+        where, lo, hi = prefix("family_key", giv)
+        two.append(block("street + given as family", f"street_key = {mark} AND {where}{hidden}", street, lo, hi,
+                         limit=_PASS_LIMIT))
+    if address and fam and len(q.postnummer or "") == 4:
+        typos = _postnummer_typos(q.postnummer or "")
+        where, lo, hi = prefix("family_key", fam)
+        two.append(block("postnummer one typo + family",
+                         f"postnummer IN ({', '.join([mark] * len(typos))}) AND {where}{hidden}", *typos, lo, hi,
+                         limit=_PASS_LIMIT))
+    years = [date(d) for d in _year_typos(q.birth_date)] if q.birth_date and (fam or giv) else []
+    if years:
+        names, keys = [], []
+        for col, key in (("family_key", fam), ("given_key", giv)):
+            if key:
+                where, lo, hi = prefix(col, key)
+                names.append(where)
+                keys += [lo, hi]
+        two.append(block("birth year one digit off + name",
+                         f"birth_date IN ({', '.join([mark] * len(years))}) AND ({' OR '.join(names)})",
+                         *years, *keys, limit=_PASS_LIMIT))
+    return [narrow, wide, two]
 
 
-def _classify(seen: dict[int, float]) -> Identification:
-    ranked = sorted(seen.items(), key=lambda kv: (-kv[1], kv[0]))
-    cands = [Candidate(pid, sc) for pid, sc in ranked if sc >= CANDIDATE]
-    if not cands:
+def block_passes(conn: Connection, q: IdentifyQuery, *, scope: SearchScope) -> list[list[_Pass]]:
+    """The blocking passes :func:`identify` would run for ``q``, by stage (for measuring their recall)."""
+    if scope.elements != ALL_RELEASABLE.elements:
+        q = _within(q, scope.elements)
+    return _passes(conn.dialect, _Query(q, scope, parameters_for(conn)))
+
+
+def _classify(seen: dict[int, float], params: Parameters) -> Identification:
+    if not seen:
         return Identification(Outcome.NOT_FOUND)
-    runner_up = cands[1].score if len(cands) > 1 else CANDIDATE - LEAD
-    if cands[0].score >= ACCEPT and cands[0].score - runner_up >= LEAD:
+    prior = params.log_prior_odds
+    ranked = sorted(seen.items(), key=lambda kv: (-kv[1], kv[0]))
+    # p_i = o_i / (1 + Σ o_j), o_i = 2^(prior + W_i): weights stay far below float's 2^1023
+    odds = [2.0 ** min(w + prior, 1000.0) for _, w in ranked]
+    total = 1.0 + sum(odds)
+    cands = [Candidate(pid, round(w + prior, 2), o / total)
+             for (pid, w), o in zip(ranked, odds, strict=True) if o / total >= CANDIDATE_PROBABILITY]
+    if cands and cands[0].probability >= MATCH_PROBABILITY:
         return Identification(Outcome.IDENTIFIED, cands)
-    return Identification(Outcome.AMBIGUOUS, cands)
+    if len(cands) >= 2 and sum(c.probability for c in cands) >= MATCH_PROBABILITY:
+        return Identification(Outcome.AMBIGUOUS, cands)
+    return Identification(Outcome.NOT_FOUND, cands)
 
 
 def identify(conn: Connection, q: IdentifyQuery, *, scope: SearchScope) -> Identification:
-    """Ranked candidates for a record without an identity number; addresses used as ``scope`` allows.
-
-    The narrow blocks are tried first; only when they do not identify the person are the wide blocks
-    added (their union rescored), so the common case costs a few dozen comparisons.
-    """
+    """Ranked candidates for a record without an identity number; addresses used as ``scope`` allows."""
     if scope.elements != ALL_RELEASABLE.elements:
         q = _within(q, scope.elements)
-    pq = _Query(q, scope)
+    params = parameters_for(conn)
+    pq = _Query(q, scope, params)
     seen: dict[int, float] = {}
     result = Identification(Outcome.NOT_FOUND)
     near = near_valid(q.number) if q.number else []
     if near:
-        _add_scores(seen, pq, fetch_all(conn, _near_sql(conn.dialect, len(near), _cols(pq)), near), NUMBER_NEAR)
-        result = _classify(seen)
-        best = result.best
-        if result.outcome == Outcome.IDENTIFIED and best is not None and best.score - _best_possible(pq) >= LEAD:
+        _add_weights(seen, pq, fetch_all(conn, _near_sql(conn.dialect, len(near), _cols(pq)), near), NUMBER_NEAR)
+        result = _classify(seen, params)
+        best = max(seen.values(), default=None)
+        if (result.outcome == Outcome.IDENTIFIED and best is not None
+                and best - pq.best_possible() >= NUMBER_NEAR):
             return result
-    for stage in _blocks(conn.dialect, pq):
+    for stage in _passes(conn.dialect, pq):
         if not stage:
             continue
-        for sql, params in stage:
-            _add_scores(seen, pq, fetch_all(conn, sql, params))
-        result = _classify(seen)
+        for _name, sql, qparams in stage:
+            _add_weights(seen, pq, fetch_all(conn, sql, qparams))
+        result = _classify(seen, params)
         if result.outcome == Outcome.IDENTIFIED:
             return result
     return result
@@ -284,8 +384,8 @@ def _within(q: IdentifyQuery, elements: frozenset[str]) -> IdentifyQuery:
     return replace(q, **hidden)
 
 
-def _add_scores(seen: dict[int, float], pq: _Query, rows: Sequence[Any], bonus: float = 0.0) -> None:
-    """Score the person_search rows (``_COLS``) not seen yet (DBAPI rows: SQLAlchemy's cost more than the
+def _add_weights(seen: dict[int, float], pq: _Query, rows: Sequence[Any], bonus: float = 0.0) -> None:
+    """Weigh the person_search rows (``_COLS``) not seen yet (DBAPI rows: SQLAlchemy's cost more than the
     scoring; SQLite gives the birth date as text)."""
     for row in rows:
         pid = row[0]
@@ -293,7 +393,7 @@ def _add_scores(seen: dict[int, float], pq: _Query, rows: Sequence[Any], bonus: 
             bd = row[3]
             if isinstance(bd, str):
                 bd = dt.date.fromisoformat(bd)
-            seen[pid] = _score(pq, row, bd) + bonus
+            seen[pid] = pq.weight(row, bd) + bonus
 
 
 def identify_many(conn: Connection, queries: Sequence[IdentifyQuery], *,

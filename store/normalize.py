@@ -4,11 +4,13 @@ Keys are lower-case ASCII letters and single spaces, so that the same key comes 
 Norwegian registers and clients actually use for one name:
 
 - case: ``NORDMANN`` = ``Nordmann``;
-- the Norwegian letters, their Nordic/German twins and their ASCII spellings: æ/ä → ae; ø/ö/oe → o;
-  å/aa → a; ü → u (so ``Åsen`` = ``Aasen`` = ``Asen``, ``Ødegård`` = ``Oedegaard`` = ``Odegard``,
-  ``Sæther`` = ``Saether``, ``Sjöberg`` = ``Sjoberg``). Both the stored keys and the asked ones are
-  normalised the same way, so collapsing ``oe``/``aa`` costs a little precision (``Joensen`` =
-  ``Jonsen``), which ranking recovers, and buys the recall that legacy ASCII registers need;
+- the Norwegian letters, their Nordic/German twins and their ASCII spellings: æ/ä → ae; ø/ö → oe, and
+  ``oe`` → o unless another e follows; å/aa → a; ü → u (so ``Åsen`` = ``Aasen`` = ``Asen``, ``Ødegård`` =
+  ``Oedegaard`` = ``Odegard``, ``Sæther`` = ``Saether``, ``Sjöberg`` = ``Sjoberg``). Both the stored keys
+  and the asked ones are normalised the same way, so collapsing ``oe``/``aa`` costs a little precision
+  (``Joensen`` = ``Jonsen``), which ranking recovers (:func:`fold` keeps the difference), and buys the
+  recall that legacy ASCII registers need. An ø before an e keeps both (``Løen`` → ``loeen``, its ASCII
+  spelling ``Loeen`` too): the e is a real letter, and ``Løen`` is not ``Lon``;
 - other accents are dropped (``André`` = ``Andre``) by Unicode decomposition;
 - hyphens, apostrophes and runs of white space become one space; other punctuation is dropped.
 
@@ -21,13 +23,15 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["family_key", "name_key", "name_tokens", "street_key"]
+__all__ = ["family_key", "fold", "name_key", "name_tokens", "street_key"]
 
-_NORDIC = str.maketrans({"æ": "ae", "ä": "ae", "ø": "o", "ö": "o", "å": "a", "ü": "u", "ß": "ss",
+_NORDIC = str.maketrans({"æ": "ae", "ä": "ae", "ø": "oe", "ö": "oe", "å": "a", "ü": "u", "ß": "ss",
                          "œ": "oe", "ð": "d", "þ": "th", "ł": "l", "đ": "d"})
 _SPACE = re.compile(r"[\s\-‐‑–—'’`´.,/]+")
 _DROP = re.compile(r"[^a-z ]")
 _A_RUN = re.compile(r"a{2,}")
+_OE = re.compile(r"oe(?!e)")  # the ASCII spelling of ø, unless a real e follows it (Løen = loeen)
+_FOLD = str.maketrans({"ß": "ss", "œ": "oe", "ð": "d", "þ": "th", "ł": "l", "đ": "d"})
 
 
 def name_key(text: str | None) -> str:
@@ -39,9 +43,25 @@ def name_key(text: str | None) -> str:
     s = "".join(c for c in s if not unicodedata.combining(c))
     s = _SPACE.sub(" ", s)
     s = _A_RUN.sub("a", _DROP.sub("", s))
-    while "oe" in s:  # until none is left, so that a key normalises to itself
-        s = s.replace("oe", "o")
+    while True:  # until none is left, so that a key normalises to itself
+        t = _OE.sub("o", s)
+        if t == s:
+            break
+        s = t
     return " ".join(s.split())
+
+
+def fold(text: str | None) -> str:
+    """A name folded for comparison, not for blocking: lower case, accents and punctuation dropped, but
+    æ, ø, å and the spellings ``aa``/``oe`` kept apart (``Joensen`` ≠ ``Jonsen``, ``Åsen`` ≠ ``Aasen``), so two
+    names with one :func:`name_key` can still be told apart when a choice between them hangs on it."""
+    if not text:
+        return ""
+    s = unicodedata.normalize("NFKD", text.lower().translate(_FOLD))
+    s = "".join(c for c in s if not unicodedata.combining(c) or c in "\u030a")  # keep å's ring
+    s = unicodedata.normalize("NFC", s)
+    s = _SPACE.sub(" ", s)
+    return " ".join("".join(c for c in s if c == " " or c.isalpha()).split())
 
 
 def name_tokens(text: str | None) -> list[str]:

@@ -77,6 +77,7 @@ __all__ = [
     "krk_contact",
     "krk_coverage",
     "krk_hpr",
+    "linkage_parameters",
     "metadata",
     "person",
     "person_brief",
@@ -179,6 +180,16 @@ person_current = Table(
     metadata,
     Column("person_id", _Id, ForeignKey("person.id", ondelete="CASCADE"), primary_key=True),
     Column("current", Text, nullable=False),  # store.current: the current values a PID shows, as JSON
+)
+
+# identification's Fellegi–Sunter parameters, one row per estimation, the newest in force (store/linkage/params.py)
+linkage_parameters = Table(
+    "linkage_parameters",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("estimated_at", DateTime, nullable=False),
+    Column("persons", BigInteger, nullable=False),
+    Column("params", Text, nullable=False),  # JSON: m, u, prior, term frequencies
 )
 
 store_state = Table(

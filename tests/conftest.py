@@ -109,5 +109,8 @@ def engine(db_url: str) -> Iterator[Engine]:
     """A migrated, empty store, once on SQLite and once on PostgreSQL."""
     eng = make_engine(db_url)
     migrate(eng)
+    from store.linkage.params import forget
+
+    forget()  # identification's cached parameters are of the store of a test before (same URL on PostgreSQL)
     yield eng
     eng.dispose()

@@ -167,3 +167,16 @@ def test_csv_answers_are_written_as_the_csv_module_writes_them() -> None:
         csv_module.writer(expected, delimiter=";", quotechar='"', lineterminator=newline).writerows(
             r.values() for r in rows)
         assert format_named("csv").encode(rows, options) == expected.getvalue().encode()
+
+
+@pytest.mark.parametrize(("fields", "identifiable"), [
+    ({"family": "Nordmann", "birth": "1980-05-17"}, True),  # no given name, no address
+    ({"given": "Ola", "postnummer": "0151"}, True),  # a name and an address: no birth date
+    ({"birth": "17.05.1980", "street": "Storgata 1"}, True),  # no name at all
+    ({"given": "Ola", "family": "Nordmann"}, False),  # names alone
+    ({"birth": "1980", "gender": "M"}, False),
+    ({"postnummer": "0151", "street": "Storgata 1"}, False),
+])
+def test_two_of_name_birth_and_address_are_enough_to_identify(fields: dict[str, str], identifiable: bool) -> None:
+    """A missing field is neutral (issue 16): INVALID only for a record that cannot be identified at all."""
+    assert clean(InputRecord(1, ref="r", **fields)).identifiable is identifiable

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from store import geo
 from store.document import from_document, to_document
 from store.errors import InvalidDocument
-from store.normalize import name_key, name_tokens, street_key
+from store.normalize import fold, name_key, name_tokens, street_key
 from tests.factories import meta, number, person_doc
 
 
@@ -21,6 +21,19 @@ from tests.factories import meta, number, person_doc
 ])
 def test_spellings_of_one_name_share_a_key(a: str, b: str) -> None:
     assert name_key(a) == name_key(b)
+
+
+@pytest.mark.parametrize("a, b", [("Løen", "Lon"), ("Bøe", "Bo"), ("Røed", "Rod")])
+def test_an_e_after_o_slash_is_kept(a: str, b: str) -> None:
+    """ø → o followed by the oe → o rule once dropped a real e (issue 16: Løen → lon, as Lon)."""
+    assert name_key(a) != name_key(b)
+    assert name_key(a) == name_key(a.replace("ø", "oe"))  # its ASCII spelling: Loeen
+
+
+def test_folded_names_keep_what_keys_merge() -> None:
+    assert name_key("Joensen") == name_key("Jonsen") and fold("Joensen") != fold("Jonsen")
+    assert name_key("Åsen") == name_key("Aasen") and fold("Åsen") != fold("Aasen")
+    assert fold("  ANDRÉ-Ødegård ") == "andre ødegård" and fold(None) == ""
 
 
 def test_tokens_and_street_keys() -> None:

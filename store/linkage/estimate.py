@@ -1,0 +1,151 @@
+"""Estimating identification's Fellegi–Sunter parameters offline (``pregbridge identify estimate``).
+
+As splink does, in three parts:
+
+- **term frequencies** of family names, first given names and postnummer: counted over the whole register
+  (values held by one person only are left out: an unlisted value counts as one);
+- **u** (a level's probability for two different persons): from ``pairs`` random pairs of register persons,
+  which are all different persons (the register holds each person once);
+- **m** (a level's probability for a record and its true person): by expectation–maximisation over the
+  comparison vectors of blocked pairs of a **sample of client records** against the register, with u
+  fixed, over pairs blocked on the birth date: they give the names, gender, place and street (the blocking
+  field itself cannot be estimated from its own block). The birth date's m keeps its defaults: pairs
+  blocked on postnummer and family name (the other cheap block) are dominated by the person's household —
+  same family name, same address — and EM took them for matches (a wrong date then weighed nothing). The
+  prior (the share of records whose person is in the register) comes from the same pass. Each m is kept
+  at least a quarter of its default. Without a sample, m keeps its defaults (store/linkage/params.py).
+
+Run after a large load (the frequencies and the person count change); identification reads the newest
+estimation (``linkage_parameters``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from collections import Counter
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, text
+
+from store.engine import fetch_all
+from store.linkage.compare import BIRTH, FAMILY, GENDER, GIVEN, LEVELS, PLACE, STREET, Rec, compare, rec_of_row
+from store.linkage.params import DEFAULT, Parameters
+
+if TYPE_CHECKING:
+    from store.matching import IdentifyQuery
+
+__all__ = ["estimate"]
+
+_COLS = "person_id, family_key, given_key, birth_date, birth_year, gender, kommune, postnummer, street_key"
+_PSEUDO = 5.0  # pseudo-pairs of the default m mixed into each estimate (a level never seen keeps a weight)
+_FLOOR = 0.25  # an estimated m stays at least this share of its default (no level becomes impossible)
+
+
+def _date(v: Any) -> dt.date | None:
+    return dt.date.fromisoformat(v) if isinstance(v, str) else v
+
+
+def _rec(row: Any) -> Rec:
+    return rec_of_row(row, _date(row[3]), True, True)
+
+
+def _frequencies(conn: Connection) -> dict[str, dict[str, int]]:
+    fam = {k: int(n) for k, n in conn.execute(text(
+        "SELECT family_key, count(*) FROM person_search GROUP BY family_key HAVING count(*) > 1")) if k}
+    post = {k: int(n) for k, n in conn.execute(text(
+        "SELECT postnummer, count(*) FROM person_search WHERE postnummer IS NOT NULL GROUP BY postnummer "
+        "HAVING count(*) > 1")) if k}
+    given: Counter[str] = Counter()
+    for (g,) in conn.execute(text("SELECT given_key FROM person_search")).yield_per(10_000):
+        if g:
+            given[g.split(" ", 1)[0]] += 1
+    return {"family": fam, "given": {k: n for k, n in given.items() if n > 1}, "postnummer": post}
+
+
+def _u(conn: Connection, pairs: int, rng: random.Random) -> list[list[float]]:
+    rows = fetch_all(conn, f"SELECT {_COLS} FROM person_search ORDER BY random() LIMIT 5000", ())
+    recs = [_rec(r) for r in rows]
+    counts = [[0] * n for n in LEVELS]
+    same_year = years = 0
+    if len(recs) >= 2:
+        for _ in range(pairs):
+            a, b = rng.sample(range(len(recs)), 2)
+            vec, _swapped = compare(recs[a], recs[b])
+            for f, level in enumerate(vec):
+                counts[f][level] += 1
+            if recs[a][3] and recs[b][3]:
+                years += 1
+                same_year += recs[a][3] == recs[b][3]
+    u = []
+    for f, c in enumerate(counts):
+        total = sum(c[1:])
+        u.append([0.0] + [(c[i] + DEFAULT.u[f][i]) / (total + 1) for i in range(1, len(c))])
+    u[BIRTH][5] = (same_year + 0.5) / (years + 1)  # a year-only record agrees with a random person's year
+    return u
+
+
+def _em(patterns: Counter[tuple[int, ...]], fields: Sequence[int], m: list[list[float]], u: list[list[float]],
+        iterations: int = 40) -> float:
+    """Fit ``m`` (in place, for ``fields``) and λ, the share of matches among the pairs; returns λ."""
+    lam = 0.1
+    for _ in range(iterations):
+        acc = [[0.0] * n for n in LEVELS]
+        matched = total = 0.0
+        for vec, count in patterns.items():
+            pm, pu = lam, 1.0 - lam
+            for f in fields:
+                level = vec[f]
+                if level:
+                    pm *= m[f][level]
+                    pu *= u[f][level]
+            g = pm / (pm + pu) * count
+            matched += g
+            total += count
+            for f in fields:
+                acc[f][vec[f]] += g
+        lam = min(max(matched / max(total, 1.0), 1e-6), 1 - 1e-6)
+        for f in fields:
+            levels = [i for i in range(1, LEVELS[f]) if not (f == BIRTH and i == 5)]
+            seen = sum(acc[f][i] for i in levels)
+            prior = sum(DEFAULT.m[f][i] for i in levels)
+            for i in levels:
+                est = (acc[f][i] + _PSEUDO * DEFAULT.m[f][i] / prior) / (seen + _PSEUDO) * prior
+                m[f][i] = max(est, _FLOOR * DEFAULT.m[f][i])
+            norm = sum(m[f][i] for i in levels) / prior
+            for i in levels:
+                m[f][i] /= norm
+    return lam
+
+
+def estimate(conn: Connection, samples: Sequence[IdentifyQuery] = (), *, pairs: int = 200_000,
+             seed: int = 0) -> Parameters:
+    """Parameters estimated from the register of ``conn`` and (for m) a sample of client records."""
+    from store.matching import query_rec
+
+    rng = random.Random(seed)
+    persons = int(conn.execute(text("SELECT count(*) FROM person_search")).scalar_one())
+    tf = _frequencies(conn)
+    u = _u(conn, pairs, rng)
+    m = [list(x) for x in DEFAULT.m]
+    prior = DEFAULT.prior
+    if samples:
+        sqlite = conn.dialect.name == "sqlite"
+        mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+        by_date: Counter[tuple[int, ...]] = Counter()
+        dated = 0
+        for q in samples:
+            rec = query_rec(q)
+            if q.birth_date:
+                dated += 1
+                d = q.birth_date.isoformat() if sqlite else q.birth_date
+                for row in fetch_all(conn, f"SELECT {_COLS} FROM person_search WHERE birth_date = {mark} LIMIT 3000",
+                                     (d,)):
+                    by_date[compare(rec, _rec(row))[0]] += 1
+        if by_date:
+            lam = _em(by_date, (FAMILY, GIVEN, GENDER, PLACE, STREET), m, u)
+            found = lam * sum(by_date.values()) / max(dated, 1) / max(m[BIRTH][1], 0.5)
+            prior = min(max(found, 0.05), 0.95)
+    return Parameters(m=m, u=u, prior=prior, persons=max(persons, 1), swapped_bits=DEFAULT.swapped_bits, tf=tf,
+                      estimated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))

@@ -1,0 +1,149 @@
+"""The Fellegi–Sunter parameters of identification, stored with the store and cached per process.
+
+For each field of :mod:`store.linkage.compare` and each of its levels: ``m``, the probability of the level
+for a record and its true person, and ``u``, for a record and another person. A level's weight is
+log2(m / u) bits; the weight of agreeing exactly on a family name, a first name or a postnummer is
+**term-frequency adjusted**: u is that value's own frequency in the register (a common name agreeing says
+less than a rare one), :func:`Parameters.weight_exact`. A missing field weighs 0.
+
+The match probability of a candidate (:func:`store.matching.identify`) is Bayes' rule over the register:
+a record is of some register person with prior ``prior`` (else of nobody in it), each of the ``persons``
+equally likely a priori, so candidate i's odds are ``prior / (1 − prior) / persons · 2^W_i`` and its
+probability ``odds_i / (1 + Σ_j odds_j)`` over the candidates found.
+
+Stored in ``linkage_parameters`` (one row per estimation, the newest in force, ``pregbridge identify
+estimate``); a store without a row uses :data:`DEFAULT` with its own person count. Read once per process
+and re-read after :data:`REFRESH_SECONDS`, so identification costs no query for them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, text
+
+from store.linkage.compare import BIRTH, FAMILY, FIELDS, GIVEN, LEVELS, PLACE
+
+__all__ = ["DEFAULT", "REFRESH_SECONDS", "Parameters", "forget", "parameters_for", "save"]
+
+REFRESH_SECONDS = 60.0
+
+# m: of a record and its true person; u: of a record and another person (defaults: typical client-register
+# noise, and the uniform odds of a Norwegian-sized population; `pregbridge identify estimate` replaces them).
+_M: list[list[float]] = [
+    [0.0, 0.86, 0.05, 0.03, 0.06],  # family: married names are common
+    [0.0, 0.88, 0.04, 0.04, 0.02, 0.02],
+    [0.0, 0.93, 0.015, 0.02, 0.01, 0.97, 0.025],  # 5 (year only, agrees) is of year-only records
+    [0.0, 0.98, 0.02],
+    [0.0, 0.72, 0.04, 0.24],  # place: moved
+    [0.0, 0.80, 0.05, 0.15],  # 3: differs, and so does the postnummer (moved)
+]
+_U: list[list[float]] = [
+    [0.0, 1 / 3000, 0.002, 0.02, 0.978],
+    [0.0, 1 / 300, 0.003, 0.006, 0.03, 0.958],
+    [0.0, 1 / 30000, 1 / 360000, 1 / 1500, 0.0125, 0.0125, 0.986],
+    [0.0, 0.5, 0.5],
+    [0.0, 1 / 3000, 0.01, 0.99],
+    [0.0, 0.002, 0.01, 0.988],
+]
+_TF_FIELDS = {FAMILY: "family", GIVEN: "given", PLACE: "postnummer"}
+
+
+@dataclass(frozen=True)
+class Parameters:
+    m: list[list[float]]
+    u: list[list[float]]
+    prior: float = 0.5  # probability that a record is of some register person
+    persons: int = 1
+    swapped_bits: float = -3.0  # given and family name swapped (compare.compare)
+    tf: dict[str, dict[str, int]] = field(default_factory=dict)  # field → value → persons with it (≥ 2)
+    version: int = 0  # 0: the defaults
+    estimated_at: str = ""
+    weights: list[list[float]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        w = [[0.0] + [math.log2(max(m, 1e-9) / max(u, 1e-12)) for m, u in zip(ms[1:], us[1:], strict=True)]
+             for ms, us in zip(self.m, self.u, strict=True)]
+        object.__setattr__(self, "weights", w)
+
+    def weight_exact(self, f: int, value: str) -> float:
+        """The weight of agreeing exactly on ``value`` of field ``f`` (term-frequency adjusted when known)."""
+        table = self.tf.get(_TF_FIELDS.get(f, ""))
+        if not table:
+            return self.weights[f][1]
+        count = table.get(value, 1)
+        return math.log2(max(self.m[f][1], 1e-9) * self.persons / count)
+
+    @property
+    def log_prior_odds(self) -> float:
+        """log2 of the prior odds that the record is of one given register person."""
+        return math.log2(self.prior / (1 - self.prior) / max(self.persons, 1))
+
+    def to_json(self) -> bytes:
+        return orjson.dumps({"m": self.m, "u": self.u, "prior": self.prior, "persons": self.persons,
+                             "swapped_bits": self.swapped_bits, "tf": self.tf, "fields": FIELDS})
+
+    @classmethod
+    def from_json(cls, data: bytes | str, version: int, estimated_at: str) -> Parameters:
+        d: dict[str, Any] = orjson.loads(data)
+        return cls(m=d["m"], u=d["u"], prior=d["prior"], persons=d["persons"], swapped_bits=d["swapped_bits"],
+                   tf=d.get("tf", {}), version=version, estimated_at=estimated_at)
+
+
+DEFAULT = Parameters(_M, _U)
+assert [len(x) for x in _M] == [len(x) for x in _U] == list(LEVELS) and BIRTH == 2
+
+_cache: dict[str, tuple[float, Parameters]] = {}
+_lock = threading.Lock()
+
+
+def _key(conn: Connection) -> str:
+    return conn.engine.url.render_as_string(hide_password=True)
+
+
+def _read(conn: Connection) -> Parameters:
+    row = conn.execute(text("SELECT version, estimated_at, params FROM linkage_parameters "
+                            "ORDER BY version DESC LIMIT 1")).first()
+    if row is not None:
+        return Parameters.from_json(row[2], int(row[0]), str(row[1]))
+    persons = conn.execute(text("SELECT count(*) FROM person_search")).scalar_one()
+    return Parameters(_M, _U, persons=max(int(persons), 1))
+
+
+def parameters_for(conn: Connection) -> Parameters:
+    """The parameters in force for the store of ``conn`` (cached; re-read after REFRESH_SECONDS)."""
+    key, now = _key(conn), time.monotonic()
+    hit = _cache.get(key)
+    if hit is not None and now - hit[0] < REFRESH_SECONDS:
+        return hit[1]
+    params = _read(conn)
+    with _lock:
+        _cache[key] = (now, params)
+    return params
+
+
+def forget(conn: Connection | None = None) -> None:
+    """Drop the cached parameters (of ``conn``'s store, or all): the next identification reads them anew."""
+    with _lock:
+        if conn is None:
+            _cache.clear()
+        else:
+            _cache.pop(_key(conn), None)
+
+
+def save(conn: Connection, params: Parameters) -> int:
+    """Store ``params`` as the newest version; returns its version number."""
+    last = conn.execute(text("SELECT max(version) FROM linkage_parameters")).scalar()
+    version = int(last or 0) + 1
+    conn.execute(text("INSERT INTO linkage_parameters (version, estimated_at, persons, params) "
+                      "VALUES (:v, :at, :n, :p)"),
+                 {"v": version, "at": dt.datetime.now(dt.UTC).replace(tzinfo=None), "n": params.persons,
+                  "p": params.to_json().decode()})
+    forget(conn)
+    return version
