@@ -28,9 +28,9 @@ from server.config import Settings, load_settings
 from server.fake_persontjenesten_cli import add_subcommands as add_fake_persontjenesten_subcommands
 from server.filematch_cli import add_subcommands as add_filematch_subcommands
 from server.hl7.cli import add_subcommands as add_hl7_subcommands
+from server.identify_cli import add_subcommands as add_identify_subcommands
 from server.logs import configure_logging
 from server.output import add_format_options, emit, show_defaults
-from server.identify_cli import add_subcommands as add_identify_subcommands
 from server.replay.cli import add_subcommands as add_replay_subcommands
 from server.soap.krk.cli import add_subcommands as add_krk_subcommands
 from server.sync_cli import add_subcommands as add_sync_subcommands
