@@ -158,9 +158,15 @@ def _found(c: CleanRecord, f: list[str], rel: Release) -> Result:
         changed = _changed(c, f, name, address)
         code = Code.UPDATED if changed else Code.UNCHANGED
     src = c.source
-    r = Result(src.seq, src.ref, code, *shown, changed, "", "", ";".join(c.problems))
+    r = Result(src.seq, src.ref, code, *shown, changed, "", "", ";".join(c.problems), _address_type(f, rel))
     r.input_number = src.number.strip()
     return r
+
+
+def _address_type(f: list[str], rel: Release) -> str:
+    """The type of the reported address (kept on a masked one, as every face keeps it), if addresses are
+    released."""
+    return f[b.ADDR_TYPE] if rel.addresses else ""
 
 
 def _identified(r: Result, f: list[str], rel: Release) -> None:
@@ -168,6 +174,7 @@ def _identified(r: Result, f: list[str], rel: Release) -> None:
     shown, _, _ = _shown(f, rel)
     (r.number, _, r.given, r.middle, r.family, r.birth, r.gender, r.status, r.death, r.street, r.postnummer,
      r.poststed, r.kommune, r.protection) = shown
+    r.address_type = _address_type(f, rel)
 
 
 def _query(c: CleanRecord) -> IdentifyQuery:

@@ -3,7 +3,7 @@
 Pure functions over :mod:`store.model` types, no I/O. Every face (PREG SOAP, HL7, Filematch) encodes a
 :class:`MaskedPerson` instead of a :class:`store.model.Person`, so no face can forget a rule.
 
-Elements. An element the profile does not allow (:data:`server.access.profiles.ELEMENTS`) becomes an
+Elements. An element the profile does not allow (:data:`adapters.policy.ELEMENTS`) becomes an
 empty tuple; the attribute is still there, so encoders still emit the empty element (empty XML element,
 empty HL7 component) as the old PREG did. Without ``history`` only current items are kept.
 

@@ -12,7 +12,6 @@ and briefs are read back from the store).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import pickle
 from collections.abc import Iterator
@@ -35,8 +34,8 @@ from store.document import from_document
 from store.engine import make_engine, migrate, read_connection
 from store.model import PROTECTION_LEVELS, Person, stricter
 from store.repository import PersonRepository
-from tests.conftest import pg_schema_url
 from tests.factories import meta, number, person_doc
+from tests.integration.preg_support import backend_url
 
 PROFILES = [
     *BUILTIN_PROFILES.values(),
@@ -60,11 +59,7 @@ def _doc(key: str, type_: str, own: str, floor: str) -> dict[str, Any]:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def stored(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stored]:
-    with contextlib.ExitStack() as stack:
-        if request.param == "postgres":
-            url = stack.enter_context(pg_schema_url())
-        else:
-            url = f"sqlite:///{tmp_path_factory.mktemp('renderings') / 'store.sqlite'}"
+    with backend_url(request.param, tmp_path_factory.mktemp(f"renderings-{request.param}")) as url:
         yield from _store(url)
 
 
