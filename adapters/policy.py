@@ -113,7 +113,7 @@ class MaskedLevel(NamedTuple):
     keeps_kommune: bool
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, slots=True)
 class Release:
     """What one access profile releases of a person: the one value every face's masking reads.
 

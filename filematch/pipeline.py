@@ -158,7 +158,8 @@ def _found(c: CleanRecord, f: list[str], rel: Release) -> Result:
         changed = _changed(c, f, name, address)
         code = Code.UPDATED if changed else Code.UNCHANGED
     src = c.source
-    r = Result(src.seq, src.ref, code, *shown, changed, "", "", ";".join(c.problems), _address_type(f, rel))
+    r = Result(src.seq, src.ref, code, *shown, changed, "", "", ";".join(c.problems),
+               f[b.ADDR_TYPE] if rel.addresses else "")  # _address_type, inline (once per record)
     r.input_number = src.number.strip()
     return r
 

@@ -27,7 +27,7 @@ from adapters.hl7 import GENDER_CODES, Escape, cx_text, escape, masked_xad_text,
 from adapters.policy import Release
 from server.access import AccessProfile, release_of
 from store.current import ADDRESSES, BIRTH, DEATH, FLOOR, GENDER, IDS, NAME, STATUS, read_current
-from store.model import IDENTIFIER_KIND_ORDER, IdentifierStatus
+from store.model import IDENTIFIER_KIND_ORDER, IdentifierStatus, stricter
 
 __all__ = ["identifiers_pid", "pid_from_current", "pid_release"]
 
@@ -51,7 +51,7 @@ def _cx(number: str, kind: str, status: str, valid_to: str | None, esc: Escape) 
 def _xad(a: list[Any], floor: str, release: Release, esc: Escape) -> str:
     (type_, street, house_number, house_letter, lines, co, poststed, postnummer, country, bydel, kommune,
      protection) = a[:12]
-    masked = release.masked_at(protection, floor)  # at the address's effective level (adapters.policy)
+    masked = release.masked.get(stricter(protection, floor))  # at the effective level (Release.masked_at, inline)
     if masked is not None:
         placeholder, keeps_kommune = masked
         return masked_xad_text(placeholder, type_, kommune if keeps_kommune else None, esc)
