@@ -18,6 +18,7 @@ from typing import Any
 
 from lxml import etree
 
+from adapters.policy import DSF_CODES
 from adapters.views import PersonView
 from store import geo
 from store.errors import InvalidInput
@@ -36,7 +37,6 @@ XSI_NIL = "{http://www.w3.org/2001/XMLSchema-instance}nil"
 _KIND = {"fnr": "FNR", "dnr": "DNR", "fh": "FHN", "hnr": "HNR"}
 _GENDER_OUT = {"kvinne": "K", "mann": "M"}
 _GENDER_IN = {"K": "kvinne", "M": "mann"}
-_DSF = {"ugradert": "0", "klientadresse": "4", "strengtFortrolig": "6", "fortrolig": "7"}
 
 
 def _current(items: Iterable[Any]) -> Any:
@@ -108,7 +108,7 @@ class Preg:
         el = self.sub(parent, "adresse")
         self.sub(el, "adressetype", a.type)
         self.sub(el, "adresseform", _text(a.form))
-        self.sub(el, "spesregKode", getattr(a, "dsf_code", None) or _DSF.get(a.protection, "0"))
+        self.sub(el, "spesregKode", getattr(a, "dsf_code", None) or DSF_CODES.get(a.protection, "0"))
         if masked:
             text = _text(getattr(a, "placeholder", None))
         else:
@@ -175,7 +175,7 @@ class Preg:
             if c.meta.current:
                 self.sub(el, "statsborgerskap", c.country)
         protection = _current(p.protection)
-        self.sub(el, "spesregKode", _DSF.get(protection.level, "") if protection else "")
+        self.sub(el, "spesregKode", DSF_CODES.get(protection.level, "") if protection else "")
         addresses = self.sub(el, "adresser")
         for a in p.addresses:
             if a.meta.current:
@@ -213,7 +213,7 @@ class Preg:
 
     def person_dsf_code(self, p: PersonView) -> str:
         protection = _current(p.protection)
-        return _DSF.get(protection.level, "") if protection else ""
+        return DSF_CODES.get(protection.level, "") if protection else ""
 
     # -- decoding -------------------------------------------------------------------------------
 

@@ -49,6 +49,7 @@ class _StaticFace:
         face = PregFace(comps.engine, load_contract(settings.preg.namespace, settings.preg_address),
                         comps.authenticator, {}, comps.audit)
         self.contract = face.contract
+        self.audit = comps.audit  # build_preg_app records the guard's refusals through the face's writer
         ns = self.contract.namespace
         full = BUILTIN_PROFILES["full"]
 

@@ -14,11 +14,11 @@ Per chunk (a few hundred to a few thousand records):
    of the candidates are then loaded in one batch;
 4. **classify** each record into exactly one :class:`~filematch.records.Code` (precedence below) and fill
    its :class:`~filematch.records.Result` from the person *as the caller's profile sees it*: the
-   pipeline takes a :class:`Release` — which information elements the caller's access profile releases
-   and how it masks each address protection level — built by the server from the profile with the one
-   masking implementation (``server.access``: ``release_of`` in server/http/filematch.py; a test checks
-   that a wash answers exactly what ``apply_profile`` would release), because filematch must not
-   import the server. :data:`UNMASKED` is an unmasked local run's.
+   pipeline takes the profile's :class:`adapters.policy.Release` — which information elements the caller's
+   access profile releases and how it masks each address protection level — the one release that
+   ``server.access.apply_profile`` and the HL7 fast path read too (the server builds it with
+   ``server.access.release_of``; filematch must not import the server; tests check that a wash answers
+   exactly what ``apply_profile`` would release). :data:`UNMASKED` is an unmasked local run's.
 
 Codes and precedence (the first that applies; docs/filematch.md has examples):
 
@@ -54,11 +54,12 @@ person who has died is visible as such. Input problems that did not prevent wash
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import Connection
 
+from adapters.policy import DSF_CODES, MaskedLevel, Release
 from filematch.clean import CleanRecord, check_number, clean, split_street
 from filematch.records import Code, InputRecord, Result
 from store import brief as b
@@ -66,43 +67,14 @@ from store.engine import deadline
 from store.errors import QueryTimeout
 from store.matching import Identification, IdentifyQuery, Outcome, identify
 from store.model import stricter
-from store.search import SearchScope
 from store.wash import cached_name_key as name_key
 from store.wash import cached_street_key as street_key
 from store.wash import find_briefs, load_briefs
 
-__all__ = ["ELEMENTS", "UNMASKED", "ChunkResult", "Release", "identify_queries", "wash"]
+__all__ = ["ELEMENTS", "UNMASKED", "ChunkResult", "MaskedLevel", "Release", "identify_queries", "wash"]
 
-DSF_CODES = {"ugradert": "0", "klientadresse": "4", "fortrolig": "7", "strengtFortrolig": "6"}
 MAX_CANDIDATES = 5
 ELEMENTS = ("identifiers", "name", "birth", "gender", "status", "death", "addresses")  # what a wash releases
-
-
-@dataclass(frozen=True, slots=True)
-class MaskedLevel:
-    """How a profile shows an address of one protection level it may not see."""
-
-    placeholder: str  # the address line in its place
-    keeps_kommune: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Release:
-    """What the caller's access profile releases of a person, as the wash needs it (picklable).
-
-    ``elements``: the information elements released (of ``identifiers name birth gender status death
-    addresses``; the others are not in a wash answer); ``masked``: protection level → how an address at
-    that *effective* level (the stricter of its own and the person's) is shown; a level not in it is
-    released unmasked.
-    """
-
-    elements: frozenset[str]
-    masked: Mapping[str, MaskedLevel] = field(default_factory=dict)
-
-    @property
-    def scope(self) -> SearchScope:
-        """What identification may block and score by (no answer may depend on what the release hides)."""
-        return SearchScope.of(self.elements, {level: m.keeps_kommune for level, m in self.masked.items()})
 
 
 UNMASKED = Release(frozenset(ELEMENTS))
@@ -128,7 +100,7 @@ def _shown(f: list[str], rel: Release) -> tuple[_Shown, bool, bool]:
     street = postnummer = poststed = kommune = protection = ""
     address = False
     if "addresses" in els and f[b.ADDR_TYPE]:
-        level = stricter(f[b.ADDR_PROTECTION], f[b.PROTECTION])
+        level = stricter(f[b.ADDR_PROTECTION], f[b.PROTECTION])  # the effective level (adapters.policy)
         protection = DSF_CODES[level]
         m = rel.masked.get(level)
         if m is None:
@@ -189,9 +161,16 @@ def _found(c: CleanRecord, f: list[str], rel: Release) -> Result:
         changed = _changed(c, f, name, address)
         code = Code.UPDATED if changed else Code.UNCHANGED
     src = c.source
-    r = Result(src.seq, src.ref, code, *shown, changed, "", "", ";".join(c.problems))
+    r = Result(src.seq, src.ref, code, *shown, changed, "", "", ";".join(c.problems),
+               f[b.ADDR_TYPE] if rel.addresses else "")  # _address_type, inline (once per record)
     r.input_number = src.number.strip()
     return r
+
+
+def _address_type(f: list[str], rel: Release) -> str:
+    """The type of the reported address (kept on a masked one, as every face keeps it), if addresses are
+    released."""
+    return f[b.ADDR_TYPE] if rel.addresses else ""
 
 
 def _identified(r: Result, f: list[str], rel: Release) -> None:
@@ -199,6 +178,7 @@ def _identified(r: Result, f: list[str], rel: Release) -> None:
     shown, _, _ = _shown(f, rel)
     (r.number, _, r.given, r.middle, r.family, r.birth, r.gender, r.status, r.death, r.street, r.postnummer,
      r.poststed, r.kommune, r.protection) = shown
+    r.address_type = _address_type(f, rel)
 
 
 def _query(c: CleanRecord) -> IdentifyQuery:

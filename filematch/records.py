@@ -108,11 +108,15 @@ class Result:
     score: str = ""  # IDENTIFIED / AMBIGUOUS: the best candidate's log-odds, bits
     candidates: str = ""  # AMBIGUOUS: candidate numbers, best first, space-separated
     reason: str = ""  # INVALID, and any input problem noted on another code (e.g. number:checksum)
+    # the type of the reported address (store.model.ADDRESS_TYPES: bosted, opphold — the present address, a
+    # D-nummer holder's primary one — post, postUtland, deltBosted), kept when the address is masked; last, so
+    # the columns before it stay where they were (CSV, XML; the legacy fixed-width layout has no place for it)
+    address_type: str = ""
 
     def values(self) -> tuple[str, ...]:
         """The fields of :data:`RESULT_FIELDS`, in order (every one is text; ``code`` is a StrEnum)."""
         return _result_values(self)  # type: ignore[no-any-return]
 
 
-RESULT_FIELDS = tuple(f.name for f in fields(Result))[1:]  # ref … reason (seq is the position, not a field)
+RESULT_FIELDS = tuple(f.name for f in fields(Result))[1:]  # ref … address_type (seq is the position, not a field)
 _result_values = attrgetter(*RESULT_FIELDS)

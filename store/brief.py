@@ -16,12 +16,13 @@ layout must be re-briefed: a change of layout comes with a migration that rebuil
 ``pregbridge init`` runs.
 
 Only what a wash needs is here; every other face reads the document. The address is the one a wash
-reports: the first current address by type in :data:`ADDRESS_ORDER` (bosted before opphold before
-post …), else the first current one.
+reports: the person's address by the one rule of :mod:`store.addresses` (the first current address by type
+in :data:`ADDRESS_ORDER`: bosted before opphold before post …).
 """
 
 from __future__ import annotations
 
+from store.addresses import primary_address
 from store.model import ADDRESS_ORDER, Address, Person
 from store.normalize import name_key, street_key
 
@@ -50,13 +51,8 @@ _PARTS = len(FIELDS) + 1
 
 
 def wash_address(p: Person) -> Address | None:
-    """The address a wash reports (module docstring)."""
-    current = p.current_addresses()
-    for t in ADDRESS_ORDER:
-        for a in current:
-            if a.type == t:
-                return a
-    return current[0] if current else None
+    """The address a wash reports: :func:`store.addresses.primary_address`."""
+    return primary_address(p)
 
 
 def _clean(v: object) -> str:

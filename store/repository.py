@@ -21,6 +21,7 @@ import orjson
 from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 
 from store import schema as s
+from store.addresses import SEARCH_TYPES, primary_address
 from store.brief import brief_of
 from store.current import current_of
 from store.document import from_stored, to_document
@@ -77,7 +78,7 @@ def search_row(p: Person, pid: int) -> dict[str, Any]:
     for callers who may see it. A strengt fortrolig address is released to nobody: its keys are not stored."""
     name = p.name
     birth = current(p.birth)
-    home = p.address("bosted") or p.address("opphold") or p.address("post")
+    home = primary_address(p, SEARCH_TYPES)  # the one address rule (store.addresses)
     level = p.protection_level if home else None
     if level == "strengtFortrolig":
         home = None

@@ -9,7 +9,9 @@ format, then calls
   per-process verified-credential cache;
 - :func:`client_address` with :class:`TrustedProxies`: the client's address behind trusted proxies;
 - :func:`authorize` and :func:`resolve_profile` with the account's :class:`AccessProfile`;
-- :func:`apply_profile` to turn a :class:`store.model.Person` into the :class:`MaskedPerson` it encodes;
+- :func:`apply_profile` to turn a :class:`store.model.Person` into the :class:`MaskedPerson` it encodes,
+  and :func:`release_of` for the profile's :class:`Release` that the fast paths (HL7 PIDs from current
+  views, the Filematch wash) read — both from the one policy of :mod:`adapters.policy`;
 - :class:`AuditWriter` to record the call, read back by :func:`query_audit`.
 
 Errors are :class:`AuthenticationFailed` (and :class:`Throttled`) and :class:`AuthorizationFailed`,
@@ -25,9 +27,10 @@ from server.access.masking import (
     PLACEHOLDERS,
     AddressView,
     MaskedPerson,
+    Release,
     apply_profile,
     dsf_code,
-    masked_levels,
+    release_of,
     search_scope,
     visible_address,
     visible_identifiers,
@@ -65,6 +68,7 @@ __all__ = [
     "Credentials",
     "DigestKeyError",
     "MaskedPerson",
+    "Release",
     "Throttle",
     "ThrottlePolicy",
     "Throttled",
@@ -76,9 +80,9 @@ __all__ = [
     "close_all",
     "dsf_code",
     "load_profiles",
-    "masked_levels",
     "normalize_address",
     "query_audit",
+    "release_of",
     "resolve_profile",
     "search_scope",
     "visible_address",

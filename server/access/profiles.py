@@ -5,7 +5,8 @@ HL7, Filematch) through :func:`authorize` (operations) and :mod:`server.access.m
 protected addresses). What a profile may not see is returned blank with the structure kept, the old
 PREG's promise (docs/access.md).
 
-Information elements (closed set, :data:`ELEMENTS`): identifiers, name, birth, gender, status, death,
+Information elements (closed set, :data:`ELEMENTS`, defined with the rest of the masking policy in
+:mod:`adapters.policy`): identifiers, name, birth, gender, status, death,
 addresses, protection, maritalStatus, citizenship, relations, history. ``history`` is not an element of
 its own but a switch: without it only the current item of each element is released.
 
@@ -41,8 +42,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from adapters.policy import ELEMENTS, RELEASABLE_LEVELS
+from adapters.policy import may_see as _may_see
 from server.access.errors import AuthorizationFailed
-from store.model import PROTECTION_LEVELS
 
 __all__ = [
     "BUILTIN_PROFILES",
@@ -55,11 +57,6 @@ __all__ = [
     "resolve_profile",
 ]
 
-ELEMENTS = frozenset({
-    "identifiers", "name", "birth", "gender", "status", "death", "addresses", "protection",
-    "maritalStatus", "citizenship", "relations", "history",
-})
-RELEASABLE_LEVELS = tuple(level for level in PROTECTION_LEVELS if level != "strengtFortrolig")
 ALL: Literal["*"] = "*"
 _NAME = re.compile(r"^[A-Za-z0-9._-]{1,40}$")  # account.profile is String(40)
 
@@ -101,12 +98,9 @@ class AccessProfile:
         return element in self.elements
 
     def may_see(self, level: str) -> bool:
-        """May the profile see an address of this protection level unmasked? Never for strengtFortrolig."""
-        if level not in PROTECTION_LEVELS:
-            raise ValueError(f"unknown protection level {level!r}")
-        if level == "strengtFortrolig":
-            return False
-        return PROTECTION_LEVELS.index(level) <= PROTECTION_LEVELS.index(self.max_protection)
+        """May the profile see an address of this protection level unmasked? Never for strengtFortrolig
+        (the rule is :func:`adapters.policy.may_see`)."""
+        return _may_see(self.max_protection, level)
 
 
 # NHN Grunndata roles a profile may list among its operations; each grants the operations the register's

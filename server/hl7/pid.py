@@ -1,12 +1,13 @@
-"""PID segments straight from a person's stored current view (store/current.py), masked by a PidRelease.
+"""PID segments straight from a person's stored current view (store/current.py), masked by a profile's Release.
 
 PDQ answers a page of persons, each as one PID. Through the general path (decode the document into a
 :class:`store.model.Person`, :func:`server.access.apply_profile`, :func:`adapters.hl7.pid_segment`) a person
 cost ~47 µs on the 1M benchmark store: ~18 to decode, ~12 to mask, ~17 to encode (docs/hl7.md). Here the
 stored view (the current values only, ~0.4 KB instead of the ~2.2 KB document) is read with one
-``orjson.loads`` and encoded field by field under a :class:`PidRelease`, the profile's masking decisions
-taken once per profile: no objects per item, no view, and no escaping at all for a person whose view holds
-none of HL7's delimiters (the usual case; checked once on the JSON text).
+``orjson.loads`` and encoded field by field under the profile's :class:`adapters.policy.Release`
+(``server.access.release_of``: the same release ``apply_profile`` and the Filematch wash read), the masking
+decisions taken once per profile: no objects per item, no view, and no escaping at all for a person whose
+view holds none of HL7's delimiters (the usual case; checked once on the JSON text).
 
 This is a second encoder of the same PID, written by hand for speed, so it is held to the general one:
 tests/integration/test_hl7_pid_current.py requires :func:`pid_from_current` to give exactly
@@ -19,44 +20,24 @@ profile and custom ones with and without history, identifiers, status, death and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Iterable
 from typing import Any
 
 from adapters.hl7 import GENDER_CODES, Escape, cx_text, escape, masked_xad_text, segment, xad_text, xpn_text
-from server.access import AccessProfile, masked_levels
+from adapters.policy import Release
+from server.access import AccessProfile, release_of
 from store.current import ADDRESSES, BIRTH, DEATH, FLOOR, GENDER, IDS, NAME, STATUS, read_current
 from store.model import IDENTIFIER_KIND_ORDER, IdentifierStatus, stricter
 
-__all__ = ["PidRelease", "identifiers_pid", "pid_from_current", "pid_release"]
+__all__ = ["identifiers_pid", "pid_from_current", "pid_release"]
 
 _DELIMITERS = ("\\", "|", "^", "&", "~")  # in JSON text CR and LF appear as \r \n: the backslash covers them
 
 
-@dataclass(frozen=True, slots=True)
-class PidRelease:
-    """What a profile releases of a PID: one flag per element, and how each masked protection level shows
-    (level → (placeholder, whether the kommune is kept); server.access.masked_levels)."""
-
-    identifiers: bool
-    history: bool
-    name: bool
-    birth: bool
-    gender: bool
-    status: bool
-    death: bool
-    addresses: bool
-    masked: Mapping[str, tuple[str, bool]]
-
-
-@lru_cache(maxsize=256)
-def pid_release(profile: AccessProfile) -> PidRelease:
-    """The :class:`PidRelease` of ``profile`` (profiles are immutable; cached)."""
-    a = profile.allows
-    masked = masked_levels(profile)  # placeholders hold no HL7 delimiter (tested): the view's esc covers them
-    return PidRelease(a("identifiers"), a("history"), a("name"), a("birth"), a("gender"), a("status"), a("death"),
-                      a("addresses"), masked)
+def pid_release(profile: AccessProfile) -> Release:
+    """The release of ``profile`` (:func:`server.access.release_of`, cached). Its placeholders hold no HL7
+    delimiter (tested), so the view's escaping covers them."""
+    return release_of(profile)
 
 
 def _date(iso: str | None) -> str:
@@ -67,10 +48,10 @@ def _cx(number: str, kind: str, status: str, valid_to: str | None, esc: Escape) 
     return cx_text(esc(number), kind, _date(valid_to) if status == IdentifierStatus.CEASED else "")
 
 
-def _xad(a: list[Any], floor: str, release: PidRelease, esc: Escape) -> str:
+def _xad(a: list[Any], floor: str, release: Release, esc: Escape) -> str:
     (type_, street, house_number, house_letter, lines, co, poststed, postnummer, country, bydel, kommune,
      protection) = a[:12]
-    masked = release.masked.get(stricter(protection, floor))  # the address's effective level (server.access)
+    masked = release.masked.get(stricter(protection, floor))  # at the effective level (Release.masked_at, inline)
     if masked is not None:
         placeholder, keeps_kommune = masked
         return masked_xad_text(placeholder, type_, kommune if keeps_kommune else None, esc)
@@ -83,7 +64,7 @@ def _plain(value: object) -> str:  # escape() for a view without delimiters
     return "" if value is None else str(value)
 
 
-def pid_from_current(text: str, release: PidRelease, set_id: int = 1,
+def pid_from_current(text: str, release: Release, set_id: int = 1,
                      kinds: Iterable[str] | None = None) -> tuple[str, str | None]:
     """The PID of a stored current view under ``release`` (PID-3 ``kinds`` only, if given), and the number in
     use that the PID's person is known by (None when the release shows no identifier in use)."""
@@ -108,7 +89,7 @@ def pid_from_current(text: str, release: PidRelease, set_id: int = 1,
     return segment("PID", *fields), number
 
 
-def _identifiers(view: list[Any], release: PidRelease,
+def _identifiers(view: list[Any], release: Release,
                  kinds: Iterable[str] | None) -> tuple[list[list[Any]], str | None]:
     """The identifiers PID-3 shows, in its order (the number in use first, then others in use, then ceased
     ones: adapters.hl7.sorted_identifiers), and the number in use the person is known by (or None)."""
@@ -123,7 +104,7 @@ def _identifiers(view: list[Any], release: PidRelease,
     return sorted(ids, key=lambda i: (i[2] != IdentifierStatus.IN_USE, IDENTIFIER_KIND_ORDER.get(i[1], 9))), number
 
 
-def identifiers_pid(text: str, release: PidRelease, kinds: Iterable[str] | None = None) -> tuple[str | None, list[str]]:
+def identifiers_pid(text: str, release: Release, kinds: Iterable[str] | None = None) -> tuple[str | None, list[str]]:
     """PIX's PID of a stored current view: PID-1 ``1`` and PID-3 only (what :func:`pid_from_current` gives
     without demographics), None when ``release`` shows no identifier in ``kinds``; and the numbers it shows."""
     view = read_current(text)
@@ -134,7 +115,7 @@ def identifiers_pid(text: str, release: PidRelease, kinds: Iterable[str] | None 
     return "PID|1||" + "~".join(_cx(i[0], i[1], i[2], i[4], esc) for i in ids), [i[0] for i in ids]
 
 
-def _death(view: list[Any], release: PidRelease) -> tuple[str, str]:
+def _death(view: list[Any], release: Release) -> tuple[str, str]:
     deaths = (view[DEATH] if release.history else [d for d in view[DEATH] if d[1]]) if release.death else []
     statuses = (view[STATUS] if release.history else [s for s in view[STATUS] if s[1]]) if release.status else []
     if not deaths and not statuses:

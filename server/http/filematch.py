@@ -52,7 +52,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from filematch.formats import FORMATS
 from filematch.formats.sniff import sniff_file
 from filematch.jobs import Auditor, JobEvent, JobSettings, JobStateError, JobStore
-from filematch.pipeline import ELEMENTS, MaskedLevel, Release
+from filematch.pipeline import Release
 from filematch.records import FileFormatError
 from filematch.worker import Worker
 from server.access import (
@@ -67,9 +67,9 @@ from server.access import (
     authorize,
     basic_username,
     client_address,
-    masked_levels,
     resolve_profile,
 )
+from server.access import release_of as masking_release_of
 from server.access.throttle import account_part
 from server.logsafe import describe
 
@@ -119,12 +119,11 @@ def _operation(method: str, path: str) -> tuple[str, str | None]:
 
 
 def release_of(profile: AccessProfile) -> Release:
-    """What ``profile`` releases in a wash answer, derived from the one masking policy: the elements it
-    allows, and for each protection level how :func:`server.access.masking.masked_levels` shows an address
-    at that level (tests/integration/test_filematch_release.py checks the wash against ``apply_profile``)."""
-    masked = {level: MaskedLevel(placeholder, keeps) for level, (placeholder, keeps) in masked_levels(profile).items()}
-    elements = frozenset(e for e in ELEMENTS if profile.allows(e))
-    return Release(elements, masked)
+    """What ``profile`` releases in a wash answer: its :class:`adapters.policy.Release`, the one that
+    ``apply_profile`` and the HL7 fast path read (a wash shows only the elements of
+    :data:`filematch.pipeline.ELEMENTS`; tests/integration/test_filematch_release.py checks the wash against
+    ``apply_profile``)."""
+    return masking_release_of(profile)
 
 
 def profile_release(profiles: Mapping[str, AccessProfile]) -> Callable[[str], Release]:

@@ -70,6 +70,7 @@ def _oracle(c: CleanRecord, p: Person, matched: str, profile: AccessProfile) -> 
             r.street = ", ".join(a.lines)
         r.postnummer, r.poststed, r.kommune = a.postnummer or "", a.poststed or "", a.kommune or ""
         r.protection = _DSF[max(a.protection, p.protection_level, key=PROTECTION_LEVELS.index)]
+        r.address_type = a.type
     current = p.current_identifier
     if v.current_status == "doed" or v.death_date is not None:
         r.code = Code.DECEASED
