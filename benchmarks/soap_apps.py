@@ -44,6 +44,7 @@ class _StaticFace:
         face = PregFace(comps.engine, load_contract(settings.preg.namespace, settings.preg_address),
                         comps.authenticator, {}, comps.audit)
         self.contract = face.contract
+        self.audit = face.audit  # the app's refusal audit reads it
         ns = self.contract.namespace
         full = BUILTIN_PROFILES["full"]
 
