@@ -22,13 +22,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", action="store_true", help="cProfile the measured variants")
     p.add_argument("--reuse", action="store_true", help="store: reuse existing stores, measure queries only")
     p.add_argument("--rounds", type=int, default=5,
-                   help="mllp, grunndata, soap --slow-clients: the variants measured in this many alternating slices")
+                   help="mllp, soap, ar, grunndata: the variants measured in this many alternating slices")
     p.add_argument("--slow-clients", type=int, default=0,
                    help="soap: measure getPerson with this many slow clients open (issue 13) instead")
     p.add_argument("--processes", type=int, default=1,
                    help="mllp: listener processes on one port (SO_REUSEPORT), server and echo baseline alike")
     p.add_argument("--metrics", action="store_true",
                    help="soap: getPerson with metrics on, off, and on with the JSON request log, in --rounds slices")
+    p.add_argument("--no-baseline", action="store_true",
+                   help="store: skip the raw-insert baseline (national size: it doubles disk and time)")
+    p.add_argument("--draw", type=int, default=0,
+                   help="filematch: records drawn at random from the population to wash (default: n, ≤ 1,000,000)")
+    p.add_argument("--threads", type=int,
+                   help="mllp: also measure the real face with this many handler threads (0: on the event loop), "
+                        "in the same slices as the default")
     args = p.parse_args(argv)
     module = importlib.import_module(f"benchmarks.bench_{args.suite.replace('-', '_')}")
     print(f"# {args.suite}: python {platform.python_version()}, {platform.machine()}, "

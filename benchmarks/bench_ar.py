@@ -6,8 +6,9 @@ the per-process credential cache, request validation against the real schemas, s
 its children or office and HPR records, encoding, batched audit) and once with the **baseline**: the same
 gunicorn + Basic check + SoapGuard + spyne stack answering a prebuilt response of the same size
 (:class:`_StaticFace`). Load: ``wrk`` with keep-alive connections, requests drawn from random HER-ids of
-the store (organisations, services and organisation persons alike). Client and server share the machine's
-cores, so absolute figures are a lower bound.
+the store (organisations, services and organisation persons alike). Both servers run at once and each variant
+is measured in ``--rounds`` alternating slices of ``--seconds`` (``harness.wrk_alternating``). Client and
+server share the machine's cores, so absolute figures are a lower bound.
 
 Store: a fresh SQLite store loaded with a ``--num`` synthetic population (store.synthetic), or ``--dburl``
 (a store already loaded). Run: ``python -m benchmarks ar --num 20000 --seconds 10``.
@@ -28,7 +29,15 @@ from typing import Any
 from lxml import etree
 from sqlalchemy import select
 
-from benchmarks.harness import GunicornServer, Result, bench_account, fresh_store, run_wrk, wrk_post_script
+from benchmarks.harness import (
+    GunicornServer,
+    Result,
+    bench_account,
+    fresh_store,
+    run_wrk,
+    wrk_alternating,
+    wrk_post_script,
+)
 from server.access import AccountStore
 from store import schema as s
 from store.engine import make_engine
@@ -76,6 +85,7 @@ class _StaticFace:
 
         face = ArFace(engine, load_contract(), profiles, audit)
         self.contract = face.contract
+        self.audit, self.audit_face = face.audit, face.audit_face  # the app's refusal audit reads them
         request = etree.Element(f"{{{CP}}}GetCommunicationPartyDetails")
         etree.SubElement(request, f"{{{CP}}}herId").text = os.environ["BENCH_HER_ID"]
         self._answer = face._op_GetCommunicationPartyDetails(request, _Call())
@@ -129,17 +139,22 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
     plan = [("1.1", 2, 1), ("1.1", 2, 8), ("1.1", 2, 32), ("1.2", 2, 8), ("1.1", 1, 8)]
     measured: dict[tuple[str, str, int, int], tuple[float, float, float, int]] = {}
     try:
-        for app in ("static_app", "real_app"):
-            for workers in sorted({w for _, w, _ in plan}):
-                server = GunicornServer(f"benchmarks.bench_ar:{app}()", workers, env, "/v1/AR?wsdl")
-                try:
-                    for version, script in scripts.items():
+        for workers in sorted({w for _, w, _ in plan}):
+            servers = {}
+            try:
+                for app in ("static_app", "real_app"):
+                    servers[app] = GunicornServer(f"benchmarks.bench_ar:{app}()", workers, env, "/v1/AR?wsdl")
+                for version, script in scripts.items():
+                    for server in servers.values():
                         run_wrk(server.base + PATHS[version], script, 8, 2)  # warm-up
-                    for version, w, conc in plan:
-                        if w == workers:
-                            measured[(app, version, w, conc)] = run_wrk(server.base + PATHS[version], scripts[version],
-                                                                     conc, seconds)
-                finally:
+                for version, w, conc in plan:
+                    if w == workers:
+                        got = wrk_alternating({app: (server.base + PATHS[version], scripts[version])
+                                               for app, server in servers.items()}, conc, seconds, args.rounds)
+                        for app, figures in got.items():
+                            measured[(app, version, w, conc)] = figures
+            finally:
+                for server in servers.values():
                     server.stop()
         for version, workers, conc in plan:
             rps, p50, p99, errors = measured[("real_app", version, workers, conc)]

@@ -3,16 +3,18 @@
 For each ``--num`` size (the store ``benchmarks/out/store-<n>.sqlite`` and its population
 ``pop-<n>-<seed>/persons.jsonl`` must exist: run the store suite first):
 
-1. an input CSV of n records is derived from the population (``filematch.testdata.numbered_records``:
-   90 % current numbers, 4 % a ceased number where the person has one (else current), 3 % mistyped
-   numbers whose check digits fail — those are identified by demographics — the rest current; cached
-   under benchmarks/out/ by seed: delete ``filematch-in-*.csv`` after changing the generator);
+1. an input CSV of ``--draw`` records (default: n, at most 1,000,000) is derived from persons drawn at
+   random from the whole population, in random order, as a client's register would be — not the first n by
+   id, which wash faster (``filematch.testdata.numbered_records``: 90 % current numbers, 4 % a ceased number
+   where the person has one (else current), 3 % mistyped numbers whose check digits fail — those are
+   identified by demographics — the rest current; cached under benchmarks/out/ by size, draw and seed:
+   delete ``filematch-in-*.csv`` after changing the generator);
 2. **baseline**: the same file read and written with the ``csv`` module (reader → writer), in this run;
 3. **wash**: ``filematch.local.wash_file`` on that file in a *subprocess* (so that its peak RSS is its
    own, from ``resource.getrusage``), with ``PROCESSES`` worker processes (one per core, at most 2: the
-   reader/writer process and the workers share the machine), once on the first 100k records and once on
-   all n — peak RSS (the largest of the main process and any one worker, both printed) must be ≤ 300 MB
-   and flat (the two within 1.25×); ratio to the baseline (target ≤ 4);
+   reader/writer process and the workers share the machine), once on the first 100k records (a random draw
+   too) and once on the whole draw — peak RSS (the largest of the main process and any one worker, both
+   printed) must be ≤ 300 MB and flat (the two within 1.25×); ratio to the baseline (target ≤ 4);
 4. **identify**: a labelled noisy file of ``--queries`` records without numbers
    (``filematch.testdata.noisy_records``), washed in one process: records/s, precision and recall.
 """
@@ -48,14 +50,22 @@ def _write(path: Path, records: Iterator[object]) -> None:
     tmp.rename(path)
 
 
-def _input(n: int, seed: int, persons: Path) -> Path:
+def _input(n: int, seed: int, persons: Path, draw: int) -> Path:
+    """``draw`` records of persons drawn at random from the ``n`` of ``persons``, in random order."""
+    import random
+
     from filematch.testdata import numbered_records
 
-    path = OUT / f"filematch-in-{n}-{seed}.csv"
+    path = OUT / f"filematch-in-{n}-{seed}-draw{draw}.csv"
     if not path.is_file():
         t = time.perf_counter()
-        _write(path, numbered_records(persons, n, seed))
-        print(f"# wrote {path.name} in {time.perf_counter() - t:.1f} s", flush=True)
+        rng = random.Random(seed * 7919 + draw)
+        keep = set(rng.sample(range(n), draw)) if draw < n else None
+        drawn = [r for i, r in enumerate(numbered_records(persons, n, seed)) if keep is None or i in keep]
+        rng.shuffle(drawn)
+        _write(path, iter(drawn))
+        print(f"# wrote {path.name} ({draw:,} of {n:,} persons at random) in {time.perf_counter() - t:.1f} s",
+              flush=True)
     return path
 
 
@@ -132,17 +142,18 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
             raise SystemExit(f"{store} / {persons} missing: run `python -m benchmarks store --num {n}` first")
         url = args.dburl or f"sqlite:///{store}"
         warm_sqlite(url)  # the store in the page cache, as a running server's would be (harness.warm_sqlite)
-        src = _input(n, args.seed, persons)
+        draw = min(n, args.draw or 1_000_000)
+        src = _input(n, args.seed, persons, draw)
         base = _baseline(src)
-        yield Result("csv read+write (baseline)", n, base, f"{n / base:,.0f} rows/s")
-        sizes = [min(100_000, n), n] if n > 100_000 else [n]
+        yield Result(f"csv read+write (baseline, {draw:,} of {n:,})", draw, base, f"{draw / base:,.0f} rows/s")
+        sizes = [100_000, draw] if draw > 100_000 else [draw]
         rss: list[float] = []
         for size in sizes:
-            part = _head(src, size) if size < n else src
+            part = _head(src, size) if size < draw else src
             res = _wash(url, part)
             secs, mb = float(res["seconds"]), float(res["rss_mb"])  # type: ignore[arg-type]
             rss.append(mb)
-            ratio = secs / (base * size / n)
+            ratio = secs / (base * size / draw)
             ok = mb <= 300 and ratio <= 4
             yield Result(f"wash numbers ({size:,} rows)", size, secs, f"{size / secs:,.0f} rows/s, RSS {mb:.0f} MB",
                          ratio=ratio, baseline="csv", target="ratio ≤ 4, RSS ≤ 300 MB", ok=ok)
@@ -150,7 +161,7 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
                   f"{float(res['rss_main_mb']):.0f} MB, largest worker {float(res['rss_worker_mb']):.0f} MB",  # type: ignore[arg-type]
                   flush=True)
         if len(rss) == 2:
-            print(f"# peak RSS 100k → {n:,}: {rss[0]:.0f} → {rss[1]:.0f} MB (flat: {rss[1] <= rss[0] * 1.25})")
+            print(f"# peak RSS 100k → {draw:,}: {rss[0]:.0f} → {rss[1]:.0f} MB (flat: {rss[1] <= rss[0] * 1.25})")
         secs, p, r, q = _identify(url, persons, args.queries, args.seed)
         yield Result("identify by demographics", q, secs, f"{q / secs:,.0f} rec/s, P {p:.4f} R {r:.4f}",
                      target="P ≥ 0.99, R ≥ 0.95", ok=p >= 0.99 and r >= 0.95)

@@ -2,7 +2,8 @@
 HTTP is washed, survives a ``kill -9`` of a worker, and is downloaded complete.
 
 On the store ``benchmarks/out/store-<n>.sqlite`` (or ``--dburl``) with the input CSV of bench_filematch
-(``filematch-in-<n>-<seed>.csv``, made by its ``_input`` from ``pop-<n>-<seed>/persons.jsonl``):
+(``filematch-in-<n>-<seed>-draw<d>.csv``: ``--draw`` persons at random, made by its ``_input`` from
+``pop-<n>-<seed>/persons.jsonl``):
 
 1. **server**: gunicorn (production worker options, ``--timeout 60`` as server.runner, 2 processes) serving
    pregbridge's own application (server.bootstrap, :func:`app`) with ``filematch.background_workers = 0``
@@ -264,7 +265,7 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
     if (not args.dburl and not store.is_file()) or not persons.is_file():
         raise SystemExit(f"{store} / {persons} missing: run `python -m benchmarks store --num {n}` first")
     url = args.dburl or f"sqlite:///{store}"
-    src = _input(n, args.seed, persons)
+    src = _input(n, args.seed, persons, min(n, args.draw or 1_000_000))
     records, size_mb = _records(src), src.stat().st_size / 1e6
     engine = make_engine(url)
     migrate(engine)

@@ -6,8 +6,10 @@ query, profile masking, PID encoding, batched audit — everything a production 
 the **baseline**: the same listener answering every frame with a prebuilt ACK (echo). With
 ``--processes N`` both run as N listener processes sharing the port with SO_REUSEPORT (as
 ``pregbridge listen-hl7 --reuse-port`` started N times), the kernel spreading the connections over them:
-the baseline always has as many processes as the server it is compared with, so the ratio stays fair. Handlers run on
-the event loop (``hl7.threads = 0``), the fastest setting for SQLite. Client: a separate process
+the baseline always has as many processes as the server it is compared with, so the ratio stays fair. Both run
+the listener's **default** configuration (``MllpSettings().threads`` handler threads), as ``pregbridge
+listen-hl7`` does; ``--threads N`` also measures the real face with N handler threads (0: handlers on the
+event loop) in the same slices, its ratio taken to the default (docs/hl7.md "Threads"). Client: a separate process
 with an asyncio client keeping 1 or 8 persistent connections, each sending one message and waiting for
 its reply (like a broker), cycling through Q23 messages for random known numbers and Q22 messages for
 (family name, birth year) pairs of the store that give 1–50 hits. Client and server share this
@@ -34,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +60,13 @@ def _messages(numbers: list[str], pairs: list[tuple[str, int]]) -> dict[str, lis
 # -- server process ---------------------------------------------------------------------------------
 
 
-def _settings(port: int, reuse_port: bool) -> Any:
+def _settings(port: int, reuse_port: bool, threads: int | None = None) -> Any:
+    """The listener's settings: its defaults (handler threads too, unless ``threads``) plus the bench peer."""
     from server.hl7.settings import MllpSettings
 
-    return MllpSettings(port=port, peers={"BENCH^BENCHFAC": USER}, peer_match="sender", threads=0,
-                        idle_timeout=0, reuse_port=reuse_port)
+    settings = MllpSettings(port=port, peers={"BENCH^BENCHFAC": USER}, peer_match="sender", idle_timeout=0,
+                            reuse_port=reuse_port)
+    return settings if threads is None else replace(settings, threads=threads)
 
 
 def _handler(url: str, mode: str, settings: Any) -> Any:
@@ -83,7 +88,7 @@ def _handler(url: str, mode: str, settings: Any) -> Any:
     return Hl7App(engine, AccountStore(engine), BUILTIN_PROFILES, AuditWriter(engine, mode="batched"), settings)
 
 
-def serve_process(url: str, mode: str, port: int = 0) -> None:
+def serve_process(url: str, mode: str, port: int = 0, threads: int | None = None) -> None:
     """Entry point of a server subprocess (one listener, SO_REUSEPORT when ``port``): prints ``ready <port>``
     then serves until killed."""
     import gc
@@ -93,7 +98,7 @@ def serve_process(url: str, mode: str, port: int = 0) -> None:
     from server.hl7.listener import MllpListener
 
     logging.basicConfig(level=logging.WARNING)
-    settings = _settings(port, port != 0)
+    settings = _settings(port, port != 0, threads)
     handler = _handler(url, mode, settings)
 
     def started(listener: MllpListener) -> None:
@@ -106,10 +111,11 @@ def serve_process(url: str, mode: str, port: int = 0) -> None:
 class _Server:
     """``processes`` listener processes on one port (SO_REUSEPORT when more than one)."""
 
-    def __init__(self, url: str, mode: str, processes: int = 1) -> None:
+    def __init__(self, url: str, mode: str, processes: int = 1, threads: int | None = None) -> None:
         port = free_port() if processes > 1 else 0
         self.procs: list[subprocess.Popen[str]] = []
-        code = f"from benchmarks.bench_mllp import serve_process; serve_process({url!r}, {mode!r}, {port})"
+        code = (f"from benchmarks.bench_mllp import serve_process; "
+                f"serve_process({url!r}, {mode!r}, {port}, {threads!r})")
         try:
             for _ in range(processes):
                 proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
@@ -205,6 +211,9 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
     seconds, rounds = args.seconds, max(1, args.rounds)
     measured: dict[tuple[str, str, int], dict[str, Any]] = {}
     servers = {mode: _Server(url, mode, args.processes) for mode in ("echo", "real")}
+    if args.threads is not None:
+        servers["threads"] = _Server(url, "real", args.processes, args.threads)
+    modes = list(servers)
     try:
         for op, path in paths.items():
             for server in servers.values():
@@ -212,9 +221,9 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
             for conc in (1, 8):
                 # echo and real in alternating slices, so that a change in this VM's speed during the run
                 # (measured: ±30 % within minutes) weighs on both sides of the ratio alike
-                parts: dict[str, list[dict[str, Any]]] = {"echo": [], "real": []}
+                parts: dict[str, list[dict[str, Any]]] = {mode: [] for mode in modes}
                 for rnd in range(rounds):
-                    order = ("echo", "real") if rnd % 2 == 0 else ("real", "echo")
+                    order = modes if rnd % 2 == 0 else modes[::-1]
                     for mode in order:
                         cpu = servers[mode].cpu_seconds()
                         part = _drive(servers[mode].port, path, conc, seconds / rounds, rnd * 104729)
@@ -247,3 +256,10 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
                          f"server CPU {r['cpu_us']:.0f} µs/msg{bad}", ratio=rps / base,
                          baseline=f"echo {base:,.0f} msg/s (p99 {e['p99']:.2f} ms, "
                                   f"server CPU {e['cpu_us']:.0f} µs/msg)", checks=tuple(checks))
+            if ("threads", op, conc) in measured:
+                t = measured[("threads", op, conc)]
+                trps = t["n"] / t["seconds"]
+                yield Result(f"QBP^{op} conn={conc}{procs} threads={args.threads}", t["n"], t["seconds"],
+                             f"{trps:,.0f} msg/s p50 {t['p50']:.2f} p99 {t['p99']:.2f} ms, "
+                             f"server CPU {t['cpu_us']:.0f} µs/msg", ratio=trps / rps,
+                             baseline=f"the default (threads={_settings(0, False).threads}) {rps:,.0f} msg/s")

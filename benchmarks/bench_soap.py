@@ -7,7 +7,10 @@ masking, encoding, batched audit — everything a production call does) and once
 the same gunicorn + SoapGuard + spyne stack answering a prebuilt response of the same size
 (benchmarks/soap_apps.py). Load: ``wrk`` (C, Debian package ``wrk``) with keep-alive connections at
 concurrency 1, 8 and 32, requests drawn from random identity numbers / (family name, birth year) pairs
-of the store. Client and server share this machine's two cores, so absolute figures are a lower bound.
+of the store. Both servers run at once and every variant is measured in ``--rounds`` alternating slices of
+``--seconds`` (static, real, real, static, …; ``harness.wrk_alternating``): measured one after the other, the
+baseline swung 772 → 2,148 req/s between runs. Client and server share this machine's two cores, so absolute
+figures are a lower bound.
 
 Store: the ``--num`` population's SQLite store left by ``bench_store`` (benchmarks/out/store-N.sqlite),
 or ``--dburl``. Targets (issue 3): getPerson ≥ 40 % of the baseline and ≥ 1,000 req/s per worker process,
@@ -39,7 +42,15 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmarks.harness import OUT, GunicornServer, Result, run_wrk, store_samples, wrk_post_script
+from benchmarks.harness import (
+    OUT,
+    GunicornServer,
+    Result,
+    run_wrk,
+    store_samples,
+    wrk_alternating,
+    wrk_post_script,
+)
 
 __all__ = ["run"]
 
@@ -83,16 +94,22 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
         return
     plan = [(2, conc) for conc in (1, 8, 32)] + [(1, 8)]
     measured: dict[tuple[str, str, int, int], tuple[float, float, float, int]] = {}
-    for app in ("static", "real"):
-        for workers in sorted({w for w, _ in plan}):
-            server = GunicornServer(f"benchmarks.soap_apps:{app}()", workers, env, f"{PATH}?wsdl")
-            try:
-                for op, script in scripts.items():
+    for workers in sorted({w for w, _ in plan}):
+        servers = {}
+        try:
+            for app in ("static", "real"):
+                servers[app] = GunicornServer(f"benchmarks.soap_apps:{app}()", workers, env, f"{PATH}?wsdl")
+            for op, script in scripts.items():
+                for server in servers.values():
                     run_wrk(server.base + PATH, script, 8, 2)  # warm-up: caches, credential cache, page cache
-                    for w, conc in plan:
-                        if w == workers:
-                            measured[(app, op, workers, conc)] = run_wrk(server.base + PATH, script, conc, seconds)
-            finally:
+                for w, conc in plan:
+                    if w == workers:
+                        got = wrk_alternating({app: (server.base + PATH, script) for app, server in servers.items()},
+                                              conc, seconds, args.rounds)
+                        for app, figures in got.items():
+                            measured[(app, op, workers, conc)] = figures
+        finally:
+            for server in servers.values():
                 server.stop()
     for op in scripts:
         for workers, conc in plan:

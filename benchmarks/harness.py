@@ -122,11 +122,16 @@ def store_samples(url: str, n: int, seed: int, username: str) -> tuple[list[str]
 
 
 def fresh_store(args: Any, tmp: Path, name: str) -> str:
-    """``--dburl``, or a fresh SQLite store in ``tmp`` loaded with a ``--num`` synthetic population; migrated."""
+    """``--dburl``; else the store suite's SQLite store of the ``--num`` population (benchmarks/out/store-N.sqlite)
+    when there is one — at national size a fresh load takes the better part of an hour; else a fresh store in
+    ``tmp`` loaded with a ``--num`` synthetic population. Migrated."""
     from store.engine import make_engine, migrate
 
+    cached = OUT / f"store-{max(args.num)}.sqlite"
     if args.dburl:
         url = str(args.dburl)
+    elif cached.is_file():
+        url = f"sqlite:///{cached}"
     else:
         from store.loading import load_population
         from store.synthetic import generate_population
@@ -262,3 +267,25 @@ def run_wrk(url: str, script: Path, conc: int, seconds: int) -> tuple[float, flo
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     nan = float("nan")  # no latency lines when nothing was answered (a server held by slow clients)
     return rps, pct.get("50", nan), pct.get("99", nan), int(errors.group(1)) if errors else 0
+
+
+def wrk_alternating(targets: dict[str, tuple[str, Path]], conc: int, seconds: int, rounds: int
+                    ) -> dict[str, tuple[float, float, float, int]]:
+    """``run_wrk`` on servers running at once, in ``rounds`` alternating slices of ``seconds`` in all (a, b, b,
+    a, …), so a change in this VM's speed during the run weighs on every side of a ratio alike (measured one
+    after the other, a soap baseline once swung 772 → 2,148 req/s between runs). ``targets`` maps a name to
+    (url, wrk script). Per name: (requests/s over all its slices, median slice p50 ms, median slice p99 ms,
+    non-2xx responses)."""
+    rounds = max(1, rounds)
+    part = max(1, round(seconds / rounds))
+    names = list(targets)
+    done: dict[str, list[tuple[float, float, float, int]]] = {name: [] for name in names}
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            url, script = targets[name]
+            done[name].append(run_wrk(url, script, conc, part))
+    out = {}
+    for name, parts in done.items():
+        out[name] = (sum(p[0] for p in parts) / len(parts), statistics.median(p[1] for p in parts),
+                     statistics.median(p[2] for p in parts), sum(p[3] for p in parts))
+    return out

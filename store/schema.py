@@ -160,8 +160,9 @@ person_search = Table(
     # date's candidates are read from one run of index pages instead of one table page each
     Index("ix_person_search_birth_date_covering", "birth_date", "family_key", "given_key", "gender", "postnummer",
           "kommune", "street_key", "birth_year", "address_protection"),
-    # birth year first: a family/given name *prefix* is a range, so it must be the last column used
-    Index(None, "birth_year", "family_key"),
+    # birth year first: a family/given name *prefix* is a range, so it must be the last column used as a range;
+    # the given name after it is read from the index (given + family + year filters index entries, not rows)
+    Index(None, "birth_year", "family_key", "given_key"),
     Index(None, "birth_year", "given_key"),
     Index(None, "kommune", "family_key"),
     Index(None, "postnummer", "family_key"),

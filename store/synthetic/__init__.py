@@ -19,14 +19,19 @@ from typing import Any
 
 from store.synthetic.feed import FeedWriter, events_per_day
 from store.synthetic.krk import write_krk
+from store.synthetic.numbers import NumberBook
 from store.synthetic.places import Places
 from store.synthetic.population import Builder, Candidate, Household, in_store_order
-from store.synthetic.registers import RegisterCounts, write_registers
+from store.synthetic.registers import RegisterCounts, Residents, write_registers
 
 __all__ = ["FORMAT", "Manifest", "RegisterCounts", "generate_population"]
 
 FORMAT = "pregbridge-population/1"
 _CHUNK = 2_000  # documents per write
+# The feed pool (whole households kept in memory for the change feed, ~6.5 kB a person) holds about this many
+# persons at most: ~8 per feed event up to ~450,000 persons, fewer above, so memory stays bounded at national
+# size (a 25,000-person pool still gives 5.6 million persons' 5,600 events a day, 7 days running).
+_POOL_PERSONS = 25_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +84,11 @@ def generate_population(out_dir: Path, persons: int, seed: int, *, feed_days: in
     people_rng, pool_rng, feed_rng, register_rng = (random.Random(master.getrandbits(64)) for _ in range(4))
     krk_rng = random.Random(master.getrandbits(64))  # drawn after the four, so they do not change
     places = Places()
-    used: set[str] = set()
-    builder = Builder(people_rng, places, snapshot_date, used)
+    book = NumberBook()
+    builder = Builder(people_rng, places, snapshot_date, book)
     per_day = events_per_day(persons)
-    p_pool = min(1.0, max(0.02, 8 * per_day * feed_days / persons))
-    residents: dict[str, list[tuple[str, str]]] = {}
+    p_pool = min(1.0, max(0.02, 8 * per_day * feed_days / persons), _POOL_PERSONS / persons)
+    residents: dict[str, Residents] = {}
     candidates: dict[str, list[Candidate]] = {}
     pool: list[Household] = []
     written = 0
@@ -92,8 +97,11 @@ def generate_population(out_dir: Path, persons: int, seed: int, *, feed_days: in
         for h in builder.households(persons):
             buf.extend(_dumps(in_store_order(doc)) for doc in h.docs)
             if h.kommune is not None:
-                here = residents.setdefault(h.kommune, [])
-                here.extend(h.residents)
+                here = residents.get(h.kommune)
+                if here is None:
+                    here = residents[h.kommune] = Residents()
+                for number, since in h.residents:
+                    here.add(number, since)
                 cands = candidates.setdefault(h.kommune, [])
                 for c in h.candidates:
                     if len(cands) < 6 + len(here) // 40:
@@ -114,7 +122,7 @@ def generate_population(out_dir: Path, persons: int, seed: int, *, feed_days: in
     write_registers(out_dir, register_rng, snapshot_date, places, residents, candidates)
     write_krk(out_dir, krk_rng)
     del residents, candidates
-    feed_builder = Builder(feed_rng, places, snapshot_date, used)
+    feed_builder = Builder(feed_rng, places, snapshot_date, book)
     feed_builder.next_id = persons + 1
     writer = FeedWriter(feed_rng, feed_builder, pool, 1, per_day)
     files: list[str] = []

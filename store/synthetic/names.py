@@ -1,10 +1,21 @@
-"""Name lists for the synthetic population: Norwegian given and family names, and a few foreign ones.
+"""Names for the synthetic population: Norwegian given and family names, and a few foreign ones.
 
-Written from general knowledge of which names are common in Norway; no register extract was used and no
-real person's full name is listed. Each list is in rough order of frequency, most common first, and the
-weight of a name is derived from its rank (``1 / (rank + 8)``), a Zipf-like curve that is close enough
-for demo data. Given names come in two cohorts, because a 1950s Kari and a 2015 Nora are both typical:
-``*_OLDER`` for people born before 1980, ``*_NEWER`` for later births.
+No register extract was used and no real person's full name is listed. The model (docs/registers.md,
+"Names"):
+
+- **Family names**: a universe of ``FAMILY_NAMES`` (60,000) names ranked by frequency. The first ranks are
+  the common names below, written from general knowledge in rough order of frequency (patronymic ``-sen``
+  names and farm names, as in the real top 100); the rest are generated from name parts: farm and place
+  names (a first element, an optional linking syllable and a last element: Berg + e + vik) and patronymics
+  (a given name + ``sen``), put in a fixed pseudo-random order. A name of rank r has weight
+  ``1 / (r + 3) ** 0.85`` (a Zipf–Mandelbrot law), which gives the commonest name ~1.1 % of persons, the
+  20 commonest ~10 %, and a tail of names held by a few dozen persons in 5.6 million.
+- **Given names** come in two cohorts, because a 1950s Kari and a 2015 Nora are both typical: ``*_OLDER``
+  for people born before 1980, ``*_NEWER`` for later births. Each cohort and gender ranks its own list
+  first, then the other cohort's, then names generated from Old Norse name elements (Tor + hild, Arn +
+  stein); weight ``1 / (r + 6)`` for a listed name and 0.12 of that for a generated one, so the commonest
+  name of a cohort and gender is given to ~4 % and generated ones to ~5 % in all. About 15 % of persons
+  have a double given name (two draws, joined by a space or, for one in four, a hyphen).
 
 ``FOREIGN`` holds names for D-nummer holders and for persons who later got a fødselsnummer, by the
 country (ISO 3166-1 alpha-3) of their citizenship.
@@ -12,12 +23,20 @@ country (ISO 3166-1 alpha-3) of their citizenship.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["FOREIGN", "ForeignNames", "NamePicker"]
+__all__ = ["FAMILY_NAMES", "FOREIGN", "ForeignNames", "NamePicker", "family_names", "given_names"]
+
+FAMILY_NAMES = 60_000
+_FAMILY_ZIPF = (3.0, 0.85)  # (q, s): weight of rank r (from 1) is 1 / (r + q) ** s
+_GIVEN_ZIPF = (6.0, 1.0)
+_GIVEN_GENERATED = 0.12  # a generated given name weighs this much of a listed one of the same rank
+_P_DOUBLE_GIVEN = 0.15
+_P_HYPHEN = 0.25
 
 FEMALE_OLDER = (
     "Anne Inger Kari Marit Ingrid Liv Eva Berit Astrid Bjørg Hilde Anna Solveig Marianne Randi Nina "
@@ -114,20 +133,92 @@ FOREIGN = (
 )
 
 
-def _weights(n: int) -> list[float]:
-    return list(itertools.accumulate(1.0 / (rank + 8) for rank in range(n)))
+# Name parts for the generated tail. Farm and place names: first element, linking syllable, last element.
+_FARM_FIRST = (
+    "Aa Aas Al Ask Aust Bak Berg Birk Bjør Bjørk Blom Bratt Bre Bred Brei Bro Bru Bryn Bø Dal Dyr Eid Eik "
+    "Eng Fager Fals Fjeld Fjell Flat Fle Foss Fri Fur Gjer Gran Grind Grøn Gul Ha Hag Hall Ham Hau Hed Heg "
+    "Hel Her Hjel Hof Hol Hov Hus Hval Hæ Høg Is Kal Kirke Kjel Kleiv Kval Kvam Kvern Lang Lauv Lid Lin "
+    "Ljos Lo Lun Lyng Løv Mal Mel Mid Mjøs Mo Mos Myr Mæl Nes Nord Ny Od Opp Os Rabb Rak Ram Rei Ring "
+    "Rog Ros Rud Rø Rød Sag Sand Sel Sjø Skar Skei Skjel Skog Skrede Sla Sol Stav Stein Stok Stor Strand "
+    "Straum Sund Svart Sæ Sør Tang Teig Tjern Tor Tro Tve Ul Ulv Ut Vang Vass Ve Vest Vet Vik Vin Vold "
+    "Væ Øde Øs Øst Øv Ås"
+).split()
+_FARM_LINK = ("", "e", "s", "a", "er", "es", "ar", "ings", "en")
+_FARM_LAST = (
+    "aas bakk bakken berg berget bø by bye dahl dal dalen eid fjell gard gaard gård haug haugen heim hol "
+    "holm holmen hus land lid lie lien li lund mark mo moen myr myra nes rud rød set seth stad strand "
+    "sæter tveit tveiten vang vik viken voll vold øy åsen tun gjerde hammer hovde kleiv lia løkken"
+).split()
+_NORSE_FIRST = (
+    "Al Arn As Aud Berg Bjør Dag Ei Frid Geir Grim Gud Gunn Hall Hel Her Hild Ing Jo Kol Leid Mar Odd Ol "
+    "Rag Ragn Rand Reid Rolv Sig Sol Stein Svan Tjod Tor Trond Ulv Val Vig Øy Ås Frøy Hall Ket Lid Ros"
+).split()
+_NORSE_FEMALE = ("borg", "dis", "frid", "hild", "laug", "ny", "run", "unn", "veig", "vor", "bjørg", "gerd",
+                 "ril", "lin", "a")
+_NORSE_MALE = ("ar", "bjørn", "geir", "leif", "mund", "stein", "ulf", "vald", "var", "vard", "vin", "mod",
+               "finn", "e", "grim")
+
+
+def _shuffled(names: list[str], seed: int) -> list[str]:
+    random.Random(seed).shuffle(names)  # a fixed order, the same for every population seed
+    return names
+
+
+def _dedup(*groups: Sequence[str]) -> list[str]:
+    return list(dict.fromkeys(n for group in groups for n in group))
+
+
+def _glue(first: str, rest: str) -> str:
+    if first[-1] == rest[0] and first[-1] not in "aeiouyæøå":  # Berg + gard, not Bergggard
+        rest = rest[1:]
+    return first + rest
+
+
+@functools.cache
+def family_names() -> tuple[str, ...]:
+    """The ranked universe of Norwegian family names (``FAMILY_NAMES`` of them, commonest first)."""
+    farms = [_glue(_glue(a, b) if b else a, c) for a in _FARM_FIRST for b in _FARM_LINK for c in _FARM_LAST]
+    men = _dedup(MALE_OLDER, MALE_NEWER)
+    patronymics = [m.replace("-", "") + ("sen" if not m.endswith("s") else "en") for m in men]
+    patronymics += [p[:-3] + "ssen" for p in patronymics if not p[:-3].endswith("s")]
+    tail = [n.capitalize() for n in _shuffled(_dedup(patronymics, farms), 19)]
+    ranked = _dedup(FAMILY, tail)
+    if len(ranked) < FAMILY_NAMES:
+        raise AssertionError(f"only {len(ranked)} family names can be made")
+    return tuple(ranked[:FAMILY_NAMES])
+
+
+@functools.cache
+def given_names(female: bool, older: bool) -> tuple[tuple[str, ...], int]:
+    """The ranked given names of one gender and cohort (born before 1980 or later), commonest first, and how
+    many of them are listed names (the rest are generated)."""
+    own, other = ((FEMALE_OLDER, FEMALE_NEWER) if female else (MALE_OLDER, MALE_NEWER))[:: 1 if older else -1]
+    listed = _dedup(own, other)
+    endings = _NORSE_FEMALE if female else _NORSE_MALE
+    norse = _shuffled([_glue(a, b).capitalize() for a in _NORSE_FIRST for b in endings], 23 + female)
+    return tuple(_dedup(listed, norse)), len(listed)
+
+
+def _weights(n: int, zipf: tuple[float, float], listed: int | None = None, generated: float = 1.0) -> list[float]:
+    """Cumulative Zipf–Mandelbrot weights of ranks 1..n; ranks past ``listed`` weigh ``generated`` times more."""
+    q, s = zipf
+    cut = n if listed is None else listed
+    return list(itertools.accumulate((1.0 if rank <= cut else generated) / (rank + q) ** s
+                                     for rank in range(1, n + 1)))
 
 
 class NamePicker:
-    """Weighted choices from the lists above; one instance per RNG, no state beyond cumulative weights."""
+    """Weighted choices from the ranked names above; one instance per RNG, no state beyond the weights."""
 
     def __init__(self, rng: random.Random) -> None:
         self._rng = rng
         self._lists: dict[str, tuple[Sequence[str], list[float]]] = {
-            key: (names, _weights(len(names)))
-            for key, names in (("fo", FEMALE_OLDER), ("fn", FEMALE_NEWER), ("mo", MALE_OLDER),
-                               ("mn", MALE_NEWER), ("family", FAMILY))
+            "family": (family_names(), _weights(FAMILY_NAMES, _FAMILY_ZIPF)),
         }
+        for key, female, older in (("fo", True, True), ("fn", True, False), ("mo", False, True),
+                                   ("mn", False, False)):
+            names, listed = given_names(female, older)
+            self._lists[key] = (names, _weights(len(names), _GIVEN_ZIPF, listed, _GIVEN_GENERATED))
         self._foreign_cum = list(itertools.accumulate(f.weight for f in FOREIGN))
 
     def _pick(self, key: str) -> str:
@@ -135,7 +226,14 @@ class NamePicker:
         return self._rng.choices(names, cum_weights=cum)[0]
 
     def given(self, female: bool, birth_year: int) -> str:
-        return self._pick(("f" if female else "m") + ("o" if birth_year < 1980 else "n"))
+        key = ("f" if female else "m") + ("o" if birth_year < 1980 else "n")
+        first = self._pick(key)
+        if self._rng.random() >= _P_DOUBLE_GIVEN:
+            return first
+        second = self._pick(key)
+        if second == first or "-" in first or "-" in second:
+            return first
+        return f"{first}{'-' if self._rng.random() < _P_HYPHEN else ' '}{second}"
 
     def family(self) -> str:
         return self._pick("family")

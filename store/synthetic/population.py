@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from store.identity import IdKind, generate
+from store.identity import IdKind
 from store.model import ADDRESS_ORDER
 from store.synthetic.names import ForeignNames, NamePicker
+from store.synthetic.numbers import NumberBook
 from store.synthetic.places import Places, address, foreign_address
 
 __all__ = ["Builder", "Candidate", "Household", "address", "dated", "identifier", "item", "iso", "marital",
@@ -29,7 +30,6 @@ Doc = dict[str, Any]
 SKATT = "Skatteetaten"
 NHN = "NHN"
 Y = 365.25
-_EARLIEST = date(1925, 1, 1).toordinal()
 
 # Regular households: kind -> share of regular households; children per family: count -> share.
 _REGULAR = (("single", 0.40), ("couple", 0.28), ("family", 0.24), ("singleParent", 0.08))
@@ -146,8 +146,8 @@ class _Spec:
 class Builder:
     """Makes households (:meth:`households`); person ids count on from ``next_id``."""
 
-    def __init__(self, rng: random.Random, places: Places, snapshot: date, used: set[str]) -> None:
-        self.rng, self.places, self.used = rng, places, used
+    def __init__(self, rng: random.Random, places: Places, snapshot: date, book: NumberBook) -> None:
+        self.rng, self.places, self.book = rng, places, book
         self.names = NamePicker(rng)
         self.snap = snapshot.toordinal()
         self.next_id = 1
@@ -155,12 +155,8 @@ class Builder:
     # -- small pieces ------------------------------------------------------------------------------
 
     def number(self, kind: IdKind, birth: int | None, female: bool | None = None) -> str:
-        day = None if birth is None else date.fromordinal(birth)
-        while True:
-            n = generate(kind, day, self.rng, female=female)
-            if n not in self.used:
-                self.used.add(n)
-                return n
+        """An unused number (:class:`store.synthetic.numbers.NumberBook`; raises its ``NumbersExhausted``)."""
+        return self.book.take(kind, birth, self.rng, female)
 
     def adult_age(self, lo: int, hi: int) -> int:
         choices = self.rng.choices
@@ -171,7 +167,9 @@ class Builder:
 
     def birth_for_age(self, age: int, at: int | None = None) -> int:
         at = self.snap if at is None else at
-        return max(_EARLIEST, at - int(age * Y) - self.rng.randrange(365))
+        # no floor: births spread over every day of the year they fall in (a floor date once piled up the
+        # oldest persons on one day and ran out of its ~200 numbers per gender at national size)
+        return at - int(age * Y) - self.rng.randrange(365)
 
     def between(self, lo: int, hi: int) -> int:
         return lo if hi <= lo else self.rng.randint(lo, hi)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -24,7 +25,7 @@ from store import geo
 from store.synthetic.places import Places
 from store.synthetic.population import Candidate, Y, iso
 
-__all__ = ["RegisterCounts", "code", "org_number_valid", "write_registers"]
+__all__ = ["RegisterCounts", "Residents", "code", "org_number_valid", "write_registers"]
 
 Rec = dict[str, Any]
 _FLR_START = date(2001, 6, 1).toordinal()  # fastlegeordningen
@@ -50,6 +51,27 @@ _PST = code(3401, "PST", "Postadresse")
 _E = {k: code(9044, k, t) for k, t in (("E_EDI", "EDI (Standardisert elektronisk melding)"),
                                        ("E_DS", "Digital sertifikat"), ("E_TLF", "Telefonnummer"),
                                        ("E_EPO", "Epost-adresse"))}
+
+
+class Residents:
+    """The bosatt residents of one kommune, 12 bytes each (a national population's would not fit in memory
+    as strings): identity numbers as integers and the date each moved in as an ordinal."""
+
+    __slots__ = ("numbers", "since")
+
+    def __init__(self) -> None:
+        self.numbers = array("q")
+        self.since = array("i")
+
+    def add(self, number: str, since: str) -> None:
+        self.numbers.append(int(number))
+        self.since.append(date.fromisoformat(since).toordinal())
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return ((f"{n:011d}", iso(o)) for n, o in zip(self.numbers, self.since, strict=True))
 
 
 def _sex(female: bool) -> Rec:
@@ -177,7 +199,7 @@ def _certificates(rng: random.Random, subject: str, org: int, start: int) -> lis
 
 
 def write_registers(out_dir: Path, rng: random.Random, snapshot: date, places: Places,
-                    residents: dict[str, list[tuple[str, str]]],
+                    residents: dict[str, Residents],
                     candidates: dict[str, list[Candidate]]) -> RegisterCounts:
     """Write hpr.jsonl, ar.jsonl and flr.jsonl into ``out_dir``."""
     reg = _Registers(rng, snapshot, places)
@@ -239,9 +261,7 @@ def write_registers(out_dir: Path, rng: random.Random, snapshot: date, places: P
                                    "kommune": k.nummer,
                                    "maxPatients": 0, "validFrom": iso(start), "validTo": None,
                                    "lastChanged": reg.changed, "patients": []}, c.number))
-            patients += _fill_lists(rng, lists, residents[k.nummer])
-            for contract, _ in lists:
-                _dump(flr, contract)
+            patients += _fill_lists(rng, lists, residents[k.nummer], flr)
             contracts += len(lists)
     others = _others(reg, leftovers, sum(len(v) for v in residents.values()))
     with open(out_dir / "hpr.jsonl", "w", encoding="utf-8", newline="\n") as hpr_out:
@@ -250,21 +270,31 @@ def write_registers(out_dir: Path, rng: random.Random, snapshot: date, places: P
     return RegisterCounts(len(hpr_of) + len(others), offices_total, len(hpr_of), contracts, patients)
 
 
-def _fill_lists(rng: random.Random, lists: list[tuple[Rec, str]], people: Iterable[tuple[str, str]]) -> int:
-    count = 0
+def _fill_lists(rng: random.Random, lists: list[tuple[Rec, str]], people: Residents, out: TextIO) -> int:
+    """Put every resident on one contract's list (not their own) and write the contracts to ``out``.
+
+    The lists are built as integer arrays and turned into JSON one contract at a time, so the largest
+    kommune of a national population (Oslo, ~700,000 patients) costs megabytes, not hundreds of them.
+    """
     randrange, n = rng.randrange, len(lists)
-    for number, since in people:
+    own = [int(number) for _, number in lists]
+    starts = [date.fromisoformat(contract["validFrom"]).toordinal() for contract, _ in lists]
+    chosen = [(array("q"), array("i")) for _ in lists]
+    for number, since in zip(people.numbers, people.since, strict=True):
         i = randrange(n)
-        if lists[i][1] == number and n > 1:  # not on one's own list
+        if own[i] == number and n > 1:  # not on one's own list
             i = (i + 1) % n
-        contract = lists[i][0]
-        start = contract["validFrom"]
-        contract["patients"].append({"personNumber": number, "validFrom": since if since > start else start})
-        count += 1
-    for contract, _ in lists:
-        size = len(contract["patients"])
+        numbers, valid_from = chosen[i]
+        numbers.append(number)
+        valid_from.append(max(since, starts[i]))
+    for (contract, _), (numbers, valid_from) in zip(lists, chosen, strict=True):
+        size = len(numbers)
         contract["maxPatients"] = max(-(-size // 100) * 100, rng.choice((800, 1000, 1200, 1500, 1800)))
-    return count
+        contract["patients"] = [{"personNumber": f"{p:011d}", "validFrom": iso(o)}
+                                for p, o in zip(numbers, valid_from, strict=True)]
+        _dump(out, contract)
+        contract["patients"] = []
+    return len(people)
 
 
 def _office(reg: _Registers, name: str, municipality: Rec, kommune: str) -> Rec:

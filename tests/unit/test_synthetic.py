@@ -264,7 +264,7 @@ def _ordinal(doc: Doc) -> int:
 def test_families_and_spouses(pop: Population) -> None:
     children = 0
     for p in pop.persons:
-        assert 1925 <= p["birth"][0]["year"] <= 2026 and p["birth"][0]["date"] <= "2026-11-20"
+        assert 1900 <= p["birth"][0]["year"] <= 2026 and p["birth"][0]["date"] <= "2026-11-20"
         for r in p["relations"]:
             other = pop.by_number[r["relatedNumber"]]
             back = [x for x in other["relations"] if x["relatedNumber"] == current_id(p)["number"]]

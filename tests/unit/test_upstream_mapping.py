@@ -27,7 +27,7 @@ from upstream.mapping import person_json, store_document
 @pytest.fixture(scope="module")
 def population(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     out = tmp_path_factory.mktemp("pop")
-    generate_population(out, 600, 11, feed_days=3)
+    generate_population(out, 600, 35, feed_days=3)  # a seed whose 600 persons include an FH holder (~0.05 %)
     docs = [json.loads(line) for line in (out / "persons.jsonl").read_text(encoding="utf-8").splitlines()]
     docs += [json.loads(line)["person"] for f in sorted((out / "feed").glob("*.jsonl"))
              for line in f.read_text(encoding="utf-8").splitlines()]

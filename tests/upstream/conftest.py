@@ -12,9 +12,10 @@ from store.synthetic import generate_population
 
 @pytest.fixture(scope="session")
 def demo_population(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``pregbridge demo-data --persons 240 --seed 14 --days 3``: 240 persons and their feed."""
+    """``pregbridge demo-data --persons 240 --seed 16 --days 3``: 240 persons and their feed (a seed whose feed
+    replaces a D-nummer by a fødselsnummer, which tests/upstream/test_fake_feed.py looks up)."""
     out = tmp_path_factory.mktemp("upstream-population")
-    generate_population(out, 240, 14, feed_days=3)
+    generate_population(out, 240, 16, feed_days=3)
     return out
 
 
