@@ -209,12 +209,17 @@ class DerivedBatch:
     drift: dict[str, int]
 
 
+def _compared(table: Table) -> list[Column[Any]]:
+    """The columns a builder writes (not ``person_id``, nor a row's own surrogate ``id``)."""
+    return [c for c in table.columns if c.name not in ("person_id", "id")]
+
+
 def _key(table: Table, row: Any) -> tuple[Any, ...]:
-    return tuple(row[c.name] for c in table.columns if c.name != "person_id")
+    return tuple(row[c.name] for c in _compared(table))
 
 
 def _stored(conn: Connection, d: Derived, ids: list[int]) -> dict[int, Counter[tuple[Any, ...]]]:
-    cols = [c for c in d.table.columns if c.name != "person_id"]
+    cols = _compared(d.table)
     out: dict[int, Counter[tuple[Any, ...]]] = {}
     stmt = select(d.table.c.person_id, *cols).where(d.table.c.person_id.in_(bindparam("ids", expanding=True)))
     for row in conn.execute(stmt, {"ids": ids}):

@@ -377,8 +377,9 @@ class Reader:
             held.conn.close()
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` with Alembic (idempotent)."""
+def migrate(engine: Engine, revision: str = "head", *, rebuild_stale: bool = True) -> None:
+    """Bring the schema to ``revision`` with Alembic (idempotent); at head, also rebuild every derived table
+    whose recorded layout is not the code's (unless ``rebuild_stale`` is False: the caller rebuilds)."""
     from alembic import command
     from alembic.config import Config
 
@@ -387,7 +388,7 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
-    if revision == "head":
+    if revision == "head" and rebuild_stale:
         _rebuild_stale(engine)
 
 
