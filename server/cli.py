@@ -1,7 +1,7 @@
 """``pregbridge`` (also ``python -m server``): the operator's command line.
 
 Subcommands: serve, listen-hl7, filematch, replay, record, init, demo-data, load, ingest, rejects, users,
-audit, krk. Long work shows a progress bar and ends with a summary; errors end with a one-line message and exit
+audit, krk, views. Long work shows a progress bar and ends with a summary; errors end with a one-line message and exit
 code 2 (bad input) or 1 (failure), never a stack trace. Transcripts are in docs/cli.md.
 """
 
@@ -28,6 +28,7 @@ from server.hl7.cli import add_subcommands as add_hl7_subcommands
 from server.replay.cli import add_subcommands as add_replay_subcommands
 from server.soap.krk.cli import add_subcommands as add_krk_subcommands
 from server.sync_cli import add_subcommands as add_sync_subcommands
+from server.views_cli import add_subcommands as add_views_subcommands
 from store import schema as s
 from store.errors import InvalidInput, PregbridgeError
 
@@ -175,6 +176,7 @@ def _parser() -> argparse.ArgumentParser:
     add_fake_persontjenesten_subcommands(sub)  # fake-persontjenesten
     add_sync_subcommands(sub)  # sync [--once|--status]
     add_krk_subcommands(sub)  # krk load
+    add_views_subcommands(sub)  # views rebuild [--check]
     return p
 
 
