@@ -42,9 +42,10 @@ from functools import lru_cache
 from typing import Any
 
 from rapidfuzz.distance import JaroWinkler
-from sqlalchemy import Connection, Dialect
+from sqlalchemy import Column, Connection, Dialect, Select, bindparam, select
 
-from store.engine import fetch_all
+from store import schema as s
+from store.engine import fetch_all, run_driver
 from store.identity import near_valid
 from store.normalize import name_key, street_key
 from store.search import ALL_RELEASABLE, SearchScope, levels_sql
@@ -97,8 +98,23 @@ class Identification:
         return self.candidates[0] if self.candidates else None
 
 
-_COLS = "person_id, family_key, given_key, birth_date, birth_year, gender, kommune, postnummer, street_key"
-_COLS_LEVEL = _COLS + ", address_protection"  # read only when the scope hides some level (_Query.levels)
+# the driver-level SQL below names person_search's table and columns through store.schema (a rename there fails
+# at import, tests/unit/test_driver_sql.py)
+_S, _I = s.person_search, s.person_identifier
+_SCORED = (_S.c.person_id, _S.c.family_key, _S.c.given_key, _S.c.birth_date, _S.c.birth_year, _S.c.gender,
+           _S.c.kommune, _S.c.postnummer, _S.c.street_key)  # in the order _score reads them
+_COLS = ", ".join(c.name for c in _SCORED)
+_COLS_LEVEL = f"{_COLS}, {_S.c.address_protection.name}"  # read only when the scope hides some level (_Query.levels)
+_TABLE, _FAMILY, _GIVEN = _S.name, _S.c.family_key.name, _S.c.given_key.name
+_BIRTH_DATE, _BIRTH_YEAR, _POSTNUMMER = _S.c.birth_date.name, _S.c.birth_year.name, _S.c.postnummer.name
+
+
+def _near(*cols: Column[Any]) -> Select[Any]:
+    return (select(*cols).select_from(_I.join(_S, _S.c.person_id == _I.c.person_id))
+            .where(_I.c.number.in_(bindparam("numbers", expanding=True))))
+
+
+_NEAR = {_COLS: _near(*_SCORED), _COLS_LEVEL: _near(*_SCORED, _S.c.address_protection)}
 
 
 class _Query:
@@ -181,23 +197,8 @@ def _best_possible(pq: _Query) -> float:
     return total + (_W_STREET if q.street else 0.0)
 
 
-_NEAR_SQL: dict[tuple[str, int, str], str] = {}
-
-
 def _cols(pq: _Query) -> str:
     return _COLS if pq.levels is None and pq.kommune_levels is None else _COLS_LEVEL
-
-
-def _near_sql(dialect: Dialect, n: int, columns: str) -> str:
-    key = (dialect.paramstyle, n, columns)
-    sql = _NEAR_SQL.get(key)
-    if sql is None:
-        cols = ", ".join(f"s.{c.strip()}" for c in columns.split(","))
-        marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * n)
-        sql = (f"SELECT {cols} FROM person_identifier i JOIN person_search s ON s.person_id = i.person_id "
-               f"WHERE i.number IN ({marks})")
-        _NEAR_SQL[key] = sql
-    return sql
 
 
 _Block = tuple[str, tuple[Any, ...]]
@@ -210,25 +211,25 @@ def _blocks(dialect: Dialect, pq: _Query) -> tuple[list[_Block], list[_Block]]:
     Driver SQL built per query: SQLAlchemy statement construction cost more than the query itself."""
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     q = pq.q
-    prefix = f"family_key >= {mark} AND family_key < {mark}"
+    prefix = f"{_FAMILY} >= {mark} AND {_FAMILY} < {mark}"
     narrow: list[_Block] = []
     wide: list[_Block] = []
 
     cols = _cols(pq)
 
     def block(where: str, *params: Any) -> _Block:
-        return f"SELECT {cols} FROM person_search WHERE {where} LIMIT {_BLOCK_LIMIT}", params
+        return f"SELECT {cols} FROM {_TABLE} WHERE {where} LIMIT {_BLOCK_LIMIT}", params
 
     if q.birth_date:
-        narrow.append(block(f"birth_date = {mark}",
+        narrow.append(block(f"{_BIRTH_DATE} = {mark}",
                             q.birth_date.isoformat() if dialect.name == "sqlite" else q.birth_date))
     if q.postnummer and len(pq.fam3) == 3 and (pq.levels is None or pq.levels):
         hidden = "" if pq.levels is None else " AND " + levels_sql(pq.levels)
-        narrow.append(block(f"postnummer = {mark} AND {prefix}{hidden}", q.postnummer, pq.fam3, pq.fam3 + "{"))
+        narrow.append(block(f"{_POSTNUMMER} = {mark} AND {prefix}{hidden}", q.postnummer, pq.fam3, pq.fam3 + "{"))
     if pq.year and len(pq.fam3) == 3:
-        wide.append(block(f"birth_year = {mark} AND {prefix}", pq.year, pq.fam3, pq.fam3 + "{"))
+        wide.append(block(f"{_BIRTH_YEAR} = {mark} AND {prefix}", pq.year, pq.fam3, pq.fam3 + "{"))
     if pq.year and len(pq.giv3) == 3:
-        wide.append(block(f"birth_year = {mark} AND given_key >= {mark} AND given_key < {mark}",
+        wide.append(block(f"{_BIRTH_YEAR} = {mark} AND {_GIVEN} >= {mark} AND {_GIVEN} < {mark}",
                           pq.year, pq.giv3, pq.giv3 + "{"))
     return narrow, wide
 
@@ -257,7 +258,7 @@ def identify(conn: Connection, q: IdentifyQuery, *, scope: SearchScope) -> Ident
     result = Identification(Outcome.NOT_FOUND)
     near = near_valid(q.number) if q.number else []
     if near:
-        _add_scores(seen, pq, fetch_all(conn, _near_sql(conn.dialect, len(near), _cols(pq)), near), NUMBER_NEAR)
+        _add_scores(seen, pq, run_driver(conn, _NEAR[_cols(pq)], {"numbers": near}, numbers=len(near)), NUMBER_NEAR)
         result = _classify(seen)
         best = result.best
         if result.outcome == Outcome.IDENTIFIED and best is not None and best.score - _best_possible(pq) >= LEAD:
