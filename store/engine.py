@@ -236,7 +236,7 @@ class DriverStatement:
     compiled. Dates go to SQLite as ISO text (SQLAlchemy's ``Date`` there is text, and sqlite3's own date
     adapter is deprecated)."""
 
-    __slots__ = ("_slots", "_sqlite", "sql")
+    __slots__ = ("_only", "_slots", "_sqlite", "sql")
 
     def __init__(self, statement: ClauseElement, dialect: Dialect, sizes: dict[str, int]) -> None:
         from sqlalchemy.dialects import postgresql, sqlite
@@ -260,8 +260,14 @@ class DriverStatement:
             else:
                 slots.append(("", -1, compiled.params[name]))
         self._slots = tuple(slots)
+        # the common hot case: the placeholders are one expanding parameter's values, in order
+        only = {n for n, _, _ in slots}
+        self._only = (next(iter(only)) if len(only) == 1 and [k for _, k, _ in slots] == list(range(len(slots)))
+                      else None)
 
     def args(self, values: dict[str, Any]) -> tuple[Any, ...]:
+        if self._only is not None:
+            return tuple(values[self._only])
         out = [(values[n][k] if k >= 0 else values[n]) if n else fixed for n, k, fixed in self._slots]
         if self._sqlite:
             out = [v.isoformat() if isinstance(v, dt.date) else v for v in out]

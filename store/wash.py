@@ -52,15 +52,14 @@ def find_briefs(conn: Connection, numbers: Sequence[str]) -> dict[str, list[str]
         chunk = unique[k : k + _BATCH]
         without: dict[str, int] = {}
         for number, pid, brief in run_driver(conn, _BY_NUMBERS, {"numbers": chunk}, numbers=len(chunk)):
-            if number in out or number in without:
-                continue
-            if brief is None:
-                without[number] = pid
-            else:
-                out[number] = split_brief(brief)
+            if number not in out:
+                if brief is not None:
+                    out[number] = split_brief(brief)
+                else:
+                    without.setdefault(number, pid)
         if without:
             built = _missing(conn, list(without.values()))
-            out.update({n: split_brief(built[pid]) for n, pid in without.items() if pid in built})
+            out.update({n: split_brief(built[pid]) for n, pid in without.items() if pid in built and n not in out})
     return out
 
 
