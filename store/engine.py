@@ -236,7 +236,7 @@ class DriverStatement:
     compiled. Dates go to SQLite as ISO text (SQLAlchemy's ``Date`` there is text, and sqlite3's own date
     adapter is deprecated)."""
 
-    __slots__ = ("_only", "_slots", "_sqlite", "sql")
+    __slots__ = ("_fill", "_only", "_sqlite", "_template", "sql")
 
     def __init__(self, statement: ClauseElement, dialect: Dialect, sizes: dict[str, int]) -> None:
         from sqlalchemy.dialects import postgresql, sqlite
@@ -250,27 +250,28 @@ class DriverStatement:
             dialect=target, compile_kwargs={"render_postcompile": True}))
         self.sql = str(compiled)
         self._sqlite = dialect.name == "sqlite"
-        slots: list[tuple[str, int, Any]] = []
-        for name in compiled.positiontup or ():
+        template: list[Any] = []
+        fill: list[tuple[int, str, int]] = []  # (position, parameter, index in an expanding one or -1)
+        for i, name in enumerate(compiled.positiontup or ()):
             base, _, k = name.rpartition("_")
             if base in sizes and k.isdigit():
-                slots.append((base, int(k) - 1, None))
+                fill.append((i, base, int(k) - 1))
             elif name in given:
-                slots.append((name, -1, None))
-            else:
-                slots.append(("", -1, compiled.params[name]))
-        self._slots = tuple(slots)
+                fill.append((i, name, -1))
+            template.append(None if fill and fill[-1][0] == i else compiled.params[name])
+        self._template, self._fill = tuple(template), tuple(fill)
         # the common hot case: the placeholders are one expanding parameter's values, in order
-        only = {n for n, _, _ in slots}
-        self._only = (next(iter(only)) if len(only) == 1 and [k for _, k, _ in slots] == list(range(len(slots)))
-                      else None)
+        only = {n for _, n, _ in fill}
+        self._only = (next(iter(only)) if len(only) == 1 and len(fill) == len(template)
+                      and [k for _, _, k in fill] == list(range(len(fill))) else None)
 
     def args(self, values: dict[str, Any]) -> tuple[Any, ...]:
         if self._only is not None:
             return tuple(values[self._only])
-        out = [(values[n][k] if k >= 0 else values[n]) if n else fixed for n, k, fixed in self._slots]
-        if self._sqlite:
-            out = [v.isoformat() if isinstance(v, dt.date) else v for v in out]
+        out = list(self._template)
+        for i, name, k in self._fill:
+            v = values[name] if k < 0 else values[name][k]
+            out[i] = v.isoformat() if self._sqlite and isinstance(v, dt.date) else v
         return tuple(out)
 
 
@@ -280,7 +281,7 @@ _DRIVER_STATEMENTS: dict[tuple[int, str, tuple[tuple[str, int], ...]], DriverSta
 def driver_statement(statement: ClauseElement, dialect: Dialect, **sizes: int) -> DriverStatement:
     """``statement`` (module-level, built from store.schema) as a cached :class:`DriverStatement` for
     ``dialect``; ``sizes`` gives the length of each expanding parameter."""
-    key = (id(statement), dialect.name, tuple(sorted(sizes.items())))
+    key = (id(statement), dialect.name, tuple(sorted(sizes.items())) if len(sizes) > 1 else tuple(sizes.items()))
     found = _DRIVER_STATEMENTS.get(key)
     if found is None:
         found = _DRIVER_STATEMENTS[key] = DriverStatement(statement, dialect, sizes)
