@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Column, Engine, MetaData, Table
 
 import store
+import store.audit_index
 from store import current, matching, repository, schema, search, wash
 from store.engine import driver_statement, run_driver
 
@@ -27,6 +28,10 @@ CASES = [  # (module, table, column its driver SQL names)
     ("store.search", "person_search", "family_key"),
     ("store.search", "person_search", "address_protection"),
     ("store.repository", "person_identifier", "number"),
+    ("store.audit_index", "audit_person", "gen"),
+    ("store.audit_index", "audit_event", "returned"),
+    ("server.access.audit", "audit_person", "role"),
+    ("server.access.throttle", "auth_throttle", "trusted_until"),
 ]
 
 
@@ -44,8 +49,9 @@ def _schema_with(table: str, column: str | None) -> types.ModuleType:
 def _import_against(monkeypatch: pytest.MonkeyPatch, module: str, fake: types.ModuleType) -> None:
     monkeypatch.setitem(sys.modules, "store.schema", fake)
     monkeypatch.setattr(store, "schema", fake)
-    name = module.rsplit(".", 1)[1]
-    monkeypatch.setattr(store, name, getattr(store, name))  # restored after the test, as sys.modules is
+    importlib.import_module(module)  # loaded (with its parents) before it is replaced
+    parent, name = module.rsplit(".", 1)
+    monkeypatch.setattr(sys.modules[parent], name, getattr(sys.modules[parent], name))  # restored after the test
     monkeypatch.delitem(sys.modules, module)
     importlib.import_module(module)
 
