@@ -42,6 +42,7 @@ from sqlalchemy import Engine, create_engine, select
 
 from benchmarks.harness import OUT, Result, maybe_profile, percentiles, warm_sqlite
 from store import schema as s
+from store.derived import DERIVED
 from store.engine import make_engine, migrate
 from store.errors import InvalidInput, TooManyHits
 from store.loading import load_population, prepared_chunks
@@ -86,25 +87,22 @@ def raw_baseline(pop: Path, db: Path) -> float:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None).isoformat(sep=" ")
     spent, pid = 0.0, 0
     for prepared, _rejects in prepared_chunks(pop / "persons.jsonl", os.cpu_count() or 1):
-        persons, ids, searches, briefs, currents = [], [], [], [], []
-        for key, doc, id_rows, search_keys, brief, current in prepared:
+        persons: list[tuple[Any, ...]] = []
+        derived: list[list[tuple[Any, ...]]] = [[] for _ in DERIVED]
+        for key, doc, rows in prepared:
             pid += 1
             persons.append((pid, key, doc, None, now))
-            briefs.append((pid, brief))
-            currents.append((pid, current))
-            ids += [tuple(_sql_value(v) for v in dict(r, person_id=pid).values()) for r in id_rows]
-            searches.append(tuple(_sql_value(v) for v in dict(search_keys, person_id=pid).values()))
-        id_cols = ", ".join(dict(prepared[0][2][0], person_id=0))
-        search_cols = ", ".join(dict(prepared[0][3], person_id=0))
+            for out, table_rows in zip(derived, rows, strict=True):
+                out += [tuple(_sql_value(v) for v in dict(r, person_id=pid).values()) for r in table_rows]
         t = time.perf_counter()
         conn.execute("BEGIN")
         conn.executemany("INSERT INTO person (id, person_key, doc, last_seq, updated_at) VALUES (?, ?, ?, ?, ?)",
                          persons)
-        conn.executemany(f"INSERT INTO person_identifier ({id_cols}) VALUES ({', '.join('?' * len(ids[0]))})", ids)
-        conn.executemany(f"INSERT INTO person_search ({search_cols}) VALUES ({', '.join('?' * len(searches[0]))})",
-                         searches)
-        conn.executemany("INSERT INTO person_brief (person_id, brief) VALUES (?, ?)", briefs)
-        conn.executemany("INSERT INTO person_current (person_id, current) VALUES (?, ?)", currents)
+        for k, d in enumerate(DERIVED):  # the registry's tables (store/derived.py), each with its builder's columns
+            cols = ", ".join(dict(prepared[0].rows[k][0], person_id=0)) if prepared[0].rows[k] else ""
+            if derived[k]:
+                conn.executemany(f"INSERT INTO {d.name} ({cols}) VALUES ({', '.join('?' * len(derived[k][0]))})",
+                                 derived[k])
         conn.execute("COMMIT")
         spent += time.perf_counter() - t
     conn.close()

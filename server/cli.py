@@ -1,7 +1,7 @@
 """``pregbridge`` (also ``python -m server``): the operator's command line.
 
 Subcommands: serve, listen-hl7, hl7 peers, filematch, replay, record, init, demo-data, load, ingest, rejects,
-users, audit, usage-report, backup, krk. Listings take ``--json`` (and ``--csv``) and are never cut when piped
+users, audit, usage-report, backup, krk, views. Listings take ``--json`` (and ``--csv``) and are never cut when piped
 (server/output.py); every option's default shows in ``--help``. Long work shows a progress bar and ends with
 a summary; errors end with a one-line message and exit code 2 (bad input) or 1 (failure), never a stack
 trace. Transcripts are in docs/cli.md.
@@ -34,6 +34,7 @@ from server.output import add_format_options, emit, show_defaults
 from server.replay.cli import add_subcommands as add_replay_subcommands
 from server.soap.krk.cli import add_subcommands as add_krk_subcommands
 from server.sync_cli import add_subcommands as add_sync_subcommands
+from server.views_cli import add_subcommands as add_views_subcommands
 from store import schema as s
 from store.errors import InvalidInput, PregbridgeError
 
@@ -260,6 +261,7 @@ def _parser() -> argparse.ArgumentParser:
     add_krk_subcommands(sub)  # krk load
     add_identify_subcommands(sub)  # identify estimate
     show_defaults(p)
+    add_views_subcommands(sub)  # views rebuild [--check]
     return p
 
 

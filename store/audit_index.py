@@ -45,12 +45,17 @@ INDEXED_KEY = "audit.person_indexed_upto"
 GENERATION = 10_000  # events per generation (stored format)
 MAX_NUMBER = 11  # audit_person.number
 
+# table and column names of the driver-level SQL below, through store.schema (a rename there fails at import)
+_EV, _AP = s.audit_event.name, s.audit_person.name
+_ID, _ASKED, _RETURNED = s.audit_event.c.id.name, s.audit_event.c.asked.name, s.audit_event.c.returned.name
+_GEN, _NUMBER, _AUDIT_ID, _ROLE = (s.audit_person.c.gen.name, s.audit_person.c.number.name,
+                                   s.audit_person.c.audit_id.name, s.audit_person.c.role.name)
 _ROWS = " UNION ALL ".join(
-    f"SELECT DISTINCT e.id AS audit_id, trim(j.value, ' ') AS number, '{role}' AS role"
-    f" FROM audit_event e, json_each(e.{role}) j WHERE e.id > :lo AND e.id <= :hi AND j.type = 'text'"
-    f" AND length(trim(j.value, ' ')) BETWEEN 1 AND {MAX_NUMBER}" for role in ("asked", "returned"))
-_INDEX = (f"INSERT INTO audit_person (gen, number, audit_id, role) SELECT :gen, number, audit_id, role FROM ({_ROWS})"
-          " ORDER BY number, audit_id")
+    f"SELECT DISTINCT e.{_ID} AS {_AUDIT_ID}, trim(j.value, ' ') AS {_NUMBER}, '{role}' AS {_ROLE}"
+    f" FROM {_EV} e, json_each(e.{role}) j WHERE e.{_ID} > :lo AND e.{_ID} <= :hi AND j.type = 'text'"
+    f" AND length(trim(j.value, ' ')) BETWEEN 1 AND {MAX_NUMBER}" for role in (_ASKED, _RETURNED))
+_INDEX = (f"INSERT INTO {_AP} ({_GEN}, {_NUMBER}, {_AUDIT_ID}, {_ROLE}) SELECT :gen, {_NUMBER}, {_AUDIT_ID}, {_ROLE}"
+          f" FROM ({_ROWS}) ORDER BY {_NUMBER}, {_AUDIT_ID}")
 _JSON1: list[bool] = []  # [whether this process's SQLite has json_each], once known
 
 
@@ -70,7 +75,7 @@ def has_json1(conn: Connection | Any) -> bool:
 
 def newest_event(conn: Connection) -> int:
     """The id of the newest audit event (0 when there is none)."""
-    return int(conn.exec_driver_sql("SELECT coalesce(max(id), 0) FROM audit_event").scalar_one())
+    return int(conn.exec_driver_sql(f"SELECT coalesce(max({_ID}), 0) FROM {_EV}").scalar_one())
 
 
 def indexed_upto(conn: Connection) -> int:
@@ -109,11 +114,11 @@ def person_events_sql(dialect: str, *, tail: bool) -> str:
     the generations are the array ``:gens``) and, with ``tail`` (SQLite), the events past the watermark
     ``:mark`` whose lists name it."""
     if dialect == "postgresql":  # = ANY(array) on the leading column: one index descent per generation
-        return "SELECT audit_id FROM audit_person WHERE gen = ANY(:gens) AND number = :number"
+        return f"SELECT {_AUDIT_ID} FROM {_AP} WHERE {_GEN} = ANY(:gens) AND {_NUMBER} = :number"
     gens = ("WITH RECURSIVE g(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM g WHERE n < :top) "
-            "SELECT audit_id FROM audit_person WHERE gen IN (SELECT n FROM g) AND number = :number")
+            f"SELECT {_AUDIT_ID} FROM {_AP} WHERE {_GEN} IN (SELECT n FROM g) AND {_NUMBER} = :number")
     if not tail:
         return gens
-    return (f"{gens} UNION ALL SELECT id FROM audit_event WHERE id > :mark AND (EXISTS (SELECT 1 FROM"
-            " json_each(audit_event.asked) WHERE trim(value, ' ') = :number) OR EXISTS (SELECT 1 FROM"
-            " json_each(audit_event.returned) WHERE trim(value, ' ') = :number))")
+    return (f"{gens} UNION ALL SELECT {_ID} FROM {_EV} WHERE {_ID} > :mark AND (EXISTS (SELECT 1 FROM"
+            f" json_each({_EV}.{_ASKED}) WHERE trim(value, ' ') = :number) OR EXISTS (SELECT 1 FROM"
+            f" json_each({_EV}.{_RETURNED}) WHERE trim(value, ' ') = :number))")

@@ -12,8 +12,8 @@ Format: the fields of :data:`FIELDS` in order, joined by U+001F (unit separator)
 :data:`VERSION` and the separator. Control characters never occur in register values; a U+001F inside a
 value is replaced by a space when the brief is built, so splitting is always exact. A brief whose version
 is not :data:`VERSION` is refused (:func:`split_brief` raises), so a store written by an older brief
-layout must be re-briefed: a change of layout comes with a migration that rebuilds the briefs, which
-``pregbridge init`` runs.
+layout must be re-briefed: a change of layout is a new :data:`VERSION`, and ``pregbridge init`` (or
+``pregbridge views rebuild``) rebuilds the briefs from the documents (store/derived.py).
 
 Only what a wash needs is here; every other face reads the document. The address is the one a wash
 reports: the person's address by the one rule of :mod:`store.addresses` (the first current address by type
@@ -88,12 +88,12 @@ def brief_of(p: Person) -> str:
 
 
 class BriefVersionError(ValueError):
-    """A brief written in another layout: the store needs its briefs rebuilt (``pregbridge init``)."""
+    """A brief written in another layout: the store needs its briefs rebuilt (``pregbridge views rebuild``)."""
 
 
 def split_brief(text: str) -> list[str]:
     """The fields of a brief, after its version at 0 (index with the constants of this module)."""
     parts = text.split(SEP)
     if len(parts) != _PARTS or parts[0] != VERSION:
-        raise BriefVersionError(f"person brief layout {parts[0]!r} is not {VERSION!r}: run `pregbridge init`")
+        raise BriefVersionError(f"person brief layout {parts[0]!r} is not {VERSION!r}: run `pregbridge views rebuild`")
     return parts

@@ -27,8 +27,8 @@ Layout (:data:`VERSION` first; dates ISO text; indexes are the constants below):
 Every status and death item is kept (with its ``current`` flag) because a profile with history sees a
 person who has non-current items only differently from one who has none (the PID's death indicator is
 empty only when neither is released). A view whose version is not :data:`VERSION` is refused
-(:func:`read_current` raises): a change of layout comes with a migration that rebuilds the views, as
-``pregbridge init`` runs.
+(:func:`read_current` raises): a change of layout is a new :data:`VERSION`, and ``pregbridge init`` (or
+``pregbridge views rebuild``) rebuilds the views from the documents (store/derived.py).
 """
 
 from __future__ import annotations
@@ -37,14 +37,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam, select
 
-from store.engine import fetch_all
+from store import schema as s
+from store.engine import run_driver
 from store.model import Address, Person, current
 
 __all__ = [
     "ADDRESSES", "BIRTH", "DEATH", "FLOOR", "GENDER", "IDS", "NAME", "STATUS", "VERSION",
-    "CurrentVersionError", "ViewMissing", "current_of", "read_current", "view_by_number", "views",
+    "CurrentVersionError", "current_of", "read_current", "view_by_number", "views",
 ]
 
 VERSION = "c1"
@@ -83,7 +84,8 @@ def current_of(p: Person) -> str:
 
 
 class CurrentVersionError(ValueError):
-    """A current view written in another layout: the store needs its views rebuilt (``pregbridge init``)."""
+    """A current view written in another layout: the store needs its views rebuilt (``pregbridge views
+    rebuild``; ``pregbridge init`` also rebuilds a table whose recorded layout is not the code's)."""
 
 
 def read_current(text: str | bytes) -> list[Any]:
@@ -91,43 +93,46 @@ def read_current(text: str | bytes) -> list[Any]:
     view = orjson.loads(text)
     if not isinstance(view, list) or len(view) != _PARTS or view[0] != VERSION:
         got = view[0] if isinstance(view, list) and view else None
-        raise CurrentVersionError(f"person current view layout {got!r} is not {VERSION!r}: run `pregbridge init`")
+        raise CurrentVersionError(f"person current view layout {got!r} is not {VERSION!r}: "
+                                  "run `pregbridge views rebuild`")
     return view
 
 
-# -- reading views (hot paths: driver-level SQL on the connection's own cursor, store.engine.fetch_all) ----
+# -- reading views (hot paths: driver-level SQL built from store.schema, store.engine.run_driver) ----------
 
-
-def _mark(conn: Connection) -> str:
-    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
+_c, _i = s.person_current, s.person_identifier
+_VIEWS = select(_c.c.person_id, _c.c.current).where(_c.c.person_id.in_(bindparam("ids", expanding=True)))
+_first = select(_i.c.person_id).where(_i.c.number == bindparam("number")).limit(1).subquery("f")
+_BY_NUMBER = (select(_first.c.person_id, _c.c.current)
+              .select_from(_first.outerjoin(_c, _c.c.person_id == _first.c.person_id)))
 
 
 def views(conn: Connection, person_ids: Sequence[int]) -> dict[int, str]:
-    """The stored views of these persons, by person id (ids without a person are left out)."""
+    """The current views of these persons, by person id (ids without a person are left out). A person stored
+    without its view gets one built from its document (store.derived.build_missing: logged, the same answer)."""
     ids = list(dict.fromkeys(person_ids))
     out: dict[int, str] = {}
-    mark = _mark(conn)
     for k in range(0, len(ids), 500):
         chunk = ids[k : k + 500]
-        sql = f"SELECT person_id, current FROM person_current WHERE person_id IN ({', '.join([mark] * len(chunk))})"
-        out.update(fetch_all(conn, sql, chunk))
+        out.update(run_driver(conn, _VIEWS, {"ids": chunk}, ids=len(chunk)))
+    if len(out) < len(ids):  # deleted since the caller found them, or stored without a view
+        from store.derived import CURRENT, build_missing
+
+        out.update(build_missing(conn, CURRENT, [pid for pid in ids if pid not in out]))
     return out
 
 
-class ViewMissing(RuntimeError):
-    """A stored person without its current view: the store was written past the code that keeps views (a
-    restore, a hand edit); ``pregbridge init`` rebuilds them. Never says which person (it gets logged)."""
-
-
 def view_by_number(conn: Connection, number: str) -> str | None:
-    """The stored view of the person who has or had ``number`` (ceased numbers included), or None for an
-    unknown number; :class:`ViewMissing` for a known one whose person has no view. Should one number belong
-    to two persons, the first ``person_identifier`` row that has it decides, as in ``PersonRepository.find``."""
-    mark = _mark(conn)
-    rows = fetch_all(conn, "SELECT c.current FROM (SELECT i.person_id FROM person_identifier i WHERE i.number ="
-                           f" {mark} LIMIT 1) f LEFT JOIN person_current c ON c.person_id = f.person_id", (number,))
+    """The current view of the person who has or had ``number`` (ceased numbers included), or None for an
+    unknown number; a person stored without its view gets one built from its document (as :func:`views`).
+    Should one number belong to two persons, the first ``person_identifier`` row that has it decides, as in
+    ``PersonRepository.find``."""
+    rows = run_driver(conn, _BY_NUMBER, {"number": number})
     if not rows:
         return None
-    if rows[0][0] is None:
-        raise ViewMissing("a person found by number has no current view: run `pregbridge init`")
-    return str(rows[0][0])
+    pid, view = rows[0]
+    if view is None:
+        from store.derived import CURRENT, build_missing
+
+        return build_missing(conn, CURRENT, [pid]).get(pid)
+    return str(view)

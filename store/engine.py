@@ -19,12 +19,14 @@ the clock with the deadline of the current use and interrupts the statement past
 returns at once.
 
 The schema is created and upgraded by Alembic (store/migrations), never by ``metadata.create_all``
-outside tests of the migrations themselves.
+outside tests of the migrations themselves; :func:`migrate` to head then rebuilds any derived per-person table
+whose recorded layout is not the code's (store/derived.py).
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import sqlite3
 import threading
 import time
@@ -40,8 +42,8 @@ from sqlalchemy.sql.compiler import SQLCompiler
 
 from store.errors import QueryTimeout
 
-__all__ = ["PROGRESS_STEPS", "Reader", "deadline", "fetch_all", "make_engine", "migrate", "read_connection",
-           "sqlite_url", "write_transaction"]
+__all__ = ["PROGRESS_STEPS", "DriverStatement", "Reader", "deadline", "driver_statement", "fetch_all",
+           "make_engine", "migrate", "read_connection", "run_driver", "sqlite_url", "write_transaction"]
 
 PROGRESS_STEPS = 4000  # SQLite virtual-machine instructions between two looks at the deadline (~0.1 ms of work)
 
@@ -223,6 +225,75 @@ def driver_sql(statement: ClauseElement, dialect: Dialect) -> tuple[str, bool]:
     return cached
 
 
+class DriverStatement:
+    """A statement built from store.schema's Table and Column objects, compiled once per dialect (and per size of
+    its expanding ``IN`` parameters) to driver-level SQL with the dialect's positional placeholders (``?`` on
+    SQLite, ``%s`` on PostgreSQL), for :func:`fetch_all`. Its text never names a table or column by hand, so a
+    rename in store/schema.py changes it (or fails at import, where a Column is looked up by name).
+
+    :meth:`args` orders the caller's values for the placeholders: a plain parameter by name, an expanding one
+    (``bindparam(name, expanding=True)``) from its sequence, a value fixed in the statement (a LIMIT) as
+    compiled. Dates go to SQLite as ISO text (SQLAlchemy's ``Date`` there is text, and sqlite3's own date
+    adapter is deprecated)."""
+
+    __slots__ = ("_fill", "_only", "_sqlite", "_template", "sql")
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect, sizes: dict[str, int]) -> None:
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        style = "qmark" if dialect.paramstyle == "qmark" else "format"
+        target: Dialect = (sqlite.dialect(paramstyle=style) if dialect.name == "sqlite"
+                           else postgresql.psycopg.dialect(paramstyle=style))  # type: ignore[no-untyped-call]
+        given = {k for k, v in cast(SQLCompiler, statement.compile(dialect=target)).params.items() if v is None}
+        values = {k: [0] * sizes[k] if k in sizes else 0 for k in given}
+        compiled = cast(SQLCompiler, statement.params(values).compile(
+            dialect=target, compile_kwargs={"render_postcompile": True}))
+        self.sql = str(compiled)
+        self._sqlite = dialect.name == "sqlite"
+        template: list[Any] = []
+        fill: list[tuple[int, str, int]] = []  # (position, parameter, index in an expanding one or -1)
+        for i, name in enumerate(compiled.positiontup or ()):
+            base, _, k = name.rpartition("_")
+            if base in sizes and k.isdigit():
+                fill.append((i, base, int(k) - 1))
+            elif name in given:
+                fill.append((i, name, -1))
+            template.append(None if fill and fill[-1][0] == i else compiled.params[name])
+        self._template, self._fill = tuple(template), tuple(fill)
+        # the common hot case: the placeholders are one expanding parameter's values, in order
+        only = {n for _, n, _ in fill}
+        self._only = (next(iter(only)) if len(only) == 1 and len(fill) == len(template)
+                      and [k for _, _, k in fill] == list(range(len(fill))) else None)
+
+    def args(self, values: dict[str, Any]) -> tuple[Any, ...]:
+        if self._only is not None:
+            return tuple(values[self._only])
+        out = list(self._template)
+        for i, name, k in self._fill:
+            v = values[name] if k < 0 else values[name][k]
+            out[i] = v.isoformat() if self._sqlite and isinstance(v, dt.date) else v
+        return tuple(out)
+
+
+_DRIVER_STATEMENTS: dict[tuple[int, str, tuple[tuple[str, int], ...]], DriverStatement] = {}
+
+
+def driver_statement(statement: ClauseElement, dialect: Dialect, **sizes: int) -> DriverStatement:
+    """``statement`` (module-level, built from store.schema) as a cached :class:`DriverStatement` for
+    ``dialect``; ``sizes`` gives the length of each expanding parameter."""
+    key = (id(statement), dialect.name, tuple(sorted(sizes.items())) if len(sizes) > 1 else tuple(sizes.items()))
+    found = _DRIVER_STATEMENTS.get(key)
+    if found is None:
+        found = _DRIVER_STATEMENTS[key] = DriverStatement(statement, dialect, sizes)
+    return found
+
+
+def run_driver(conn: Connection, statement: ClauseElement, values: dict[str, Any], **sizes: int) -> list[Any]:
+    """All rows of ``statement`` run at driver level (:func:`fetch_all`) with ``values``."""
+    d = driver_statement(statement, conn.dialect, **sizes)
+    return fetch_all(conn, d.sql, d.args(values))
+
+
 def fetch_all(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[Any]:
     """All rows of driver-level ``sql`` (the dialect's paramstyle) as DBAPI tuples, on the connection's own
     DBAPI cursor: for hot reads where SQLAlchemy's statement and row handling cost more than the query."""
@@ -313,8 +384,9 @@ class Reader:
             held.conn.close()
 
 
-def migrate(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema to ``revision`` with Alembic (idempotent)."""
+def migrate(engine: Engine, revision: str = "head", *, rebuild_stale: bool = True) -> None:
+    """Bring the schema to ``revision`` with Alembic (idempotent); at head, also rebuild every derived table
+    whose recorded layout is not the code's (unless ``rebuild_stale`` is False: the caller rebuilds)."""
     from alembic import command
     from alembic.config import Config
 
@@ -323,3 +395,20 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+    if revision == "head" and rebuild_stale:
+        _rebuild_stale(engine)
+
+
+def _rebuild_stale(engine: Engine) -> None:
+    """At head, rebuild every derived per-person table whose recorded layout is not this code's (store.derived):
+    a release that changes a builder's layout needs no migration of its own for the rows."""
+    import logging
+
+    from store.derived import rebuild_views, stale_tables
+
+    with engine.connect() as conn:
+        stale = [d.name for d in stale_tables(conn)]
+    if stale:
+        logging.getLogger(__name__).warning("derived tables %s were written in another layout: rebuilding them "
+                                            "from the documents", ", ".join(stale))
+        rebuild_views(engine)

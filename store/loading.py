@@ -1,11 +1,12 @@
 """Bulk load of a population directory (docs/data-formats.md): persons and the HPR/AR/FLR registers.
 
 Persons are read in chunks of lines; worker processes (one per core) parse and validate them
-(store.document) and build their rows (store.repository.person_rows), while this process inserts
-the chunks in file order with one ``executemany`` per table, each chunk in its own transaction: both
-cores work, memory stays flat (at most two chunks ahead per worker), and a crash loses at most the
-chunk in flight (a re-run replaces persons already loaded, by personId). A line that is not JSON or
-breaks a rule goes to the ``reject`` table with its line number and reason; the load goes on.
+(store.document) and build their rows (store.repository.prepare_person: the rows of every derived table of
+the registry in store/derived.py), while this process inserts the chunks in file order with one
+``executemany`` per table, each chunk in its own transaction: both cores work, memory stays flat (at most
+two chunks ahead per worker), and a crash loses at most the chunk in flight (a re-run replaces persons already
+loaded, by personId). A line that is not JSON or breaks a rule goes to the ``reject`` table with its line
+number and reason; the load goes on.
 """
 
 from __future__ import annotations

@@ -66,6 +66,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Dialect
 
+from store import schema as s
 from store.engine import fetch_all
 from store.identity import near_valid
 from store.linkage.compare import FAMILY, GIVEN, PLACE, Rec, compare
@@ -122,8 +123,16 @@ class Identification:
         return self.candidates[0] if self.candidates else None
 
 
-_COLS = "person_id, family_key, given_key, birth_date, birth_year, gender, kommune, postnummer, street_key"
-_COLS_LEVEL = _COLS + ", address_protection"  # read only when the scope hides some level (_Query.levels)
+# the driver-level SQL below names person_search's table and its scored columns through store.schema (a rename
+# there fails at import, tests/integration/test_driver_sql.py); the blocking passes' WHERE clauses still name
+# their key columns as text
+_S, _I = s.person_search, s.person_identifier
+_SCORED = (_S.c.person_id, _S.c.family_key, _S.c.given_key, _S.c.birth_date, _S.c.birth_year, _S.c.gender,
+           _S.c.kommune, _S.c.postnummer, _S.c.street_key)  # in the order the weights read them
+_COLS = ", ".join(c.name for c in _SCORED)
+_COLS_LEVEL = f"{_COLS}, {_S.c.address_protection.name}"  # read only when the scope hides some level (_Query.levels)
+_NEAR_FROM = (f"FROM {_I.name} i JOIN {_S.name} s ON s.{_S.c.person_id.name} = i.{_I.c.person_id.name} "
+              f"WHERE i.{_I.c.number.name} IN")
 
 
 def query_rec(q: IdentifyQuery) -> Rec:
@@ -202,8 +211,7 @@ def _near_sql(dialect: Dialect, n: int, columns: str) -> str:
     if sql is None:
         cols = ", ".join(f"s.{c.strip()}" for c in columns.split(","))
         marks = ", ".join(["?" if dialect.paramstyle == "qmark" else "%s"] * n)
-        sql = (f"SELECT {cols} FROM person_identifier i JOIN person_search s ON s.person_id = i.person_id "
-               f"WHERE i.number IN ({marks})")
+        sql = f"SELECT {cols} {_NEAR_FROM} ({marks})"
         _NEAR_SQL[key] = sql
     return sql
 
@@ -253,7 +261,7 @@ def _passes(dialect: Dialect, pq: _Query) -> list[list[_Pass]]:
     sqlite = dialect.name == "sqlite"
 
     def block(name: str, where: str, *params: Any, limit: int = _BLOCK_LIMIT) -> _Pass:
-        return name, f"SELECT {cols} FROM person_search WHERE {where} LIMIT {limit}", params
+        return name, f"SELECT {cols} FROM {_S.name} WHERE {where} LIMIT {limit}", params
 
     def prefix(col: str, key: str) -> tuple[str, str, str]:
         return f"{col} >= {mark} AND {col} < {mark}", key, key + "{"

@@ -1,12 +1,13 @@
 """PersonRepository: persons in and out of the store (SQLAlchemy Core on one connection).
 
-A person is one ``person`` row holding its validated document, plus its rows in the two index tables
-(``person_identifier``, ``person_search``; see store/schema.py for why). A lookup by number is one
+A person is one ``person`` row holding its validated document, plus its rows in every derived per-person
+table of store.derived.DERIVED (the indexes ``person_identifier`` and ``person_search``, the fast-path copies
+``person_brief`` and ``person_current``; see store/schema.py for why). A lookup by number is one
 indexed join, whatever the store's size; a batch is one ``IN`` query per 500 numbers. Writes replace
 the document and every derived row in the caller's transaction, so a change is all-or-nothing (one
 person: :meth:`PersonRepository.save`; many in a few statements a table: ``save_prepared``, which the bulk
-loader and the upstream sync use). Rows are built by :func:`person_rows` (in worker processes: by
-:func:`prepare_person`).
+loader and the upstream sync use). Rows are built by the registry's builders: :func:`person_rows` (in worker
+processes: :func:`prepare_person`).
 """
 
 from __future__ import annotations
@@ -21,18 +22,15 @@ import orjson
 from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 
 from store import schema as s
-from store.addresses import SEARCH_TYPES, primary_address
-from store.brief import brief_of
-from store.current import current_of
+from store.derived import DERIVED, search_row
 from store.document import from_stored, to_document
 from store.engine import driver_sql
-from store.model import Identifier, Meta, Person, current
-from store.normalize import name_key, street_key
+from store.model import Identifier, Person
 
 __all__ = ["Lookup", "PersonRepository", "PreparedPerson", "dump_document", "person_rows", "prepare_person",
            "search_row"]
 
-_INDEX_TABLES: tuple[Table, ...] = (s.person_identifier, s.person_search, s.person_brief, s.person_current)
+_DERIVED_TABLES: tuple[Table, ...] = tuple(d.table for d in DERIVED)
 _BATCH = 500  # keys per IN (...): within SQLite's parameter limit, near the measured optimum
 
 _p, _i = s.person, s.person_identifier
@@ -57,11 +55,6 @@ class Lookup:
         return self.person.current_identifier
 
 
-def _meta_row(m: Meta) -> dict[str, Any]:
-    return {"is_current": m.current, "valid_from": m.valid_from, "valid_to": m.valid_to,
-            "registered_at": m.registered_at, "source": m.source}
-
-
 def dump_document(p: Person) -> str:
     return json.dumps(to_document(p), ensure_ascii=False, separators=(",", ":"))
 
@@ -70,72 +63,30 @@ def _person(doc: str) -> Person:
     return from_stored(orjson.loads(doc))
 
 
-def search_row(p: Person, pid: int) -> dict[str, Any]:
-    """The person's current search keys (one row of person_search).
-
-    The address keys come with ``address_protection``, the level at which masking releases that address (the
-    person's strictest level in force, server.access.masking), so that search and identification use them only
-    for callers who may see it. A strengt fortrolig address is released to nobody: its keys are not stored."""
-    name = p.name
-    birth = current(p.birth)
-    home = primary_address(p, SEARCH_TYPES)  # the one address rule (store.addresses)
-    level = p.protection_level if home else None
-    if level == "strengtFortrolig":
-        home = None
-    return {
-        "person_id": pid,
-        "family_key": name_key(name.family) if name else "",
-        "given_key": name_key(" ".join(x for x in (name.given, name.middle) if x)) if name else "",
-        "birth_date": birth.date if birth else None,
-        "birth_year": birth.year if birth else None,
-        "gender": p.current_gender,
-        "kommune": home.kommune if home else None,
-        "postnummer": home.postnummer if home else None,
-        "street_key": street_key(home.street) if home and home.street else None,
-        "status": p.current_status,
-        "address_protection": level,
-    }
-
-
 def person_rows(p: Person, pid: int, now: dt.datetime, seq: int | None = None,
                 doc: str | None = None) -> dict[Table, list[dict[str, Any]]]:
-    """Every row that stores ``p`` under id ``pid``, by table (``person`` first)."""
-    return {
+    """Every row that stores ``p`` under id ``pid``, by table (``person`` first, then store.derived.DERIVED)."""
+    rows: dict[Table, list[dict[str, Any]]] = {
         s.person: [{"id": pid, "person_key": p.person_key, "doc": doc or dump_document(p), "last_seq": seq,
-                    "updated_at": now}],
-        s.person_identifier: [{"person_id": pid, "number": i.number, "kind": i.kind, "status": i.status,
-                               **_meta_row(i.meta)} for i in p.identifiers],
-        s.person_search: [search_row(p, pid)],
-        s.person_brief: [{"person_id": pid, "brief": brief_of(p)}],
-        s.person_current: [{"person_id": pid, "current": current_of(p)}],
-    }
+                    "updated_at": now}]}
+    for d in DERIVED:
+        rows[d.table] = [dict(r, person_id=pid) for r in d.build(p)]
+    return rows
 
 
 class PreparedPerson(NamedTuple):
-    """A person's rows before it has an id (:func:`person_rows` without ``person_id``): what a worker process
-    builds and :meth:`PersonRepository.save_prepared` writes."""
+    """A person's rows before it has an id: what a worker process builds and
+    :meth:`PersonRepository.save_prepared` writes. ``rows`` holds the rows of each table of
+    store.derived.DERIVED, in its order, without ``person_id``."""
 
     key: str
     doc: str
-    identifiers: list[dict[str, Any]]
-    search: dict[str, Any]
-    brief: str
-    current: str
-
-
-_EPOCH = dt.datetime(1970, 1, 1)
+    rows: tuple[list[dict[str, Any]], ...]
 
 
 def prepare_person(p: Person) -> PreparedPerson:
-    """The rows of ``p`` (every derived table's, by :func:`person_rows`) without a person id."""
-    rows = person_rows(p, 0, _EPOCH)
-    ids = rows[s.person_identifier]
-    for r in ids:
-        del r["person_id"]
-    search = rows[s.person_search][0]
-    del search["person_id"]
-    return PreparedPerson(p.person_key, rows[s.person][0]["doc"], ids, search, rows[s.person_brief][0]["brief"],
-                          rows[s.person_current][0]["current"])
+    """The rows of ``p`` (every derived table's, as :func:`person_rows`) without a person id."""
+    return PreparedPerson(p.person_key, dump_document(p), tuple(d.build(p) for d in DERIVED))
 
 
 def _chunks(items: Sequence[Any], n: int = _BATCH) -> Iterable[Sequence[Any]]:
@@ -223,15 +174,12 @@ class PersonRepository:
             ids.update(self.conn.execute(select(s.person.c.person_key, s.person.c.id)
                                          .where(s.person.c.person_key.in_(chunk))).all())
         for chunk in _chunks(list(ids.values())):
-            for t in _INDEX_TABLES:
+            for t in _DERIVED_TABLES:
                 self.conn.execute(delete(t).where(t.c.person_id.in_(chunk)))
         next_id = self.next_id()
         persons: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
-        identifiers: list[dict[str, Any]] = []
-        searches: list[dict[str, Any]] = []
-        briefs: list[dict[str, Any]] = []
-        currents: list[dict[str, Any]] = []
+        derived: list[list[dict[str, Any]]] = [[] for _ in DERIVED]
         for key in keys:
             item, seq = items[last[key]]
             pid = ids.get(key)
@@ -241,16 +189,13 @@ class PersonRepository:
                 persons.append({"id": pid, "person_key": key, "doc": item.doc, "last_seq": seq, "updated_at": now})
             else:
                 updates.append({"b_id": pid, "doc": item.doc, "last_seq": seq, "updated_at": now})
-            identifiers += [dict(r, person_id=pid) for r in item.identifiers]
-            searches.append(dict(item.search, person_id=pid))
-            briefs.append({"person_id": pid, "brief": item.brief})
-            currents.append({"person_id": pid, "current": item.current})
+            for out, rows in zip(derived, item.rows, strict=True):
+                out += [dict(r, person_id=pid) for r in rows]
         if updates:
             self.conn.execute(update(s.person).where(s.person.c.id == bindparam("b_id"))
                               .values(doc=bindparam("doc"), last_seq=bindparam("last_seq"),
                                       updated_at=bindparam("updated_at")), updates)
-        for table, rows in ((s.person, persons), (s.person_identifier, identifiers), (s.person_search, searches),
-                            (s.person_brief, briefs), (s.person_current, currents)):
+        for table, rows in ((s.person, persons), *zip(_DERIVED_TABLES, derived, strict=True)):
             if rows:
                 self.conn.execute(insert(table), rows)
         return [ids[item.key] for item, _ in items]
@@ -262,7 +207,7 @@ class PersonRepository:
         if pid is None:
             pid = self.next_id()
         else:
-            for t in _INDEX_TABLES:
+            for t in _DERIVED_TABLES:
                 self.conn.execute(delete(t).where(t.c.person_id == pid))
             self.conn.execute(delete(s.person).where(s.person.c.id == pid))
         for table, rows in person_rows(p, pid, now, seq).items():

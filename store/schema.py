@@ -7,7 +7,7 @@ history columns of :class:`store.model.Meta`) and ``person_search`` (one row of 
 search keys: the blocking keys of search and identification), plus ``person_brief`` (one row: the
 current values a Filematch wash reads, flattened by store/brief.py) and ``person_current`` (one row: the
 current values an HL7 PID shows, store/current.py). The repository rewrites all five together, in one
-transaction.
+transaction; the four derived tables, their builders and layout versions are registered in store/derived.py.
 
 Why documents and not a table per element: a person has ~13 element items; one row each made the bulk
 load 2.4× slower than raw inserts of those rows would allow and a lookup cost 7 statements (~2 ms at

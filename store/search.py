@@ -38,6 +38,7 @@ from typing import Any
 from rapidfuzz.distance import JaroWinkler
 from sqlalchemy import Connection, Dialect
 
+from store import schema as s
 from store.engine import fetch_all
 from store.errors import InvalidInput, TooManyHits, ValueTooLong
 from store.model import PROTECTION_LEVELS
@@ -136,6 +137,15 @@ class SearchHit:
     score: float  # 0–100
 
 
+# person_search's table and column names for the driver-level SQL below, through store.schema (a rename there
+# fails at import, tests/unit/test_driver_sql.py)
+_PS = s.person_search
+_TABLE, _ID, _LEVEL = _PS.name, _PS.c.person_id.name, _PS.c.address_protection.name
+_FAMILY, _GIVEN, _STREET = _PS.c.family_key.name, _PS.c.given_key.name, _PS.c.street_key.name
+_BIRTH_DATE, _BIRTH_YEAR, _GENDER = _PS.c.birth_date.name, _PS.c.birth_year.name, _PS.c.gender.name
+_KOMMUNE, _POSTNUMMER = _PS.c.kommune.name, _PS.c.postnummer.name
+
+
 class _Sql:
     """A WHERE clause as driver SQL with its parameters, built per query (SQLAlchemy's statement construction
     and compilation cost ~0.5 ms a search, more than the indexed query itself)."""
@@ -172,46 +182,46 @@ def _any(parts: list[str]) -> str:
 def _block(q: _Sql, c: SearchCriteria, family_words: list[str]) -> str:
     year = c.birth_year or (c.birth_date.year if c.birth_date else None)
     if c.birth_date:
-        return q.eq("birth_date", c.birth_date)
+        return q.eq(_BIRTH_DATE, c.birth_date)
     if family_words:  # (each part is built in the order it appears: the parameters are positional)
         if year:
-            fam = _any([q.prefix("family_key", w) for w in family_words])
-            return f"{fam} AND {q.eq('birth_year', year)}"
+            fam = _any([q.prefix(_FAMILY, w) for w in family_words])
+            return f"{fam} AND {q.eq(_BIRTH_YEAR, year)}"
         if c.kommune:
-            first = q.eq("kommune", c.kommune)
+            first = q.eq(_KOMMUNE, c.kommune)
         elif c.postnummer:
-            first = q.eq("postnummer", c.postnummer)
+            first = q.eq(_POSTNUMMER, c.postnummer)
         else:
-            first = q.prefix("street_key", street_key(c.street))
-        return f"{first} AND {_any([q.prefix('family_key', w) for w in family_words])}"
+            first = q.prefix(_STREET, street_key(c.street))
+        return f"{first} AND {_any([q.prefix(_FAMILY, w) for w in family_words])}"
     _, giv, _ = c.name_words()
-    return f"{_any([q.prefix('given_key', w) for w in giv])} AND {q.eq('birth_year', year)}"
+    return f"{_any([q.prefix(_GIVEN, w) for w in giv])} AND {q.eq(_BIRTH_YEAR, year)}"
 
 
 def levels_sql(levels: frozenset[str]) -> str:
     """A condition on ``person_search.address_protection``: one of ``levels`` (validated by SearchScope)."""
     if not levels:
         return "1 = 0"
-    return "address_protection IN (" + ", ".join(f"'{level}'" for level in sorted(levels)) + ")"
+    return f"{_LEVEL} IN (" + ", ".join(f"'{level}'" for level in sorted(levels)) + ")"
 
 
 def _filters(q: _Sql, c: SearchCriteria, fam: list[str], giv: list[str], full: list[str],
              scope: SearchScope) -> list[str]:
-    where = [q.word_prefix("family_key", w) for w in fam]
-    where += [q.word_prefix("given_key", w) for w in giv]
-    where += [f"({q.word_prefix('given_key', w)} OR {q.word_prefix('family_key', w)})" for w in full]
+    where = [q.word_prefix(_FAMILY, w) for w in fam]
+    where += [q.word_prefix(_GIVEN, w) for w in giv]
+    where += [f"({q.word_prefix(_GIVEN, w)} OR {q.word_prefix(_FAMILY, w)})" for w in full]
     if c.birth_date:
-        where.append(q.eq("birth_date", c.birth_date))
+        where.append(q.eq(_BIRTH_DATE, c.birth_date))
     if c.birth_year:
-        where.append(q.eq("birth_year", c.birth_year))
+        where.append(q.eq(_BIRTH_YEAR, c.birth_year))
     if c.gender:
-        where.append(q.eq("gender", c.gender))
+        where.append(q.eq(_GENDER, c.gender))
     if c.kommune:
-        where.append(q.eq("kommune", c.kommune))
+        where.append(q.eq(_KOMMUNE, c.kommune))
     if c.postnummer:
-        where.append(q.eq("postnummer", c.postnummer))
+        where.append(q.eq(_POSTNUMMER, c.postnummer))
     if c.street:
-        where.append(q.prefix("street_key", street_key(c.street)))
+        where.append(q.prefix(_STREET, street_key(c.street)))
     if (c.postnummer or c.street) and not scope.sees_all(scope.levels):
         where.append(levels_sql(scope.levels))
     elif c.kommune and not scope.sees_all(scope.kommune_levels):
@@ -241,7 +251,7 @@ def search(conn: Connection, c: SearchCriteria, *, scope: SearchScope,
     family_words = [" ".join(fam)] if fam else full
     q = _Sql(conn.dialect)
     where = " AND ".join([_block(q, c, family_words), *_filters(q, c, fam, giv, full, scope)])
-    sql = f"SELECT person_id, family_key, given_key FROM person_search WHERE {where} LIMIT {int(limit) + 1}"
+    sql = f"SELECT {_ID}, {_FAMILY}, {_GIVEN} FROM {_TABLE} WHERE {where} LIMIT {int(limit) + 1}"
     rows = fetch_all(conn, sql, q.params)
     if len(rows) > limit:
         raise TooManyHits(f"more than {limit} persons match; add criteria", limit=limit)

@@ -166,14 +166,16 @@ def _insert_returning(engine: Engine, records: Sequence[AuditRecord]) -> None:
             conn.execute(insert(s.audit_person), persons)
 
 
-_SQLITE_EVENT = (f"INSERT INTO audit_event (id, {', '.join(_EVENT_COLUMNS)}) "
+_EV, _AP = s.audit_event, s.audit_person  # names for the driver-level SQL below, through store.schema
+_SQLITE_EVENT = (f"INSERT INTO {_EV.name} ({_EV.c.id.name}, {', '.join(_EVENT_COLUMNS)}) "
                  f"VALUES (?, {', '.join('?' * len(_EVENT_COLUMNS))})")
 # The same rows from one JSON array parameter (SQLite's JSON1, built in since 3.38 and in most builds long
 # before): one statement per batch, so the GIL is released once, not once per row (see _insert_sqlite).
-_SQLITE_EVENT_JSON = (f"INSERT INTO audit_event (id, {', '.join(_EVENT_COLUMNS)}) SELECT ? + key, "
+_SQLITE_EVENT_JSON = (f"INSERT INTO {_EV.name} ({_EV.c.id.name}, {', '.join(_EVENT_COLUMNS)}) SELECT ? + key, "
                       + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_EVENT_COLUMNS)))
                       + " FROM json_each(?)")
-_SQLITE_PERSON = "INSERT INTO audit_person (audit_id, number, role, gen) VALUES (?, ?, ?, ?)"
+_SQLITE_PERSON = (f"INSERT INTO {_AP.name} ({_AP.c.audit_id.name}, {_AP.c.number.name}, {_AP.c.role.name}, "
+                  f"{_AP.c.gen.name}) VALUES (?, ?, ?, ?)")
 
 
 def _insert_sqlite(engine: Engine, records: Sequence[AuditRecord]) -> None:

@@ -73,6 +73,11 @@ def account_part(username: str) -> str:
     return "#" + hashlib.sha256(username.encode("utf-8", "surrogatepass")).hexdigest()[:40]
 
 
+_T = s.auth_throttle  # names of the driver-level read below, through store.schema: a rename there fails at import
+_ADMIT_SQL = (f"SELECT {_T.c.key.name}, {_T.c.failures.name}, {_T.c.next_allowed.name}, {_T.c.trusted_until.name}"
+              f" FROM {_T.name} WHERE {_T.c.key.name} IN ({{mark}}, {{mark}}, {{mark}})")
+
+
 @dataclass(frozen=True, slots=True)
 class ThrottlePolicy:
     """The numbers of the policy (module docstring); durations in seconds."""
@@ -132,8 +137,7 @@ class Throttle:
         # SQLAlchemy's statement handling would (docs/access.md "Throttling" has the figures).
         self._sqlite = engine.dialect.name == "sqlite"
         mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-        self._admit_sql = ("SELECT key, failures, next_allowed, trusted_until FROM auth_throttle "
-                           f"WHERE key IN ({mark}, {mark}, {mark})")
+        self._admit_sql = _ADMIT_SQL.format(mark=mark)
 
     @staticmethod
     def keys(username: str, address: str) -> Keys:

@@ -15,7 +15,8 @@ from server.access import BUILTIN_PROFILES, AccountStore, AuditWriter
 from server.hl7.app import Hl7App
 from server.hl7.listener import Peer
 from server.hl7.settings import MllpSettings
-from store.current import ViewMissing, view_by_number, views
+from store import derived
+from store.current import current_of, view_by_number, views
 from store.document import from_document
 from store.engine import Reader
 from store.repository import PersonRepository
@@ -61,27 +62,37 @@ def test_the_reader_leaves_no_transaction_open_after_driver_level_reads(engine: 
         reader.close()
 
 
-def test_a_person_without_a_view_is_an_internal_error_for_pix_and_left_out_of_pdq(
-        engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_person_without_a_view_is_answered_from_its_document_by_pix_and_pdq(
+        engine: Engine, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(derived, "_warned", {})  # one warning a minute a table: this test's own
     numbers = _store(engine, "w1", "w2", "w3")
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM person_current WHERE person_id = (SELECT person_id FROM person_identifier"
-                          " WHERE number = :n)"), {"n": numbers[1]})
-        with pytest.raises(ViewMissing):
-            view_by_number(conn, numbers[1])
-        assert view_by_number(conn, "00000000000") is None
     AccountStore(engine).add("mirth", "a-long-password-1", "full")
     settings = MllpSettings(port=0, peers={"MIRTH^AHUS": "mirth"}, peer_match="sender", threads=0)
     app = Hl7App(engine, AccountStore(engine), BUILTIN_PROFILES, AuditWriter(engine, mode="sync"), settings)
-    caplog.set_level(logging.INFO)
     msh = "MSH|^~\\&|MIRTH|AHUS|PREGBRIDGE|NHN|20261121120000||{}|{}|P|2.5\r"
-    pix = app((msh.format("QBP^Q23^QBP_Q21", "C1") + f"QPD|IHE PIX Query|t1|{numbers[1]}\rRCP|I\r").encode(),
-              Peer("127.0.0.1", 5000, 1))
-    assert b"MSA|AE|C1" in pix and b"207^Application internal error" in pix
-    pdq = app((msh.format("QBP^Q22^QBP_Q21", "C2") + "QPD|IHE PDQ Query|t2|@PID.5.1^Viewsen~@PID.7^19770707\r"
-               "RCP|I|10^RD\r").encode(), Peer("127.0.0.1", 5000, 1)).decode()
-    assert "MSA|AA|C2" in pdq and pdq.count("\rPID|") == 2 and numbers[1] not in pdq
-    qak = next(s for s in pdq.split("\r") if s.startswith("QAK|"))
-    assert qak.split("|")[4:7] == ["3", "2", "0"]  # hits 3, in this payload 2 (the one without a view is not sent)
+
+    def ask() -> tuple[str, str]:
+        pix = app((msh.format("QBP^Q23^QBP_Q21", "C1") + f"QPD|IHE PIX Query|t1|{numbers[1]}\rRCP|I\r").encode(),
+                  Peer("127.0.0.1", 5000, 1)).decode()
+        pdq = app((msh.format("QBP^Q22^QBP_Q21", "C2") + "QPD|IHE PDQ Query|t2|@PID.5.1^Viewsen~@PID.7^19770707\r"
+                   "RCP|I|10^RD\r").encode(), Peer("127.0.0.1", 5000, 1)).decode()
+        return pix.split("\r", 1)[1], pdq.split("\r", 1)[1]  # without MSH (its time and control id differ)
+
+    whole = ask()
+    with engine.begin() as conn:
+        pid = conn.execute(text("SELECT person_id FROM person_identifier WHERE number = :n"),
+                           {"n": numbers[1]}).scalar_one()
+        expected = conn.execute(text("SELECT current FROM person_current WHERE person_id = :p"), {"p": pid}).scalar()
+        conn.execute(text("DELETE FROM person_current WHERE person_id = :p"), {"p": pid})
+        assert view_by_number(conn, numbers[1]) == expected
+        assert views(conn, [pid, 99999]) == {pid: expected}
+        assert view_by_number(conn, "00000000000") is None
+    caplog.set_level(logging.INFO)
+    pix, pdq = ask()
+    assert pix == whole[0] and "MSA|AA|C1" in pix and numbers[1] in pix
+    assert pdq == whole[1] and pdq.count("\rPID|") == 3 and numbers[1] in pdq
     assert all(n not in r.getMessage() and "Viewsen" not in r.getMessage() for r in caplog.records for n in numbers)
-    assert any("without a current view" in r.getMessage() for r in caplog.records)
+    assert any("pregbridge views rebuild" in r.getMessage() and "person_current" in r.getMessage()
+               for r in caplog.records)
+    with engine.connect() as conn:
+        assert expected == current_of(PersonRepository(conn).load([pid])[pid])

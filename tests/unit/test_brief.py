@@ -35,7 +35,7 @@ def test_a_separator_inside_a_value_cannot_shift_the_fields() -> None:
 
 def test_a_brief_of_another_layout_is_refused() -> None:
     text = b.brief_of(_person())
-    with pytest.raises(b.BriefVersionError, match="pregbridge init"):
+    with pytest.raises(b.BriefVersionError, match="pregbridge views rebuild"):
         b.split_brief("b0" + text[2:])
     with pytest.raises(b.BriefVersionError):
         b.split_brief(text + b.SEP + "extra")

@@ -164,9 +164,8 @@ def _find(req: Request, ctx: Context) -> Reply:
             stored = views(conn, [pid for pid, _ in page])
         release = pid_release(req.profile)
         missing = len({pid for pid, _ in page}) - len(stored)
-        if missing:  # deleted since the search, or views not built
-            log.warning("hl7 PDQ: %d person(s) of a page without a current view (deleted since the search, or "
-                        "a store whose views need `pregbridge init`)", missing)
+        if missing:  # deleted since the search (a person stored without its view is answered from its document)
+            log.warning("hl7 PDQ: %d person(s) of a page deleted since the search", missing)
         n = 0
         for pid, score in page:
             view = stored.get(pid)

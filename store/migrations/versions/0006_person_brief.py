@@ -5,7 +5,7 @@ Revises: 0005
 Create Date: 2026-11-22 02:40:00.000000
 
 The briefs are derived data (store/brief.py): this migration builds them from the stored documents with
-the brief layout of the code that runs it, in batches by person id (about a minute per million persons).
+the layout it wrote, ``b1`` (frozen in store.backfill.brief_b1; the rebuild at head brings it to the code's), in batches by person id (about a minute per million persons).
 """
 
 from alembic import op
@@ -19,8 +19,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    from store.brief import brief_of
-    from store.backfill import fill_per_person
+    from store.backfill import brief_b1, fill_per_person
 
     op.create_table('person_brief',
     sa.Column('person_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -28,7 +27,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['person_id'], ['person.id'], name=op.f('fk_person_brief_person_id_person'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('person_id', name=op.f('pk_person_brief'))
     )
-    fill_per_person(op.get_bind(), 'person_brief', 'brief', brief_of)
+    fill_per_person(op.get_bind(), 'person_brief', 'brief', brief_b1)
 
 
 def downgrade() -> None:

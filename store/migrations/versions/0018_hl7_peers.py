@@ -1,7 +1,7 @@
 """hl7_peer: HL7 senders kept in the store (``pregbridge hl7 peers add|remove|list``)
 
 Revision ID: 0018
-Revises: 0013
+Revises: 0014
 Create Date: 2026-12-04 16:00:00.000000
 
 Running listeners read the table again every few seconds (server/hl7/peers.py), so a sender added or
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = '0018'
-down_revision = '0013'
+down_revision = '0014'
 branch_labels = None
 depends_on = None
 

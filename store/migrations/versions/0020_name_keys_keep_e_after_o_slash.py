@@ -5,11 +5,10 @@ Revises: 0019
 Create Date: 2026-12-04 15:50:00.000000
 
 store.normalize.name_key once turned ø into o and then ``oe`` into o, dropping the real e of ``Løen``
-(issue 16). The search keys of the persons stored before are rewritten from their documents with the code
-that runs this migration (store.backfill.refresh_search_columns); no column changes.
+(issue 16). No column changes, and this step writes nothing: the new keys are person_search layout ``s3``
+(store.derived), so ``store.engine.migrate`` at head rebuilds the table of a store recorded at ``s2`` from its
+documents (an old migration never runs today's builders).
 """
-
-from alembic import op
 
 revision = '0020'
 down_revision = '0019'
@@ -18,9 +17,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    from store.backfill import refresh_search_columns
-
-    refresh_search_columns(op.get_bind(), ['family_key', 'given_key', 'street_key'])
+    pass  # the rebuild at head (store.derived, layout s3) rewrites the keys
 
 
 def downgrade() -> None:
