@@ -140,7 +140,7 @@ def test_old_migrations_fill_with_their_frozen_layout_and_0014_records_it(tmp_pa
             assert set(recorded_layouts(conn).values()) == {None}
         migrate(engine)
         with engine.connect() as conn:
-            assert recorded_layouts(conn) == {"person_identifier": "i1", "person_search": "s2",
+            assert recorded_layouts(conn) == {"person_identifier": "i1", "person_search": "s3",
                                               "person_brief": "b1", "person_current": "c1"}
     finally:
         engine.dispose()
