@@ -36,6 +36,7 @@ import httpx
 import orjson
 
 from upstream.auth import ASSERTION_TYPE, Signer, TokenSource, load_jwk
+from upstream.bulk import bulk_persons, person_object
 from upstream.errors import (
     UpstreamAuthError,
     UpstreamBadRequest,
@@ -48,7 +49,7 @@ from upstream.errors import (
 from upstream.settings import UpstreamSettings
 from upstream.spec import BULK_MAX, INFORMATION_PARTS, OPERATIONS, version_header
 
-__all__ = ["EventDocument", "PersontjenestenClient", "bulk_persons"]
+__all__ = ["EventDocument", "PersontjenestenClient"]
 
 log = logging.getLogger("upstream.client")
 _PARTS = frozenset(INFORMATION_PARTS)
@@ -87,19 +88,6 @@ def _retry_after(value: str | None, now: Callable[[], float] = time.time) -> flo
     if when.tzinfo is None:
         when = when.replace(tzinfo=dt.UTC)
     return max(0.0, when.timestamp() - now())
-
-
-def bulk_persons(body: bytes, op: str = "persons_by_id") -> list[dict[str, Any]]:
-    """A bulk answer's bytes → its persons: a JSON list of objects, else an error (a body that is not JSON is
-    :class:`UpstreamUnavailable`, as for every answer; one that is not a list of objects is
-    :class:`UpstreamError`). The sync calls it in its worker processes on :meth:`persons_by_id_body`."""
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise UpstreamUnavailable(f"Persontjenesten answered {op} with a body that is not JSON") from None
-    if not isinstance(parsed, list):
-        raise UpstreamError(f"Persontjenesten answered {op} with something other than a list")
-    return [PersontjenestenClient._person(p) for p in parsed]
 
 
 def _problem(resp: httpx.Response) -> dict[str, Any]:
@@ -200,9 +188,9 @@ class PersontjenestenClient:
         return self._bulk("persons_by_id", "personIds", ids, parts, include_history)
 
     def persons_by_id_body(self, ids: Sequence[str], parts: Sequence[str], include_history: bool = False) -> bytes:
-        """person/bulk-by-id's answer unparsed, for :func:`bulk_persons` elsewhere (the sync's worker processes:
-        the bytes cross to them more cheaply than the parsed objects, and this process keeps its time for
-        writing)."""
+        """person/bulk-by-id's answer unparsed, for :func:`upstream.bulk.bulk_persons` elsewhere (the sync's
+        worker processes: the bytes cross to them more cheaply than the parsed objects, and this process keeps
+        its time for writing)."""
         return self._bulk_body("persons_by_id", "personIds", ids, parts, include_history)
 
     def persons_by_nin(self, nins: Sequence[str], parts: Sequence[str],
@@ -233,9 +221,7 @@ class PersontjenestenClient:
 
     @staticmethod
     def _person(body: Any) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise UpstreamError("Persontjenesten sent a person that is not an object")
-        return body
+        return person_object(body)
 
     def _bulk(self, op: str, field: str, keys: Sequence[str], parts: Sequence[str],
               include_history: bool) -> list[dict[str, Any]]:

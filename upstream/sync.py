@@ -269,10 +269,10 @@ def _may_share_numbers(p: Person) -> bool:
 
 def map_bulk(asked: Sequence[str], body: bytes | Sequence[Any]) -> Mapped:
     """A bulk answer (its bytes as Persontjenesten sent them, or its parsed list) to the ids ``asked`` → rows:
-    parsed (upstream.client.bulk_persons), the persons not asked for left out and counted, then
+    parsed (upstream.bulk.bulk_persons), the persons not asked for left out and counted, then
     :func:`map_answers`. Runs in a worker process: pure, no I/O."""
     if isinstance(body, bytes):
-        from upstream.client import bulk_persons
+        from upstream.bulk import bulk_persons
 
         body = bulk_persons(body)
     wanted = set(asked)
@@ -323,7 +323,7 @@ def _checksum(ev: EventLike) -> str:
 
 def _ready() -> int:
     """A worker process's first task: everything a page's work imports, imported (see Syncer.__init__)."""
-    import upstream.client  # noqa: F401 - bulk_persons, in map_bulk
+    import upstream.bulk  # noqa: F401 - in map_bulk
 
     return os.getpid()
 
@@ -334,18 +334,21 @@ class _Checkpointer:
     off while it writes a page). A page of 1,000 changed persons dirties ~30 MB of pages on a store of
     100,000 (every derived table and its indexes); copying them back and the fsync that follows then overlap
     the next page's work instead of lengthening every commit. Before a page's transaction begins, a WAL grown
-    past ``limit`` bytes is checkpointed here, waiting for the thread's run, so that the transaction starts
-    the WAL afresh: it stays bounded. Durability is unchanged (WAL mode with synchronous=NORMAL: a commit is
-    on disk at the next checkpoint, whoever runs it; a crashed process loses nothing committed)."""
+    past ``LIMIT`` bytes is checkpointed first (the thread does it; the page waits), so that the transaction
+    starts the WAL afresh: it stays bounded. Durability is unchanged (WAL mode with synchronous=NORMAL: a
+    commit is on disk at the next checkpoint, whoever runs it; a crashed process loses nothing committed).
+
+    The thread has its own connection, out of the engine's pool, with a page cache of 1 MB: a checkpoint reads
+    through its connection's cache, and the store's 64 MB one would add that much to the syncer's memory."""
 
     LIMIT = 96 << 20  # bytes of WAL: about three pages of 1,000 changed persons on a store of 100,000
+    CACHE_KIB = 1024
 
-    def __init__(self, engine: Engine, limit: int | None = None) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.limit = self.LIMIT if limit is None else limit
         self._wal = Path(f"{engine.url.database}-wal")
-        self._lock = threading.Lock()  # held while a checkpoint runs
-        self._kick = threading.Event()
+        self._cond = threading.Condition()
+        self._asked = self._done = 0  # checkpoints asked for, and the last one asked for that has run
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="sync-checkpoint", daemon=True)
         self._thread.start()
@@ -354,39 +357,72 @@ class _Checkpointer:
     def wanted(engine: Engine) -> bool:
         return engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
 
-    def checkpoint(self) -> None:
-        with self._lock, self.engine.connect() as conn:
-            conn.execution_options(sqlite_begin="none")  # a checkpoint runs outside any transaction
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+    def _checkpoint(self, conn: Connection) -> None:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").all()
 
     def _run(self) -> None:
-        while True:
-            self._kick.wait()
-            self._kick.clear()
+        conn: Connection | None = None
+        try:
+            conn = self.engine.connect()
+            conn.detach()  # its pragma below stays with it: closed for good at the end, never back in the pool
+            conn.execution_options(sqlite_begin="none")  # a checkpoint runs outside any transaction
+            conn.exec_driver_sql(f"PRAGMA cache_size=-{self.CACHE_KIB}")
+            while True:
+                with self._cond:
+                    while self._asked == self._done and not self._closing:
+                        self._cond.wait()
+                    if self._asked == self._done:  # closing, nothing left
+                        return
+                    target = self._asked
+                try:
+                    self._checkpoint(conn)
+                except Exception as exc:  # noqa: BLE001 - the next one (or SQLite's own) catches up
+                    log.warning("a WAL checkpoint after a page failed (%s); the next one catches up",
+                                type(exc).__name__)
+                with self._cond:
+                    self._done = target
+                    self._cond.notify_all()
+        except Exception as exc:  # noqa: BLE001 - no connection: SQLite's own checkpoints remain
+            log.warning("the WAL checkpointer could not start (%s)", type(exc).__name__)
+        finally:
+            with self._cond:
+                self._closing = True
+                self._done = self._asked  # nobody waits for a thread that is gone
+                self._cond.notify_all()
+            if conn is not None:
+                conn.close()
+
+    def _ask(self) -> int:
+        with self._cond:
             if self._closing:
-                return
-            try:
-                self.checkpoint()
-            except Exception as exc:  # noqa: BLE001 - the next commit's checkpoint (or SQLite's) catches up
-                log.warning("a WAL checkpoint after a page failed (%s); the next one catches up", type(exc).__name__)
+                return self._done
+            self._asked += 1
+            self._cond.notify_all()
+            return self._asked
 
     def committed(self) -> None:
         """A page was committed: copy it back (in the thread)."""
-        self._kick.set()
+        self._ask()
 
     def before_begin(self) -> None:
+        """Wait for a checkpoint first when the WAL has grown past ``LIMIT``."""
         try:
             size = self._wal.stat().st_size
         except FileNotFoundError:
             return
-        if size > self.limit:
-            self.checkpoint()
+        if size > self.LIMIT:
+            target = self._ask()
+            with self._cond:
+                while self._done < target:
+                    self._cond.wait()
 
     def close(self) -> None:
-        self._closing = True
-        self._kick.set()
+        """One last checkpoint, then the thread ends."""
+        self._ask()
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
         self._thread.join()
-        self.checkpoint()
 
 
 class SyncConflict(PregbridgeError):

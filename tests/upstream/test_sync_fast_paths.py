@@ -6,7 +6,7 @@ store (SQLite and PostgreSQL):
   method: the reference path), persons gone and rejected included;
 - an answer the client's checks refuse is refused the same from a worker process, nothing applied;
 - on SQLite, the checkpointer thread leaves the WAL copied back and bounded, and gives the pooled connection
-  back with SQLite's own autocheckpoint.
+  back with SQLite's own autocheckpoint (and its own page cache: the checkpointer's small one is its own).
 """
 
 from __future__ import annotations
@@ -139,12 +139,13 @@ def test_the_wal_is_copied_back_and_stays_bounded(sqlite_store: Engine, sqlite_u
         busy, frames, copied = conn.execute(text("PRAGMA wal_checkpoint(PASSIVE)")).one()
         assert busy == 0 and frames == copied  # nothing was left to copy back
         assert conn.execute(text("PRAGMA wal_autocheckpoint")).scalar() == 1000  # SQLite's default, as it was
+        assert conn.execute(text("PRAGMA cache_size")).scalar() == -65536  # the store's, not the checkpointer's
 
 
 def test_without_the_checkpoints_the_wal_would_grow(sqlite_store: Engine, sqlite_url: str, demo_population: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """The control of the test above: the same run with the checkpointer doing nothing grows the WAL."""
-    monkeypatch.setattr(sync_module._Checkpointer, "checkpoint", lambda self: None)
+    monkeypatch.setattr(sync_module._Checkpointer, "_checkpoint", lambda self, conn: None)
     sizes: list[int] = []
     with fake_of(demo_population) as fake:
         _run(sqlite_store, Paged(PersontjenestenClient(fake.client_settings(**FAST)), page=25), workers=1,
