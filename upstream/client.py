@@ -36,6 +36,7 @@ import httpx
 import orjson
 
 from upstream.auth import ASSERTION_TYPE, Signer, TokenSource, load_jwk
+from upstream.bulk import bulk_persons, person_object
 from upstream.errors import (
     UpstreamAuthError,
     UpstreamBadRequest,
@@ -186,6 +187,12 @@ class PersontjenestenClient:
                       include_history: bool = False) -> list[dict[str, Any]]:
         return self._bulk("persons_by_id", "personIds", ids, parts, include_history)
 
+    def persons_by_id_body(self, ids: Sequence[str], parts: Sequence[str], include_history: bool = False) -> bytes:
+        """person/bulk-by-id's answer unparsed, for :func:`upstream.bulk.bulk_persons` elsewhere (the sync's
+        worker processes: the bytes cross to them more cheaply than the parsed objects, and this process keeps
+        its time for writing)."""
+        return self._bulk_body("persons_by_id", "personIds", ids, parts, include_history)
+
     def persons_by_nin(self, nins: Sequence[str], parts: Sequence[str],
                        include_history: bool = False) -> list[dict[str, Any]]:
         return self._bulk("persons_by_nin", "nins", nins, parts, include_history)
@@ -214,20 +221,21 @@ class PersontjenestenClient:
 
     @staticmethod
     def _person(body: Any) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise UpstreamError("Persontjenesten sent a person that is not an object")
-        return body
+        return person_object(body)
 
     def _bulk(self, op: str, field: str, keys: Sequence[str], parts: Sequence[str],
               include_history: bool) -> list[dict[str, Any]]:
+        return bulk_persons(self._bulk_body(op, field, keys, parts, include_history), op) if keys else []
+
+    def _bulk_body(self, op: str, field: str, keys: Sequence[str], parts: Sequence[str],
+                   include_history: bool) -> bytes:
         if not keys:
-            return []
+            return b"[]"
         if len(keys) > BULK_MAX:
             raise ValueError(f"at most {BULK_MAX} per bulk request")
-        body = self._json(op, params=self._part_params(parts, include_history), data={field: list(keys)})
-        if not isinstance(body, list):
-            raise UpstreamError(f"Persontjenesten answered {op} with something other than a list")
-        return [self._person(p) for p in body]
+        method, path = OPERATIONS[op]
+        params = self._part_params(parts, include_history)
+        return self.call(op, method, self._base + path, params=params, data={field: list(keys)}).content
 
     def _json(self, op: str, *, path_id: str | None = None, params: list[tuple[str, str]] | None = None,
               data: Mapping[str, Any] | None = None) -> Any:

@@ -120,52 +120,58 @@ EVENT_TYPES = {
 # -- reading the API's values --------------------------------------------------------------------------
 
 
+def _is_object(v: Any) -> bool:
+    return type(v) is dict or isinstance(v, Mapping)  # parsed JSON is a dict: the ABC check only otherwise
+
+
 def _list(person: Json, key: str) -> list[Json]:
     raw = person.get(key)
     if raw is None:
         return []
-    if isinstance(raw, Mapping):  # `death` is one object in the v2 contract; a list is taken as well
-        raw = [raw]
-    if not isinstance(raw, list):
-        raise InvalidDocument("not a list", field=key)
-    for i, item in enumerate(raw):
-        if not isinstance(item, Mapping):
-            raise InvalidDocument("not an object", field=f"{key}[{i}]")
-    return raw
+    if type(raw) is not list:
+        if _is_object(raw):  # `death` is one object in the v2 contract; a list is taken as well
+            raw = [raw]
+        elif not isinstance(raw, list):
+            raise InvalidDocument("not a list", field=key)
+    if not all(type(item) is dict for item in raw):
+        for i, item in enumerate(raw):
+            if not _is_object(item):
+                raise InvalidDocument("not an object", field=f"{key}[{i}]")
+    return raw  # type: ignore[no-any-return]
 
 
 def _obj(item: Json, key: str, field: str) -> Json | None:
     v = item.get(key)
     if v is None:
         return None
-    if not isinstance(v, Mapping):
+    if not _is_object(v):
         raise InvalidDocument("not an object", field=f"{field}.{key}")
-    return v
+    return v  # type: ignore[no-any-return]
 
 
-def _day(v: Any, field: str) -> str | None:
+def _day(v: Any, field: str, sub: str = "") -> str | None:
     """A date-time of the API as the store's date (its date part: the API says time and zone of dates such
-    as birthDate are unknown and must be ignored)."""
+    as birthDate are unknown and must be ignored). The field named in an error is ``field + sub``."""
     if v is None:
         return None
     if not isinstance(v, str) or len(v) < 10:
-        raise InvalidDocument("not a date-time", field=field)
+        raise InvalidDocument("not a date-time", field=field + sub)
     return v[:10]  # from_document checks it is a date
 
 
-def _instant(v: Any, field: str) -> str | None:
+def _instant(v: Any, field: str, sub: str = "") -> str | None:
     """registeredAt as the store's UTC ``YYYY-MM-DDTHH:MM:SSZ``."""
     if v is None:
         return None
     if not isinstance(v, str):
-        raise InvalidDocument("not a date-time", field=field)
+        raise InvalidDocument("not a date-time", field=field + sub)
     if len(v) == 25 and v.endswith("+00:00") and v[10] == "T" and v[:19].replace("-", "").replace("T", "").replace(
             ":", "").isdigit():  # the usual form, UTC to the second: no parsing needed
         return v[:19] + "Z"
     try:
         t = dt.datetime.fromisoformat(v.replace("Z", "+00:00") if v.endswith("Z") else v)
     except ValueError:
-        raise InvalidDocument("not a date-time (ISO 8601)", field=field) from None
+        raise InvalidDocument("not a date-time (ISO 8601)", field=field + sub) from None
     if t.tzinfo is not None:
         t = t.astimezone(dt.UTC).replace(tzinfo=None)
     return t.isoformat(timespec="seconds") + "Z"
@@ -173,12 +179,15 @@ def _instant(v: Any, field: str) -> str | None:
 
 def _meta(item: Json, field: str) -> Doc:
     valid = item.get("isValid")
-    if valid is not None and not isinstance(valid, bool):
+    if valid is None:
+        valid = True
+    elif valid is not True and valid is not False:
         raise InvalidDocument("not a boolean", field=f"{field}.isValid")
-    return {"current": True if valid is None else valid,
-            "validFrom": _day(item.get("validFrom"), f"{field}.validFrom"),
-            "validTo": _day(item.get("validTo"), f"{field}.validTo"),
-            "registeredAt": _instant(item.get("registeredAt"), f"{field}.registeredAt"),
+    start, end, registered = item.get("validFrom"), item.get("validTo"), item.get("registeredAt")
+    return {"current": valid,
+            "validFrom": None if start is None else _day(start, field, ".validFrom"),
+            "validTo": None if end is None else _day(end, field, ".validTo"),
+            "registeredAt": None if registered is None else _instant(registered, field, ".registeredAt"),
             "source": item.get("source")}
 
 
@@ -501,6 +510,9 @@ def _api_contact(a: Json) -> Doc:
 
 _PROTECTION_OUT = _inverse(_PROTECTION)
 _PART_OF_TYPE = _inverse(ADDRESS_PARTS)
+_STAY_OUT = _inverse(_STAY)
+_GENDER_OUT, _STATUS_OUT, _ROLE_OUT = _inverse(_GENDER), _inverse(_STATUS), _inverse(_ROLE)
+_ID_KIND_OUT, _ID_STATUS_OUT, _MARITAL_OUT = _inverse(_ID_KIND), _inverse(_ID_STATUS), _inverse(_MARITAL)
 
 
 def _api_address(a: Json) -> Doc:
@@ -522,7 +534,7 @@ def _api_address(a: Json) -> Doc:
         out["moveDate"] = _at(a.get("movedAt"))
     elif type_ == "opphold":
         out["presentAddressDate"] = _at(a.get("movedAt"))
-        stay = _inverse(_STAY).get(a.get("stayElsewhere") or "")
+        stay = _STAY_OUT.get(a.get("stayElsewhere") or "")
         if stay is not None:  # an enum, not nullable: absent when there is none
             out["stayElsewhere"] = stay
     elif type_ == "deltBosted":
@@ -549,8 +561,8 @@ def person_json(doc: Json, *, parts: Collection[str] | None = None, include_hist
     def keep(items: Iterable[Json]) -> list[Json]:
         return [x for x in items if include_history or x.get("current", True)]
 
-    gender_out, status_out, role_out = _inverse(_GENDER), _inverse(_STATUS), _inverse(_ROLE)
-    kind_out, id_status_out, marital_out = _inverse(_ID_KIND), _inverse(_ID_STATUS), _inverse(_MARITAL)
+    gender_out, status_out, role_out = _GENDER_OUT, _STATUS_OUT, _ROLE_OUT
+    kind_out, id_status_out, marital_out = _ID_KIND_OUT, _ID_STATUS_OUT, _MARITAL_OUT
     full: Doc = {
         "norwegianIdentificationNumber": [
             {"identificationNumber": i["number"], "identificationNumberType": kind_out.get(i["kind"]),
