@@ -22,31 +22,46 @@ in :data:`ADDRESS_ORDER`: bosted before opphold before post …).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from store.addresses import primary_address
 from store.model import ADDRESS_ORDER, Address, Person
 from store.normalize import name_key, street_key
 
-__all__ = ["ADDRESS_ORDER", "FIELDS", "SEP", "VERSION", "BriefVersionError", "brief_of", "split_brief", "wash_address"]
+__all__ = ["ADDRESS_ORDER", "FIELDS", "SEP", "VERSION", "Brief", "BriefVersionError", "brief_of", "split_brief",
+           "wash_address"]
 
 VERSION = "b1"
 SEP = "\x1f"
 
-#: The brief's fields, in order (index = position after the version).
-FIELDS = (
-    "number",  # the current identifier (fødselsnummer before D-nummer before felles hjelpenummer), or ""
-    "given", "middle", "family",  # the current name
-    "birth", "gender", "status", "death",  # ISO dates; gender kvinne|mann; Folkeregister status
-    "protection",  # the person's strictest protection level in force (store.model.Person.protection_level)
-    "addr_type", "addr_protection",  # the wash address's type ("" when there is none) and own protection level
-    "addr_line",  # street and house number and letter, or the address lines joined by ", "
-    "postnummer", "poststed", "kommune",
-    "street", "house",  # street name, and house number + letter upper-cased (for comparison)
-    "family_key", "given_key", "given_middle_key", "street_key",  # store.normalize keys
-)
-# positions in split_brief's list (the version is at 0)
-(NUMBER, GIVEN, MIDDLE, FAMILY, BIRTH, GENDER, STATUS, DEATH, PROTECTION, ADDR_TYPE, ADDR_PROTECTION, ADDR_LINE,
- POSTNUMMER, POSTSTED, KOMMUNE, STREET, HOUSE, FAMILY_KEY, GIVEN_KEY, GIVEN_MIDDLE_KEY,
- STREET_KEY) = range(1, len(FIELDS) + 1)
+class Brief(NamedTuple):
+    """The fields of a brief, in its stored order (after the version), by name."""
+
+    number: str  # the current identifier (fødselsnummer before D-nummer before felles hjelpenummer), or ""
+    given: str  # the current name
+    middle: str
+    family: str
+    birth: str  # ISO date
+    gender: str  # kvinne|mann
+    status: str  # Folkeregister status
+    death: str  # ISO date
+    protection: str  # the person's strictest protection level in force (store.model.Person.protection_level)
+    addr_type: str  # the wash address's type ("" when there is none)
+    addr_protection: str  # the wash address's own protection level
+    addr_line: str  # street and house number and letter, or the address lines joined by ", "
+    postnummer: str
+    poststed: str
+    kommune: str
+    street: str  # street name
+    house: str  # house number + letter upper-cased (for comparison)
+    family_key: str  # store.normalize keys
+    given_key: str
+    given_middle_key: str
+    street_key: str
+
+
+#: The brief's fields, in order.
+FIELDS = Brief._fields
 _PARTS = len(FIELDS) + 1
 
 
@@ -91,9 +106,12 @@ class BriefVersionError(ValueError):
     """A brief written in another layout: the store needs its briefs rebuilt (``pregbridge views rebuild``)."""
 
 
-def split_brief(text: str) -> list[str]:
-    """The fields of a brief, after its version at 0 (index with the constants of this module)."""
+def split_brief(text: str) -> Brief:
+    """The fields of a brief, by name."""
     parts = text.split(SEP)
     if len(parts) != _PARTS or parts[0] != VERSION:
         raise BriefVersionError(f"person brief layout {parts[0]!r} is not {VERSION!r}: run `pregbridge views rebuild`")
-    return parts
+    return _make(parts[1:])
+
+
+_make = Brief._make

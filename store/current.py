@@ -34,7 +34,7 @@ empty only when neither is released). A view whose version is not :data:`VERSION
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from sqlalchemy import Connection, bindparam, select
@@ -43,14 +43,26 @@ from store import schema as s
 from store.engine import run_driver
 from store.model import Address, Person, current
 
-__all__ = [
-    "ADDRESSES", "BIRTH", "DEATH", "FLOOR", "GENDER", "IDS", "NAME", "STATUS", "VERSION",
-    "CurrentVersionError", "current_of", "read_current", "view_by_number", "views",
-]
+__all__ = ["VERSION", "CurrentVersionError", "CurrentView", "current_of", "read_current", "view_by_number", "views"]
 
 VERSION = "c1"
-IDS, NAME, BIRTH, GENDER, STATUS, DEATH, ADDRESSES, FLOOR = range(1, 9)
-_PARTS = 9
+
+
+class CurrentView(NamedTuple):
+    """A stored current view's parts (after its version), by name; each as :func:`current_of` writes it."""
+
+    ids: list[Any]  # [number, kind, status, is current, valid_to] per identifier
+    name: list[Any] | None  # [given, middle, family]
+    birth: list[Any] | None  # [ISO date, year]
+    gender: str | None
+    status: list[Any]  # [value, is current]
+    death: list[Any]  # [ISO date, is current]
+    addresses: list[Any]  # the current addresses (current_of's layout)
+    floor: str  # the person's strictest protection level in force
+
+
+_PARTS = len(CurrentView._fields) + 1
+_make = CurrentView._make
 
 
 def _iso(v: Any) -> str | None:
@@ -88,14 +100,14 @@ class CurrentVersionError(ValueError):
     rebuild``; ``pregbridge init`` also rebuilds a table whose recorded layout is not the code's)."""
 
 
-def read_current(text: str | bytes) -> list[Any]:
-    """A stored current view as its list (index it with the constants of this module)."""
+def read_current(text: str | bytes) -> CurrentView:
+    """A stored current view, by name."""
     view = orjson.loads(text)
     if not isinstance(view, list) or len(view) != _PARTS or view[0] != VERSION:
         got = view[0] if isinstance(view, list) and view else None
         raise CurrentVersionError(f"person current view layout {got!r} is not {VERSION!r}: "
                                   "run `pregbridge views rebuild`")
-    return view
+    return _make(view[1:])
 
 
 # -- reading views (hot paths: driver-level SQL built from store.schema, store.engine.run_driver) ----------

@@ -26,7 +26,7 @@ from typing import Any
 from adapters.hl7 import GENDER_CODES, Escape, cx_text, escape, masked_xad_text, segment, xad_text, xpn_text
 from adapters.policy import Release
 from server.access import AccessProfile, release_of
-from store.current import ADDRESSES, BIRTH, DEATH, FLOOR, GENDER, IDS, NAME, STATUS, read_current
+from store.current import CurrentView, read_current
 from store.model import IDENTIFIER_KIND_ORDER, IdentifierStatus, stricter
 
 __all__ = ["identifiers_pid", "pid_from_current", "pid_release"]
@@ -74,28 +74,28 @@ def pid_from_current(text: str, release: Release, set_id: int = 1,
     fields[0] = str(set_id)
     ids, number = _identifiers(view, release, kinds)
     fields[2] = "~".join(_cx(i[0], i[1], i[2], i[4], esc) for i in ids)
-    name = view[NAME]
+    name = view.name
     if release.name and name:
         given, middle, family = name
         fields[4] = xpn_text(family, given, middle, esc)
-    birth = view[BIRTH]
+    birth = view.birth
     if release.birth and birth:
         fields[6] = _date(birth[0]) if birth[0] else (str(birth[1]) if birth[1] else "")
-    if release.gender and view[GENDER] is not None:
-        fields[7] = GENDER_CODES.get(view[GENDER], "U")
-    if release.addresses and view[ADDRESSES]:
-        fields[10] = "~".join(_xad(a, view[FLOOR], release, esc) for a in view[ADDRESSES])
+    if release.gender and view.gender is not None:
+        fields[7] = GENDER_CODES.get(view.gender, "U")
+    if release.addresses and view.addresses:
+        fields[10] = "~".join(_xad(a, view.floor, release, esc) for a in view.addresses)
     fields[28], fields[29] = _death(view, release)
     return segment("PID", *fields), number
 
 
-def _identifiers(view: list[Any], release: Release,
+def _identifiers(view: CurrentView, release: Release,
                  kinds: Iterable[str] | None) -> tuple[list[list[Any]], str | None]:
     """The identifiers PID-3 shows, in its order (the number in use first, then others in use, then ceased
     ones: adapters.hl7.sorted_identifiers), and the number in use the person is known by (or None)."""
     if not release.identifiers:
         return [], None
-    ids = view[IDS] if release.history else [i for i in view[IDS] if i[3]]
+    ids = view.ids if release.history else [i for i in view.ids if i[3]]
     in_use = [i for i in ids if i[2] == IdentifierStatus.IN_USE]
     number = min(in_use, key=lambda i: IDENTIFIER_KIND_ORDER.get(i[1], 9))[0] if in_use else None
     if kinds is not None:
@@ -115,9 +115,9 @@ def identifiers_pid(text: str, release: Release, kinds: Iterable[str] | None = N
     return "PID|1||" + "~".join(_cx(i[0], i[1], i[2], i[4], esc) for i in ids), [i[0] for i in ids]
 
 
-def _death(view: list[Any], release: Release) -> tuple[str, str]:
-    deaths = (view[DEATH] if release.history else [d for d in view[DEATH] if d[1]]) if release.death else []
-    statuses = (view[STATUS] if release.history else [s for s in view[STATUS] if s[1]]) if release.status else []
+def _death(view: CurrentView, release: Release) -> tuple[str, str]:
+    deaths = (view.death if release.history else [d for d in view.death if d[1]]) if release.death else []
+    statuses = (view.status if release.history else [s for s in view.status if s[1]]) if release.status else []
     if not deaths and not statuses:
         return "", ""
     death = next((d for d in deaths if d[1]), None)

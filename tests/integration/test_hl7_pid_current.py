@@ -267,7 +267,7 @@ def test_placeholders_need_no_escaping() -> None:
 def test_a_view_of_another_layout_is_refused() -> None:
     stored = current_of(from_document(person_doc("v1")))
     other = orjson.dumps(["c0", *orjson.loads(stored)[1:]]).decode()
-    assert read_current(stored)[0] == "c1"
+    assert stored.startswith('["c1",') and read_current(stored).floor == "ugradert"
     with pytest.raises(CurrentVersionError, match="pregbridge views rebuild"):
         read_current(other)
     with pytest.raises(CurrentVersionError):
