@@ -404,11 +404,18 @@ def _rebuild_stale(engine: Engine) -> None:
     a release that changes a builder's layout needs no migration of its own for the rows."""
     import logging
 
-    from store.derived import rebuild_views, stale_tables
+    from sqlalchemy import select
+
+    from store import schema as s
+    from store.derived import rebuild_views, record_layouts, stale_tables
 
     with engine.connect() as conn:
         stale = [d.name for d in stale_tables(conn)]
-    if stale:
+        empty = conn.execute(select(s.person.c.id).limit(1)).first() is None
+    if stale and empty:  # a new store (its migrations recorded their layouts): nothing to rebuild, nothing to say
+        with engine.begin() as conn:
+            record_layouts(conn)
+    elif stale:
         logging.getLogger(__name__).warning("derived tables %s were written in another layout: rebuilding them "
                                             "from the documents", ", ".join(stale))
         rebuild_views(engine)
