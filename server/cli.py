@@ -81,9 +81,11 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     out.print(f"pregbridge serving with {settings.http.workers} worker processes — Ctrl-C stops\n"
               f"  PREG (SOAP 1.1 and 1.2): {base}{settings.preg.path}?wsdl\n"
               f"  AR (SOAP 1.1 / 1.2):     {base}/v1/AR/Basic?wsdl, {base}/v1/AR?wsdl\n"
+              f"  FLR (SOAP 1.1 / 1.2):    {base}/v2/flr/Basic?wsdl, {base}/v2/flr?wsdl\n"
               f"  HPR (SOAP 1.1 / 1.2):    {base}/v2/HPR/Basic?wsdl, {base}/v2/HPR?wsdl\n"
               f"  KRK (SOAP 1.1 / 1.2):    {base}/v1/krk/Basic?wsdl, {base}/v1/krk?wsdl\n"
-              f"  health:                  {base}/health")
+              f"  Filematch:               {base}/filematch/v1\n"
+              f"  health, metrics:         {base}/health, {base}/metrics")
     serve(settings)
     return 0
 
