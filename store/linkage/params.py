@@ -26,13 +26,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, func, insert, select
 
+from store import schema as s
 from store.linkage.compare import BIRTH, FAMILY, FIELDS, GIVEN, LEVELS, PLACE
 
 __all__ = ["DEFAULT", "REFRESH_SECONDS", "Parameters", "forget", "parameters_for", "save"]
 
 REFRESH_SECONDS = 60.0
+_L = s.linkage_parameters
 
 # m: of a record and its true person; u: of a record and another person (defaults: typical client-register
 # noise, and the uniform odds of a Norwegian-sized population; `pregbridge identify estimate` replaces them).
@@ -108,11 +110,11 @@ def _key(conn: Connection) -> str:
 
 
 def _read(conn: Connection) -> Parameters:
-    row = conn.execute(text("SELECT version, estimated_at, params FROM linkage_parameters "
-                            "ORDER BY version DESC LIMIT 1")).first()
+    row = conn.execute(select(_L.c.version, _L.c.estimated_at, _L.c.params)
+                       .order_by(_L.c.version.desc()).limit(1)).first()
     if row is not None:
         return Parameters.from_json(row[2], int(row[0]), str(row[1]))
-    persons = conn.execute(text("SELECT count(*) FROM person_search")).scalar_one()
+    persons = conn.execute(select(func.count()).select_from(s.person_search)).scalar_one()
     return Parameters(_M, _U, persons=max(int(persons), 1))
 
 
@@ -139,11 +141,10 @@ def forget(conn: Connection | None = None) -> None:
 
 def save(conn: Connection, params: Parameters) -> int:
     """Store ``params`` as the newest version; returns its version number."""
-    last = conn.execute(text("SELECT max(version) FROM linkage_parameters")).scalar()
+    last = conn.execute(select(func.max(_L.c.version))).scalar()
     version = int(last or 0) + 1
-    conn.execute(text("INSERT INTO linkage_parameters (version, estimated_at, persons, params) "
-                      "VALUES (:v, :at, :n, :p)"),
-                 {"v": version, "at": dt.datetime.now(dt.UTC).replace(tzinfo=None), "n": params.persons,
-                  "p": params.to_json().decode()})
+    # through the schema's types (a DateTime column: no driver default adapter, deprecated since Python 3.12)
+    conn.execute(insert(_L).values(version=version, estimated_at=dt.datetime.now(dt.UTC).replace(tzinfo=None),
+                                   persons=params.persons, params=params.to_json().decode()))
     forget(conn)
     return version
