@@ -56,14 +56,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from sqlalchemy import Connection
 
 from adapters.policy import DSF_CODES, MaskedLevel, Release
 from filematch.clean import CleanRecord, check_number, clean, split_street
 from filematch.records import Code, InputRecord, Result
-from store.brief import Brief
+from store import brief as b
 from store.engine import deadline
 from store.errors import QueryTimeout
 from store.matching import Identification, IdentifyQuery, Outcome, identify
@@ -89,69 +88,56 @@ class ChunkResult:
     refused: list[str] = field(default_factory=list)  # why each broken line was refused (INVALID, no content)
 
 
-class _Shown(NamedTuple):
-    """What a release shows of a brief: the Result fields ``number`` … ``protection``, in Result's order."""
-
-    number: str
-    input_number: str  # left empty (the record's own number is set on the Result)
-    given: str
-    middle: str
-    family: str
-    birth: str
-    gender: str
-    status: str
-    death: str
-    street: str
-    postnummer: str
-    poststed: str
-    kommune: str
-    protection: str
+_Shown = tuple[str, str, str, str, str, str, str, str, str, str, str, str, str, str]
 
 
-def _shown(f: Brief, rel: Release) -> tuple[_Shown, bool, bool]:
+def _shown(f: list[str], rel: Release) -> tuple[_Shown, bool, bool]:
     """What ``rel`` shows of a brief: the Result fields number … protection (the order of
     :class:`~filematch.records.Result` from ``number``, with ``input_number`` left empty), and whether the
     name and an unmasked address are shown (the classifier compares only those)."""
     els = rel.elements
-    name = "name" in els and bool(f.given or f.family)
+    name = "name" in els and bool(f[b.GIVEN] or f[b.FAMILY])
     street = postnummer = poststed = kommune = protection = ""
     address = False
-    if "addresses" in els and f.addr_type:
-        level = stricter(f.addr_protection, f.protection)  # the effective level (adapters.policy)
+    if "addresses" in els and f[b.ADDR_TYPE]:
+        level = stricter(f[b.ADDR_PROTECTION], f[b.PROTECTION])  # the effective level (adapters.policy)
         protection = DSF_CODES[level]
         m = rel.masked.get(level)
         if m is None:
-            street, postnummer, poststed, kommune = f.addr_line, f.postnummer, f.poststed, f.kommune
+            street, postnummer, poststed, kommune = f[b.ADDR_LINE], f[b.POSTNUMMER], f[b.POSTSTED], f[b.KOMMUNE]
             address = True
         else:
-            street, kommune = m.placeholder, f.kommune if m.keeps_kommune else ""
-    given, middle, family = (f.given, f.middle, f.family) if name else ("", "", "")
-    return _Shown(
-        f.number if "identifiers" in els else "", "", given, middle, family,
-        f.birth if "birth" in els else "", f.gender if "gender" in els else "",
-        f.status if "status" in els else "", f.death if "death" in els else "",
+            street, kommune = m.placeholder, f[b.KOMMUNE] if m.keeps_kommune else ""
+    given, middle, family = (f[b.GIVEN], f[b.MIDDLE], f[b.FAMILY]) if name else ("", "", "")
+    return (
+        f[b.NUMBER] if "identifiers" in els else "", "", given, middle, family,
+        f[b.BIRTH] if "birth" in els else "", f[b.GENDER] if "gender" in els else "",
+        f[b.STATUS] if "status" in els else "", f[b.DEATH] if "death" in els else "",
         street, postnummer, poststed, kommune, protection,
     ), name, address
 
 
-def _changed(c: CleanRecord, f: Brief, name: bool, address: bool) -> str:
+_STATUS, _DEATH = 7, 8  # positions in _shown's list
+
+
+def _changed(c: CleanRecord, f: list[str], name: bool, address: bool) -> str:
     """Which of name and address the input gives differently from the shown current data (``a,b``)."""
     out = []
     # (the exact-text comparisons first are shortcuts: equal text has equal keys; the common case)
     if name and (c.family or c.given):
-        family_differs = bool(c.family) and c.family != f.family and name_key(c.family) != f.family_key
+        family_differs = bool(c.family) and c.family != f[b.FAMILY] and name_key(c.family) != f[b.FAMILY_KEY]
         given_differs = False
-        if c.given and c.given != f.given:
+        if c.given and c.given != f[b.GIVEN]:
             given = name_key(c.given)
-            given_differs = bool(given) and given not in (f.given_key, f.given_middle_key)
+            given_differs = bool(given) and given not in (f[b.GIVEN_KEY], f[b.GIVEN_MIDDLE_KEY])
         if family_differs or given_differs:
             out.append("name")
     if address and (c.street or c.postnummer):
-        differs = bool(c.postnummer) and c.postnummer != f.postnummer
-        if c.street and not differs and not (c.street == f.addr_line and f.street and f.house):
-            if f.street:
+        differs = bool(c.postnummer) and c.postnummer != f[b.POSTNUMMER]
+        if c.street and not differs and not (c.street == f[b.ADDR_LINE] and f[b.STREET] and f[b.HOUSE]):
+            if f[b.STREET]:
                 street, number = split_street(c.street)
-                differs = street_key(street) != f.street_key or (bool(number) and number != f.house)
+                differs = street_key(street) != f[b.STREET_KEY] or (bool(number) and number != f[b.HOUSE])
             else:
                 differs = True
         if differs:
@@ -159,35 +145,35 @@ def _changed(c: CleanRecord, f: Brief, name: bool, address: bool) -> str:
     return ",".join(out)
 
 
-def _found(c: CleanRecord, f: Brief, rel: Release) -> Result:
+def _found(c: CleanRecord, f: list[str], rel: Release) -> Result:
     shown, name, address = _shown(f, rel)
-    current = f.number
+    current = f[b.NUMBER]
     changed = ""
-    if shown.status == "doed" or shown.death:
+    if shown[_STATUS] == "doed" or shown[_DEATH]:
         code = Code.DECEASED
-    elif shown.status == "utflyttet":
+    elif shown[_STATUS] == "utflyttet":
         code = Code.EMIGRATED
     elif current and current != c.number:
         code = Code.REPLACED
-    elif f.protection != "ugradert":
+    elif f[b.PROTECTION] != "ugradert":
         code = Code.PROTECTED
     else:
         changed = _changed(c, f, name, address)
         code = Code.UPDATED if changed else Code.UNCHANGED
     src = c.source
     r = Result(src.seq, src.ref, code, *shown, changed, "", "", ";".join(c.problems),
-               f.addr_type if rel.addresses else "")  # _address_type, inline (once per record)
+               f[b.ADDR_TYPE] if rel.addresses else "")  # _address_type, inline (once per record)
     r.input_number = src.number.strip()
     return r
 
 
-def _address_type(f: Brief, rel: Release) -> str:
+def _address_type(f: list[str], rel: Release) -> str:
     """The type of the reported address (kept on a masked one, as every face keeps it), if addresses are
     released."""
-    return f.addr_type if rel.addresses else ""
+    return f[b.ADDR_TYPE] if rel.addresses else ""
 
 
-def _identified(r: Result, f: Brief, rel: Release) -> None:
+def _identified(r: Result, f: list[str], rel: Release) -> None:
     """Fill ``r`` with what ``rel`` shows of the brief of the person it was identified as."""
     shown, _, _ = _shown(f, rel)
     (r.number, _, r.given, r.middle, r.family, r.birth, r.gender, r.status, r.death, r.street, r.postnummer,
@@ -288,7 +274,7 @@ def _identify(conn: Connection, cleaned: list[CleanRecord], indexes: list[int],
             numbers = []
             for cand in ident.candidates[:MAX_CANDIDATES]:
                 f = briefs.get(cand.person_id)
-                if numbers_released and f is not None and f.number:
-                    numbers.append(f.number)
+                if numbers_released and f is not None and f[b.NUMBER]:
+                    numbers.append(f[b.NUMBER])
             r.code, r.score, r.candidates = Code.AMBIGUOUS, f"{best.score:.1f}", " ".join(numbers)
         results[i] = r

@@ -62,7 +62,7 @@ class CurrentView(NamedTuple):
 
 
 _PARTS = len(CurrentView._fields) + 1
-_make = CurrentView._make
+_new = tuple.__new__  # (CurrentView._make without its length check: read_current checks the length)
 
 
 def _iso(v: Any) -> str | None:
@@ -107,7 +107,7 @@ def read_current(text: str | bytes) -> CurrentView:
         got = view[0] if isinstance(view, list) and view else None
         raise CurrentVersionError(f"person current view layout {got!r} is not {VERSION!r}: "
                                   "run `pregbridge views rebuild`")
-    return _make(view[1:])
+    return _new(CurrentView, view[1:])
 
 
 # -- reading views (hot paths: driver-level SQL built from store.schema, store.engine.run_driver) ----------

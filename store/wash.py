@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from sqlalchemy import Connection, bindparam, select
 
 from store import schema as s
-from store.brief import Brief, split_brief
+from store.brief import split_brief
 from store.engine import run_driver
 from store.matching import cached_name_key, cached_street_key
 
@@ -43,10 +43,10 @@ def _missing(conn: Connection, person_ids: list[int]) -> dict[int, str]:
     return build_missing(conn, BRIEF, person_ids)
 
 
-def find_briefs(conn: Connection, numbers: Sequence[str]) -> dict[str, Brief]:
+def find_briefs(conn: Connection, numbers: Sequence[str]) -> dict[str, list[str]]:
     """number → the brief fields of its person, for every known number (ceased ones included); a person stored
     without its brief is answered from its document (the same fields)."""
-    out: dict[str, Brief] = {}
+    out: dict[str, list[str]] = {}
     unique = sorted(set(numbers))  # index order: neighbouring keys share pages
     for k in range(0, len(unique), _BATCH):
         chunk = unique[k : k + _BATCH]
@@ -63,10 +63,10 @@ def find_briefs(conn: Connection, numbers: Sequence[str]) -> dict[str, Brief]:
     return out
 
 
-def load_briefs(conn: Connection, person_ids: Sequence[int]) -> dict[int, Brief]:
+def load_briefs(conn: Connection, person_ids: Sequence[int]) -> dict[int, list[str]]:
     """person id → brief fields (missing ids are left out; a person stored without its brief is answered from
     its document)."""
-    out: dict[int, Brief] = {}
+    out: dict[int, list[str]] = {}
     unique = sorted(set(person_ids))
     for k in range(0, len(unique), _BATCH):
         chunk = unique[k : k + _BATCH]

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from store.addresses import SEARCH_TYPES, primary_address
-from store.brief import brief_of, split_brief, wash_address
+from store.brief import ADDR_TYPE, POSTNUMMER, brief_of, split_brief, wash_address
 from store.document import from_document
 from store.model import ADDRESS_ORDER
 from store.repository import search_row
@@ -47,8 +47,8 @@ def test_search_keys_and_wash_follow_the_one_rule(types: tuple[str, ...]) -> Non
     assert row["postnummer"] == (searched.postnummer if searched else None)
     assert row["kommune"] == (searched.kommune if searched else None)
     brief = split_brief(brief_of(p))
-    assert brief.addr_type == (wash.type if wash else "")
-    assert brief.postnummer == ((wash.postnummer or "") if wash else "")
+    assert brief[ADDR_TYPE] == (wash.type if wash else "")
+    assert brief[POSTNUMMER] == ((wash.postnummer or "") if wash else "")
     if set(types) & set(SEARCH_TYPES):
         assert searched is wash  # the same address for every person with a bosted, opphold or post address
     else:  # only a foreign postal address or a shared residence: reported by a wash, not searched by

@@ -220,10 +220,10 @@ def test_the_contracts_example_values_map(caplog: pytest.LogCaptureFixture) -> N
 
 def test_the_primary_address_leads_on_every_face_and_in_the_wash() -> None:
     """A D-nummer holder's present address is the primary address: first in the person, the one a wash reports."""
-    from store.brief import brief_of, split_brief
+    from store.brief import ADDR_TYPE, brief_of, split_brief
 
     dnr = special_documents()[1]
     dnr["addresses"].reverse()  # given post first: kept in the store's order all the same
     p = from_document(store_document(person_json(dnr)))
     assert [a.type for a in p.addresses] == ["opphold", "post"]
-    assert split_brief(brief_of(p)).addr_type == "opphold"
+    assert split_brief(brief_of(p))[ADDR_TYPE] == "opphold"
