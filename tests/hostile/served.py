@@ -96,26 +96,34 @@ def served(db_url: str, work_dir: Path, http: Mapping[str, float | int | str], *
     engine.dispose()
     config = work_dir / "pregbridge.toml"
     config.write_text("[http]\n" + "".join(f"{k} = {v!r}\n" for k, v in http.items()), encoding="utf-8")
-    port = _free_port()
     log_path = work_dir / "serve.log"
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "server", "--config", str(config), "--database-url", db_url, "--data-dir",
-             str(work_dir), "serve", "--port", str(port), "--workers", str(workers)],
-            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    server = Served(port, pop, proc, log_path, tls)
-    try:
+    for attempt in range(3):  # a free port can be taken by another test's server before ours binds it: retry
+        port = _free_port()
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "server", "--config", str(config), "--database-url", db_url, "--data-dir",
+                 str(work_dir), "serve", "--port", str(port), "--workers", str(workers)],
+                cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        server = Served(port, pop, proc, log_path, tls)
         deadline = time.monotonic() + 60
-        while True:
+        started = False
+        while not started:
             try:
-                if server.request("GET", "/health", timeout=2)[0] == 200:
-                    break
+                started = server.request("GET", "/health", timeout=2)[0] == 200
             except OSError:
                 pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise AssertionError("pregbridge serve did not start: " + server.log()[-3000:])
+            if started or "Address already in use" in server.log() or time.monotonic() > deadline \
+                    or proc.poll() is not None:
+                break
             time.sleep(0.2)
+        if not started and "Address already in use" in server.log() and attempt < 2:
+            server.stop()
+            continue
+        break
+    try:
+        if not started:
+            raise AssertionError("pregbridge serve did not start: " + server.log()[-3000:])
         yield server
     finally:
         server.stop()
