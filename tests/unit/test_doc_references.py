@@ -3,7 +3,7 @@
 - Every relative Markdown link in README.md and docs/ resolves to a file or directory of the repository.
 - Every repository path they name in backticks (`server/config.py`, `docs/hl7.md`, `wsdl/`) exists.
 - No document, docstring or comment of the project names a file outside the repository: the design notes and
-  research files a working copy of ours has beside the repository (``../shared``) are not in a user's clone.
+  research files a working copy of ours keeps in a sibling folder of the repository are not in a user's clone.
 """
 
 from __future__ import annotations
