@@ -412,6 +412,15 @@ hl7_peer = Table(
     Column("created_at", DateTime, nullable=False),
 )
 
+# Read-through mode (issue 18): when a person was last asked about, for retention. A person without a row here
+# was never asked about (a replica's persons, or one stored by a search that no face answered with).
+person_asked = Table(
+    "person_asked",
+    metadata,
+    Column("person_id", _Id, ForeignKey("person.id", ondelete="CASCADE"), primary_key=True),
+    Column("asked_at", DateTime, nullable=False, index=True),
+)
+
 # Idempotency of felles hjelpenummer allocation: a repeated identical request answers the same number.
 fh_request = Table(
     "fh_request",
