@@ -25,6 +25,13 @@ configuration loader (server/config.py) checks; ``__post_init__`` checks the val
   release (data minimisation; docs/upstream.md lists element → part).
 - ``include_history`` (true): ask for historic items too (ceased numbers, earlier addresses).
 - ``poll_interval`` (30 s): how long the sync waits when it has caught up with the feed.
+- ``mode`` ("replica"): "replica" (the store holds the whole population, filled by ``sync``) or "read-through"
+  (the store holds only the persons this site asked about; misses go to the API; issue 18, docs/upstream.md).
+- ``lookup_deadline`` (2 s): read-through: a whole upstream call made for a legacy request never takes longer.
+- ``breaker_failures`` (5), ``breaker_pause`` (30 s): read-through: after this many failed calls in a row, calls
+  are paused this long (the faces answer "unavailable" at once) before one call tries again.
+- ``retention_days`` (90): read-through: a person not asked about for this many days is deleted.
+- ``purge_interval`` (3600 s): read-through: how often ``sync`` runs the retention purge.
 """
 
 from __future__ import annotations
@@ -37,9 +44,11 @@ from annotated_types import Ge, Gt, Interval
 
 from upstream.spec import ACCESS_BUNDLES, API_VERSIONS, INFORMATION_PARTS, SCOPES, path_prefix
 
-__all__ = ["UpstreamSettings"]
+__all__ = ["MODES", "UpstreamSettings"]
 
 Seconds = Annotated[float, Gt(0)]
+
+MODES = ("replica", "read-through")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +73,16 @@ class UpstreamSettings:
     information_parts: tuple[str, ...] = ()
     include_history: bool = True
     poll_interval: Seconds = 30.0
+    mode: str = "replica"
+    lookup_deadline: Seconds = 2.0
+    breaker_failures: Annotated[int, Ge(1)] = 5
+    breaker_pause: Seconds = 30.0
+    retention_days: Annotated[int, Ge(1)] = 90
+    purge_interval: Seconds = 3600.0
 
     def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"upstream.mode must be one of {', '.join(MODES)}")
         if self.api_version not in API_VERSIONS:
             raise ValueError(f"upstream.api_version must be one of {', '.join(API_VERSIONS)}")
         if self.bundle not in ACCESS_BUNDLES:
