@@ -194,11 +194,14 @@ def sync_figures(settings: Settings, engine: Engine) -> Callable[[], dict[str, A
         return None
 
     def read() -> dict[str, Any]:
+        from upstream.readthrough_feed import feed_figures
         from upstream.sync import sync_status
 
         st = sync_status(engine)
+        rt = feed_figures(engine, st.last_run, count=False)  # held persons: pregbridge_store_persons
         return {"position": st.position, "latest": st.latest, "lag_events": st.lag_events,
-                "lag_seconds": st.lag_seconds, "running": int(st.running)}
+                "lag_seconds": st.lag_seconds, "running": int(st.running),
+                "staleness_seconds": rt.staleness_seconds, "purged": rt.purged_total}
 
     return read
 
@@ -295,5 +298,7 @@ def build_syncer(settings: Settings, engine: Engine) -> Any:
 
     up = settings.upstream
     options = SyncOptions(parts=sync_parts(settings), include_history=up.include_history,
-                          parallelism=up.parallelism, poll_interval=up.poll_interval, workers=os.cpu_count() or 1)
+                          parallelism=up.parallelism, poll_interval=up.poll_interval, workers=os.cpu_count() or 1,
+                          read_through=up.mode == "read-through", retention_days=up.retention_days,
+                          purge_interval=up.purge_interval, stale_after=10 * up.poll_interval)
     return Syncer(engine, build_sync_client(settings), options)

@@ -31,6 +31,7 @@ from server.hl7.cli import add_subcommands as add_hl7_subcommands
 from server.identify_cli import add_subcommands as add_identify_subcommands
 from server.logs import configure_logging
 from server.output import add_format_options, emit, show_defaults
+from server.purge_cli import add_subcommands as add_purge_subcommands
 from server.replay.cli import add_subcommands as add_replay_subcommands
 from server.soap.krk.cli import add_subcommands as add_krk_subcommands
 from server.sync_cli import add_subcommands as add_sync_subcommands
@@ -259,7 +260,8 @@ def _parser() -> argparse.ArgumentParser:
     add_filematch_subcommands(sub)  # filematch run|submit|status|fetch|worker
     add_replay_subcommands(sub)  # replay, record, replay-make-corpus
     add_fake_persontjenesten_subcommands(sub)  # fake-persontjenesten
-    add_sync_subcommands(sub)  # sync [--once|--status]
+    add_sync_subcommands(sub)  # sync [--once|--status [--json]]
+    add_purge_subcommands(sub)  # purge [--dry-run] [--json] (read-through retention)
     add_krk_subcommands(sub)  # krk load
     add_identify_subcommands(sub)  # identify estimate
     show_defaults(p)

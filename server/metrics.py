@@ -300,7 +300,7 @@ class _StoreCollector:
         self.figures = figures
 
     def collect(self) -> Iterator[Any]:
-        from prometheus_client.core import GaugeMetricFamily
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
         try:
             f = self.figures.get()
@@ -331,10 +331,15 @@ class _StoreCollector:
                                     ("lag_events", "lag_events", "Events the sync is behind"),
                                     ("lag_seconds", "lag_seconds", "Seconds since the sync was last caught up "
                                                                    "(0 when caught up)"),
-                                    ("running", "running", "1 when a syncer holds the store's sync lock")):
+                                    ("running", "running", "1 when a syncer holds the store's sync lock"),
+                                    ("staleness_seconds", "staleness_seconds", "Seconds since the sync last read "
+                                     "the feed successfully (a page applied, or caught up)")):
                 value = sync.get(key)
                 if value is not None:
                     yield GaugeMetricFamily(f"pregbridge_sync_{name}", text, value=float(value))
+            if sync.get("purged") is not None:
+                yield CounterMetricFamily("pregbridge_retention_persons_purged", "Persons deleted by the "
+                                          "read-through retention purge (store.retention)", value=sync["purged"])
 
 
 def exposition(figures: StoreFigures | None, info: Mapping[str, str]) -> tuple[bytes, str]:

@@ -64,6 +64,7 @@ from store.model import IdentifierStatus, Person
 from store.repository import PersonRepository, PreparedPerson, prepare_person
 from store.state import get_feed_position, get_state, set_feed_position, set_state
 from upstream.mapping import store_document
+from upstream.readthrough_feed import FeedWatch, HeldMeanwhile, PurgeSchedule, ReadThroughFeed, Selection
 
 __all__ = [
     "EventLike",
@@ -124,6 +125,11 @@ class SyncOptions:
     parallelism: int = 4  # bulk requests in flight
     poll_interval: float = 30.0
     workers: int = 1  # processes that map and validate (the CLI: one per core)
+    # read-through mode (upstream.readthrough_feed): only held persons are fetched; the purge runs on a schedule
+    read_through: bool = False
+    retention_days: int = 90
+    purge_interval: float = 3600.0
+    stale_after: float = 300.0  # seconds of failing feed before a warning (the CLI: 10 × poll_interval)
 
 
 @dataclass
@@ -134,6 +140,7 @@ class SyncSummary:
     applied: int = 0
     rejected: int = 0
     missing: int = 0
+    skipped: int = 0  # read-through: events of persons the store does not hold
     settled_numbers: int = 0
     unknown: Counter[str] = field(default_factory=Counter)
     position: int = 0
@@ -313,6 +320,7 @@ class _Page:
     rejects: list[tuple[str, str, str]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
     unknown: Counter[str] = field(default_factory=Counter)
+    read_through: Selection | None = None  # read-through: the persons this page fetched and writes
 
 
 def _checksum(ev: EventLike) -> str:
@@ -449,6 +457,11 @@ class Syncer:
             for ready in [self._workers.submit(_ready) for _ in range(options.workers)]:
                 ready.result()
         self._checkpointer = _Checkpointer(engine) if _Checkpointer.wanted(engine) else None
+        self._rt = ReadThroughFeed(engine) if options.read_through else None
+        self._purge = (PurgeSchedule(engine, options.retention_days, options.purge_interval)
+                       if options.read_through else None)
+        with engine.connect() as conn:
+            self._watch = FeedWatch(options.stale_after, get_state(conn, _RUN))
 
     def close(self) -> None:
         """Stop the fetch threads and worker processes and close the upstream client (if it has ``close``)."""
@@ -494,6 +507,9 @@ class Syncer:
             seqs[ev.person_id] = ev.sequence_number
         page = _Page(events, seqs)
         ids = list(seqs)
+        if self._rt is not None:  # read-through: only the persons the store holds (and merge survivors)
+            page.read_through = self._rt.select(events)
+            ids = page.read_through.fetch
         chunks = {self._pool.submit(self._bulk, ids[i : i + BULK_MAX]): ids[i : i + BULK_MAX]
                   for i in range(0, len(ids), BULK_MAX)}
         # each answer is parsed and mapped in a worker while the others are still on their way
@@ -516,6 +532,8 @@ class Syncer:
             page.settle += [n for numbers in result.settle for n in numbers]
             page.rejects += result.rejects
             page.unknown.update(result.unknown)
+        if self._rt is not None:
+            self._rt.narrow(page)
         return page
 
     # -- apply (one transaction) --
@@ -545,6 +563,14 @@ class Syncer:
         ckpt.committed()
 
     def _apply(self, page: _Page, position: int, summary: SyncSummary) -> None:
+        for _ in range(4):
+            try:
+                return self._write(page, position, summary)
+            except HeldMeanwhile:  # read-through: a skipped person was stored meanwhile; fetch the page again
+                page = self._page(page.events)
+        return self._write(page, position, summary)
+
+    def _write(self, page: _Page, position: int, summary: SyncSummary) -> None:
         now = _now()
         last = page.events[-1].sequence_number
         with self.engine.connect() as conn, self._checkpointed(conn):
@@ -555,6 +581,9 @@ class Syncer:
                 if at != position:
                     raise SyncConflict(f"the feed position moved from {position} to {at} while a page was "
                                        "fetched (another writer?); nothing was applied")
+                if self._rt is not None:
+                    self._rt.recheck(conn, page)
+                recorded = ReadThroughFeed.recorded(page, page.events)
                 PersonRepository(conn).save_prepared([(p, page.seqs[p.key]) for p in page.persons], now=now)
                 summary.settled_numbers += _settle_numbers(conn, page.settle)
                 for person_id, reason, raw in page.rejects:
@@ -565,16 +594,18 @@ class Syncer:
                                   key=person_id[:64], reason="the person is gone from Persontjenesten (404); "
                                   "the store keeps what it had", raw="")
                 outcome = {**{r[0]: "rejected" for r in page.rejects}, **dict.fromkeys(page.missing, "missing")}
-                conn.execute(insert(s.feed_event), [
-                    {"seq": ev.sequence_number, "person_key": ev.person_id[:64], "event_type": ev.event_type[:80],
-                     "registered_at": None, "applied_at": now, "checksum": _checksum(ev),
-                     "outcome": outcome.get(ev.person_id, "applied")} for ev in page.events])
+                rows = [{"seq": ev.sequence_number, "person_key": ev.person_id[:64], "event_type": ev.event_type[:80],
+                         "registered_at": None, "applied_at": now, "checksum": _checksum(ev),
+                         "outcome": outcome.get(ev.person_id, "applied")} for ev in recorded]
+                if rows:  # read-through: none when the page held no event of a held person
+                    conn.execute(insert(s.feed_event), rows)
                 set_feed_position(conn, last)
                 set_state(conn, _RUN, f"{now:%Y-%m-%dT%H:%M:%SZ}")
                 if summary.latest is not None and last >= summary.latest:
                     set_state(conn, _CAUGHT_UP, now.isoformat(timespec="seconds"))
         summary.pages += 1
         summary.events += len(page.events)
+        summary.skipped += len(page.events) - len(recorded)
         summary.persons += len(page.seqs)
         summary.applied += len(page.persons)
         summary.rejected += len(page.rejects)
@@ -634,6 +665,8 @@ class Syncer:
                    summary: SyncSummary) -> None:
         if progress:
             progress(summary)
+        if self._purge is not None:
+            self._purge.tick()
         self._log_unknown(summary, reported)
 
     def _log_unknown(self, summary: SyncSummary, reported: Counter[str]) -> None:
@@ -659,8 +692,12 @@ class Syncer:
                     self._note_latest(summary)
                     self.sync_pages(summary, stop, functools.partial(self._page_done, progress, reported))
                     self._clear_error()
+                    self._watch.ok()
+                    if self._purge is not None:
+                        self._purge.tick()
                 except UpstreamUnavailable as exc:
                     self._record_error(exc)
+                    self._watch.failed()
                     if once:
                         raise
                     log.warning("Persontjenesten unavailable (%s); retrying in %.0f s", type(exc).__name__,
