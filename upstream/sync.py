@@ -688,13 +688,13 @@ class Syncer:
         started = time.perf_counter()
         try:
             while not stop.is_set():
+                if self._purge is not None:  # read-through: purge when due, before persons are fetched
+                    self._purge.tick()
                 try:
                     self._note_latest(summary)
                     self.sync_pages(summary, stop, functools.partial(self._page_done, progress, reported))
                     self._clear_error()
                     self._watch.ok()
-                    if self._purge is not None:
-                        self._purge.tick()
                 except UpstreamUnavailable as exc:
                     self._record_error(exc)
                     self._watch.failed()
