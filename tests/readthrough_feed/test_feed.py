@@ -8,6 +8,7 @@ reached the end. Merges touching a held person apply as in the replica; ``kill -
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import signal
 import subprocess
@@ -16,10 +17,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, text
 
 from store.repository import PersonRepository
-from store.retention import touch_asked
+from store.retention import last_purge, purge, touch_asked
 from tests.integration.sync_support import another_store, fake_of, feed_outcomes, position, snapshot
 from tests.integration.test_upstream_sync import _merge_population
 from tests.readthrough_feed.conftest import FetchCount, changed_ids, feed_person_ids, run_sync, seed
@@ -127,10 +129,6 @@ class _Page:
 
 def test_the_transaction_checks_again_what_the_store_holds(engine: Engine, rt_population: Path) -> None:
     """A person stored after the filter makes the page be fetched again; one deleted after it is not written back."""
-    import pytest
-
-    from store.retention import purge
-
     with fake_of(rt_population) as fake:
         first, second, third = _held_sample(fake, 3)
         seed(engine, fake, [first, second], at=fake.latest_sequence)
@@ -147,7 +145,7 @@ def test_the_transaction_checks_again_what_the_store_holds(engine: Engine, rt_po
         with engine.begin() as conn:  # the second is purged meanwhile
             pid = PersonRepository(conn).id_for_key(second)
             assert pid is not None
-            touch_asked(conn, [pid], __import__("datetime").datetime(2000, 1, 1))
+            touch_asked(conn, [pid], dt.datetime(2000, 1, 1))
         assert purge(engine, 90).persons == 1
         with engine.begin() as conn:
             rt.recheck(conn, page)
@@ -193,6 +191,8 @@ def test_kill_9_mid_page_then_a_rerun_converges(db_url: str, engine: Engine, rt_
                               timeout=300)
         assert done.returncode == 0, done.stderr
         assert "skipped (persons not held)" in done.stdout
+        with engine.connect() as conn:  # the CLI's syncer ran the retention purge (nothing expired here)
+            assert last_purge(conn) is not None and last_purge(conn)[1] == 0  # type: ignore[index]
         with another_store(db_url, tmp_path, "replica") as replica:
             run_sync(replica, fake, read_through=False)
             assert position(engine) == fake.latest_sequence
