@@ -244,6 +244,8 @@ def test_the_purge_runs_on_its_schedule_inside_sync_and_status_shows_it(db_url: 
     assert rt["last_purge"] is not None and rt["retention_days"] == 90
     assert "held persons:    2" in text_status.stdout and "last purge:" in text_status.stdout
     assert json.loads(replica_status.stdout)["read_through"] is None
+    wrong = _cli(db_url, config, "sync", "--json")
+    assert wrong.returncode == 2 and "--json goes with --status" in wrong.stderr
 
 
 def test_a_failing_feed_is_warned_about_past_the_threshold_and_shows_as_stale(engine: Engine, rt_population: Path,
