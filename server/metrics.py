@@ -52,7 +52,8 @@ from server.logsafe import loggable
 if TYPE_CHECKING:
     from server.access.audit import AuditRecord
 
-__all__ = ["MULTIPROC_ENV", "CallMetrics", "MetricsSettings", "StoreFigures", "call_started", "exposition",
+__all__ = ["MULTIPROC_ENV", "CallMetrics", "MetricsSettings", "StoreFigures", "call_started", "current_request_id",
+           "exposition",
            "install", "known_operations", "outcome_label", "prepare_multiprocess_dir",
            "single_process", "timed_handler", "worker_died"]
 
@@ -98,6 +99,12 @@ def _new_id() -> str:
 def call_started(request_id: str | None = None) -> contextvars.Token[Call | None]:
     """Mark the start of a call in this context (reset with the returned token when it ends)."""
     return _CALL.set(Call(time.perf_counter(), request_id or _new_id()))
+
+
+def current_request_id() -> str | None:
+    """The id of the call in progress in this context (the one its request log line carries), if any."""
+    current = _CALL.get()
+    return current.request_id if current is not None else None
 
 
 def call_ended(token: contextvars.Token[Call | None]) -> None:
