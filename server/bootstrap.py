@@ -67,9 +67,11 @@ def person_source_of(settings: Settings, engine: Engine) -> PersonSource | None:
     Persontjenesten client) in ``[upstream] mode = "read-through"``. Built once per process."""
     if settings.upstream.mode != "read-through":
         return None
+    from server.metrics import upstream_observer
     from upstream.readthrough import ReadThrough
 
-    return ReadThrough(engine, build_sync_client(settings), settings.upstream, sync_parts(settings))
+    return ReadThrough(engine, build_sync_client(settings), settings.upstream, sync_parts(settings),
+                       on_call=upstream_observer() if settings.metrics.enabled else None)
 
 
 def build_hl7_app(settings: Settings, engine: Engine | None = None) -> tuple[Any, AuditWriter]:
@@ -92,6 +94,7 @@ class Components:
     authenticator: Authenticator
     audit: AuditWriter
     app: WsgiApp
+    source: PersonSource | None = None  # read-through mode's (person_source_of), shared by the faces
 
 
 def filematch_http_settings(settings: Settings) -> Any:
@@ -201,7 +204,7 @@ def build_components(settings: Settings, engine: Engine | None = None) -> Compon
             call_ended(token)
 
     setattr(app, REFUSAL_HOOK, front_refusal_audit(audit, proxies))  # picked up by server.front.worker
-    return Components(engine, accounts, authenticator, audit, app)
+    return Components(engine, accounts, authenticator, audit, app, source)
 
 
 def sync_figures(settings: Settings, engine: Engine) -> Callable[[], dict[str, Any] | None] | None:
