@@ -269,17 +269,23 @@ class ReadThrough:
 
     def _touch(self, person_ids: Iterable[int], now: float) -> None:
         due = [pid for pid in person_ids if now - self._touched.get(pid, -TOUCH_EVERY) >= TOUCH_EVERY]
-        flush = False
+        if not due:
+            return
+        flush = timer = False
         with self._touch_lock:
             for pid in due:
                 self._touched[pid] = now
                 self._pending.add(pid)
-            if self._pending:
-                if self._pending_since is None:
-                    self._pending_since = now
-                flush = len(self._pending) >= TOUCH_BATCH or now - self._pending_since >= TOUCH_FLUSH
+            if self._pending_since is None:
+                self._pending_since = now
+                timer = True
+            flush = len(self._pending) >= TOUCH_BATCH or now - self._pending_since >= TOUCH_FLUSH
         if flush:
             self.flush()
+        elif timer:  # written within TOUCH_FLUSH even if no lookup follows
+            t = threading.Timer(TOUCH_FLUSH, self.flush)
+            t.daemon = True
+            t.start()
 
     def flush(self) -> None:
         """Write the pending touches (one short transaction)."""
