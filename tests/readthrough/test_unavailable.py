@@ -236,3 +236,60 @@ def test_every_upstream_call_carries_the_legacy_calls_request_id(db_url: str, fa
         ("person_by_nin", "epj-call-0001"), ("persons_by_nin", lines[1]["request_id"]),
         ("person_by_nin", lines[2]["request_id"])]
     assert len({e.request_id for e in calls}) == 3
+
+
+def test_held_persons_are_touched_once_per_interval_in_batches(fake: RunningFake, empty: Engine,
+                                                               numbers: list[str]) -> None:
+    from sqlalchemy import text
+
+    def asked_at() -> dict[int, Any]:
+        with empty.connect() as conn:
+            return dict(conn.execute(text("SELECT person_id, asked_at FROM person_asked")).all())
+
+    source = source_of(empty, fake)
+    source.ensure_numbers(numbers[26:29])  # fetched: touched with the write
+    first = asked_at()
+    assert len(first) == 3
+    for _ in range(50):  # hot lookups of held persons: no write, no call
+        source.ensure_numbers(numbers[26:29])
+    source.flush()
+    assert asked_at() == first
+    calls = len(journal(fake))
+    source.ensure_numbers(numbers[26:27])
+    assert len(journal(fake)) == calls
+    source.close()
+    # a new process (another source) touches a held person once, written at flush, later than before
+    later = source_of(empty, fake)
+    later.ensure_numbers(numbers[26:27])
+    later.ensure_numbers(numbers[26:27])
+    later.close()
+    after = asked_at()
+    changed = [pid for pid in first if after[pid] != first[pid]]
+    assert len(changed) == 1 and after[changed[0]] > first[changed[0]]
+
+
+def test_a_filematch_job_washed_by_a_worker_in_read_through_mode(fake: RunningFake, empty: Engine,
+                                                                 numbers: list[str], tmp_path: Path) -> None:
+    from filematch.jobs import JobSettings, JobStore
+    from filematch.worker import Worker
+
+    src = tmp_path / "job.csv"
+    unknown = unknown_numbers(empty, 1)
+    src.write_text("ref;number;given;family;birth\n" + "".join(
+        f"r{i};{n};;;\n" for i, n in enumerate([*numbers[30:36], *unknown])), encoding="utf-8")
+    jobs = JobStore(empty, JobSettings(chunk_size=4))
+    info = jobs.submit(src, "csv", account="a", profile="full")
+    source = source_of(empty, fake)
+    before = len(journal(fake))
+    worker = Worker(jobs, source=source)
+    while worker.run_once():
+        pass
+    source.close()
+    body = b"".join(jobs.result(info.id, account="a")).decode()
+    codes = [line.split(";")[1] for line in body.splitlines()[1:]]
+    assert len(codes) == 7 and codes[-1] == "NOT_FOUND" and "NOT_FOUND" not in codes[:-1]
+    assert "UNAVAILABLE" not in codes
+    calls = journal(fake)[before:]
+    assert [e.operation for e in calls] == ["persons_by_nin", "persons_by_nin"]
+    assert {e.request_id for e in calls} == {f"{info.id}/0", f"{info.id}/1"}
+    assert len(person_keys(empty)) == 6
