@@ -94,6 +94,15 @@ class Fake:
                 raise RuntimeError("the fake did not start")
             time.sleep(0.3)
 
+    def warm(self, number: str) -> None:
+        """The fake builds its number index on the first lookup by number (a full read): do it before timing."""
+        from upstream.client import PersontjenestenClient
+        from upstream.parts import ELEMENT_PARTS, information_parts
+        from upstream.settings import UpstreamSettings
+
+        with PersontjenestenClient(UpstreamSettings(base_url=self.url, deadline=300.0, read_timeout=300.0)) as c:
+            c.person_by_nin(number, information_parts(ELEMENT_PARTS), True)
+
     def stop(self) -> None:
         import signal
 
@@ -159,6 +168,7 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
     hot, misses, direct = numbers[:1000], numbers[1000:1400], numbers[1400:1800]
     wash = numbers[1800:1800 + WASH]
     fake = Fake(population)
+    fake.warm(numbers[-1])
     servers: dict[str, GunicornServer] = {}
     try:
         replica_url, rt_url = f"sqlite:///{tmp / 'replica.sqlite'}", f"sqlite:///{tmp / 'readthrough.sqlite'}"
@@ -173,7 +183,11 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
         # 1. hits: the read-through store holds the script's numbers once asked
         caller = _Caller(servers["read-through"].port)
         for number in hot:
-            assert caller.get(number)[1] == 200
+            for _ in range(5):  # a miss past the 2 s deadline on this shared machine is asked again
+                if caller.get(number)[1] == 200:
+                    break
+            else:
+                raise RuntimeError("the read-through server could not fetch a person")
         script = wrk_post_script(tmp / "get.lua", [ENVELOPE.format(number=x) for x in hot], USER,
                                  "text/xml; charset=utf-8")
         for server in servers.values():
@@ -194,9 +208,10 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
         miss_s, fake_s = [], []
         load = _load()
         started = time.perf_counter()
+        failed = 0
         for m, d in zip(misses, direct, strict=True):
             took, status = caller.get(m)
-            assert status == 200, status
+            failed += status != 200  # unavailable: the deadline passed (counted, and in the figures)
             miss_s.append(took)
             t0 = time.perf_counter()
             assert client.person_by_nin(d, parts, True) is not None
@@ -207,7 +222,8 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
         m50, m99 = percentiles(miss_s)
         f50, f99 = percentiles(fake_s)
         yield Result("getPerson miss (fetch + store)", len(misses), seconds,
-                     f"p50 {m50:.1f} p99 {m99:.1f} ms {load}", baseline=f"fake p50 {f50:.1f} p99 {f99:.1f} ms",
+                     f"p50 {m50:.1f} p99 {m99:.1f} ms {load}" + (f" {failed} unavailable" if failed else ""),
+                     baseline=f"fake p50 {f50:.1f} p99 {f99:.1f} ms",
                      ratio=statistics.median(miss_s) / statistics.median(fake_s),
                      target="miss p99 ≤ fake p99 + 10 ms", ok=m99 <= f99 + 10)
         for server in servers.values():
