@@ -97,6 +97,9 @@ def _wash_unit(conn: Connection, fmt: Format, unit: _Unit, options: TextOptions,
                request_id: str | None = None) -> tuple[bytes, ChunkResult, int]:
     records = _records_of(fmt, unit)
     res = wash(conn, records, release, source=source, request_id=request_id)
+    flush = getattr(source, "flush", None)
+    if flush is not None:  # the chunk's "asked about" marks written now: a wash process may end at any time
+        flush()
     return fmt.encode(res.results, options), ChunkResult([], res.counts, [], res.refused), len(records)
 
 
