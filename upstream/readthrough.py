@@ -176,6 +176,10 @@ class ReadThrough:
 
     def ensure_numbers(self, numbers: Sequence[str], *, request_id: str | None = None) -> None:
         now = self._clock()
+        if len(numbers) == 1:  # the hot lookup: one number, held, touched within the hour — two dict reads
+            h = self._held.get(numbers[0])
+            if h is not None and h[1] > now and now - self._touched.get(h[0], -TOUCH_EVERY) < TOUCH_EVERY:
+                return
         wanted = [n for n in dict.fromkeys(numbers) if n and len(n) == 11 and is_valid(n)]
         held_ids: list[int] = []
         unsure: list[str] = []

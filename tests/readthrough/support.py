@@ -25,12 +25,13 @@ from upstream.settings import UpstreamSettings
 
 ALL_PARTS = information_parts(ELEMENT_PARTS)
 HL7_PASSWORD = "broker-password-123"
-DEADLINE = 0.6  # the tests' lookup_deadline: short, so that a fault's answer comes quickly
+DEADLINE = 0.6  # the fault tests' lookup_deadline: short, so that a fault's answer comes quickly
+PATIENT = 15.0  # the other tests' lookup_deadline: a loaded test machine must not turn an answer into a fault
 
 
 def read_through_settings(fake: RunningFake, **overrides: Any) -> UpstreamSettings:
     """Settings of a read-through source over ``fake`` (fast retries, a short deadline)."""
-    values: dict[str, Any] = {**FAST_RETRIES, "mode": "read-through", "lookup_deadline": DEADLINE,
+    values: dict[str, Any] = {**FAST_RETRIES, "mode": "read-through", "lookup_deadline": PATIENT,
                               "breaker_failures": 3, "breaker_pause": 0.5, **overrides}
     return fake.client_settings(**values)
 

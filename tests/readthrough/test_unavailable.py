@@ -43,9 +43,9 @@ from tests.readthrough.support import (
 )
 from upstream.fake import Faults, RunningFake
 
-MARGIN = 1.5  # seconds over the deadline an answer may take (the face's own work on a loaded test machine)
+MARGIN = 2.5  # seconds over the deadline an answer may take (the face's own work on a loaded test machine)
 FAULTS = {
-    "slow": Faults(slow_every=1, slow_seconds=5.0),  # far past deadline + margin: a hang would show
+    "slow": Faults(slow_every=1, slow_seconds=8.0),  # far past deadline + margin: a hang would show
     "error-500": Faults(error_every=1),
     "rate-limited-429": Faults(rate_limit_every=1, retry_after=5),
     "unavailable-503": Faults(unavailable_every=1, retry_after=5),
@@ -98,7 +98,8 @@ def test_each_fault_gives_the_unavailable_answer_within_the_deadline(db_url: str
                                                                      empty: Engine, tmp_path: Path,
                                                                      fault: str, numbers: list[str]) -> None:
     held, missing = numbers[:2], numbers[2:8]
-    settings = read_through_settings(fake, breaker_failures=100)  # every miss asks: the fault is what answers
+    # every miss asks (the fault is what answers), within the short deadline
+    settings = read_through_settings(fake, breaker_failures=100, lookup_deadline=DEADLINE)
     add_hl7_accounts(empty)
     with running_preg(db_url, tmp_path, populated=False, engine=empty, upstream=settings) as srv:
         source = srv.components.source
@@ -199,7 +200,7 @@ def test_the_breaker_opens_pauses_calls_and_closes_after_a_probe(fake: RunningFa
     started = time.monotonic()
     with pytest.raises(SourceUnavailable):
         source.ensure_numbers([numbers[2]])
-    assert time.monotonic() - started < 0.1 and len(journal(fake)) == before  # paused: no call at all
+    assert time.monotonic() - started < DEADLINE and len(journal(fake)) == before  # paused: at once, no call
     time.sleep(0.55)
     assert source.breaker.state == "half-open"
     with pytest.raises(SourceUnavailable):  # the probe fails: open again
