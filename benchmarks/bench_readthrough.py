@@ -5,9 +5,10 @@ wash) is served by ``pregbridge fake-persontjenesten`` in its own process on loo
 
 1. **Hits** — getPerson answered from the store, read-through against replica: two gunicorn servers
    (``benchmarks.soap_apps:real()``, 2 workers each) run at once, one on the population loaded from its files
-   (replica mode), one in read-through mode on a store that started empty and was filled by asking the numbers of
-   the wrk script once; ``wrk`` at concurrency 8 in ``--rounds`` alternating slices of ``--seconds`` in all (as
-   the soap suite measures). Target: read-through ≥ 0.95 of replica.
+   (replica mode), one in read-through mode on a store that started empty and was filled by asking the 300
+   numbers of the wrk script once (then a warm-up shows each to both workers); ``wrk`` at concurrency 8 in
+   ``--rounds`` alternating slices of ``--seconds`` in all (as the soap suite measures), and the servers' CPU a
+   request. Target: read-through ≥ 0.95 of replica.
 2. **Misses** — getPerson of numbers no store holds yet, one at a time over a keep-alive connection to the
    read-through server, interleaved with the same call made straight to the fake (``person/get-by-nin`` with the
    pregbridge client, the fake's own latency as a client sees it). Target: miss p99 ≤ the fake's p99 + 10 ms.
@@ -165,7 +166,10 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
     numbers = _numbers(population)
     rng = random.Random(args.seed)
     rng.shuffle(numbers)
-    hot, misses, direct = numbers[:1000], numbers[1000:1400], numbers[1400:1800]
+    # the hit set is small enough that the warm-up shows every number to both workers of the read-through server:
+    # a worker's first sight of a held number costs one indexed query and a batched "asked about" mark (once an
+    # hour per process); the hits measured are the steady state after it
+    hot, misses, direct = numbers[:300], numbers[1000:1400], numbers[1400:1800]
     wash = numbers[1800:1800 + WASH]
     fake = Fake(population)
     fake.warm(numbers[-1])
@@ -191,7 +195,7 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
         script = wrk_post_script(tmp / "get.lua", [ENVELOPE.format(number=x) for x in hot], USER,
                                  "text/xml; charset=utf-8")
         for server in servers.values():
-            run_wrk(server.base + PATH, script, 8, 2)  # warm-up
+            run_wrk(server.base + PATH, script, 8, 8)  # warm-up: every number seen by every worker
         load = _load()
         cpu0 = {name: s.cpu_seconds() for name, s in servers.items()}
         got = wrk_alternating({name: (s.base + PATH, script) for name, s in servers.items()}, 8, args.seconds,
