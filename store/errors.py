@@ -11,7 +11,8 @@
     │   ├── FeedGap                      the sequence numbers are not contiguous
     │   └── FeedFormatError              a line is not an event (no sequence number, not JSON)
     └── StoreUnavailable                 wire: Server.Unavailable / AE / 207
-        └── QueryTimeout                 a query ran past the statement deadline (store.engine)
+        ├── QueryTimeout                 a query ran past the statement deadline (store.engine)
+        └── SourceUnavailable            read-through: Persontjenesten could not say (store/source.py)
 
 Each class names its wire forms as class attributes (SOAP fault code, HL7 acknowledgement code and
 HL7 table 0357 error code); the faces read them instead of keeping their own tables. Messages never
