@@ -61,12 +61,14 @@ from sqlalchemy import Connection
 
 from adapters.policy import DSF_CODES, MaskedLevel, Release
 from filematch.clean import CleanRecord, check_number, clean, split_street
+from filematch.gather import LATE, Gatherer, identify_criteria
 from filematch.records import Code, InputRecord, Result
 from store import brief as b
 from store.engine import deadline
 from store.errors import QueryTimeout
 from store.matching import Identification, IdentifyQuery, Outcome, identify
 from store.model import stricter
+from store.source import PersonSource
 from store.wash import cached_name_key as name_key
 from store.wash import cached_street_key as street_key
 from store.wash import find_briefs, load_briefs
@@ -197,8 +199,10 @@ def identify_queries(records: Iterable[InputRecord]) -> Iterator[IdentifyQuery]:
             yield _query(c)
 
 
-def wash(conn: Connection, records: Sequence[InputRecord], release: Release = UNMASKED) -> ChunkResult:
-    """Wash one chunk of records on a (read) connection; the results are in input order."""
+def wash(conn: Connection, records: Sequence[InputRecord], release: Release = UNMASKED, *,
+         source: PersonSource | None = None, request_id: str | None = None) -> ChunkResult:
+    """Wash one chunk of records on a (read) connection; the results are in input order. With a read-through
+    ``source``, identification gathers the chunk's candidates from it first (:mod:`filematch.gather`)."""
     cleaned = [clean(r, validate_number=False) for r in records]
     numbers = [c.number for c in cleaned if c.number and not c.source.error]
     found = find_briefs(conn, numbers) if numbers else {}  # a stored number is a valid one
@@ -227,7 +231,7 @@ def wash(conn: Connection, records: Sequence[InputRecord], release: Release = UN
             results[i] = Result(src.seq, src.ref, Code.INVALID, input_number=src.number.strip(),
                                 reason=";".join([*why, "demographics:insufficient"]))
     if to_identify:
-        _identify(conn, cleaned, to_identify, results, release)
+        _identify(conn, cleaned, to_identify, results, release, source, request_id)
     out = ChunkResult([r for r in results if r is not None], refused=refused)
     for r in out.results:
         out.counts[r.code.value] += 1
@@ -243,17 +247,33 @@ def _not_found(c: CleanRecord, *reasons: str) -> Result:
                   reason=";".join([*c.problems, *reasons]))
 
 
-def _identify(conn: Connection, cleaned: list[CleanRecord], indexes: list[int],
-              results: list[Result | None], release: Release) -> None:
+def _identify(conn: Connection, cleaned: list[CleanRecord], indexes: list[int], results: list[Result | None],
+              release: Release, source: PersonSource | None = None, request_id: str | None = None) -> None:
     answers: dict[int, Identification] = {}
     timed_out: list[int] = []
     scope = release.scope
-    for i in indexes:
-        try:
-            with deadline(conn):  # the engine's statement deadline, per record (none in a local run)
-                answers[i] = identify(conn, _query(cleaned[i]), scope=scope)
-        except QueryTimeout:
-            timed_out.append(i)
+    queries = {i: _query(cleaned[i]) for i in indexes}
+
+    def score(which: list[int]) -> None:
+        for i in which:
+            try:
+                with deadline(conn):  # the engine's statement deadline, per record (none in a local run)
+                    answers[i] = identify(conn, queries[i], scope=scope)
+            except QueryTimeout:
+                answers.pop(i, None)
+                timed_out.append(i)
+
+    if source is None:
+        score(indexes)
+    else:  # read-through: the chunk's candidates into the store before it is scored (filematch/gather.py)
+        gather = Gatherer.for_chunk(source, len(indexes), request_id)
+        gather.gather(queries.values())
+        score(indexes)
+        late = [i for i in indexes if i in answers and answers[i].outcome is not Outcome.IDENTIFIED
+                and identify_criteria(queries[i])[LATE]]
+        if late:
+            gather.stage(LATE, [queries[i] for i in late])
+            score(late)
     for i in timed_out:
         results[i] = _not_found(cleaned[i], "identification:timeout")
     wanted: list[int] = []

@@ -43,10 +43,10 @@ calls); if an answer still reaches the cap, nothing is stored and :class:`~store
 raised: the face answers "too many hits, narrow the search" (a replica with a limit above 100 would have
 listed them; docs/upstream.md).
 
-**Identification** (:func:`identify_criteria`): a Filematch record's names, birth date, postnummer and street
-become several searches, staged as :func:`store.matching.identify`'s blocking passes are, each one the API
-accepts (name + birth date being the usual pair). The pipeline asks a stage's searches for a whole chunk
-before scoring it, within a bound on upstream calls per chunk.
+**Identification** (filematch/gather.py): a Filematch record's names, birth date and street become several
+searches the API accepts, staged as :func:`store.matching.identify`'s blocking passes are; the pipeline asks a
+stage's searches for a whole chunk through the read-through source (which calls this module) before scoring
+it, within a bound on upstream calls per chunk.
 
 Errors of the client (``UpstreamError``: unavailable, refused) propagate: the read-through source counts them
 for its circuit breaker and turns them into ``store.source.SourceUnavailable``. Logs name counts only, never
@@ -55,7 +55,6 @@ a criterion's value.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -67,7 +66,6 @@ from store.engine import write_transaction
 from store.errors import InvalidInput, TooManyHits
 from store.feed import write_lock
 from store.loading import record_reject
-from store.matching import IdentifyQuery
 from store.normalize import name_key, street_key
 from store.repository import PersonRepository
 from store.search import SearchCriteria
@@ -76,8 +74,7 @@ from upstream.parts import ELEMENT_PARTS, information_parts
 from upstream.spec import BULK_MAX
 from upstream.sync import _settle_numbers, map_answers
 
-__all__ = ["UPSTREAM_MAX", "SearchClient", "identify_criteria", "search_form", "search_into_store",
-           "store_answers"]
+__all__ = ["UPSTREAM_MAX", "SearchClient", "search_form", "search_into_store", "store_answers"]
 
 log = logging.getLogger("upstream.readthrough")
 
@@ -162,58 +159,6 @@ def _valid(c: SearchCriteria) -> bool:
     except InvalidInput:
         return False
     return True
-
-
-# -- identification: a record → searches the API accepts ---------------------------------------------------
-
-
-def _prefix(text: str | None, n: int = 3) -> str | None:
-    """The first ``n`` letters of the first word of a name (None when it has fewer than 3 letters)."""
-    word = _letters_prefix((text or "").strip().split()[0]) if (text or "").strip() else ""
-    return word[:n] if len(word) >= 3 else None
-
-
-def _first_word(text: str | None) -> str | None:
-    word = _letters_prefix((text or "").strip().split()[0]) if (text or "").strip() else ""
-    return word if len(word) >= 3 else None
-
-
-def identify_criteria(q: IdentifyQuery) -> list[list[SearchCriteria]]:
-    """The searches that gather a record's candidates upstream, by stage (as store.matching's passes):
-
-    1. the birth date with the family name's first 3 letters, and with the given name's (a typo in the other
-       name, a married name, a move);
-    2. the birth year with the whole family name, and with the whole first given name (a wrong day or month);
-       the street with the family name (no or a wrong birth date);
-    3. the birth date with day and month swapped, with either name's first 3 letters; the birth year with the
-       given name as family name (names swapped).
-
-    A record without a birth date or street has no search the API accepts (a postnummer is not enough)."""
-    stages: list[list[SearchCriteria]] = [[], [], []]
-    fam3, giv3 = _prefix(q.family), _prefix(q.given)
-    family, given = _first_word(q.family), _first_word(q.given)
-    year = q.birth_date.year if q.birth_date else q.birth_year
-    if q.birth_date:
-        for name in (SearchCriteria(family=fam3, birth_date=q.birth_date) if fam3 else None,
-                     SearchCriteria(given=giv3, birth_date=q.birth_date) if giv3 else None):
-            if name is not None:
-                stages[0].append(name)
-    if year:
-        if family:
-            stages[1].append(SearchCriteria(family=family, birth_year=year))
-        if given:
-            stages[1].append(SearchCriteria(given=given, birth_year=year))
-    if q.street and family and _street(q.street):
-        stages[1].append(SearchCriteria(family=family, street=q.street))
-    if q.birth_date and q.birth_date.day != q.birth_date.month and q.birth_date.day <= 12:
-        swapped = dt.date(q.birth_date.year, q.birth_date.day, q.birth_date.month)
-        for name in (SearchCriteria(family=fam3, birth_date=swapped) if fam3 else None,
-                     SearchCriteria(given=giv3, birth_date=swapped) if giv3 else None):
-            if name is not None:
-                stages[2].append(name)
-    if year and given:
-        stages[2].append(SearchCriteria(family=given, birth_year=year))
-    return [[c for c in stage if _valid(c) and search_form(c) is not None] for stage in stages]
 
 
 # -- storing -----------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from store.linkage.params import Parameters
 from store.search import ALL_RELEASABLE, SearchCriteria, search
 from tests.factories import person_doc
 
@@ -67,3 +68,49 @@ def stored_keys(engine: Engine) -> set[str]:
 def documents(directory: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (directory / "persons.jsonl").read_text(encoding="utf-8").splitlines()
             if line.strip()]
+
+
+class SearchSource:
+    """A minimal read-through PersonSource over search_into_store (the server's is upstream.readthrough's
+    ReadThrough, with its breaker, single-flight and audit): what the faces' call sites need, and no more."""
+
+    def __init__(self, client: Counting, engine: Engine, deadline: float = 10.0) -> None:
+        self.client = client
+        self.engine = engine
+        self.deadline = deadline
+        self.numbers_asked = 0
+
+    def ensure_numbers(self, numbers: Sequence[str], *, request_id: str | None = None) -> None:
+        from store.source import SourceUnavailable
+        from upstream.errors import UpstreamError
+        from upstream.readthrough_search import ALL_PARTS, store_answers
+
+        self.numbers_asked += len(numbers)
+        try:
+            for k in range(0, len(numbers), 100):
+                found = self.client.client.persons_by_nin(list(numbers[k : k + 100]), ALL_PARTS, include_history=True)
+                self.client.answered.update(p["id"] for p in found)
+                store_answers(self.engine, found)
+        except UpstreamError as exc:
+            raise SourceUnavailable(type(exc).__name__) from None
+
+    def ensure_search(self, criteria: SearchCriteria, *, request_id: str | None = None) -> None:
+        from store.source import SourceUnavailable
+        from upstream.errors import UpstreamError
+        from upstream.readthrough_search import search_into_store
+
+        try:
+            search_into_store(self.client, self.engine, criteria, request_id=request_id, deadline=self.deadline)
+        except UpstreamError as exc:
+            raise SourceUnavailable(type(exc).__name__) from None
+
+
+def same_parameters(*engines: Engine, persons: int) -> None:
+    """The same identification parameters in every store: the defaults over the register's ``persons`` (a
+    read-through store cannot count the register, docs/upstream.md)."""
+    from store.linkage.params import DEFAULT, forget, save
+
+    for engine in engines:
+        with engine.begin() as conn:
+            save(conn, Parameters(DEFAULT.m, DEFAULT.u, persons=persons))
+    forget()
