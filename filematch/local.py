@@ -33,6 +33,10 @@ from filematch.pipeline import UNMASKED, ChunkResult, Release, wash
 from filematch.records import InputRecord
 from filematch.report import Report
 from store.engine import make_engine, read_connection
+from store.source import PersonSource
+
+SourceOf = Callable[[Engine], PersonSource | None]
+"""Builds a process's read-through source over its engine (picklable: each wash process builds its own)."""
 
 __all__ = ["CHUNK", "chunked", "wash_file"]
 
@@ -65,6 +69,7 @@ def chunked(records: Iterable[InputRecord], size: int) -> Iterator[list[InputRec
 
 
 _worker_engine: Engine | None = None
+_worker_source: PersonSource | None = None
 
 # A unit of work for the pool: a block of raw text where the format can split itself (CSV: the reading
 # process then only splits lines, and parsing runs in the workers too), else a list of records as lists.
@@ -88,40 +93,45 @@ def _records_of(fmt: Format, unit: _Unit) -> list[InputRecord]:
 
 
 def _wash_unit(conn: Connection, fmt: Format, unit: _Unit, options: TextOptions,
-               release: Release) -> tuple[bytes, ChunkResult, int]:
+               release: Release, source: PersonSource | None = None,
+               request_id: str | None = None) -> tuple[bytes, ChunkResult, int]:
     records = _records_of(fmt, unit)
-    res = wash(conn, records, release)
+    res = wash(conn, records, release, source=source, request_id=request_id)
     return fmt.encode(res.results, options), ChunkResult([], res.counts, [], res.refused), len(records)
 
 
-def _init_worker(url: str) -> None:
-    global _worker_engine
+def _init_worker(url: str, source_of: SourceOf | None = None) -> None:
+    global _worker_engine, _worker_source
     _worker_engine = make_engine(url)
+    _worker_source = source_of(_worker_engine) if source_of is not None else None
 
 
-def _wash_in_worker(unit: _Unit, fmt_name: str, options: TextOptions,
-                    release: Release) -> tuple[bytes, ChunkResult, int]:
+def _wash_in_worker(unit: _Unit, fmt_name: str, options: TextOptions, release: Release,
+                    request_id: str | None = None) -> tuple[bytes, ChunkResult, int]:
     from filematch.formats import format_named
 
     assert _worker_engine is not None
     with _wash_connection(_worker_engine) as conn:
-        return _wash_unit(conn, format_named(fmt_name), unit, options, release)
+        return _wash_unit(conn, format_named(fmt_name), unit, options, release, _worker_source, request_id)
 
 
 def wash_file(engine: Engine, src: Path, out: BinaryIO, fmt: Format, *, encoding: str | None = None,
               release: Release = UNMASKED, chunk_size: int = CHUNK, processes: int = 1,
-              progress: Callable[[int], None] | None = None, max_field: int = MAX_FIELD) -> Report:
+              progress: Callable[[int], None] | None = None, max_field: int = MAX_FIELD,
+              source_of: SourceOf | None = None, request_id: str | None = None) -> Report:
     """Wash ``src`` into ``out`` (FileFormatError if the file cannot be read at all). The report counts the
-    lines refused unread (answered INVALID) with the first reasons."""
+    lines refused unread (answered INVALID) with the first reasons. ``source_of`` (read-through mode) builds
+    each washing process's source; ``request_id`` names the run in the upstream calls it causes."""
     started = time.perf_counter()
     options = replace(fmt.detect(src, encoding), max_field=max_field)
     report = Report()
     out.write(fmt.header(options))
     units = _units(fmt, src, options, chunk_size)
     if processes <= 1:
+        source = source_of(engine) if source_of is not None else None
         with _wash_connection(engine) as conn:
             for unit in units:
-                data, res, n = _wash_unit(conn, fmt, unit, options, release)
+                data, res, n = _wash_unit(conn, fmt, unit, options, release, source, request_id)
                 out.write(data)
                 report.add(res.counts)
                 report.add_refused(res.refused)
@@ -129,10 +139,10 @@ def wash_file(engine: Engine, src: Path, out: BinaryIO, fmt: Format, *, encoding
                     progress(n)
     else:
         url = engine.url.render_as_string(hide_password=False)
-        with ProcessPoolExecutor(processes, initializer=_init_worker, initargs=(url,)) as pool:
+        with ProcessPoolExecutor(processes, initializer=_init_worker, initargs=(url, source_of)) as pool:
             pending: deque[Future[tuple[bytes, ChunkResult, int]]] = deque()
             for unit in units:
-                pending.append(pool.submit(_wash_in_worker, unit, fmt.name, options, release))
+                pending.append(pool.submit(_wash_in_worker, unit, fmt.name, options, release, request_id))
                 while len(pending) >= 2 * processes:
                     _drain(pending.popleft(), out, report, progress)
             while pending:

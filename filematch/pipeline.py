@@ -44,7 +44,16 @@ AMBIGUOUS       no candidate alone reaches it, two or more together do; ``candid
 NOT_FOUND       a valid number the store does not know, or no candidate by demographics; also a record
                 whose identification was stopped at the statement deadline (``reason``
                 ``identification:timeout``: send it again)
+UNAVAILABLE     read-through mode only: a valid number the store does not hold, while Persontjenesten could
+                not be asked about the chunk's missing numbers (deadline, errors, circuit breaker open);
+                or a record to identify by demographics while it could not be asked for their candidates;
+                ``reason`` ``upstream:unavailable``: send it again. The chunk's other records are answered.
 ==============  ====================================================================================
+
+In read-through mode (``source`` given: store/source.py) the chunk's valid numbers go to
+``source.ensure_numbers`` in one call before the store is read (≤ 100 numbers per upstream call), and the
+records to identify get their candidates through ``source.ensure_search`` before the chunk is scored
+(:mod:`filematch.gather`: the searches, their stages and the bound on them per chunk).
 
 Whatever the code, the status and death columns carry the person's current status, so an IDENTIFIED
 person who has died is visible as such. Input problems that did not prevent washing are kept in
@@ -66,9 +75,10 @@ from filematch.records import Code, InputRecord, Result
 from store import brief as b
 from store.engine import deadline
 from store.errors import QueryTimeout
+from store.identity import is_valid
 from store.matching import Identification, IdentifyQuery, Outcome, identify
 from store.model import stricter
-from store.source import PersonSource
+from store.source import PersonSource, SourceUnavailable
 from store.wash import cached_name_key as name_key
 from store.wash import cached_street_key as street_key
 from store.wash import find_briefs, load_briefs
@@ -201,10 +211,17 @@ def identify_queries(records: Iterable[InputRecord]) -> Iterator[IdentifyQuery]:
 
 def wash(conn: Connection, records: Sequence[InputRecord], release: Release = UNMASKED, *,
          source: PersonSource | None = None, request_id: str | None = None) -> ChunkResult:
-    """Wash one chunk of records on a (read) connection; the results are in input order. With a read-through
-    ``source``, identification gathers the chunk's candidates from it first (:mod:`filematch.gather`)."""
+    """Wash one chunk of records on a (read) connection; the results are in input order. With a ``source``
+    (read-through mode) the chunk's valid numbers are made answerable from the store first, and identification
+    gathers the chunk's candidates from it before scoring (:mod:`filematch.gather`)."""
     cleaned = [clean(r, validate_number=False) for r in records]
     numbers = [c.number for c in cleaned if c.number and not c.source.error]
+    unavailable = False
+    if source is not None and numbers:
+        try:
+            source.ensure_numbers([n for n in dict.fromkeys(numbers) if is_valid(n)], request_id=request_id)
+        except SourceUnavailable:
+            unavailable = True
     found = find_briefs(conn, numbers) if numbers else {}  # a stored number is a valid one
     results: list[Result | None] = [None] * len(cleaned)
     refused: list[str] = []
@@ -219,6 +236,10 @@ def wash(conn: Connection, records: Sequence[InputRecord], release: Release = UN
             results[i] = _found(c, found[c.number], release)
             continue
         check_number(c)
+        if unavailable and c.number:
+            results[i] = Result(src.seq, src.ref, Code.UNAVAILABLE, input_number=c.number,
+                                reason=";".join([*c.problems, "upstream:unavailable"]))
+            continue
         if c.identifiable:
             if c.number:
                 c.problems.append("number:unknown")
@@ -267,13 +288,21 @@ def _identify(conn: Connection, cleaned: list[CleanRecord], indexes: list[int], 
         score(indexes)
     else:  # read-through: the chunk's candidates into the store before it is scored (filematch/gather.py)
         gather = Gatherer.for_chunk(source, len(indexes), request_id)
-        gather.gather(queries.values())
-        score(indexes)
-        late = [i for i in indexes if i in answers and answers[i].outcome is not Outcome.IDENTIFIED
-                and identify_criteria(queries[i])[LATE]]
-        if late:
-            gather.stage(LATE, [queries[i] for i in late])
-            score(late)
+        try:
+            gather.gather(queries.values())
+            score(indexes)
+            late = [i for i in indexes if i in answers and answers[i].outcome is not Outcome.IDENTIFIED
+                    and identify_criteria(queries[i])[LATE]]
+            if late:
+                gather.stage(LATE, [queries[i] for i in late])
+                score(late)
+        except SourceUnavailable:  # no answer without the register's candidates: UNAVAILABLE, send it again
+            for i in indexes:
+                answers.pop(i, None)
+                c = cleaned[i]
+                results[i] = Result(c.source.seq, c.source.ref, Code.UNAVAILABLE, input_number=c.source.number.strip(),
+                                    reason=";".join([*c.problems, "upstream:unavailable"]))
+            timed_out.clear()
     for i in timed_out:
         results[i] = _not_found(cleaned[i], "identification:timeout")
     wanted: list[int] = []

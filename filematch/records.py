@@ -52,6 +52,7 @@ class Code(StrEnum):
     IDENTIFIED = "IDENTIFIED"
     AMBIGUOUS = "AMBIGUOUS"
     NOT_FOUND = "NOT_FOUND"
+    UNAVAILABLE = "UNAVAILABLE"  # read-through mode: the register could not be asked about the number; send again
 
 
 @dataclass(slots=True)

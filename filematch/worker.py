@@ -20,6 +20,7 @@ from filematch.formats import format_named
 from filematch.jobs import JobStore
 from filematch.pipeline import UNMASKED, Release, wash
 from store.engine import read_connection
+from store.source import PersonSource
 
 __all__ = ["Worker"]
 
@@ -28,8 +29,10 @@ log = logging.getLogger(__name__)
 
 class Worker:
     def __init__(self, jobs: JobStore, release_for: Callable[[str], Release] = lambda _profile: UNMASKED, *,
-                 worker_id: str | None = None, purge_every: float = 600.0) -> None:
+                 worker_id: str | None = None, purge_every: float = 600.0,
+                 source: PersonSource | None = None) -> None:
         self.jobs = jobs
+        self.source = source  # read-through mode: where numbers the store lacks come from (store/source.py)
         self.release_for = release_for
         self.worker_id = worker_id or f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.purge_every = purge_every
@@ -42,7 +45,8 @@ class Worker:
         try:
             release = self.release_for(claim.profile)
             with read_connection(self.jobs.engine) as conn:
-                res = wash(conn, claim.records, release)
+                res = wash(conn, claim.records, release, source=self.source,
+                           request_id=f"{claim.job_id}/{claim.chunk_no}")
             output = format_named(claim.format).encode(res.results, claim.options)
         except Exception as exc:  # noqa: BLE001 - any failure gives the chunk back for a retry
             log.warning("filematch chunk %s/%d failed: %s", claim.job_id, claim.chunk_no, type(exc).__name__)

@@ -33,11 +33,12 @@ from server.metrics import call_ended, call_started
 from server.metrics import install as install_metrics
 from store.engine import make_engine, migrate
 from store.krk import LoadResult, Problem, load_krk_file
+from store.source import PersonSource
 
 __all__ = ["Components", "accounts_of", "audit_writer_of", "build_components", "build_engine",
            "build_fake_persontjenesten", "build_filematch_worker", "build_hl7_app", "build_sync_client",
            "build_sync_engine", "build_syncer", "build_wsgi_app", "filematch_http_settings", "filematch_release",
-           "front_refusal_audit", "listener_endpoint", "load_krk", "sync_figures", "sync_parts"]
+           "front_refusal_audit", "listener_endpoint", "load_krk", "person_source_of", "sync_figures", "sync_parts"]
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -60,6 +61,19 @@ def audit_writer_of(settings: Settings, engine: Engine) -> AuditWriter:
                        max_delay=access.audit_max_delay_ms / 1000, max_queue=access.audit_queue_size)
 
 
+def person_source_of(settings: Settings, engine: Engine) -> PersonSource | None:
+    """Where the faces get persons the store does not hold (store/source.py): None in replica mode (the faces
+    read the store and nothing else), the read-through source (upstream.readthrough.ReadThrough, with its own
+    Persontjenesten client) in ``[upstream] mode = "read-through"``. Built once per process."""
+    if settings.upstream.mode != "read-through":
+        return None
+    from server.metrics import upstream_observer
+    from upstream.readthrough import ReadThrough
+
+    return ReadThrough(engine, build_sync_client(settings), settings.upstream, sync_parts(settings),
+                       on_call=upstream_observer() if settings.metrics.enabled else None)
+
+
 def build_hl7_app(settings: Settings, engine: Engine | None = None) -> tuple[Any, AuditWriter]:
     """``pregbridge listen-hl7``: the HL7 face (server.hl7.app.Hl7App) of ``[hl7]`` over the store; the caller
     serves it with ``settings.hl7`` and closes the audit writer and the engine (``app.engine``)."""
@@ -68,7 +82,8 @@ def build_hl7_app(settings: Settings, engine: Engine | None = None) -> tuple[Any
     engine = engine or build_engine(settings)
     audit = audit_writer_of(settings, engine)
     app = Hl7App(engine, accounts_of(settings, engine), load_profiles(settings.access.profiles_path), audit,
-                 settings.hl7, account_state_seconds=settings.access.account_state_seconds)
+                 settings.hl7, account_state_seconds=settings.access.account_state_seconds,
+                 source=person_source_of(settings, engine))
     return app, audit
 
 
@@ -79,6 +94,7 @@ class Components:
     authenticator: Authenticator
     audit: AuditWriter
     app: WsgiApp
+    source: PersonSource | None = None  # read-through mode's (person_source_of), shared by the faces
 
 
 def filematch_http_settings(settings: Settings) -> Any:
@@ -119,7 +135,8 @@ def build_filematch_worker(settings: Settings, *, lease_seconds: float | None = 
     if lease_seconds is not None:
         jobs_settings = replace(jobs_settings, lease_seconds=lease_seconds)
     jobs = JobStore(engine, jobs_settings, audit=job_auditor(audit))
-    return Worker(jobs, profile_release(load_profiles(settings.access.profiles_path))), audit
+    return Worker(jobs, profile_release(load_profiles(settings.access.profiles_path)),
+                  source=person_source_of(settings, engine)), audit
 
 
 def front_refusal_audit(audit: AuditWriter, proxies: TrustedProxies) -> RefusalHook:
@@ -151,12 +168,14 @@ def build_components(settings: Settings, engine: Engine | None = None) -> Compon
     authenticator = Authenticator.from_settings(engine, accounts, access)
     audit = audit_writer_of(settings, engine)
     profiles = load_profiles(access.profiles_path)
+    source = person_source_of(settings, engine)  # None in replica mode: the faces read the store only
     preg = build_preg_app(PregFace(engine, load_contract(settings.preg.namespace, settings.preg_address),
-                                   authenticator, profiles, audit), max_body=settings.preg.max_body)
+                                   authenticator, profiles, audit, source=source), max_body=settings.preg.max_body)
     ar = build_ar_app(engine, authenticator, profiles, audit,
                       public_base_url=settings.ar_public_base_url)
     flr = build_flr_app(engine, authenticator, profiles, audit, public_base_url=settings.ar_public_base_url)
-    filematch = build_filematch_app(engine, authenticator, profiles, audit, filematch_http_settings(settings))
+    filematch = build_filematch_app(engine, authenticator, profiles, audit, filematch_http_settings(settings),
+                                    source=source)
     mounts: dict[str, WsgiApp] = {settings.preg.path.rstrip("/"): preg, "/v1/AR": ar, "/v1/AR/Basic": ar}
     mounts.update({"/v2/flr": flr, "/v2/flr/Basic": flr})
     hpr = build_hpr_app(engine, authenticator, profiles, audit, public_base_url=settings.ar_public_base_url)
@@ -185,7 +204,7 @@ def build_components(settings: Settings, engine: Engine | None = None) -> Compon
             call_ended(token)
 
     setattr(app, REFUSAL_HOOK, front_refusal_audit(audit, proxies))  # picked up by server.front.worker
-    return Components(engine, accounts, authenticator, audit, app)
+    return Components(engine, accounts, authenticator, audit, app, source)
 
 
 def sync_figures(settings: Settings, engine: Engine) -> Callable[[], dict[str, Any] | None] | None:

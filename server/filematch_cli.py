@@ -57,7 +57,10 @@ def _count_records(path: Path) -> int | None:
 
 
 def cmd_run(settings: Any, args: argparse.Namespace) -> int:
-    from server.bootstrap import build_engine, filematch_release
+    import functools
+    import secrets
+
+    from server.bootstrap import build_engine, filematch_release, person_source_of
 
     fmt = format_named(args.format or sniff_file(args.file))
     release = filematch_release(settings, args.profile)
@@ -69,7 +72,10 @@ def cmd_run(settings: Any, args: argparse.Namespace) -> int:
         with _removed_on_error(args.output), args.output.open("wb") as sink:
             report = wash_file(engine, args.file, sink, fmt, encoding=args.encoding, release=release,
                                processes=args.processes, progress=lambda n: progress.advance(task, n),
-                               max_field=settings.filematch.max_field)
+                               max_field=settings.filematch.max_field,
+                               source_of=functools.partial(person_source_of, settings)
+                               if settings.upstream.mode == "read-through" else None,
+                               request_id=f"filematch-run-{secrets.token_hex(6)}")
     for line in report.lines():
         out.print(line)
     return 0

@@ -52,9 +52,10 @@ from server.logsafe import loggable
 if TYPE_CHECKING:
     from server.access.audit import AuditRecord
 
-__all__ = ["MULTIPROC_ENV", "CallMetrics", "MetricsSettings", "StoreFigures", "call_started", "exposition",
+__all__ = ["MULTIPROC_ENV", "CallMetrics", "MetricsSettings", "StoreFigures", "call_started", "current_request_id",
+           "exposition",
            "install", "known_operations", "outcome_label", "prepare_multiprocess_dir",
-           "single_process", "timed_handler", "worker_died"]
+           "single_process", "timed_handler", "upstream_observer", "worker_died"]
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -98,6 +99,44 @@ def _new_id() -> str:
 def call_started(request_id: str | None = None) -> contextvars.Token[Call | None]:
     """Mark the start of a call in this context (reset with the returned token when it ends)."""
     return _CALL.set(Call(time.perf_counter(), request_id or _new_id()))
+
+
+def current_request_id() -> str | None:
+    """The id of the call in progress in this context (the one its request log line carries), if any."""
+    current = _CALL.get()
+    return current.request_id if current is not None else None
+
+
+_BREAKER_VALUE = {"closed": 0.0, "half-open": 0.5, "open": 1.0}
+_UPSTREAM_OPERATIONS = frozenset({"person_by_nin", "persons_by_nin", "search_persons"})
+
+
+def upstream_observer() -> Callable[[str, str, str], None]:
+    """The read-through source's ``on_call`` (upstream/readthrough.py): counts
+    ``pregbridge_upstream_calls_total{operation, outcome}`` (operation one of the API calls a legacy request
+    causes; outcome ``ok``, ``paused`` — refused at once while the breaker is open —, ``unavailable``,
+    ``notfound`` … as :func:`outcome_label` keeps it) and sets ``pregbridge_upstream_breaker_open`` (0 closed,
+    0.5 half-open, 1 open; the most open of the processes). Made once per process."""
+    global _upstream
+    if _upstream is not None:
+        return _upstream
+    from prometheus_client import Counter, Gauge
+
+    _check_value_class()
+    calls = Counter("pregbridge_upstream_calls", "Persontjenesten calls made for legacy requests (read-through "
+                    "mode), by operation and outcome", ("operation", "outcome"))
+    breaker = Gauge("pregbridge_upstream_breaker_open", "The read-through circuit breaker: 0 closed, 0.5 "
+                    "half-open (one probe), 1 open (calls paused)", multiprocess_mode="max")
+
+    def observe(operation: str, outcome: str, state: str) -> None:
+        calls.labels(operation if operation in _UPSTREAM_OPERATIONS else "other", outcome_label(outcome)).inc()
+        breaker.set(_BREAKER_VALUE.get(state, 1.0))
+
+    _upstream = observe
+    return observe
+
+
+_upstream: Callable[[str, str, str], None] | None = None
 
 
 def call_ended(token: contextvars.Token[Call | None]) -> None:

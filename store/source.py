@@ -24,11 +24,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from store.errors import StoreUnavailable
 from store.search import SearchCriteria
 
 
-class SourceUnavailable(Exception):
-    """The upstream register did not answer in time, or calls to it are paused; carries no patient data."""
+class SourceUnavailable(StoreUnavailable):
+    """The upstream register did not answer in time, or calls to it are paused; carries no patient data.
+
+    A :class:`~store.errors.StoreUnavailable`, so every face already knows its wire forms: SOAP
+    ``Server.Unavailable``, HL7 AE with table 0357 code 207 (application internal error: the only code of the
+    table for a failure inside the receiving application; 206 "application record locked" would tell the
+    sender the record exists, which a miss does not know)."""
+
+    def __init__(self, message: str = "the person register is unavailable; try again later") -> None:
+        super().__init__(message)
 
 
 class PersonSource(Protocol):

@@ -15,6 +15,11 @@ other 5xx, network errors   retried with capped exponential backoff and full jit
 retries or deadline spent   :class:`UpstreamUnavailable`
 ==========================  ==================================================================================
 
+A call made for a legacy request (read-through mode, upstream/readthrough.py) runs inside
+:meth:`PersontjenestenClient.scoped`: its own, shorter deadline (``upstream.lookup_deadline``) and the legacy
+call's request id, sent as ``X-Request-Id`` so the register's side (and the fake's journal) can be matched with
+pregbridge's audit. The scope is a context variable: per thread, nothing shared.
+
 httpx is thread-safe: one :class:`PersontjenestenClient` serves the sync's parallel bulk requests. Its own
 loggers (which write URLs and headers at DEBUG) are held at WARNING; this module logs operations by name,
 status and wait — never a URL, a person id, a number, a token or a body.
@@ -22,13 +27,15 @@ status and wait — never a URL, a person id, a number, a token or a body.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as dt
 import email.utils
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import quote
 
@@ -53,6 +60,17 @@ __all__ = ["EventDocument", "PersontjenestenClient"]
 
 log = logging.getLogger("upstream.client")
 _PARTS = frozenset(INFORMATION_PARTS)
+REQUEST_ID_HEADER = "X-Request-Id"
+
+
+class CallScope(NamedTuple):
+    """What :meth:`PersontjenestenClient.scoped` sets for the calls of its block."""
+
+    deadline: float | None  # seconds a whole call may take (the shorter of this and ``upstream.deadline``)
+    request_id: str | None  # the legacy call's request id, sent as X-Request-Id
+
+
+_SCOPE: contextvars.ContextVar[CallScope | None] = contextvars.ContextVar("upstream_call_scope", default=None)
 
 
 class EventDocument(NamedTuple):
@@ -139,6 +157,17 @@ class PersontjenestenClient:
     @property
     def tokens_fetched(self) -> int:
         return self._tokens.fetched if self._tokens else 0
+
+    @staticmethod
+    @contextlib.contextmanager
+    def scoped(*, deadline: float | None = None, request_id: str | None = None) -> Iterator[None]:
+        """The calls of the block (in this thread) end by ``deadline`` seconds from each call's start and carry
+        ``request_id`` as X-Request-Id (module docstring)."""
+        token = _SCOPE.set(CallScope(deadline, request_id))
+        try:
+            yield
+        finally:
+            _SCOPE.reset(token)
 
     # -- operations -------------------------------------------------------------------------------------
 
@@ -257,14 +286,18 @@ class PersontjenestenClient:
              data: Mapping[str, Any] | None = None) -> httpx.Response:
         """One operation with authentication, retries and the deadline; returns a 2xx response."""
         s = self.settings
-        deadline = time.monotonic() + s.deadline
+        scope = _SCOPE.get()
+        limit = min(s.deadline, scope.deadline) if scope is not None and scope.deadline else s.deadline
+        deadline = time.monotonic() + limit
         attempt, refreshed = 0, False
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise UpstreamUnavailable(f"Persontjenesten: {op} did not succeed within the {s.deadline:g} s deadline")
+                raise UpstreamUnavailable(f"Persontjenesten: {op} did not succeed within the {limit:g} s deadline")
             timeout = httpx.Timeout(min(s.read_timeout, remaining), connect=min(s.connect_timeout, remaining))
             headers: dict[str, str] = {}
+            if scope is not None and scope.request_id:
+                headers[REQUEST_ID_HEADER] = scope.request_id
             token = None
             try:
                 if self._tokens is not None and self._signer is not None:
@@ -317,7 +350,7 @@ class PersontjenestenClient:
                                           status=status)
             if wait >= deadline - time.monotonic():
                 raise UpstreamUnavailable(f"Persontjenesten: {op} failed ({reason}) and the next try would pass the "
-                                          f"{s.deadline:g} s deadline", status=status)
+                                          f"{limit:g} s deadline", status=status)
             log.warning("Persontjenesten %s: %s; try %d of %d in %.2f s", op, reason, attempt + 1, s.retries + 1, wait)
             self._sleep(wait)
 

@@ -153,14 +153,6 @@ def search_form(c: SearchCriteria) -> dict[str, str] | None:
     return form if names >= 3 and place else None
 
 
-def _valid(c: SearchCriteria) -> bool:
-    try:
-        c.validate()
-    except InvalidInput:
-        return False
-    return True
-
-
 # -- storing -----------------------------------------------------------------------------------------------
 
 
@@ -201,7 +193,9 @@ def search_into_store(client: SearchClient, engine: Engine, criteria: SearchCrit
     by its own ``upstream`` deadline as well). Criteria the store's search refuses, or below the API's
     minimum, are not sent (``[]``: the face's own search then answers or refuses). An answer at the cap that
     a split by gender cannot bring under it raises TooManyHits with nothing stored."""
-    if not _valid(criteria):
+    try:
+        criteria.validate()
+    except InvalidInput:
         return []
     form = search_form(criteria)
     if form is None:

@@ -56,6 +56,7 @@ from server.hl7.router import Router, Unsupported
 from server.hl7.settings import MllpSettings
 from server.logsafe import describe, loggable
 from store.errors import PregbridgeError
+from store.source import PersonSource
 
 __all__ = ["Hl7App", "serve", "ssl_context_of"]
 
@@ -119,7 +120,8 @@ class Hl7App:
 
     def __init__(self, engine: Engine, accounts: AccountStore, profiles: Mapping[str, AccessProfile],
                  audit: AuditWriter, settings: MllpSettings, *, router: Router | None = None,
-                 account_state_seconds: float = 2.0, peers: LivePeers | None = None) -> None:
+                 account_state_seconds: float = 2.0, peers: LivePeers | None = None,
+                 source: PersonSource | None = None) -> None:
         self.engine = engine
         self.accounts = accounts
         self.profiles = profiles
@@ -127,7 +129,7 @@ class Hl7App:
         self.settings = settings
         self.router = router or Router()
         self.context = Context(engine, settings, Continuations(settings.continuation_max,
-                                                               settings.continuation_ttl))
+                                                               settings.continuation_ttl), source)
         self.peers = peers or LivePeers(settings, engine, ttl=account_state_seconds)
         self._peers: PeerTable | None = None
         self._account_ttl = account_state_seconds

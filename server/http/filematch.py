@@ -72,6 +72,7 @@ from server.access import (
 from server.access import release_of as masking_release_of
 from server.access.throttle import account_part
 from server.logsafe import describe
+from store.source import PersonSource
 
 __all__ = ["FilematchHttpSettings", "build_filematch_app", "job_auditor", "profile_release", "release_of", "stop_all"]
 
@@ -406,21 +407,24 @@ def stop_all(timeout: float = 20.0) -> None:
         app.stop(timeout)
 
 
-def _start_workers(app: FilematchApp, profiles: Mapping[str, AccessProfile], n: int) -> None:
+def _start_workers(app: FilematchApp, profiles: Mapping[str, AccessProfile], n: int,
+                   source: PersonSource | None = None) -> None:
     _running.add(app)
     app.stop_workers = threading.Event()
     for i in range(n):
-        worker = Worker(app.jobs, profile_release(profiles))
+        worker = Worker(app.jobs, profile_release(profiles), source=source)
         t = threading.Thread(target=worker.run, args=(app.stop_workers,), name=f"filematch-worker-{i}", daemon=True)
         t.start()
         app.worker_threads.append(t)
 
 
 def build_filematch_app(engine: Engine, authenticator: Authenticator, profiles: Mapping[str, AccessProfile],
-                        audit: AuditWriter, settings: FilematchHttpSettings) -> WsgiApp:
-    """The Filematch WSGI app (mount it for every path under ``/filematch/v1``)."""
+                        audit: AuditWriter, settings: FilematchHttpSettings, *,
+                        source: PersonSource | None = None) -> WsgiApp:
+    """The Filematch WSGI app (mount it for every path under ``/filematch/v1``); its background washers ask
+    ``source`` for numbers the store lacks (read-through mode)."""
     jobs = JobStore(engine, settings.jobs, audit=job_auditor(audit))
     app = FilematchApp(jobs, authenticator, profiles, settings, audit)
     if settings.background_workers > 0:
-        _start_workers(app, profiles, settings.background_workers)
+        _start_workers(app, profiles, settings.background_workers, source)
     return app

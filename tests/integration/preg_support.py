@@ -493,7 +493,8 @@ class PregServer:
 @contextlib.contextmanager
 def running_preg(db_url: str, work_dir: Path, *, populated: bool = True, with_accounts: bool = True,
                  engine: Engine | None = None, preg: PregSettings | None = None,
-                 access: Mapping[str, Any] | None = None, profiles_toml: str = "") -> Iterator[PregServer]:
+                 access: Mapping[str, Any] | None = None, profiles_toml: str = "",
+                 upstream: Any = None) -> Iterator[PregServer]:
     """Build the components for ``db_url`` (migrating unless ``engine`` is given), fill the store, add the
     accounts and serve the app on a loopback port until the block ends. ``access``: AccessSettings keys to set
     (by default the login throttle has no delays within a test's attempts); ``profiles_toml`` adds profiles to
@@ -508,6 +509,7 @@ def running_preg(db_url: str, work_dir: Path, *, populated: bool = True, with_ac
                               **limits),
         preg=preg or PregSettings(),
         filematch=FilematchSettings(background_workers=0),  # no washer thread outliving the test's store
+        **({"upstream": upstream} if upstream is not None else {}),  # read-through mode (tests/readthrough)
     )
     spyne_loggers = {name: (logging.getLogger(name).level, list(logging.getLogger(name).filters))
                      for name in SPYNE_BODY_LOGGERS}  # the app silences them for the whole process

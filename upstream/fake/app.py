@@ -14,6 +14,10 @@ population synced from the fake equals the population loaded from the same files
 Faults (:class:`Faults`) count the API calls (the token endpoint is not counted) and act on every N-th:
 drop the connection without an answer, 429 or 503 with ``Retry-After``, 500, or answer slowly; ``gone_every``
 makes the person of every N-th event answer 404, as a person deleted after its event was written.
+
+Every API call is written to :attr:`FakeApp.journal` (the last 100,000: operation, the caller's
+``X-Request-Id`` and how many ids or numbers it asked for — never the numbers) and logged at DEBUG, so a test
+can count the calls a legacy request caused and match them with pregbridge's audit by request id.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ import logging
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
@@ -44,7 +49,7 @@ from upstream.spec import (
     path_prefix,
 )
 
-__all__ = ["FakeApp", "Faults"]
+__all__ = ["FakeApp", "Faults", "JournalEntry"]
 
 log = logging.getLogger("upstream.fake")
 
@@ -93,6 +98,14 @@ def _json(body: Any) -> Response:
     return Response(orjson.dumps(body), mimetype="application/json")
 
 
+class JournalEntry(NamedTuple):
+    """One API call the fake received (:attr:`FakeApp.journal`)."""
+
+    operation: str  # the endpoint: person_by_nin, persons_by_nin, search_persons, events, …
+    request_id: str | None  # the caller's X-Request-Id
+    keys: int  # ids or numbers asked for (bulk), 1 for one person, 0 otherwise
+
+
 class _BadRequest(Exception):
     def __init__(self, detail: str) -> None:
         super().__init__(detail)
@@ -108,6 +121,7 @@ class FakeApp:
         self.helseid = HelseIdFake(auth) if auth is not None else None
         self.released = population.latest_sequence
         self.calls = _Counter()
+        self.journal: deque[JournalEntry] = deque(maxlen=100_000)
         self._gone_ids: tuple[int, frozenset[str]] | None = None  # (released, persons) for faults.gone_every
         self._gone_lock = threading.Lock()
         rules = [Rule(TOKEN_PATH, endpoint="token", methods=["POST"]),
@@ -175,6 +189,7 @@ class FakeApp:
             return _json({"latestSequence": self.population.latest_sequence, "released": self.released,
                           "extractSize": self.population.extract_size, "persons": self.population.size,
                           "snapshotSequence": self.population.snapshot_sequence})
+        self._note(request, endpoint)
         fault = self._fault(request)
         if fault is not None:
             return fault
@@ -195,6 +210,13 @@ class FakeApp:
             return self._handlers[endpoint](request, args)
         except _BadRequest as exc:
             return _problem(400, "Bad Request", exc.detail)
+
+    def _note(self, request: Request, endpoint: str) -> None:
+        rid = request.headers.get("X-Request-Id")
+        keys = {"persons_by_nin": "nins", "persons_by_id": "personIds"}.get(endpoint)
+        n = len(request.form.getlist(keys)) if keys else int(endpoint in ("person_by_nin", "person_by_id"))
+        self.journal.append(JournalEntry(endpoint, rid, n))
+        log.debug("fake Persontjenesten: %s request_id=%s keys=%d", endpoint, (rid or "-")[:64], n)
 
     def _fault(self, request: Request) -> Response | None:
         f = self.faults

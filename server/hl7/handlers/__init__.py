@@ -21,10 +21,12 @@ from sqlalchemy import Engine
 from server.hl7.ack import Hl7Error, Reply, Request, qak_segment
 from server.hl7.reader import Message, Segment
 from server.hl7.settings import MllpSettings
+from server.metrics import current_request_id
 from store.engine import Reader
 from store.errors import PregbridgeError
+from store.source import PersonSource
 
-__all__ = ["Context", "Field", "error_reply", "field", "query_parameters_of"]
+__all__ = ["Context", "Field", "ensure_numbers", "error_reply", "field", "query_parameters_of"]
 
 
 @dataclass
@@ -32,6 +34,7 @@ class Context:
     engine: Engine
     settings: MllpSettings
     continuations: Any  # server.hl7.handlers.pdq.Continuations
+    source: PersonSource | None = None  # read-through mode: where persons the store lacks come from
     reader: Reader = dataclass_field(init=False)
 
     def __post_init__(self) -> None:
@@ -65,6 +68,13 @@ class Field:
 
     def subs(self, component: str) -> list[str]:
         return [self.unescape(s) for s in component.split(self._sub)]
+
+
+def ensure_numbers(ctx: Context, numbers: list[str]) -> None:
+    """Read-through mode: make the numbers answerable from the store before a handler reads it (a no-op in
+    replica mode); raises :class:`store.source.SourceUnavailable` (AE, 207) when the register cannot say."""
+    if ctx.source is not None:
+        ctx.source.ensure_numbers(numbers, request_id=current_request_id())
 
 
 def field(req: Request, segment: str, index: int) -> Field:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from adapters.hl7 import pid_segment
 from server.access import apply_profile
 from server.hl7.ack import Reply, Request
-from server.hl7.handlers import Context, error_reply, field
+from server.hl7.handlers import Context, ensure_numbers, error_reply, field
 from store.errors import InvalidInput, NotFound, PregbridgeError
 from store.repository import PersonRepository
 
@@ -27,6 +27,7 @@ def query_by_id(req: Request, ctx: Context) -> Reply:
         if not number:
             raise InvalidInput("QRD-8 must name the patient id")
         req.asked.append(number)
+        ensure_numbers(ctx, [number])
         with ctx.reader.connection() as conn:
             found = PersonRepository(conn).find(number)
         if found is None:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from adapters.hl7 import domain_of
 from server.hl7.ack import Reply, Request, qak_segment, qak_status
-from server.hl7.handlers import Context, error_reply, field
+from server.hl7.handlers import Context, ensure_numbers, error_reply, field
 from server.hl7.handlers.pdq import _DomainError, domains_wanted
 from server.hl7.pid import identifiers_pid, pid_release
 from store.current import view_by_number
@@ -55,6 +55,7 @@ def corresponding_identifiers(req: Request, ctx: Context) -> Reply:
         if not number:
             raise NotFound("no identifier in QPD-3")
         req.asked.append(number)
+        ensure_numbers(ctx, [number])
         with ctx.reader.connection() as conn:
             found = view_by_number(conn, number)
         if found is None:

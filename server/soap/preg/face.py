@@ -33,6 +33,7 @@ from server.access import (
     search_scope,
 )
 from server.access.throttle import account_part
+from server.metrics import current_request_id
 from server.soap.preg.contract import PregContract
 from server.soap.refusals import mark_audited
 from server.soap.wssecurity import find_username_token
@@ -42,7 +43,8 @@ from store.engine import Reader, write_transaction
 from store.errors import InvalidIdentifierError, InvalidInput, NotFound, PregbridgeError, TooManyHits
 from store.hjelpenummer import allocate, link
 from store.repository import Lookup, PersonRepository
-from store.search import search
+from store.search import check, search
+from store.source import PersonSource
 
 __all__ = ["OPERATIONS", "PregFace"]
 
@@ -73,8 +75,10 @@ def _valid_number(number: str) -> identity.IdentityNumber:
 
 class PregFace:
     def __init__(self, engine: Engine, contract: PregContract, authenticator: Authenticator,
-                 profiles: dict[str, AccessProfile], audit: AuditWriter) -> None:
+                 profiles: dict[str, AccessProfile], audit: AuditWriter, *,
+                 source: PersonSource | None = None) -> None:
         self.engine = engine
+        self.source = source  # read-through mode: where persons the store lacks come from (store/source.py)
         self.reader = Reader(engine)
         self.contract = contract
         self.preg = Preg(contract.namespace)
@@ -142,6 +146,8 @@ class PregFace:
         call.asked.append(number)  # first: a refused number is audited too
         if _valid_number(number).kind != identity.IdKind.FH and felles_hjelpenummer:
             raise InvalidIdentifierError("not a felles hjelpenummer", reason="unknownKind")
+        if self.source is not None:  # read-through: fetch it first if the store lacks it (SourceUnavailable)
+            self.source.ensure_numbers([number], request_id=current_request_id())
         with self.reader.connection() as conn:
             found = PersonRepository(conn).find(number)
         if found is None:
@@ -187,6 +193,8 @@ class PregFace:
                 valid.append(n)
             except InvalidIdentifierError as exc:
                 reasons[n] = exc.reason
+        if self.source is not None and valid:
+            self.source.ensure_numbers(valid, request_id=current_request_id())
         with self.reader.connection() as conn:
             found = PersonRepository(conn).find_many(valid)
         r = self._response("getPersons")
@@ -222,9 +230,17 @@ class PregFace:
         max_hits = DEFAULT_MAX_HITS if asked_max is None else min(asked_max, MAX_MAX_HITS)
         if max_hits < 1:
             raise InvalidInput("maksAntall must be at least 1")
+        scope = search_scope(profile)
+        if self.source is not None:  # read-through: the register's candidates into the store first
+            check(criteria, scope)  # a refused search asks nothing
+            try:
+                self.source.ensure_search(criteria, request_id=current_request_id())
+            except TooManyHits as exc:  # more than the register lists (upstream/readthrough_search.py)
+                limit = min(max_hits, exc.limit)
+                raise TooManyHits(f"more than {limit} hits; narrow the search", limit=limit) from None
         with self.reader.connection() as conn:
             try:
-                hits = search(conn, criteria, limit=max_hits, scope=search_scope(profile))
+                hits = search(conn, criteria, limit=max_hits, scope=scope)
             except TooManyHits:
                 raise TooManyHits(f"more than {max_hits} hits; narrow the search", limit=max_hits) from None
             persons = PersonRepository(conn).load([h.person_id for h in hits])
