@@ -34,7 +34,8 @@ def crowd() -> list[dict[str, Any]]:
 
 
 class Counting:
-    """A PersontjenestenClient's search_persons, counting calls and remembering every person id it answered."""
+    """A PersontjenestenClient whose search_persons counts its calls and remembers every person id it answered
+    (the rest is the client's own)."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -49,6 +50,9 @@ class Counting:
         hits: list[dict[str, Any]] = self.client.search_persons(criteria, parts, include_history, include_ain)
         self.answered.update(h["id"] for h in hits)
         return hits
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
 
 
 def answer(engine: Engine, c: SearchCriteria, limit: int = 2000) -> list[tuple[str, float]]:
@@ -68,41 +72,6 @@ def stored_keys(engine: Engine) -> set[str]:
 def documents(directory: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (directory / "persons.jsonl").read_text(encoding="utf-8").splitlines()
             if line.strip()]
-
-
-class SearchSource:
-    """A minimal read-through PersonSource over search_into_store (the server's is upstream.readthrough's
-    ReadThrough, with its breaker, single-flight and audit): what the faces' call sites need, and no more."""
-
-    def __init__(self, client: Counting, engine: Engine, deadline: float = 10.0) -> None:
-        self.client = client
-        self.engine = engine
-        self.deadline = deadline
-        self.numbers_asked = 0
-
-    def ensure_numbers(self, numbers: Sequence[str], *, request_id: str | None = None) -> None:
-        from store.source import SourceUnavailable
-        from upstream.errors import UpstreamError
-        from upstream.readthrough_search import ALL_PARTS, store_answers
-
-        self.numbers_asked += len(numbers)
-        try:
-            for k in range(0, len(numbers), 100):
-                found = self.client.client.persons_by_nin(list(numbers[k : k + 100]), ALL_PARTS, include_history=True)
-                self.client.answered.update(p["id"] for p in found)
-                store_answers(self.engine, found)
-        except UpstreamError as exc:
-            raise SourceUnavailable(type(exc).__name__) from None
-
-    def ensure_search(self, criteria: SearchCriteria, *, request_id: str | None = None) -> None:
-        from store.source import SourceUnavailable
-        from upstream.errors import UpstreamError
-        from upstream.readthrough_search import search_into_store
-
-        try:
-            search_into_store(self.client, self.engine, criteria, request_id=request_id, deadline=self.deadline)
-        except UpstreamError as exc:
-            raise SourceUnavailable(type(exc).__name__) from None
 
 
 def same_parameters(*engines: Engine, persons: int) -> None:
