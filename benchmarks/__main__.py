@@ -8,7 +8,8 @@ import platform
 import sys
 import time
 
-SUITES = ("store", "soap", "ar", "grunndata", "mllp", "filematch", "filematch-http", "audit", "sync", "identify")
+SUITES = ("store", "soap", "ar", "grunndata", "mllp", "filematch", "filematch-http", "audit", "sync", "identify",
+          "readthrough")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--slow-clients", type=int, default=0,
                    help="soap: measure getPerson with this many slow clients open (issue 13) instead")
     p.add_argument("--processes", type=int, default=1,
-                   help="mllp: listener processes on one port (SO_REUSEPORT), server and echo baseline alike")
+                   help="mllp: listener processes on one port (SO_REUSEPORT), server and echo baseline alike; "
+                        "readthrough: washing processes")
     p.add_argument("--metrics", action="store_true",
                    help="soap: getPerson with metrics on, off, and on with the JSON request log, in --rounds slices")
     p.add_argument("--no-baseline", action="store_true",

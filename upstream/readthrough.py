@@ -52,6 +52,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,6 +170,7 @@ class ReadThrough:
         self._pending: set[int] = set()
         self._pending_since: float | None = None
         self._touch_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
 
     # -- PersonSource ---------------------------------------------------------------------------------
 
@@ -244,6 +246,8 @@ class ReadThrough:
 
     def close(self) -> None:
         self.flush()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
         self.client.close()
 
     # -- held numbers -----------------------------------------------------------------------------------
@@ -269,17 +273,23 @@ class ReadThrough:
 
     def _touch(self, person_ids: Iterable[int], now: float) -> None:
         due = [pid for pid in person_ids if now - self._touched.get(pid, -TOUCH_EVERY) >= TOUCH_EVERY]
-        flush = False
+        if not due:
+            return
+        flush = timer = False
         with self._touch_lock:
             for pid in due:
                 self._touched[pid] = now
                 self._pending.add(pid)
-            if self._pending:
-                if self._pending_since is None:
-                    self._pending_since = now
-                flush = len(self._pending) >= TOUCH_BATCH or now - self._pending_since >= TOUCH_FLUSH
+            if self._pending_since is None:
+                self._pending_since = now
+                timer = True
+            flush = len(self._pending) >= TOUCH_BATCH or now - self._pending_since >= TOUCH_FLUSH
         if flush:
             self.flush()
+        elif timer:  # written within TOUCH_FLUSH even if no lookup follows
+            t = threading.Timer(TOUCH_FLUSH, self.flush)
+            t.daemon = True
+            t.start()
 
     def flush(self) -> None:
         """Write the pending touches (one short transaction)."""
@@ -335,32 +345,52 @@ class ReadThrough:
             raise SourceUnavailable()
 
     def _fetch_lead(self, numbers: list[str], request_id: str) -> set[str]:
-        """Fetch and store ``numbers``; returns those that could not be resolved (the call failed)."""
+        """Fetch and store ``numbers``; returns those that could not be resolved (the call failed). A batch of
+        more than 100 (a Filematch chunk) is asked in calls of ≤ 100, up to ``upstream.parallelism`` in flight;
+        each answer is stored as it comes (one short write transaction each)."""
+        chunks = [numbers[k:k + BULK_MAX] for k in range(0, len(numbers), BULK_MAX)]
         failed: set[str] = set()
-        for k in range(0, len(numbers), BULK_MAX):
-            chunk = numbers[k:k + BULK_MAX]
-            op = "person_by_nin" if len(chunk) == 1 else "persons_by_nin"
-            if not self.breaker.allow():
-                self._observe(op, "paused", request_id, len(chunk))
+        if len(chunks) == 1 or self.settings.parallelism == 1:
+            answers: Iterable[tuple[list[str], list[dict[str, Any]] | None]] = (
+                (c, self._ask(c, request_id)) for c in chunks)
+        else:
+            pool = self._pool()
+            answers = (f.result() for f in [pool.submit(lambda c: (c, self._ask(c, request_id)), c) for c in chunks])
+        for chunk, persons in answers:
+            if persons is None:
                 failed.update(chunk)
-                continue
-            started = time.perf_counter()
-            try:
-                with self.client.scoped(deadline=self.settings.lookup_deadline, request_id=request_id):
-                    if len(chunk) == 1:
-                        one = self.client.person_by_nin(chunk[0], self.parts, self.settings.include_history)
-                        persons = [one] if one is not None else []
-                    else:
-                        persons = self.client.persons_by_nin(chunk, self.parts, self.settings.include_history)
-            except UpstreamError as exc:
-                self.breaker.failure()
-                self._observe(op, _outcome(exc), request_id, len(chunk), started)
-                failed.update(chunk)
-                continue
-            self.breaker.success()
-            self._observe(op, "ok", request_id, len(chunk), started)
-            self._store(chunk, persons)
+            else:
+                self._store(chunk, persons)
         return failed
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.settings.parallelism, thread_name_prefix="read-through")
+            return self._executor
+
+    def _ask(self, chunk: list[str], request_id: str) -> list[dict[str, Any]] | None:
+        """One call for ``chunk`` (get-by-nin for one number, bulk-by-nin for more): the persons, or None when
+        the call failed or the breaker is open."""
+        op = "person_by_nin" if len(chunk) == 1 else "persons_by_nin"
+        if not self.breaker.allow():
+            self._observe(op, "paused", request_id, len(chunk))
+            return None
+        started = time.perf_counter()
+        try:
+            with self.client.scoped(deadline=self.settings.lookup_deadline, request_id=request_id):
+                if len(chunk) == 1:
+                    one = self.client.person_by_nin(chunk[0], self.parts, self.settings.include_history)
+                    persons: list[dict[str, Any]] = [one] if one is not None else []
+                else:
+                    persons = self.client.persons_by_nin(chunk, self.parts, self.settings.include_history)
+        except UpstreamError as exc:
+            self.breaker.failure()
+            self._observe(op, _outcome(exc), request_id, len(chunk), started)
+            return None
+        self.breaker.success()
+        self._observe(op, "ok", request_id, len(chunk), started)
+        return persons
 
     def _store(self, asked: list[str], persons: list[dict[str, Any]]) -> None:
         """Map and store the answer's persons, touched, in one short write transaction; the numbers asked for

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, text
 from server.access import AccountStore, AuditWriter
 from server.hl7.app import Hl7App
 from server.hl7.settings import MllpSettings
+from server.metrics import timed_handler
 from store.identity import IdKind, generate
 from tests.integration.sync_support import FAST_RETRIES, snapshot
 from tests.integration.test_hl7_mllp import PEERS, PROFILES, Running, Server
@@ -94,7 +95,7 @@ def hl7_serving(engine: Engine, source: ReadThrough | None) -> Iterator[Server]:
     settings = MllpSettings(port=0, peers=PEERS, peer_match="sender", threads=2)
     audit = AuditWriter(engine, mode="sync")
     app = Hl7App(engine, AccountStore(engine), PROFILES, audit, settings, source=source)
-    running = Running(settings, app, app.closed)
+    running = Running(settings, timed_handler(app), app.closed)  # as listen-hl7 serves it (its calls' ids)
     try:
         yield Server(engine, app, running)
     finally:
