@@ -189,8 +189,9 @@ def search_into_store(client: SearchClient, engine: Engine, criteria: SearchCrit
                       deadline: float, parts: Sequence[str] = ALL_PARTS) -> list[int]:
     """Ask search/person for the criteria's candidates, store them, return their ids in the store.
 
-    ``deadline`` is the seconds the whole search may take (every call included; a call of the client is bounded
-    by its own ``upstream`` deadline as well). Criteria the store's search refuses, or below the API's
+    ``deadline`` is the seconds the search may take: no call starts after it has passed (UpstreamUnavailable);
+    each call is bounded by the client's own deadline (the read-through source's ``lookup_deadline``), so a search
+    split by gender (three calls) ends within about three of them at worst. Criteria the store's search refuses, or below the API's
     minimum, are not sent (``[]``: the face's own search then answers or refuses). An answer at the cap that
     a split by gender cannot bring under it raises TooManyHits with nothing stored."""
     try:
