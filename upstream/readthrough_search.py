@@ -191,9 +191,9 @@ def search_into_store(client: SearchClient, engine: Engine, criteria: SearchCrit
 
     ``deadline`` is the seconds the search may take: no call starts after it has passed (UpstreamUnavailable);
     each call is bounded by the client's own deadline (the read-through source's ``lookup_deadline``), so a search
-    split by gender (three calls) ends within about three of them at worst. Criteria the store's search refuses, or below the API's
-    minimum, are not sent (``[]``: the face's own search then answers or refuses). An answer at the cap that
-    a split by gender cannot bring under it raises TooManyHits with nothing stored."""
+    split by gender (three calls) ends within about three of them at worst. Criteria the store's search refuses,
+    or below the API's minimum, are not sent (``[]``: the face's own search then answers or refuses). An answer
+    at the cap that a split by gender cannot bring under it raises TooManyHits with nothing stored."""
     try:
         criteria.validate()
     except InvalidInput:
