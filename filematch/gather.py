@@ -12,7 +12,7 @@ number block does in a replica.
 Every search of every record of the chunk is asked *before* any record is scored: a record scored while its
 own true person is not yet stored would be decided among fewer candidates than a replica sees, and a lone
 look-alike fetched for another record could then pass the match threshold (measured: stopping after the
-first stage that identifies, as identify's passes do, identified 1 record in 75 as the wrong person). The
+first stage that identifies, as identify's passes do, identified 1 record in 150 wrongly). The
 searches are asked in the stages of identify's passes, each once however many records share it, a few at a
 time (:data:`PARALLEL`), and a chunk asks at most :data:`CALLS_PER_RECORD` searches per record to identify:
 past that bound the last stages are cut short (their records may then come out NOT_FOUND where a replica
