@@ -46,11 +46,14 @@ NOT_FOUND       a valid number the store does not know, or no candidate by demog
                 ``identification:timeout``: send it again)
 UNAVAILABLE     read-through mode only: a valid number the store does not hold, while Persontjenesten could
                 not be asked about the chunk's missing numbers (deadline, errors, circuit breaker open);
+                or a record to identify by demographics while it could not be asked for their candidates;
                 ``reason`` ``upstream:unavailable``: send it again. The chunk's other records are answered.
 ==============  ====================================================================================
 
 In read-through mode (``source`` given: store/source.py) the chunk's valid numbers go to
-``source.ensure_numbers`` in one call before the store is read (≤ 100 numbers per upstream call).
+``source.ensure_numbers`` in one call before the store is read (≤ 100 numbers per upstream call), and the
+records to identify get their candidates through ``source.ensure_search`` before the chunk is scored
+(:mod:`filematch.gather`: the searches, their stages and the bound on them per chunk).
 
 Whatever the code, the status and death columns carry the person's current status, so an IDENTIFIED
 person who has died is visible as such. Input problems that did not prevent washing are kept in
@@ -67,6 +70,7 @@ from sqlalchemy import Connection
 
 from adapters.policy import DSF_CODES, MaskedLevel, Release
 from filematch.clean import CleanRecord, check_number, clean, split_street
+from filematch.gather import LATE, Gatherer, identify_criteria
 from filematch.records import Code, InputRecord, Result
 from store import brief as b
 from store.engine import deadline
@@ -208,7 +212,8 @@ def identify_queries(records: Iterable[InputRecord]) -> Iterator[IdentifyQuery]:
 def wash(conn: Connection, records: Sequence[InputRecord], release: Release = UNMASKED, *,
          source: PersonSource | None = None, request_id: str | None = None) -> ChunkResult:
     """Wash one chunk of records on a (read) connection; the results are in input order. With a ``source``
-    (read-through mode) the chunk's valid numbers are made answerable from the store first."""
+    (read-through mode) the chunk's valid numbers are made answerable from the store first, and identification
+    gathers the chunk's candidates from it before scoring (:mod:`filematch.gather`)."""
     cleaned = [clean(r, validate_number=False) for r in records]
     numbers = [c.number for c in cleaned if c.number and not c.source.error]
     unavailable = False
@@ -247,7 +252,7 @@ def wash(conn: Connection, records: Sequence[InputRecord], release: Release = UN
             results[i] = Result(src.seq, src.ref, Code.INVALID, input_number=src.number.strip(),
                                 reason=";".join([*why, "demographics:insufficient"]))
     if to_identify:
-        _identify(conn, cleaned, to_identify, results, release)
+        _identify(conn, cleaned, to_identify, results, release, source, request_id)
     out = ChunkResult([r for r in results if r is not None], refused=refused)
     for r in out.results:
         out.counts[r.code.value] += 1
@@ -263,17 +268,41 @@ def _not_found(c: CleanRecord, *reasons: str) -> Result:
                   reason=";".join([*c.problems, *reasons]))
 
 
-def _identify(conn: Connection, cleaned: list[CleanRecord], indexes: list[int],
-              results: list[Result | None], release: Release) -> None:
+def _identify(conn: Connection, cleaned: list[CleanRecord], indexes: list[int], results: list[Result | None],
+              release: Release, source: PersonSource | None = None, request_id: str | None = None) -> None:
     answers: dict[int, Identification] = {}
     timed_out: list[int] = []
     scope = release.scope
-    for i in indexes:
+    queries = {i: _query(cleaned[i]) for i in indexes}
+
+    def score(which: list[int]) -> None:
+        for i in which:
+            try:
+                with deadline(conn):  # the engine's statement deadline, per record (none in a local run)
+                    answers[i] = identify(conn, queries[i], scope=scope)
+            except QueryTimeout:
+                answers.pop(i, None)
+                timed_out.append(i)
+
+    if source is None:
+        score(indexes)
+    else:  # read-through: the chunk's candidates into the store before it is scored (filematch/gather.py)
+        gather = Gatherer.for_chunk(source, len(indexes), request_id)
         try:
-            with deadline(conn):  # the engine's statement deadline, per record (none in a local run)
-                answers[i] = identify(conn, _query(cleaned[i]), scope=scope)
-        except QueryTimeout:
-            timed_out.append(i)
+            gather.gather(queries.values())
+            score(indexes)
+            late = [i for i in indexes if i in answers and answers[i].outcome is not Outcome.IDENTIFIED
+                    and identify_criteria(queries[i])[LATE]]
+            if late:
+                gather.stage(LATE, [queries[i] for i in late])
+                score(late)
+        except SourceUnavailable:  # no answer without the register's candidates: UNAVAILABLE, send it again
+            for i in indexes:
+                answers.pop(i, None)
+                c = cleaned[i]
+                results[i] = Result(c.source.seq, c.source.ref, Code.UNAVAILABLE, input_number=c.source.number.strip(),
+                                    reason=";".join([*c.problems, "upstream:unavailable"]))
+            timed_out.clear()
     for i in timed_out:
         results[i] = _not_found(cleaned[i], "identification:timeout")
     wanted: list[int] = []

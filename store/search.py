@@ -45,7 +45,7 @@ from store.model import PROTECTION_LEVELS
 from store.normalize import name_tokens, street_key
 
 __all__ = ["ALL_RELEASABLE", "MAX_CANDIDATES", "MAX_FIELD_CHARS", "MAX_NAME_WORDS", "SearchScope",
-           "SearchCriteria", "SearchHit", "levels_sql", "search"]
+           "SearchCriteria", "SearchHit", "check", "levels_sql", "search"]
 
 MAX_CANDIDATES = 2000  # hits one search may return before it is refused as too broad
 MAX_FIELD_CHARS = 200  # characters of one criterion
@@ -236,6 +236,13 @@ def _refuse_hidden(c: SearchCriteria, scope: SearchScope) -> None:
             raise InvalidInput(f"the access profile does not release {element}: it cannot be a search criterion")
 
 
+def check(c: SearchCriteria, scope: SearchScope) -> None:
+    """Refuse criteria as :func:`search` would (bounds, minimum criteria, elements the scope withholds), before
+    anything is read or asked (read-through mode asks the register first: store/source.py)."""
+    c.validate()
+    _refuse_hidden(c, scope)
+
+
 def search(conn: Connection, c: SearchCriteria, *, scope: SearchScope,
            limit: int = MAX_CANDIDATES) -> list[SearchHit]:
     """Persons matching the criteria, best first; more than ``limit`` hits raise TooManyHits. Address criteria
@@ -244,8 +251,7 @@ def search(conn: Connection, c: SearchCriteria, *, scope: SearchScope,
     Every criterion is applied in SQL on top of the index block, so the database stops after
     ``limit + 1`` matching rows: the cost of a search depends on its answer, not on the store's size.
     """
-    c.validate()
-    _refuse_hidden(c, scope)
+    check(c, scope)
     fam, giv, full = c.name_words()
     # A full name's role is unknown: its words are tried as family name and as given name.
     family_words = [" ".join(fam)] if fam else full

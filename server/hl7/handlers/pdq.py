@@ -4,7 +4,11 @@ Request ``MSH, QPD, RCP, [DSC]``. QPD-3 parameters (repeating QIP, adapters/hl7.
 (any known number, ceased ones included: the person is returned with its current number first),
 ``@PID.5.1`` family, ``@PID.5.2`` given, ``@PID.7`` birth date (YYYYMMDD or YYYY), ``@PID.8`` sex,
 ``@PID.11.1`` street, ``@PID.11.5`` postnummer, ``@PID.11.9`` kommune. The minimum-criteria rule is the
-store's (store/search.py). QPD-8 (what domains returned) filters PID-3; an unknown domain is AE/204.
+store's (store/search.py). In read-through mode the number is made answerable first (``ensure_numbers``) and
+a search's candidates are asked of the register first (``ensure_search``: upstream/readthrough_search.py); a
+search the register cannot list within its 100-hit cap is AE TooManyHits (207), where a replica would list it
+with continuation; continuation pages are served from this process's state and ask nothing.
+QPD-8 (what domains returned) filters PID-3; an unknown domain is AE/204.
 RCP-2 is the quantity limit (``10^RD``; only RD is supported; empty: ``hl7.page_size``).
 
 Response ``MSH, MSA, [ERR], QAK, QPD, {PID, QRI}, [DSC]``: QAK-2 OK/NF/AE/AR, QAK-4/5/6 hits total /
@@ -28,12 +32,14 @@ from dataclasses import dataclass
 from adapters.hl7 import ParameterError, domain_of, query_parameters, segment
 from server.access.masking import search_scope
 from server.hl7.ack import Reply, Request, qak_segment, qak_status
-from server.hl7.handlers import Context, error_reply, field, query_parameters_of
+from server.hl7.handlers import Context, ensure_numbers, error_reply, field, query_parameters_of
 from server.hl7.pid import pid_from_current, pid_release
+from server.metrics import current_request_id
 from store.current import views
 from store.errors import InvalidInput, NotFound, PregbridgeError
+from store.identity import is_valid
 from store.repository import PersonRepository
-from store.search import search
+from store.search import check, search
 
 __all__ = ["Continuations", "cancel", "find_candidates"]
 
@@ -149,13 +155,20 @@ def _find(req: Request, ctx: Context) -> Reply:
         hits, total = state.hits, state.total
     else:
         params = query_parameters(query_parameters_of(req))
+        scope = search_scope(req.profile)
+        if params.identifier:
+            req.asked.append(params.identifier)
+            if is_valid(params.identifier):
+                ensure_numbers(ctx, [params.identifier])
+        elif ctx.source is not None:  # read-through: the register's candidates into the store first
+            check(params.criteria, scope)  # a refused query asks nothing
+            ctx.source.ensure_search(params.criteria, request_id=current_request_id())
         with ctx.reader.connection() as conn:
             if params.identifier:
-                req.asked.append(params.identifier)
                 found = PersonRepository(conn).find(params.identifier)
                 hits = [(found.person_id, 100.0)] if found else []
             else:
-                hits = [(h.person_id, h.score) for h in search(conn, params.criteria, scope=search_scope(req.profile))]
+                hits = [(h.person_id, h.score) for h in search(conn, params.criteria, scope=scope)]
         total = len(hits)
     page, rest = hits[:limit], hits[limit:]
     body = []

@@ -43,7 +43,7 @@ from store.engine import Reader, write_transaction
 from store.errors import InvalidIdentifierError, InvalidInput, NotFound, PregbridgeError, TooManyHits
 from store.hjelpenummer import allocate, link
 from store.repository import Lookup, PersonRepository
-from store.search import search
+from store.search import check, search
 from store.source import PersonSource
 
 __all__ = ["OPERATIONS", "PregFace"]
@@ -230,9 +230,17 @@ class PregFace:
         max_hits = DEFAULT_MAX_HITS if asked_max is None else min(asked_max, MAX_MAX_HITS)
         if max_hits < 1:
             raise InvalidInput("maksAntall must be at least 1")
+        scope = search_scope(profile)
+        if self.source is not None:  # read-through: the register's candidates into the store first
+            check(criteria, scope)  # a refused search asks nothing
+            try:
+                self.source.ensure_search(criteria, request_id=current_request_id())
+            except TooManyHits as exc:  # more than the register lists (upstream/readthrough_search.py)
+                limit = min(max_hits, exc.limit)
+                raise TooManyHits(f"more than {limit} hits; narrow the search", limit=limit) from None
         with self.reader.connection() as conn:
             try:
-                hits = search(conn, criteria, limit=max_hits, scope=search_scope(profile))
+                hits = search(conn, criteria, limit=max_hits, scope=scope)
             except TooManyHits:
                 raise TooManyHits(f"more than {max_hits} hits; narrow the search", limit=max_hits) from None
             persons = PersonRepository(conn).load([h.person_id for h in hits])
