@@ -235,7 +235,7 @@ class ReadThrough:
         try:
             with self.client.scoped(deadline=self.settings.lookup_deadline, request_id=rid):
                 ids: list[int] = search_into_store(self.client, self.engine, criteria, request_id=rid,
-                                                   deadline=self.settings.lookup_deadline)
+                                                   deadline=self.settings.lookup_deadline, parts=self.parts)
         except UpstreamError as exc:
             self.breaker.failure()
             self._observe("search_persons", _outcome(exc), rid, 0, started)
@@ -311,8 +311,18 @@ class ReadThrough:
                     self._pending_since = self._pending_since or self._clock()
 
     def _write_touches(self, person_ids: Iterable[int]) -> None:
+        """Touch the persons still in the store, under the write lock the retention purge takes, so a person the
+        purge deleted meanwhile is neither an error (a foreign key) nor remembered as held."""
+        ids = set(person_ids)
         with write_transaction(self.engine) as conn:
-            touch_asked(conn, person_ids, _now())
+            write_lock(conn)
+            kept = set(conn.execute(select(s.person.c.id).where(s.person.c.id.in_(ids))).scalars())
+            touch_asked(conn, kept, _now())
+        gone = ids - kept
+        if gone:
+            with self._lock:
+                for n in [n for n, (pid, _) in self._held.items() if pid in gone]:
+                    self._held.pop(n, None)
 
     # -- fetching (single-flight) -----------------------------------------------------------------------
 

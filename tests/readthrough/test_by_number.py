@@ -202,3 +202,32 @@ def test_filematch_wash_by_number_from_an_empty_store_answers_as_the_replica(
     asked = {ids[n][0] for n in current[:150] + ceased[:5]}
     assert person_keys(empty) == asked
     assert_holds_as_replica(empty, replica, asked)
+
+
+def test_a_person_purged_after_it_was_seen_held_is_fetched_again_not_answered_missing(
+        fake: RunningFake, replica: Engine, empty: Engine) -> None:
+    """The retention purge (another process) deletes a person this process has seen held: the pending touch is
+    not an error (no foreign key failure kept for ever), and the number is asked for again, not taken as held."""
+    from sqlalchemy import delete, select
+
+    from store import schema as s
+
+    number = _split(replica)[0][0]
+    rt = source_of(empty, fake)
+    try:
+        rt.ensure_numbers([number])  # fetched and stored
+        rt.flush()
+        with empty.begin() as conn:  # as the purge does: the person and (by cascade) its rows
+            conn.execute(delete(s.person))
+        rt._touched.clear()  # a touch is due again (as an hour later)
+        rt.ensure_numbers([number])  # seen held from the cache: a touch is pending for a deleted person
+        rt.flush()  # no IntegrityError, and nothing left pending
+        assert not rt._pending
+        before = len(journal(fake))
+        rt.ensure_numbers([number])
+        assert len(journal(fake)) == before + 1  # asked for again
+        with empty.connect() as conn:
+            assert conn.execute(select(s.person_identifier.c.person_id)
+                                .where(s.person_identifier.c.number == number)).first() is not None
+    finally:
+        rt.close()
