@@ -133,6 +133,7 @@ class Connection(asyncio.Protocol):
         self.head_only = False
         self.headers_sent = False  # h11 has framed the response head (it may still wait in a gathered write)
         self.written = False  # a byte of the response has gone to the transport
+        self.gathered: list[bytes] = []  # the response's bytes not yet written (module docstring)
         self.pending_headers: tuple[str, list[tuple[str, str]]] | None = None
         self.served = 0
 
@@ -318,6 +319,7 @@ class Connection(asyncio.Protocol):
         self.head_only = request.method == b"HEAD"
         self.headers_sent = False
         self.written = False
+        self.gathered = []
         self.pending_headers = None
         environ = self._environ(request)
         self.head = bytearray()
@@ -336,8 +338,9 @@ class Connection(asyncio.Protocol):
         self.pending_headers = (status, headers)  # h11 checks them when they are sent
         return self._write
 
-    def _write(self, data: bytes) -> None:  # WSGI's legacy write(): send at once
-        self._flush(self._framed(data))
+    def _write(self, data: bytes) -> None:  # WSGI's legacy write(): send at once, after what is gathered
+        self.gathered += self._framed(data)
+        self._flush()
 
     def _framed(self, data: bytes) -> list[bytes]:
         """What puts ``data`` on the wire: the response head when not yet framed, then ``data`` in the
@@ -353,7 +356,8 @@ class Connection(asyncio.Protocol):
         assert out is not None  # None only for ConnectionClosed
         return out
 
-    def _flush(self, out: list[bytes]) -> None:
+    def _flush(self) -> None:
+        out, self.gathered = self.gathered, []
         if out:
             assert self.transport is not None
             self.transport.writelines(out)
@@ -379,22 +383,21 @@ class Connection(asyncio.Protocol):
         into as few writes as :data:`_GATHER` allows (module docstring)."""
         response = self.response
         assert response is not None
-        out: list[bytes] = []
         gathered = 0
         try:
             for chunk in response:
                 if chunk:
-                    out += self._framed(chunk)
+                    self.gathered += self._framed(chunk)
                     gathered += len(chunk)
                 if gathered >= _GATHER or self.paused:
-                    self._flush(out)
-                    out, gathered = [], 0
+                    self._flush()
+                    gathered = 0
                     if self.paused:
                         return False
             if not self.headers_sent:
-                out += self._head()
-            out += self._wire(h11.EndOfMessage())
-            self._flush(out)
+                self.gathered += self._head()
+            self.gathered += self._wire(h11.EndOfMessage())
+            self._flush()
         except Exception as exc:  # noqa: BLE001 - as in _respond
             self._internal_error(exc)
             return False
@@ -493,6 +496,7 @@ class Connection(asyncio.Protocol):
         log.error("request from %s: %s.%s escaped the app; answered 500", self.address,
                   type(exc).__module__, type(exc).__qualname__)
         self._close_result()
+        self.gathered = []  # a response cut short: what it had gathered is not sent
         if self.transport is not None and not self.written:
             self.transport.write(b"HTTP/1.1 500 Internal Server Error\r\n"
                                  + b"".join(k + b": " + v + b"\r\n" for k, v in _TEXT_500) + b"\r\n" + _ERROR_BODY)

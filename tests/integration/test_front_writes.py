@@ -185,6 +185,25 @@ def test_a_large_answer_is_written_in_pieces_as_the_client_reads() -> None:
             client.close()
 
 
+def test_write_during_the_iterable_keeps_the_order_of_the_bytes() -> None:
+    """WSGI's legacy ``write()`` called while the front is gathering the iterable's chunks: what was gathered
+    goes first."""
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+        environ["wsgi.input"].read()
+        write = start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "9")])
+        yield b"one "
+        write(b"two ")
+        yield b"3"
+
+    with _front(app) as (port, _, _):
+        client = Client(port)
+        try:
+            assert client.exchange()[:2] == (200, b"one two 3")
+        finally:
+            client.close()
+
+
 def test_an_app_failing_before_a_byte_is_written_gets_a_plain_500() -> None:
     """The head gathered with a first chunk is not yet written when the app's iterable raises: the client gets
     the front's plain 500, not a cut-off 200."""
