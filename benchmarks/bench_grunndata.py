@@ -1,17 +1,16 @@
 """Grunndata SOAP benchmark: FLR GetPatientGPDetails and HPR HentPerson over a real socket.
 
-Servers: two gunicorn processes with 2 sync workers each and the production worker options, both serving
-pregbridge's whole HTTP application (server.bootstrap: every face mounted, HTTP Basic with the
-per-process credential cache, the SOAP guard, spyne): the **real** one answers every call (schema
-validation, store reads, encoding, batched audit), the **static** one is the same stack whose Grunndata
-faces answer each operation with the response the real face built for its first call, copied, without
-validation, store or audit (:func:`static_app`) — what the face's own work costs on top of the SOAP
-machinery. Load: ``wrk`` with 8 keep-alive connections, SOAP 1.1 on the ``/Basic`` port, requests drawn
-from random keys of the store (patients on a GP list; HPR numbers). Both servers run at once and are
-measured in ``--rounds`` alternating slices of ``--seconds`` (static, real, real, static, …), as the MLLP
-suite does, because this VM's speed drifts within minutes; the rates are the slices' mean, p50 their
-median and p99 the worst slice's. Client and servers share the machine's cores, so absolute figures are
-a lower bound.
+Servers: two gunicorn processes with 2 workers each and the production worker options (the front,
+server.front.worker.FrontWorker), both serving pregbridge's whole HTTP application (server.bootstrap: every
+face mounted, HTTP Basic with the per-process credential cache, the SOAP guard, spyne): the **real** one
+answers every call (schema validation, store reads, encoding, batched audit), the **static** one is the same
+stack whose Grunndata faces answer each operation with the response the real face built for its first call,
+copied, without validation, store or audit (:func:`static_app`) — what the face's own work costs on top of the
+SOAP machinery. Load: ``wrk`` with 8 keep-alive connections, SOAP 1.1 on the ``/Basic`` port, requests drawn
+from random keys of the store (patients on a GP list; HPR numbers). Both servers run at once and are measured
+in ``--rounds`` alternating slices of ``--seconds`` (static, real, real, static, …), as the MLLP suite does,
+because this VM's speed drifts within minutes; the rates are the slices' mean, p50 their median and p99 the
+worst slice's. Client and servers share the machine's cores, so absolute figures are a lower bound.
 
 Variants are rows of :data:`VARIANTS` (name, path, SOAPAction, request body, the store query giving its
 keys); a variant whose endpoint answers 404 (its face not mounted in this build) is skipped with a line
@@ -24,12 +23,17 @@ loaded). Run: ``python -m benchmarks grunndata --num 100000 --seconds 20``.
 from __future__ import annotations
 
 import argparse
+import base64
 import copy
 import gc
+import http.client
 import os
 import random
 import shutil
+import socket
 import statistics
+import struct
+import sys
 import tempfile
 import urllib.error
 import urllib.request
@@ -140,8 +144,6 @@ def _prepare(args: argparse.Namespace, tmp: Path) -> tuple[str, dict[str, list[s
 
 def _answers(base: str, v: Variant, key: str) -> int:
     """The HTTP status of one call (404: the face is not mounted in this build)."""
-    import base64
-
     request = urllib.request.Request(base + v.path, data=ENVELOPE.format(body=v.body.format(key=key)).encode(),
                                      headers={"Content-Type": CONTENT_TYPE, "SOAPAction": f'"{v.action}"',
                                               "Authorization": "Basic " + base64.b64encode(
@@ -151,6 +153,36 @@ def _answers(base: str, v: Variant, key: str) -> int:
             return int(answer.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
+
+
+def segments_per_answer(base: str, v: Variant, keys: list[str], n: int = 50) -> float | None:
+    """TCP data segments the client received per answer, over ``n`` calls on one kept-alive connection (Linux
+    ``TCP_INFO``'s ``tcpi_data_segs_in``; None elsewhere). An answer of a few KiB should come in one: in two,
+    a head and then a body, with Nagle's algorithm on the server, the body waits for the client's ACK of the
+    head — up to a delayed ACK's 40 ms and more, the p99 this suite measured for HentPerson before the front
+    wrote each answer in one piece (server/front/connection.py)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    host, port = base.rsplit("/", 1)[1].split(":")
+    auth = "Basic " + base64.b64encode(f"{USER}:{BENCH_PASSWORD}".encode()).decode()
+    conn = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        conn.connect()
+        assert conn.sock is not None
+
+        def received() -> int:
+            info = conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+            return int(struct.unpack_from("I", info, 152)[0]) if len(info) >= 160 else -1
+
+        before = received()
+        for i in range(n):
+            conn.request("POST", v.path, ENVELOPE.format(body=v.body.format(key=keys[i % len(keys)])).encode(),
+                         {"Content-Type": CONTENT_TYPE, "SOAPAction": f'"{v.action}"', "Authorization": auth})
+            conn.getresponse().read()
+        after = received()
+    finally:
+        conn.close()
+    return (after - before) / n if before >= 0 else None
 
 
 def _slices(servers: Mapping[str, GunicornServer], url_path: str, script: Path, seconds: int, rounds: int
@@ -210,5 +242,9 @@ def _measure(servers: Mapping[str, GunicornServer], keys: Mapping[str, list[str]
         script = wrk_post_script(tmp / f"{v.name}.lua", bodies, USER, CONTENT_TYPE, {"SOAPAction": f'"{v.action}"'})
         for server in servers.values():
             run_wrk(server.base + v.path, script, CONNECTIONS, 2)  # warm-up: caches, the static answer
+        segments = {name: segments_per_answer(server.base, v, keys[v.name]) for name, server in servers.items()}
+        if None not in segments.values():
+            print(f"# {v.name}: TCP segments per answer: " + ", ".join(f"{name} {n:.2f}" for name, n in
+                                                                       segments.items()), flush=True)
         measured = _slices(servers, v.path, script, seconds, rounds)
         yield _result(v, measured["real"], measured["static"], seconds)

@@ -17,6 +17,14 @@ KiB, never the worker; other connections are served in between. A malformed, ove
 is answered by :mod:`server.front.answers` and the connection closed. A response is written as fast as
 the client reads it: the app's iterable is resumed only when the transport's buffer has drained.
 
+A response goes to the socket in as few writes as it can: its head, its body chunks and its end are
+gathered (up to :data:`_GATHER` bytes) into one ``writelines``, so a SOAP answer of a few KiB leaves in one
+``send`` and one TCP segment. Each accepted socket also gets ``TCP_NODELAY``: asyncio sets it only on a
+socket whose ``proto`` is ``IPPROTO_TCP``, and gunicorn's listeners are made with ``proto`` 0, which their
+accepted sockets inherit. Written as a head and then a body, with Nagle's algorithm on, the body waited
+for the client's ACK of the head, which a client in Linux's delayed-ACK ("pingpong") mode holds 40 ms or
+more: measured on HPR HentPerson through the benchmark's static answer, a p99 of 97 ms (docs/benchmarks.md).
+
 No request content reaches the log: a refusal logs the client address and a fixed reason; an exception
 escaping the app (the faces catch their own) logs its type and answers a plain 500.
 """
@@ -28,6 +36,7 @@ import enum
 import io
 import logging
 import re
+import socket
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -56,6 +65,19 @@ _TEXT_500: Final = [(b"Content-Type", b"text/plain; charset=utf-8"), (b"Content-
 _AUDITED_HEADERS: Final = {b"authorization": "HTTP_AUTHORIZATION", b"x-forwarded-for": "HTTP_X_FORWARDED_FOR",
                            b"forwarded": "HTTP_FORWARDED"}
 _REQUEST_LINE: Final = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,20} ([^ \r\n]{1,8192})[ \r\n]")
+_GATHER: Final = 64 * 1024
+"""Body bytes of a response gathered before they are written (module docstring): one write for an ordinary
+answer; past it, a large one is written in pieces, the flow control checked after each."""
+
+
+def _no_delay(transport: asyncio.BaseTransport) -> None:
+    """Turn Nagle's algorithm off on the connection's TCP socket (module docstring); anything else is left."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6) and sock.type == socket.SOCK_STREAM:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # the peer already gone: connection_lost follows
+            pass
 
 
 def _origin_form(target: bytes) -> bytes:
@@ -109,7 +131,9 @@ class Connection(asyncio.Protocol):
         self.response: Iterator[bytes] | None = None
         self.result: Iterable[bytes] | None = None
         self.head_only = False
-        self.headers_sent = False
+        self.headers_sent = False  # h11 has framed the response head (it may still wait in a gathered write)
+        self.written = False  # a byte of the response has gone to the transport
+        self.gathered: list[bytes] = []  # the response's bytes not yet written (module docstring)
         self.pending_headers: tuple[str, list[tuple[str, str]]] | None = None
         self.served = 0
 
@@ -127,6 +151,7 @@ class Connection(asyncio.Protocol):
             transport.write(busy)
             transport.close()
             return
+        _no_delay(transport)
         self._arm(self.limits.header_timeout)
 
     def data_received(self, data: bytes) -> None:
@@ -293,6 +318,8 @@ class Connection(asyncio.Protocol):
         assert request is not None
         self.head_only = request.method == b"HEAD"
         self.headers_sent = False
+        self.written = False
+        self.gathered = []
         self.pending_headers = None
         environ = self._environ(request)
         self.head = bytearray()
@@ -311,18 +338,32 @@ class Connection(asyncio.Protocol):
         self.pending_headers = (status, headers)  # h11 checks them when they are sent
         return self._write
 
-    def _write(self, data: bytes) -> None:  # WSGI's legacy write(): send at once
-        self._send(data)
+    def _write(self, data: bytes) -> None:  # WSGI's legacy write(): send at once, after what is gathered
+        self.gathered += self._framed(data)
+        self._flush()
 
-    def _send(self, data: bytes) -> None:
-        transport = self.transport
-        assert transport is not None
-        if not self.headers_sent:
-            self._send_headers(transport)
+    def _framed(self, data: bytes) -> list[bytes]:
+        """What puts ``data`` on the wire: the response head when not yet framed, then ``data`` in the
+        response's framing (none for a HEAD request)."""
+        out = [] if self.headers_sent else self._head()
         if data and not self.head_only:
-            transport.write(self.h11.send(h11.Data(data=data)))
+            out += self._wire(h11.Data(data=data))
+        return out
 
-    def _send_headers(self, transport: asyncio.Transport) -> None:
+    def _wire(self, event: h11.Response | h11.Data | h11.EndOfMessage) -> list[bytes]:
+        """h11's bytes for ``event``, a body chunk passed through uncopied."""
+        out = self.h11.send_with_data_passthrough(event)
+        assert out is not None  # None only for ConnectionClosed
+        return out
+
+    def _flush(self) -> None:
+        out, self.gathered = self.gathered, []
+        if out:
+            assert self.transport is not None
+            self.transport.writelines(out)
+            self.written = True
+
+    def _head(self) -> list[bytes]:
         pending = self.pending_headers
         if pending is None:
             raise RuntimeError("the app sent a body before calling start_response")
@@ -334,23 +375,29 @@ class Connection(asyncio.Protocol):
             headers.append((b"Content-Length", str(sum(len(chunk) for chunk in result)).encode()))  # keep-alive
         code, _, reason = status.partition(" ")
         response = h11.Response(status_code=int(code), reason=reason.encode("latin-1"), headers=headers)
-        transport.write(self.h11.send(response))
         self.headers_sent = True
+        return self._wire(response)
 
     def _pump(self) -> bool:
-        """Write the app's chunks until its iterable ends (True) or the client must read first (False)."""
+        """Write the app's chunks until its iterable ends (True) or the client must read first (False), gathered
+        into as few writes as :data:`_GATHER` allows (module docstring)."""
         response = self.response
         assert response is not None
+        gathered = 0
         try:
             for chunk in response:
                 if chunk:
-                    self._send(chunk)
-                if self.paused:
-                    return False
+                    self.gathered += self._framed(chunk)
+                    gathered += len(chunk)
+                if gathered >= _GATHER or self.paused:
+                    self._flush()
+                    gathered = 0
+                    if self.paused:
+                        return False
             if not self.headers_sent:
-                self._send(b"")
-            assert self.transport is not None
-            self.transport.write(self.h11.send(h11.EndOfMessage()))
+                self.gathered += self._head()
+            self.gathered += self._wire(h11.EndOfMessage())
+            self._flush()
         except Exception as exc:  # noqa: BLE001 - as in _respond
             self._internal_error(exc)
             return False
@@ -449,7 +496,8 @@ class Connection(asyncio.Protocol):
         log.error("request from %s: %s.%s escaped the app; answered 500", self.address,
                   type(exc).__module__, type(exc).__qualname__)
         self._close_result()
-        if self.transport is not None and not self.headers_sent:
+        self.gathered = []  # a response cut short: what it had gathered is not sent
+        if self.transport is not None and not self.written:
             self.transport.write(b"HTTP/1.1 500 Internal Server Error\r\n"
                                  + b"".join(k + b": " + v + b"\r\n" for k, v in _TEXT_500) + b"\r\n" + _ERROR_BODY)
             self._close()
