@@ -29,7 +29,7 @@ import orjson
 from sqlalchemy import Connection, func, insert, select
 
 from store import schema as s
-from store.linkage.compare import BIRTH, FAMILY, FIELDS, GIVEN, LEVELS, PLACE
+from store.linkage.compare import BIRTH, FAMILY, FIELDS, GIVEN, LEVELS, PLACE, Rec, compare
 
 __all__ = ["DEFAULT", "REFRESH_SECONDS", "Parameters", "forget", "parameters_for", "save"]
 
@@ -81,6 +81,45 @@ class Parameters:
             return self.weights[f][1]
         count = table.get(value, 1)
         return math.log2(max(self.m[f][1], 1e-9) * self.persons / count)
+
+    def weight_former(self, value: str) -> float:
+        """The weight of the record's family name ``value`` agreeing with an *earlier* family name of the
+        person: as exact agreement, term-frequency adjusted (its frequency among current names stands for
+        that among earlier ones, which only some persons have: an overestimate of u, so conservative),
+        with the m of a disagreeing family name (the records that carry an earlier name are among those)."""
+        table = self.tf.get("family") or {}
+        u = table.get(value, 1) / self.persons if table else self.u[FAMILY][1]
+        return math.log2(max(self.m[FAMILY][4], 1e-9) / u)
+
+    def exact_weights(self, q: Rec) -> tuple[float, float, float]:
+        """The weights of exact agreement on the record's own family name, first given name and postnummer."""
+        return (self.weight_exact(FAMILY, q[0]) if q[0] else 0.0, self.weight_exact(GIVEN, q[1][0]) if q[1] else 0.0,
+                self.weight_exact(PLACE, q[5]) if q[5] else 0.0)
+
+    def weigh(self, q: Rec, r: Rec, w_exact: tuple[float, float, float]) -> float:
+        """W, the match weight in bits of record ``q`` and register row ``r`` (``w_exact``: ``exact_weights(q)``,
+        computed once per record)."""
+        (fam, giv, birth, gender, place, street), swapped = compare(q, r)
+        w = self.weights
+        total = self.swapped_bits if swapped else 0.0
+        if fam == 1:
+            total += self.weight_exact(FAMILY, r[0]) if swapped else w_exact[0]
+        else:
+            total += w[0][fam]
+        if giv == 1:
+            total += self.weight_exact(GIVEN, r[1][0]) if swapped else w_exact[1]
+        else:
+            total += w[1][giv]
+        total += w[2][birth] + w[3][gender] + w[5][street]
+        return total + (w_exact[2] if place == 1 else w[4][place])
+
+    def probabilities(self, weights: list[float]) -> list[float]:
+        """Each candidate's match probability from its weight W: Bayes' rule over the register (module
+        docstring), ``o_i / (1 + Σ o_j)`` with ``o_i = 2^(log prior odds + W_i)``."""
+        prior = self.log_prior_odds
+        odds = [2.0 ** min(w + prior, 1000.0) for w in weights]  # weights stay far below float's 2^1023
+        total = 1.0 + sum(odds)
+        return [o / total for o in odds]
 
     @property
     def log_prior_odds(self) -> float:

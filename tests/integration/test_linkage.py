@@ -15,7 +15,7 @@ from store.document import from_document
 from store.linkage.compare import BIRTH, FAMILY, GIVEN, compare
 from store.linkage.estimate import estimate
 from store.linkage.params import DEFAULT, forget, parameters_for, save
-from store.matching import IdentifyQuery, Outcome, identify
+from store.matching import _COLS, IdentifyQuery, Outcome, _Query, identify
 from store.repository import PersonRepository
 from store.search import ALL_RELEASABLE
 from tests.factories import person_doc
@@ -138,3 +138,31 @@ def test_the_new_address_passes_do_not_read_a_hidden_address(engine: Engine) -> 
             assert identify(conn, q, scope=hides).candidates == []
             seen = identify(conn, q, scope=ALL_RELEASABLE)
             assert seen.best is not None and seen.best.person_id == pid
+
+
+def test_an_earlier_family_name_is_agreement_on_the_second_look(engine: Engine) -> None:
+    """A client register that never learnt of a marriage: the record gives the person's maiden name and an
+    old address. Without the name history it is two disagreements; with it, the earlier name agrees."""
+    from tests.factories import meta
+
+    people = [(f"o{i}", "Ola", "Hansen", f"19{50 + i}-01-0{1 + i % 9}", "0150") for i in range(20)]
+    ids = _store(engine, people)
+    married = person_doc("married", given="Ingrid", family="Kvernmo", born="1971-04-05", gender="kvinne",
+                         postnummer="7010", street="Munkegata")
+    married["names"] = [{"given": "Ingrid", "middle": None, "family": "Lysgaard", **meta(False, "1971-04-05",
+                                                                                          "1999-06-01")},
+                        {"given": "Ingrid", "middle": None, "family": "Kvernmo", **meta(True, "1999-06-01")}]
+    with engine.begin() as conn:
+        ids["married"] = PersonRepository(conn).save(from_document(married))
+    record = IdentifyQuery(given="Ingrid", family="Lysgaard", birth_date=dt.date(1971, 4, 5), gender="K",
+                           postnummer="0150", street="Storgata 9")  # the maiden name and an old address
+    with engine.connect() as conn:
+        found = identify(conn, record, scope=ALL_RELEASABLE)
+        params = parameters_for(conn)
+        row = conn.exec_driver_sql(f"SELECT {_COLS} FROM person_search WHERE person_id = {ids['married']}").one()
+    assert found.outcome == Outcome.IDENTIFIED and found.best is not None and found.best.person_id == ids["married"]
+    born = dt.date.fromisoformat(row[3]) if isinstance(row[3], str) else row[3]
+    plain = _Query(record, ALL_RELEASABLE, params).weight(row, born) + params.log_prior_odds  # no name history
+    assert plain < 6.6 < found.best.score  # probability 0.99 is 6.6 bits of odds: not identified without it
+    assert found.best.score - plain == pytest.approx(params.weight_former("lysgaard") - params.weights[FAMILY][4],
+                                                     abs=0.02)
