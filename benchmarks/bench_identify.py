@@ -249,7 +249,10 @@ def _bucket_misses(conn: Any, qs: list[Any], trues: list[int | None], answers: l
     vectors: Counter[str] = Counter()
     params = parameters_for(conn)
     for q, pid, (outcome, best) in zip(qs, trues, answers, strict=True):
-        if pid is None or (outcome == Outcome.IDENTIFIED.value and best == pid):
+        if pid is None and outcome == Outcome.IDENTIFIED.value and best is not None:  # not in register: why?
+            pid = best
+            buckets["not in register, identified"] += 1
+        elif pid is None or (outcome == Outcome.IDENTIFIED.value and best == pid):
             continue
         rows = [r for stage in block_passes(conn, q, scope=ALL_RELEASABLE) for _n, sql, ps in stage
                 for r in conn.exec_driver_sql(sql, ps).fetchall()]
@@ -257,7 +260,9 @@ def _bucket_misses(conn: Any, qs: list[Any], trues: list[int | None], answers: l
         if mine is None:
             buckets["not blocked"] += 1
             continue
-        if best is not None and best != pid:
+        if pid == best and outcome == Outcome.IDENTIFIED.value:
+            pass  # counted above
+        elif best is not None and best != pid:
             buckets["outranked (wrong answer)" if outcome == Outcome.IDENTIFIED.value else "outranked"] += 1
         elif outcome == Outcome.AMBIGUOUS.value:
             buckets["ambiguous"] += 1
@@ -269,8 +274,9 @@ def _bucket_misses(conn: Any, qs: list[Any], trues: list[int | None], answers: l
 
         r = (mine[1] or "", tuple((mine[2] or "").split()), bd, mine[4], mine[5], mine[7], mine[6], mine[8])
         vec, swapped = compare(pq.rec, r)
-        vectors[f"{vec}{' swapped' if swapped else ''} W {pq.weight(mine, bd) + params.log_prior_odds:+.0f}"] += 1
-    for v, k in vectors.most_common(15):
+        out = " (not in register)" if pid == best and outcome == Outcome.IDENTIFIED.value else ""
+        vectors[f"{vec}{' swapped' if swapped else ''} W {pq.weight(mine, bd) + params.log_prior_odds:+.0f}{out}"] += 1
+    for v, k in vectors.most_common(25):
         print(f"#     miss vector (family, given, birth, gender, place, street) {v}: {k}", flush=True)
     return buckets
 
@@ -313,9 +319,9 @@ def _noisy(n: int, queries: int, seed: int, *, outside_n: int = OUTSIDE) -> Iter
         if q is None:
             continue
         outcome, best = next(it)
-        if in_noisy and true is not None:
+        if (in_noisy and true is not None) or (true is None and outcome == Outcome.IDENTIFIED.value):
             mq.append(q)
-            mtrue.append(person_of.get(true))
+            mtrue.append(person_of.get(true) if true is not None else None)
             mans.append((outcome, best))
         if outcome == Outcome.IDENTIFIED.value:
             if true is None:

@@ -19,6 +19,7 @@ and re-read after :data:`REFRESH_SECONDS`, so identification costs no query for 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import threading
 import time
@@ -31,9 +32,12 @@ from sqlalchemy import Connection, func, insert, select
 from store import schema as s
 from store.linkage.compare import BIRTH, FAMILY, FIELDS, GIVEN, LEVELS, PLACE, Rec, compare
 
-__all__ = ["DEFAULT", "REFRESH_SECONDS", "Parameters", "forget", "parameters_for", "save"]
+__all__ = ["DEFAULT", "REFRESH_SECONDS", "STALE_RATIO", "Parameters", "forget", "parameters_for", "save", "stale",
+           "warn_if_stale"]
 
 REFRESH_SECONDS = 60.0
+STALE_RATIO = 0.5  # parameters estimated on a register smaller than this share of today's are stale
+log = logging.getLogger("pregbridge.identify")
 _L = s.linkage_parameters
 
 # m: of a record and its true person; u: of a record and another person (defaults: typical client-register
@@ -187,3 +191,27 @@ def save(conn: Connection, params: Parameters) -> int:
                                    persons=params.persons, params=params.to_json().decode()))
     forget(conn)
     return version
+
+
+def stale(conn: Connection) -> str | None:
+    """Why the parameters in force no longer fit the register, or None when they do: never estimated (and
+    the register is not empty), or estimated on a register smaller than :data:`STALE_RATIO` of today's
+    (the term frequencies, u and the prior odds over ``persons`` all change with the register). Counts only:
+    no name or number in the answer."""
+    persons = int(conn.execute(select(func.count()).select_from(s.person_search)).scalar_one())
+    row = conn.execute(select(_L.c.version, _L.c.persons).order_by(_L.c.version.desc()).limit(1)).first()
+    if row is None:
+        return f"never estimated ({persons:,} persons in the register)" if persons else None
+    if int(row[1]) < STALE_RATIO * persons:
+        return (f"version {row[0]} was estimated on {int(row[1]):,} persons; the register now holds {persons:,} "
+                f"(stale below {STALE_RATIO:.0%})")
+    return None
+
+
+def warn_if_stale(conn: Connection) -> str | None:
+    """:func:`stale`, logged as a warning naming the command that re-estimates (after a load or a sync)."""
+    why = stale(conn)
+    if why:
+        log.warning("identification's parameters are stale: %s; run `pregbridge identify estimate` "
+                    "(or `identify estimate --if-stale`)", why)
+    return why

@@ -166,3 +166,32 @@ def test_an_earlier_family_name_is_agreement_on_the_second_look(engine: Engine) 
     assert plain < 6.6 < found.best.score  # probability 0.99 is 6.6 bits of odds: not identified without it
     assert found.best.score - plain == pytest.approx(params.weight_former("lysgaard") - params.weights[FAMILY][4],
                                                      abs=0.02)
+
+
+def test_stale_parameters_are_said_after_a_load_and_estimated_only_when_stale(engine: Engine, tmp_path: Path) -> None:
+    """``pregbridge load`` says when the parameters no longer fit the register (never estimated, or estimated
+    on under half of it), and ``identify estimate --if-stale`` re-estimates only then."""
+    from store.linkage.params import stale
+    from store.synthetic import generate_population
+
+    url = engine.url.render_as_string(False)
+
+    def cli(*args: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "server", "--database-url", url, *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return " ".join((proc.stdout + proc.stderr).split())
+
+    _store(engine, [(f"p{i}", "Kari", "Nordmann", f"198{i}-11-30", "0151") for i in range(4)])
+    with engine.connect() as conn:
+        assert stale(conn) == "never estimated (4 persons in the register)"
+    assert "not re-estimated" not in cli("identify", "estimate", "--if-stale", "--pairs", "200")
+    assert "not re-estimated" in cli("identify", "estimate", "--if-stale", "--pairs", "200")
+    generate_population(tmp_path / "pop", 40, 3, feed_days=0)
+    loaded = cli("load", str(tmp_path / "pop"))  # 4 → 44 persons: estimated on under half
+    assert "identification's parameters are stale (version 1 was estimated on 4 persons; the register now holds" \
+        in loaded and "identify estimate --if-stale" in loaded
+    assert "linkage parameters version 2" in cli("identify", "estimate", "--if-stale", "--pairs", "200")
+    with engine.connect() as conn:
+        assert stale(conn) is None
+    assert "stale" not in cli("load", str(tmp_path / "pop"))  # the same persons again: still fits
