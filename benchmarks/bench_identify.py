@@ -10,9 +10,13 @@
    address, exact on birth date, street number, suburb, postcode, state), no soc_sec_id.
 2. **noisy set**: ``--queries`` records of the synthetic population of ``--num`` persons (the store
    ``benchmarks/out/identify-store-<n>.sqlite`` is built when missing) with every noise kind of
-   ``filematch.testdata.noisy_records``, and 5 % records of persons not in the register; parameters estimated
-   with the noisy file as the sample; precision, recall, the share of not-in-register records identified,
-   records/s of identification in one process, and the process's peak RSS.
+   ``filematch.testdata.noisy_records``, and 5 % records of persons not in the register, plus 10,000
+   records of nobody in the register washed with them (``OUTSIDE``); parameters estimated with the noisy
+   file as the sample; precision, recall, the share of not-in-register records identified, records/s of
+   identification in one process (wall, and CPU per record), the process's peak RSS, the load average, and
+   the misses bucketed (not blocked / below threshold / ambiguous / outranked) with their comparison
+   vectors. ``PREGBRIDGE_BENCH_POPULATION=DIR`` takes the population from DIR (read only) instead of
+   generating ``benchmarks/out/pop-<n>-<seed>``.
 3. **blocking passes**: for the in-register noisy records, which pass's rows hold the true person: each
    pass's recall, its marginal recall (records only it reaches) and its cost (rows read per record).
 """
@@ -219,7 +223,9 @@ def _noisy_store(n: int, seed: int) -> tuple[str, Path]:
     from store.engine import make_engine, migrate
     from store.loading import load_population
 
-    pop = ensure_population(n, seed)
+    # a population made elsewhere (read only: loaded from, never written), e.g. another suite's 1M one
+    given = os.environ.get("PREGBRIDGE_BENCH_POPULATION")
+    pop = Path(given) if given else ensure_population(n, seed)
     db = OUT / f"identify-store-{n}.sqlite"
     url = f"sqlite:///{db}"
     if not db.is_file():

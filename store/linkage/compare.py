@@ -33,7 +33,7 @@ from typing import Any
 from rapidfuzz.distance import JaroWinkler
 
 __all__ = ["BIRTH", "FAMILY", "FIELDS", "GENDER", "GIVEN", "LEVELS", "MISSING", "PLACE", "Rec", "STREET",
-           "compare", "rec_of_row"]
+           "compare", "rec_of_row", "street_agrees"]
 
 FIELDS = ("family", "given", "birth", "gender", "place", "street")
 FAMILY, GIVEN, BIRTH, GENDER, PLACE, STREET = range(6)
@@ -94,6 +94,11 @@ def birth_level(qd: dt.date | None, qy: int | None, rd: dt.date | None, ry: int 
     return MISSING
 
 
+def street_agrees(q: str, r: str) -> bool:
+    """Street keys close enough to be the same street (level 1)."""
+    return _jw(q, r) >= 0.92
+
+
 def place_level(q: Rec, r: Rec) -> int:
     if q[5] and r[5]:
         if q[5] == r[5]:
@@ -116,7 +121,7 @@ def compare(q: Rec, r: Rec) -> tuple[tuple[int, int, int, int, int, int], bool]:
             fam, giv, swapped = sfam, sgiv, True
     birth = birth_level(q[2], q[3], r[2], r[3])
     gender = MISSING if not q[4] or not r[4] else 1 if q[4] == r[4] else 2
-    street = MISSING if not q[7] or not r[7] else 1 if _jw(q[7], r[7]) >= 0.92 else 2
+    street = MISSING if not q[7] or not r[7] else 1 if street_agrees(q[7], r[7]) else 2
     place = place_level(q, r)
     if place == 3 and street == 2:
         street = 3  # moved: the street differs with the postnummer (a level of its own: one piece of evidence)

@@ -68,15 +68,23 @@ class Parameters:
     prior: float = 0.5  # probability that a record is of some register person
     persons: int = 1
     swapped_bits: float = -3.0  # given and family name swapped (compare.compare)
+    # u of the street agreeing for two persons in the same postnummer: street and postnummer are not independent
+    # (a street lies in one postnummer), so when both agree the street weighs log2(m / this), not its own u
+    street_u_same_place: float = 0.05
     tf: dict[str, dict[str, int]] = field(default_factory=dict)  # field → value → persons with it (≥ 2)
     version: int = 0  # 0: the defaults
     estimated_at: str = ""
     weights: list[list[float]] = field(init=False, repr=False)
+    street_same_place_bits: float = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         w = [[0.0] + [math.log2(max(m, 1e-9) / max(u, 1e-12)) for m, u in zip(ms[1:], us[1:], strict=True)]
              for ms, us in zip(self.m, self.u, strict=True)]
         object.__setattr__(self, "weights", w)
+        # m of the street agreeing given the postnummer does (a person who kept the postnummer mostly kept the
+        # street): the street's m over the postnummer's, at most 0.99
+        m_street = min(0.99, self.m[5][1] / max(self.m[PLACE][1], 1e-9))
+        object.__setattr__(self, "street_same_place_bits", math.log2(m_street / max(self.street_u_same_place, 1e-9)))
 
     def weight_exact(self, f: int, value: str) -> float:
         """The weight of agreeing exactly on ``value`` of field ``f`` (term-frequency adjusted when known)."""
@@ -114,8 +122,10 @@ class Parameters:
             total += self.weight_exact(GIVEN, r[1][0]) if swapped else w_exact[1]
         else:
             total += w[1][giv]
-        total += w[2][birth] + w[3][gender] + w[5][street]
-        return total + (w_exact[2] if place == 1 else w[4][place])
+        total += w[2][birth] + w[3][gender]
+        if place == 1:
+            return total + w_exact[2] + (self.street_same_place_bits if street == 1 else w[5][street])
+        return total + w[5][street] + w[4][place]
 
     def probabilities(self, weights: list[float]) -> list[float]:
         """Each candidate's match probability from its weight W: Bayes' rule over the register (module
@@ -132,12 +142,14 @@ class Parameters:
 
     def to_json(self) -> bytes:
         return orjson.dumps({"m": self.m, "u": self.u, "prior": self.prior, "persons": self.persons,
-                             "swapped_bits": self.swapped_bits, "tf": self.tf, "fields": FIELDS})
+                             "swapped_bits": self.swapped_bits, "tf": self.tf, "fields": FIELDS,
+                             "street_u_same_place": self.street_u_same_place})
 
     @classmethod
     def from_json(cls, data: bytes | str, version: int, estimated_at: str) -> Parameters:
         d: dict[str, Any] = orjson.loads(data)
         return cls(m=d["m"], u=d["u"], prior=d["prior"], persons=d["persons"], swapped_bits=d["swapped_bits"],
+                   street_u_same_place=d.get("street_u_same_place", 0.05),
                    tf=d.get("tf", {}), version=version, estimated_at=estimated_at)
 
 

@@ -195,3 +195,21 @@ def test_stale_parameters_are_said_after_a_load_and_estimated_only_when_stale(en
     with engine.connect() as conn:
         assert stale(conn) is None
     assert "stale" not in cli("load", str(tmp_path / "pop"))  # the same persons again: still fits
+
+
+def test_a_street_agreeing_within_the_same_postnummer_is_not_counted_twice(engine: Engine) -> None:
+    """Street and postnummer are not independent (a street lies in one postnummer): the estimation measures
+    the street's u among persons of the same postnummer, and an address agreeing weighs the postnummer plus
+    that conditional street weight, less than the two unconditional weights added up."""
+    people = [(f"n{i}", "Kari", f"Navn{chr(97 + i % 26)}{chr(97 + i // 26)}", f"19{40 + i % 50}-0{1 + i % 9}-1{i % 9}",
+               "0150" if i % 2 else "7010") for i in range(60)]
+    _store(engine, people)  # every person at Storgata (tests.factories): half in 0150, half in 7010
+    with engine.begin() as conn:
+        params = estimate(conn, pairs=3000)
+    assert params.street_u_same_place > 0.5  # within a postnummer here everyone lives in the same street
+    assert params.street_same_place_bits < params.weights[5][1]
+    q = ("navnaa", ("kari",), dt.date(1940, 1, 10), 1940, "mann", "0150", None, "storg")
+    same = params.weigh(q, q, params.exact_weights(q))
+    moved = params.weigh(q, (*q[:5], "7010", None, "storg"), params.exact_weights(q))
+    assert same - moved == pytest.approx(params.exact_weights(q)[2] + params.street_same_place_bits
+                                         - params.weights[4][3] - params.weights[5][1], abs=1e-9)
