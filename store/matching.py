@@ -228,19 +228,21 @@ def _postnummer_typos(pn: str) -> list[str]:
     return sorted(out)
 
 
-def _year_typos(d: dt.date) -> list[dt.date]:
-    """The birth date with one digit of its year different (1962 for 1982), where that is a date."""
+@lru_cache(maxsize=1 << 14)
+def _year_typos(d: dt.date) -> tuple[dt.date, ...]:
+    """The birth date with one digit of its year different (1962 for 1982), where that is a date. Cached: a
+    wash meets the same birth dates again and again (profiled: 8 % of identification's time was here)."""
     out = []
-    year = f"{d.year:04d}"
+    year, this_year = f"{d.year:04d}", dt.date.today().year
     for i in range(4):
         for digit in "0123456789":
             y = int(year[:i] + digit + year[i + 1 :])
-            if y != d.year and 1850 <= y <= dt.date.today().year:
+            if y != d.year and 1850 <= y <= this_year:
                 try:
                     out.append(d.replace(year=y))
                 except ValueError:  # 29 February
                     continue
-    return out
+    return tuple(out)
 
 
 def _passes(dialect: Dialect, pq: _Query) -> list[list[_Pass]]:

@@ -84,8 +84,10 @@ def birth_level(qd: dt.date | None, qy: int | None, rd: dt.date | None, ry: int 
             return 1
         if qd.year == rd.year and qd.day == rd.month and qd.month == rd.day:
             return 2
-        a, b = qd.strftime("%Y%m%d"), rd.strftime("%Y%m%d")
-        if sum(x != y for x, y in zip(a, b, strict=True)) == 1:
+        # YYYYMMDD as digits (str of an int: a third of strftime's cost); years 1000-9999, so 8 digits each
+        a = str(qd.year * 10000 + qd.month * 100 + qd.day)
+        b = str(rd.year * 10000 + rd.month * 100 + rd.day)
+        if len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1:
             return 3
         return 4 if qd.year == rd.year else 6
     ry = ry if ry is not None else (rd.year if rd else None)
