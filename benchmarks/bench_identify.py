@@ -10,9 +10,13 @@
    address, exact on birth date, street number, suburb, postcode, state), no soc_sec_id.
 2. **noisy set**: ``--queries`` records of the synthetic population of ``--num`` persons (the store
    ``benchmarks/out/identify-store-<n>.sqlite`` is built when missing) with every noise kind of
-   ``filematch.testdata.noisy_records``, and 5 % records of persons not in the register; parameters estimated
-   with the noisy file as the sample; precision, recall, the share of not-in-register records identified,
-   records/s of identification in one process, and the process's peak RSS.
+   ``filematch.testdata.noisy_records``, and 5 % records of persons not in the register, plus 10,000
+   records of nobody in the register washed with them (``OUTSIDE``); parameters estimated with the noisy
+   file as the sample; precision, recall, the share of not-in-register records identified, records/s of
+   identification in one process (wall, and CPU per record), the process's peak RSS, the load average, and
+   the misses bucketed (not blocked / below threshold / ambiguous / outranked) with their comparison
+   vectors. ``PREGBRIDGE_BENCH_POPULATION=DIR`` takes the population from DIR (read only) instead of
+   generating ``benchmarks/out/pop-<n>-<seed>``.
 3. **blocking passes**: for the in-register noisy records, which pass's rows hold the true person: each
    pass's recall, its marginal recall (records only it reaches) and its cost (rows read per record).
 """
@@ -21,8 +25,10 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import random
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -139,19 +145,19 @@ engine = make_engine(sys.argv[1])
 out = []
 with engine.connect() as conn:
     identify(conn, queries[0], scope=ALL_RELEASABLE)  # parameters read
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     for q in queries:
         a = identify(conn, q, scope=ALL_RELEASABLE)
         out.append((a.outcome.value, a.best.person_id if a.best else None))
-    secs = time.perf_counter() - t
+    secs, cpu = time.perf_counter() - t, time.process_time() - c
 # VmHWM, not ru_maxrss: Linux carries the parent's peak RSS into ru_maxrss across fork and exec
 rss = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM")) / 1024
-pickle.dump((out, secs, rss), open(sys.argv[3], "wb"))
+pickle.dump((out, secs, rss, cpu), open(sys.argv[3], "wb"))
 """
 
 
-def _identify_all(url: str, queries: list[Any]) -> tuple[list[tuple[str, int | None]], float, float]:
-    """(outcome, best person id) of each query, seconds and peak RSS (MB) of identification in a process
+def _identify_all(url: str, queries: list[Any]) -> tuple[list[tuple[str, int | None]], float, float, float]:
+    """(outcome, best person id) of each query, seconds, peak RSS (MB) and CPU seconds of identification in a process
     of its own (so the RSS is identification's, not the generator's or pandas')."""
     import pickle
     import subprocess
@@ -163,8 +169,8 @@ def _identify_all(url: str, queries: list[Any]) -> tuple[list[tuple[str, int | N
     subprocess.run([sys.executable, "-c", _CHILD, url, str(src), str(dst)], check=True,
                    cwd=Path(__file__).parents[1])
     with dst.open("rb") as f:
-        answers, secs, rss = pickle.load(f)  # noqa: S301 - our own file, just written
-    return answers, secs, rss
+        answers, secs, rss, cpu = pickle.load(f)  # noqa: S301 - our own file, just written
+    return answers, secs, rss, cpu
 
 
 def _febrl4() -> Iterator[Result]:
@@ -179,7 +185,7 @@ def _febrl4() -> Iterator[Result]:
     print(f"# febrl4: register of {len(ids):,} loaded in {time.perf_counter() - t:.1f} s", flush=True)
     queries = [_febrl_query(row) for _, row in b.iterrows()]
     est = _estimate(url, queries)
-    answers, secs, rss = _identify_all(url, queries)
+    answers, secs, rss, _cpu = _identify_all(url, queries)
     truth = {bb: ids[aa] for aa, bb in links}
     tp = predicted = 0
     for rec_id, (outcome, best) in zip(b.index, answers, strict=True):
@@ -217,7 +223,9 @@ def _noisy_store(n: int, seed: int) -> tuple[str, Path]:
     from store.engine import make_engine, migrate
     from store.loading import load_population
 
-    pop = ensure_population(n, seed)
+    # a population made elsewhere (read only: loaded from, never written), e.g. another suite's 1M one
+    given = os.environ.get("PREGBRIDGE_BENCH_POPULATION")
+    pop = Path(given) if given else ensure_population(n, seed)
     db = OUT / f"identify-store-{n}.sqlite"
     url = f"sqlite:///{db}"
     if not db.is_file():
@@ -231,7 +239,56 @@ def _noisy_store(n: int, seed: int) -> tuple[str, Path]:
     return url, pop / "persons.jsonl"
 
 
-def _noisy(n: int, queries: int, seed: int) -> Iterator[Result]:
+DRAW_FROM = 200_000  # persons of the population file the noisy records are drawn from (_noisy)
+OUTSIDE = 10_000  # not-in-register records washed apart from the noisy set (the false identification rate)
+
+
+def _bucket_misses(conn: Any, qs: list[Any], trues: list[int | None], answers: list[tuple[str, int | None]]
+                   ) -> Counter[str]:
+    """Why each in-register record missed: its true person in no blocked row ("not blocked"), found and
+    first but under the threshold alone ("below threshold"), first with a close second ("ambiguous"), or
+    another person ranked first ("outranked": a wrong answer when IDENTIFIED)."""
+    from store.linkage.params import parameters_for
+    from store.matching import Outcome, _Query, block_passes
+    from store.search import ALL_RELEASABLE
+
+    buckets: Counter[str] = Counter()
+    vectors: Counter[str] = Counter()
+    params = parameters_for(conn)
+    for q, pid, (outcome, best) in zip(qs, trues, answers, strict=True):
+        if pid is None and outcome == Outcome.IDENTIFIED.value and best is not None:  # not in register: why?
+            pid = best
+            buckets["not in register, identified"] += 1
+        elif pid is None or (outcome == Outcome.IDENTIFIED.value and best == pid):
+            continue
+        rows = [r for stage in block_passes(conn, q, scope=ALL_RELEASABLE) for _n, sql, ps in stage
+                for r in conn.exec_driver_sql(sql, ps).fetchall()]
+        mine = next((r for r in rows if r[0] == pid), None)
+        if mine is None:
+            buckets["not blocked"] += 1
+            continue
+        if pid == best and outcome == Outcome.IDENTIFIED.value:
+            pass  # counted above
+        elif best is not None and best != pid:
+            buckets["outranked (wrong answer)" if outcome == Outcome.IDENTIFIED.value else "outranked"] += 1
+        elif outcome == Outcome.AMBIGUOUS.value:
+            buckets["ambiguous"] += 1
+        else:
+            buckets["below threshold"] += 1
+        pq = _Query(q, ALL_RELEASABLE, params)
+        bd = mine[3] if not isinstance(mine[3], str) else dt.date.fromisoformat(mine[3])
+        from store.linkage.compare import compare
+
+        r = (mine[1] or "", tuple((mine[2] or "").split()), bd, mine[4], mine[5], mine[7], mine[6], mine[8])
+        vec, swapped = compare(pq.rec, r)
+        out = " (not in register)" if pid == best and outcome == Outcome.IDENTIFIED.value else ""
+        vectors[f"{vec}{' swapped' if swapped else ''} W {pq.weight(mine, bd) + params.log_prior_odds:+.0f}{out}"] += 1
+    for v, k in vectors.most_common(25):
+        print(f"#     miss vector (family, given, birth, gender, place, street) {v}: {k}", flush=True)
+    return buckets
+
+
+def _noisy(n: int, queries: int, seed: int, *, outside_n: int = OUTSIDE) -> Iterator[Result]:
     from filematch.pipeline import identify_queries
     from filematch.testdata import noisy_records, truth_of
     from store.engine import make_engine
@@ -239,44 +296,68 @@ def _noisy(n: int, queries: int, seed: int) -> Iterator[Result]:
     from store.search import ALL_RELEASABLE
 
     url, persons = _noisy_store(n, seed)
-    records = noisy_records(persons, queries, seed, population=n, outside=0.05)
+    # drawn from the first DRAW_FROM persons of the file (the generator writes them in no order of name, date or
+    # place): the records are of a random fifth of a 1M register, identified against all of it, without holding
+    # a million person documents in memory (~8 GB)
+    drawn = min(n, DRAW_FROM)
+    records = noisy_records(persons, queries, seed, population=drawn, outside=0.05)
+    outside_recs = noisy_records(persons, outside_n, seed + 1000, population=drawn, outside=1.0) if outside_n else []
     qs, refs = [], []
-    for rec in records:
+    for rec in records + outside_recs:
         made = list(identify_queries([rec]))
         qs.append(made[0] if made else None)
         refs.append(rec.ref)
-    usable = [q for q in qs if q is not None]
+    usable = [q for q in qs[: len(records)] if q is not None]
     est = _estimate(url, usable)
-    answers, secs, rss = _identify_all(url, usable)
+    everything = [q for q in qs if q is not None]
+    answers, secs, rss, cpu = _identify_all(url, everything)
     engine = make_engine(url)
     with engine.connect() as conn:
         number_of = {pid: num for pid, num in conn.exec_driver_sql(
             "SELECT person_id, number FROM person_identifier WHERE status = 'iBruk'")}
+    person_of = {num: pid for pid, num in number_of.items()}
     it = iter(answers)
     inside = outside = tp = predicted = outside_identified = 0
-    for q, ref in zip(qs, refs, strict=True):
+    mq: list[Any] = []
+    mtrue: list[int | None] = []
+    mans: list[tuple[str, int | None]] = []
+    for i, (q, ref) in enumerate(zip(qs, refs, strict=True)):
         true = truth_of(ref)
-        inside += true is not None
+        in_noisy = i < len(records)
+        if in_noisy:
+            inside += true is not None
         outside += true is None
         if q is None:
             continue
         outcome, best = next(it)
+        if (in_noisy and true is not None) or (true is None and outcome == Outcome.IDENTIFIED.value):
+            mq.append(q)
+            mtrue.append(person_of.get(true) if true is not None else None)
+            mans.append((outcome, best))
         if outcome == Outcome.IDENTIFIED.value:
             if true is None:
                 outside_identified += 1
-            else:
+            elif in_noisy:
                 predicted += 1
                 tp += number_of.get(best) == true
     p, r, f1 = _prf(tp, predicted, inside)  # over the in-register records; outside ones are counted apart
-    rate = len(usable) / secs
+    rate = len(everything) / secs
     fp_out = outside_identified / max(outside, 1)
-    yield Result(f"noisy set vs {n:,} persons", len(usable), secs,
+    load = os.getloadavg()
+    yield Result(f"noisy set vs {n:,} persons", len(everything), secs,
                  f"P {p:.4f} R {r:.4f} F1 {f1:.4f}; not-in-register identified {outside_identified}/{outside} "
-                 f"({fp_out:.2%}); {rate:,.0f} rec/s; RSS {rss:.0f} MB; estimate {est:.1f} s",
+                 f"({fp_out:.3%}); {rate:,.0f} rec/s wall, {cpu / len(everything) * 1e3:.3f} ms CPU/record; "
+                 f"RSS {rss:.0f} MB; estimate {est:.1f} s; load average {load[0]:.2f} {load[1]:.2f}",
                  target="R ≥ 0.98, P ≥ 0.999, ≤ 0.1 % outside, ≥ 2,000 rec/s, RSS ≤ 1 GB (at 1M)",
                  ok=r >= 0.98 and p >= 0.999 and fp_out <= 0.001 and rate >= 2000 and rss <= 1024)
+    with engine.connect() as conn:
+        buckets = _bucket_misses(conn, mq, mtrue, mans)
+    print(f"# misses of {inside} in-register records: "
+          + ", ".join(f"{k} {v}" for k, v in buckets.most_common()), flush=True)
+    if os.environ.get("PB_BENCH_NO_PASSES"):
+        engine.dispose()
+        return
     # blocking passes: recall, marginal recall and rows read, on the in-register records
-    person_of = {num: pid for pid, num in number_of.items()}
     hits: dict[str, int] = {}
     only: dict[str, int] = {}
     rows: dict[str, int] = {}
@@ -311,3 +392,38 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
     yield from _febrl4()
     for n in args.num:
         yield from _noisy(n, args.queries, args.seed)
+
+
+def search_cost(url: str, n: int) -> None:
+    """``n`` person searches of the kinds the faces send (family name + birth year, full name + postnummer,
+    given + family + birth date), criteria drawn from the store itself with a fixed seed; run under callgrind
+    with ``n`` = 0 and ``n`` = N, the difference over N is the instructions of one search (docs/benchmarks.md)."""
+    from store.engine import make_engine
+    from store.search import ALL_RELEASABLE, SearchCriteria, search
+
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql(
+            "SELECT family_key, given_key, birth_date, birth_year, postnummer FROM person_search "
+            "WHERE person_id % 97 = 3 ORDER BY person_id LIMIT 300").fetchall()
+        criteria = []
+        for i, (fam, giv, bd, year, post) in enumerate(rows):
+            first = (giv or "x").split()[0]
+            if i % 3 == 0:
+                criteria.append(SearchCriteria(family=fam, birth_year=year))
+            elif i % 3 == 1 and post:
+                criteria.append(SearchCriteria(full_name=f"{first} {fam}", postnummer=post))
+            else:
+                criteria.append(SearchCriteria(given=first, family=fam,
+                                               birth_date=dt.date.fromisoformat(bd) if isinstance(bd, str) else bd))
+        search(conn, criteria[0], scope=ALL_RELEASABLE)  # warm: parameters read, statements prepared
+        hits = 0
+        for c in criteria[:n]:
+            hits += len(search(conn, c, scope=ALL_RELEASABLE))
+    print(f"{min(n, len(criteria))} searches, {hits} hits")
+
+
+if __name__ == "__main__":
+    import sys
+
+    search_cost(sys.argv[1], int(sys.argv[2]))

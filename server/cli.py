@@ -108,6 +108,7 @@ def cmd_demo_data(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_load(settings: Settings, args: argparse.Namespace) -> int:
+    from server.identify_cli import say_if_stale
     from store.loading import load_population, read_manifest
 
     manifest = read_manifest(args.directory)
@@ -119,6 +120,7 @@ def cmd_load(settings: Settings, args: argparse.Namespace) -> int:
               f"and registers: {regs} in {summary.seconds:.1f} s; feed position {summary.feed_position}")
     if summary.rejected:
         out.print("rejected records are listed by: pregbridge rejects")
+    say_if_stale(engine)
     return 0
 
 

@@ -129,6 +129,10 @@ def cmd_sync(settings: Settings, args: argparse.Namespace) -> int:
               + f"; position {summary.position} ({summary.seconds:.1f} s)")
     if summary.rejected or summary.missing:
         out.print("rejected and gone persons are listed by: pregbridge rejects")
+    if args.once:  # an initial sync (or a catch-up) may have grown the register past its parameters
+        from server.identify_cli import say_if_stale
+
+        say_if_stale(engine)
     return 0
 
 

@@ -26,6 +26,16 @@ criteria match only persons whose address the caller may see: a person whose add
 found by it, whether the value asked is the true one or not, so neither the hits nor their number, order or
 scores tell the caller anything about a hidden address. Strengt fortrolig addresses are not in the index
 at all (:func:`store.repository.search_row`).
+
+**Score.** The hits are ranked by the Fellegi–Sunter match weight identification uses (:mod:`store.linkage`,
+the parameters ``pregbridge identify estimate`` stores): the criteria are compared with each hit as a
+record without number is (a prefix is a Jaro-Winkler level below an exact name; a common name agreeing
+weighs less than a rare one; fields the criteria do not give weigh nothing). A hit's ``score`` (PREG
+``score``, HL7 QRI-1, both promised 0–100) is 100 × its match probability among the hits, one decimal:
+Bayes' rule over the register exactly as identification's (store/linkage/params.py,
+``Parameters.probabilities``): 100 for the one person the criteria can only mean, about 50 each for two
+persons they fit equally well, low for a common name and a birth year alone. It is monotone in the weight,
+so the order (best first, ties by person id) is the order of the probabilities.
 """
 
 from __future__ import annotations
@@ -35,12 +45,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rapidfuzz.distance import JaroWinkler
 from sqlalchemy import Connection, Dialect
 
 from store import schema as s
 from store.engine import fetch_all
 from store.errors import InvalidInput, TooManyHits, ValueTooLong
+from store.linkage.compare import Rec, rec_of_row
+from store.linkage.params import Parameters, parameters_for
 from store.model import PROTECTION_LEVELS
 from store.normalize import name_tokens, street_key
 
@@ -134,7 +145,7 @@ class SearchCriteria:
 @dataclass(frozen=True, slots=True)
 class SearchHit:
     person_id: int
-    score: float  # 0–100
+    score: float  # 0–100: 100 × the match probability (module docstring)
 
 
 # person_search's table and column names for the driver-level SQL below, through store.schema (a rename there
@@ -144,6 +155,9 @@ _TABLE, _ID, _LEVEL = _PS.name, _PS.c.person_id.name, _PS.c.address_protection.n
 _FAMILY, _GIVEN, _STREET = _PS.c.family_key.name, _PS.c.given_key.name, _PS.c.street_key.name
 _BIRTH_DATE, _BIRTH_YEAR, _GENDER = _PS.c.birth_date.name, _PS.c.birth_year.name, _PS.c.gender.name
 _KOMMUNE, _POSTNUMMER = _PS.c.kommune.name, _PS.c.postnummer.name
+_SCORED = ", ".join(c.name for c in (_PS.c.person_id, _PS.c.family_key, _PS.c.given_key, _PS.c.birth_date,
+                                     _PS.c.birth_year, _PS.c.gender, _PS.c.kommune, _PS.c.postnummer,
+                                     _PS.c.street_key))  # in the order store.linkage.compare.rec_of_row reads them
 
 
 class _Sql:
@@ -257,25 +271,35 @@ def search(conn: Connection, c: SearchCriteria, *, scope: SearchScope,
     family_words = [" ".join(fam)] if fam else full
     q = _Sql(conn.dialect)
     where = " AND ".join([_block(q, c, family_words), *_filters(q, c, fam, giv, full, scope)])
-    sql = f"SELECT {_ID}, {_FAMILY}, {_GIVEN} FROM {_TABLE} WHERE {where} LIMIT {int(limit) + 1}"
+    sql = f"SELECT {_SCORED} FROM {_TABLE} WHERE {where} LIMIT {int(limit) + 1}"
     rows = fetch_all(conn, sql, q.params)
     if len(rows) > limit:
         raise TooManyHits(f"more than {limit} persons match; add criteria", limit=limit)
-    hits = [SearchHit(pid, _score(c, fam, giv, full, fk, gk)) for pid, fk, gk in rows]
-    hits.sort(key=lambda h: (-h.score, h.person_id))
-    return hits
+    return _ranked(parameters_for(conn), _readings(c, fam, giv, full), rows)
 
 
-def _score(c: SearchCriteria, fam: list[str], giv: list[str], full: list[str], fk: str, gk: str) -> float:
-    """Closeness of a matching row to the criteria: exact names above prefixes, more agreeing fields higher."""
-    parts: list[float] = []
-    if fam:
-        parts.append(JaroWinkler.normalized_similarity(" ".join(fam), fk))
-    if giv:
-        parts.append(JaroWinkler.normalized_similarity(" ".join(giv), gk))
-    if full:
-        parts.append(JaroWinkler.normalized_similarity(" ".join(full), f"{gk} {fk}".strip()))
-    name = sum(parts) / len(parts)
-    extras = [c.birth_date, c.birth_year, c.kommune, c.postnummer, c.street]
-    bonus = sum(1 for e in extras if e) / len(extras)
-    return round(100 * (0.85 * name + 0.15 * bonus), 1)
+def _readings(c: SearchCriteria, fam: list[str], giv: list[str], full: list[str]) -> list[Rec]:
+    """The criteria as the record side of a comparison (store.linkage.compare.Rec): only what they give, so a
+    person's other fields (an address the caller may not see among them) are missing and weigh nothing. A full
+    name's role is unknown: read as given names then family name, and as family name then given names."""
+    year = c.birth_year or (c.birth_date.year if c.birth_date else None)
+    rest = (c.birth_date, year, c.gender, c.postnummer, c.kommune, street_key(c.street) if c.street else None)
+    if not full:
+        return [(" ".join(fam), tuple(giv), *rest)]
+    if len(full) == 1:
+        return [(full[0], (), *rest), ("", tuple(full), *rest)]
+    return [(full[-1], tuple(full[:-1]), *rest), (full[0], tuple(full[1:]), *rest)]
+
+
+def _ranked(params: Parameters, readings: list[Rec], rows: list[Any]) -> list[SearchHit]:
+    """The hits ranked by their Fellegi–Sunter weight against the criteria (the best reading of a full name),
+    each scored 100 × its match probability among the hits (the module docstring's "Score")."""
+    exact = [params.exact_weights(q) for q in readings]
+    weighed = []
+    for row in rows:
+        bd = row[3]
+        r = rec_of_row(row, dt.date.fromisoformat(bd) if isinstance(bd, str) else bd, True, True)
+        weighed.append((max(params.weigh(q, r, e) for q, e in zip(readings, exact, strict=True)), row[0]))
+    weighed.sort(key=lambda wp: (-wp[0], wp[1]))
+    probs = params.probabilities([w for w, _ in weighed])
+    return [SearchHit(pid, round(100.0 * p, 1)) for (_, pid), p in zip(weighed, probs, strict=True)]

@@ -33,7 +33,7 @@ from typing import Any
 from rapidfuzz.distance import JaroWinkler
 
 __all__ = ["BIRTH", "FAMILY", "FIELDS", "GENDER", "GIVEN", "LEVELS", "MISSING", "PLACE", "Rec", "STREET",
-           "compare", "rec_of_row"]
+           "compare", "rec_of_row", "street_agrees"]
 
 FIELDS = ("family", "given", "birth", "gender", "place", "street")
 FAMILY, GIVEN, BIRTH, GENDER, PLACE, STREET = range(6)
@@ -84,14 +84,21 @@ def birth_level(qd: dt.date | None, qy: int | None, rd: dt.date | None, ry: int 
             return 1
         if qd.year == rd.year and qd.day == rd.month and qd.month == rd.day:
             return 2
-        a, b = qd.strftime("%Y%m%d"), rd.strftime("%Y%m%d")
-        if sum(x != y for x, y in zip(a, b, strict=True)) == 1:
+        # YYYYMMDD as digits (str of an int: a third of strftime's cost); years 1000-9999, so 8 digits each
+        a = str(qd.year * 10000 + qd.month * 100 + qd.day)
+        b = str(rd.year * 10000 + rd.month * 100 + rd.day)
+        if len(a) == len(b) and sum(x != y for x, y in zip(a, b, strict=True)) == 1:
             return 3
         return 4 if qd.year == rd.year else 6
     ry = ry if ry is not None else (rd.year if rd else None)
     if qd is None and qy is not None and ry is not None:
         return 5 if qy == ry else 6
     return MISSING
+
+
+def street_agrees(q: str, r: str) -> bool:
+    """Street keys close enough to be the same street (level 1)."""
+    return _jw(q, r) >= 0.92
 
 
 def place_level(q: Rec, r: Rec) -> int:
@@ -116,7 +123,7 @@ def compare(q: Rec, r: Rec) -> tuple[tuple[int, int, int, int, int, int], bool]:
             fam, giv, swapped = sfam, sgiv, True
     birth = birth_level(q[2], q[3], r[2], r[3])
     gender = MISSING if not q[4] or not r[4] else 1 if q[4] == r[4] else 2
-    street = MISSING if not q[7] or not r[7] else 1 if _jw(q[7], r[7]) >= 0.92 else 2
+    street = MISSING if not q[7] or not r[7] else 1 if street_agrees(q[7], r[7]) else 2
     place = place_level(q, r)
     if place == 3 and street == 2:
         street = 3  # moved: the street differs with the postnummer (a level of its own: one piece of evidence)

@@ -30,7 +30,19 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Connection, text
 
 from store.engine import fetch_all
-from store.linkage.compare import BIRTH, FAMILY, GENDER, GIVEN, LEVELS, PLACE, STREET, Rec, compare, rec_of_row
+from store.linkage.compare import (
+    BIRTH,
+    FAMILY,
+    GENDER,
+    GIVEN,
+    LEVELS,
+    PLACE,
+    STREET,
+    Rec,
+    compare,
+    rec_of_row,
+    street_agrees,
+)
 from store.linkage.params import DEFAULT, Parameters
 
 if TYPE_CHECKING:
@@ -64,7 +76,7 @@ def _frequencies(conn: Connection) -> dict[str, dict[str, int]]:
     return {"family": fam, "given": {k: n for k, n in given.items() if n > 1}, "postnummer": post}
 
 
-def _u(conn: Connection, pairs: int, rng: random.Random) -> list[list[float]]:
+def _u(conn: Connection, pairs: int, rng: random.Random) -> tuple[list[list[float]], float]:
     rows = fetch_all(conn, f"SELECT {_COLS} FROM person_search ORDER BY random() LIMIT 5000", ())
     # the database's draw in a fixed order (person_id first), so that the seeded pairs below are the same pairs
     # whenever the draw is the whole register: a small register estimates the same parameters every time
@@ -85,7 +97,25 @@ def _u(conn: Connection, pairs: int, rng: random.Random) -> list[list[float]]:
         total = sum(c[1:])
         u.append([0.0] + [(c[i] + DEFAULT.u[f][i]) / (total + 1) for i in range(1, len(c))])
     u[BIRTH][5] = (same_year + 0.5) / (years + 1)  # a year-only record agrees with a random person's year
-    return u
+    return u, _street_u_same_place(recs)
+
+
+def _street_u_same_place(recs: list[Rec]) -> float:
+    """u of the street agreeing (Jaro-Winkler ≥ 0.92) for two different persons with the same postnummer, over
+    every such pair of the sample (at most 200 per postnummer): a street lies in one postnummer, so agreeing on
+    both is one piece of evidence and a half, not two (store/linkage/params.py)."""
+    by_place: dict[str, list[str]] = {}
+    for r in recs:
+        if r[5] and r[7]:
+            by_place.setdefault(r[5], []).append(r[7])
+    pairs = same = 0
+    for streets in by_place.values():
+        streets = streets[:200]
+        for i, a in enumerate(streets):
+            for b in streets[i + 1 :]:
+                pairs += 1
+                same += street_agrees(a, b)
+    return (same + 0.5) / (pairs + 10)  # a few pseudo-pairs: a small register does not make it 0
 
 
 def _em(patterns: Counter[tuple[int, ...]], fields: Sequence[int], m: list[list[float]], u: list[list[float]],
@@ -129,7 +159,7 @@ def estimate(conn: Connection, samples: Sequence[IdentifyQuery] = (), *, pairs: 
     rng = random.Random(seed)
     persons = int(conn.execute(text("SELECT count(*) FROM person_search")).scalar_one())
     tf = _frequencies(conn)
-    u = _u(conn, pairs, rng)
+    u, street_u = _u(conn, pairs, rng)
     m = [list(x) for x in DEFAULT.m]
     prior = DEFAULT.prior
     if samples:
@@ -150,4 +180,5 @@ def estimate(conn: Connection, samples: Sequence[IdentifyQuery] = (), *, pairs: 
             found = lam * sum(by_date.values()) / max(dated, 1) / max(m[BIRTH][1], 0.5)
             prior = min(max(found, 0.05), 0.95)
     return Parameters(m=m, u=u, prior=prior, persons=max(persons, 1), swapped_bits=DEFAULT.swapped_bits, tf=tf,
+                      street_u_same_place=street_u,
                       estimated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))

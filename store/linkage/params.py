@@ -19,9 +19,11 @@ and re-read after :data:`REFRESH_SECONDS`, so identification costs no query for 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import math
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,11 +31,14 @@ import orjson
 from sqlalchemy import Connection, func, insert, select
 
 from store import schema as s
-from store.linkage.compare import BIRTH, FAMILY, FIELDS, GIVEN, LEVELS, PLACE
+from store.linkage.compare import BIRTH, FAMILY, FIELDS, GIVEN, LEVELS, PLACE, Rec, compare
 
-__all__ = ["DEFAULT", "REFRESH_SECONDS", "Parameters", "forget", "parameters_for", "save"]
+__all__ = ["DEFAULT", "REFRESH_SECONDS", "STALE_RATIO", "Parameters", "forget", "parameters_for", "save", "stale",
+           "warn_if_stale"]
 
 REFRESH_SECONDS = 60.0
+STALE_RATIO = 0.5  # parameters estimated on a register smaller than this share of today's are stale
+log = logging.getLogger("pregbridge.identify")
 _L = s.linkage_parameters
 
 # m: of a record and its true person; u: of a record and another person (defaults: typical client-register
@@ -64,15 +69,23 @@ class Parameters:
     prior: float = 0.5  # probability that a record is of some register person
     persons: int = 1
     swapped_bits: float = -3.0  # given and family name swapped (compare.compare)
+    # u of the street agreeing for two persons in the same postnummer: street and postnummer are not independent
+    # (a street lies in one postnummer), so when both agree the street weighs log2(m / this), not its own u
+    street_u_same_place: float = 0.05
     tf: dict[str, dict[str, int]] = field(default_factory=dict)  # field → value → persons with it (≥ 2)
     version: int = 0  # 0: the defaults
     estimated_at: str = ""
     weights: list[list[float]] = field(init=False, repr=False)
+    street_same_place_bits: float = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         w = [[0.0] + [math.log2(max(m, 1e-9) / max(u, 1e-12)) for m, u in zip(ms[1:], us[1:], strict=True)]
              for ms, us in zip(self.m, self.u, strict=True)]
         object.__setattr__(self, "weights", w)
+        # m of the street agreeing given the postnummer does (a person who kept the postnummer mostly kept the
+        # street): the street's m over the postnummer's, at most 0.99
+        m_street = min(0.99, self.m[5][1] / max(self.m[PLACE][1], 1e-9))
+        object.__setattr__(self, "street_same_place_bits", math.log2(m_street / max(self.street_u_same_place, 1e-9)))
 
     def weight_exact(self, f: int, value: str) -> float:
         """The weight of agreeing exactly on ``value`` of field ``f`` (term-frequency adjusted when known)."""
@@ -82,6 +95,47 @@ class Parameters:
         count = table.get(value, 1)
         return math.log2(max(self.m[f][1], 1e-9) * self.persons / count)
 
+    def weight_former(self, value: str) -> float:
+        """The weight of the record's family name ``value`` agreeing with an *earlier* family name of the
+        person: as exact agreement, term-frequency adjusted (its frequency among current names stands for
+        that among earlier ones, which only some persons have: an overestimate of u, so conservative),
+        with the m of a disagreeing family name (the records that carry an earlier name are among those)."""
+        table = self.tf.get("family") or {}
+        u = table.get(value, 1) / self.persons if table else self.u[FAMILY][1]
+        return math.log2(max(self.m[FAMILY][4], 1e-9) / u)
+
+    def exact_weights(self, q: Rec) -> tuple[float, float, float]:
+        """The weights of exact agreement on the record's own family name, first given name and postnummer."""
+        return (self.weight_exact(FAMILY, q[0]) if q[0] else 0.0, self.weight_exact(GIVEN, q[1][0]) if q[1] else 0.0,
+                self.weight_exact(PLACE, q[5]) if q[5] else 0.0)
+
+    def weigh(self, q: Rec, r: Rec, w_exact: tuple[float, float, float]) -> float:
+        """W, the match weight in bits of record ``q`` and register row ``r`` (``w_exact``: ``exact_weights(q)``,
+        computed once per record)."""
+        (fam, giv, birth, gender, place, street), swapped = compare(q, r)
+        w = self.weights
+        total = self.swapped_bits if swapped else 0.0
+        if fam == 1:
+            total += self.weight_exact(FAMILY, r[0]) if swapped else w_exact[0]
+        else:
+            total += w[0][fam]
+        if giv == 1:
+            total += self.weight_exact(GIVEN, r[1][0]) if swapped else w_exact[1]
+        else:
+            total += w[1][giv]
+        total += w[2][birth] + w[3][gender]
+        if place == 1:
+            return total + w_exact[2] + (self.street_same_place_bits if street == 1 else w[5][street])
+        return total + w[5][street] + w[4][place]
+
+    def probabilities(self, weights: list[float]) -> list[float]:
+        """Each candidate's match probability from its weight W: Bayes' rule over the register (module
+        docstring), ``o_i / (1 + Σ o_j)`` with ``o_i = 2^(log prior odds + W_i)``."""
+        prior = self.log_prior_odds
+        odds = [2.0 ** min(w + prior, 1000.0) for w in weights]  # weights stay far below float's 2^1023
+        total = 1.0 + sum(odds)
+        return [o / total for o in odds]
+
     @property
     def log_prior_odds(self) -> float:
         """log2 of the prior odds that the record is of one given register person."""
@@ -89,12 +143,14 @@ class Parameters:
 
     def to_json(self) -> bytes:
         return orjson.dumps({"m": self.m, "u": self.u, "prior": self.prior, "persons": self.persons,
-                             "swapped_bits": self.swapped_bits, "tf": self.tf, "fields": FIELDS})
+                             "swapped_bits": self.swapped_bits, "tf": self.tf, "fields": FIELDS,
+                             "street_u_same_place": self.street_u_same_place})
 
     @classmethod
     def from_json(cls, data: bytes | str, version: int, estimated_at: str) -> Parameters:
         d: dict[str, Any] = orjson.loads(data)
         return cls(m=d["m"], u=d["u"], prior=d["prior"], persons=d["persons"], swapped_bits=d["swapped_bits"],
+                   street_u_same_place=d.get("street_u_same_place", 0.05),
                    tf=d.get("tf", {}), version=version, estimated_at=estimated_at)
 
 
@@ -105,8 +161,17 @@ _cache: dict[str, tuple[float, Parameters]] = {}
 _lock = threading.Lock()
 
 
+_keys: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
 def _key(conn: Connection) -> str:
-    return conn.engine.url.render_as_string(hide_password=True)
+    """The store's cache key: its URL, rendered once per engine (rendering it cost a PREG search ~10 % more
+    instructions than the search's own scoring)."""
+    engine = conn.engine
+    key = _keys.get(engine)
+    if key is None:
+        key = _keys[engine] = engine.url.render_as_string(hide_password=True)
+    return key
 
 
 def _read(conn: Connection) -> Parameters:
@@ -148,3 +213,27 @@ def save(conn: Connection, params: Parameters) -> int:
                                    persons=params.persons, params=params.to_json().decode()))
     forget(conn)
     return version
+
+
+def stale(conn: Connection) -> str | None:
+    """Why the parameters in force no longer fit the register, or None when they do: never estimated (and
+    the register is not empty), or estimated on a register smaller than :data:`STALE_RATIO` of today's
+    (the term frequencies, u and the prior odds over ``persons`` all change with the register). Counts only:
+    no name or number in the answer."""
+    persons = int(conn.execute(select(func.count()).select_from(s.person_search)).scalar_one())
+    row = conn.execute(select(_L.c.version, _L.c.persons).order_by(_L.c.version.desc()).limit(1)).first()
+    if row is None:
+        return f"never estimated ({persons:,} persons in the register)" if persons else None
+    if int(row[1]) < STALE_RATIO * persons:
+        return (f"version {row[0]} was estimated on {int(row[1]):,} persons; the register now holds {persons:,} "
+                f"(stale below {STALE_RATIO:.0%})")
+    return None
+
+
+def warn_if_stale(conn: Connection) -> str | None:
+    """:func:`stale`, logged as a warning naming the command that re-estimates (after a load or a sync)."""
+    why = stale(conn)
+    if why:
+        log.warning("identification's parameters are stale: %s; run `pregbridge identify estimate` "
+                    "(or `identify estimate --if-stale`)", why)
+    return why

@@ -15,7 +15,7 @@ from store.document import from_document
 from store.linkage.compare import BIRTH, FAMILY, GIVEN, compare
 from store.linkage.estimate import estimate
 from store.linkage.params import DEFAULT, forget, parameters_for, save
-from store.matching import IdentifyQuery, Outcome, identify
+from store.matching import _COLS, IdentifyQuery, Outcome, _Query, identify
 from store.repository import PersonRepository
 from store.search import ALL_RELEASABLE
 from tests.factories import person_doc
@@ -138,3 +138,77 @@ def test_the_new_address_passes_do_not_read_a_hidden_address(engine: Engine) -> 
             assert identify(conn, q, scope=hides).candidates == []
             seen = identify(conn, q, scope=ALL_RELEASABLE)
             assert seen.best is not None and seen.best.person_id == pid
+
+
+def test_an_earlier_family_name_is_agreement_on_the_second_look(engine: Engine) -> None:
+    """A client register that never learnt of a marriage: the record gives the person's maiden name and an
+    old address. Without the name history it is two disagreements; with it, the earlier name agrees."""
+    from tests.factories import meta
+
+    people = [(f"o{i}", "Ola", "Hansen", f"19{50 + i}-01-0{1 + i % 9}", "0150") for i in range(20)]
+    ids = _store(engine, people)
+    married = person_doc("married", given="Ingrid", family="Kvernmo", born="1971-04-05", gender="kvinne",
+                         postnummer="7010", street="Munkegata")
+    married["names"] = [{"given": "Ingrid", "middle": None, "family": "Lysgaard", **meta(False, "1971-04-05",
+                                                                                          "1999-06-01")},
+                        {"given": "Ingrid", "middle": None, "family": "Kvernmo", **meta(True, "1999-06-01")}]
+    with engine.begin() as conn:
+        ids["married"] = PersonRepository(conn).save(from_document(married))
+    record = IdentifyQuery(given="Ingrid", family="Lysgaard", birth_date=dt.date(1971, 4, 5), gender="K",
+                           postnummer="0150", street="Storgata 9")  # the maiden name and an old address
+    with engine.connect() as conn:
+        found = identify(conn, record, scope=ALL_RELEASABLE)
+        params = parameters_for(conn)
+        row = conn.exec_driver_sql(f"SELECT {_COLS} FROM person_search WHERE person_id = {ids['married']}").one()
+    assert found.outcome == Outcome.IDENTIFIED and found.best is not None and found.best.person_id == ids["married"]
+    born = dt.date.fromisoformat(row[3]) if isinstance(row[3], str) else row[3]
+    plain = _Query(record, ALL_RELEASABLE, params).weight(row, born) + params.log_prior_odds  # no name history
+    assert plain < 6.6 < found.best.score  # probability 0.99 is 6.6 bits of odds: not identified without it
+    assert found.best.score - plain == pytest.approx(params.weight_former("lysgaard") - params.weights[FAMILY][4],
+                                                     abs=0.02)
+
+
+def test_stale_parameters_are_said_after_a_load_and_estimated_only_when_stale(engine: Engine, tmp_path: Path) -> None:
+    """``pregbridge load`` says when the parameters no longer fit the register (never estimated, or estimated
+    on under half of it), and ``identify estimate --if-stale`` re-estimates only then."""
+    from store.linkage.params import stale
+    from store.synthetic import generate_population
+
+    url = engine.url.render_as_string(False)
+
+    def cli(*args: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", "server", "--database-url", url, *args], cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return " ".join((proc.stdout + proc.stderr).split())
+
+    _store(engine, [(f"p{i}", "Kari", "Nordmann", f"198{i}-11-30", "0151") for i in range(4)])
+    with engine.connect() as conn:
+        assert stale(conn) == "never estimated (4 persons in the register)"
+    assert "not re-estimated" not in cli("identify", "estimate", "--if-stale", "--pairs", "200")
+    assert "not re-estimated" in cli("identify", "estimate", "--if-stale", "--pairs", "200")
+    generate_population(tmp_path / "pop", 40, 3, feed_days=0)
+    loaded = cli("load", str(tmp_path / "pop"))  # 4 → 44 persons: estimated on under half
+    assert "identification's parameters are stale (version 1 was estimated on 4 persons; the register now holds" \
+        in loaded and "identify estimate --if-stale" in loaded
+    assert "linkage parameters version 2" in cli("identify", "estimate", "--if-stale", "--pairs", "200")
+    with engine.connect() as conn:
+        assert stale(conn) is None
+    assert "stale" not in cli("load", str(tmp_path / "pop"))  # the same persons again: still fits
+
+
+def test_a_street_agreeing_within_the_same_postnummer_is_not_counted_twice(engine: Engine) -> None:
+    """Street and postnummer are not independent (a street lies in one postnummer): the estimation measures
+    the street's u among persons of the same postnummer, and an address agreeing weighs the postnummer plus
+    that conditional street weight, less than the two unconditional weights added up."""
+    people = [(f"n{i}", "Kari", f"Navn{chr(97 + i % 26)}{chr(97 + i // 26)}", f"19{40 + i % 50}-0{1 + i % 9}-1{i % 9}",
+               "0150" if i % 2 else "7010") for i in range(60)]
+    _store(engine, people)  # every person at Storgata (tests.factories): half in 0150, half in 7010
+    with engine.begin() as conn:
+        params = estimate(conn, pairs=3000)
+    assert params.street_u_same_place > 0.5  # within a postnummer here everyone lives in the same street
+    q = ("navnaa", ("kari",), dt.date(1940, 1, 10), 1940, "mann", "0150", None, "storg")
+    same = params.weigh(q, q, params.exact_weights(q))
+    moved = params.weigh(q, (*q[:5], "7010", None, "storg"), params.exact_weights(q))
+    assert same - moved == pytest.approx(params.exact_weights(q)[2] + params.street_same_place_bits
+                                         - params.weights[4][3] - params.weights[5][1], abs=1e-9)
