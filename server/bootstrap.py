@@ -68,8 +68,10 @@ def person_source_of(settings: Settings, engine: Engine) -> PersonSource | None:
     if settings.upstream.mode != "read-through":
         return None
     from server.metrics import upstream_observer
+    from store.linkage.params import NATIONAL_PERSONS, assume_register
     from upstream.readthrough import ReadThrough
 
+    assume_register(NATIONAL_PERSONS)  # identification's odds are over the register, not the few persons held
     return ReadThrough(engine, build_sync_client(settings), settings.upstream, sync_parts(settings),
                        on_call=upstream_observer() if settings.metrics.enabled else None)
 

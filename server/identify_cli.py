@@ -31,6 +31,11 @@ def cmd_estimate(settings: Any, args: argparse.Namespace) -> int:
     from store.linkage.estimate import estimate
     from store.linkage.params import save, stale
 
+    if settings.upstream.mode == "read-through":
+        out.print("identify estimate: refused in read-through mode — the store holds only the persons this site "
+                  "asked about, not the register; estimate on a replica and copy its linkage_parameters row "
+                  "(docs/filematch.md)", style="red")
+        return 2
     engine = build_engine(settings)
     if args.if_stale:
         with engine.connect() as conn:

@@ -12,8 +12,11 @@ equally likely a priori, so candidate i's odds are ``prior / (1 − prior) / per
 probability ``odds_i / (1 + Σ_j odds_j)`` over the candidates found.
 
 Stored in ``linkage_parameters`` (one row per estimation, the newest in force, ``pregbridge identify
-estimate``); a store without a row uses :data:`DEFAULT` with its own person count. Read once per process
-and re-read after :data:`REFRESH_SECONDS`, so identification costs no query for them.
+estimate``); a store without a row uses :data:`DEFAULT` with its own person count — or, in read-through
+mode, where the store holds only the persons a site asked about, with the register's size
+(:func:`assume_register`, :data:`NATIONAL_PERSONS`): a small store's own count would make every candidate
+look 10,000 times likelier than it is. Read once per process and re-read after :data:`REFRESH_SECONDS`, so
+identification costs no query for them.
 """
 
 from __future__ import annotations
@@ -33,10 +36,14 @@ from sqlalchemy import Connection, func, insert, select
 from store import schema as s
 from store.linkage.compare import BIRTH, FAMILY, FIELDS, GIVEN, LEVELS, PLACE, Rec, compare
 
-__all__ = ["DEFAULT", "REFRESH_SECONDS", "STALE_RATIO", "Parameters", "forget", "parameters_for", "save", "stale",
-           "warn_if_stale"]
+__all__ = ["DEFAULT", "NATIONAL_PERSONS", "REFRESH_SECONDS", "STALE_RATIO", "Parameters", "assume_register", "forget",
+           "parameters_for", "save", "stale", "warn_if_stale"]
 
 REFRESH_SECONDS = 60.0
+# Persons in the national register (Folkeregisteret holds about 5.6 million residents; SSB, 2025): the person
+# count of a read-through store's default parameters.
+NATIONAL_PERSONS = 5_600_000
+_register_persons = 0  # assume_register: the fewest persons the register is taken to hold
 STALE_RATIO = 0.5  # parameters estimated on a register smaller than this share of today's are stale
 log = logging.getLogger("pregbridge.identify")
 _L = s.linkage_parameters
@@ -180,7 +187,14 @@ def _read(conn: Connection) -> Parameters:
     if row is not None:
         return Parameters.from_json(row[2], int(row[0]), str(row[1]))
     persons = conn.execute(select(func.count()).select_from(s.person_search)).scalar_one()
-    return Parameters(_M, _U, persons=max(int(persons), 1))
+    return Parameters(_M, _U, persons=max(int(persons), _register_persons, 1))
+
+
+def assume_register(persons: int) -> None:
+    """Read-through mode: the store is not the register; default parameters count at least ``persons``."""
+    global _register_persons
+    _register_persons = persons
+    forget()
 
 
 def parameters_for(conn: Connection) -> Parameters:

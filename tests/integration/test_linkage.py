@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from filematch.testdata import noisy_records, truth_of
 from store.document import from_document
@@ -212,3 +212,30 @@ def test_a_street_agreeing_within_the_same_postnummer_is_not_counted_twice(engin
     moved = params.weigh(q, (*q[:5], "7010", None, "storg"), params.exact_weights(q))
     assert same - moved == pytest.approx(params.exact_weights(q)[2] + params.street_same_place_bits
                                          - params.weights[4][3] - params.weights[5][1], abs=1e-9)
+
+
+def test_read_through_counts_the_register_not_the_store_and_refuses_an_estimate(engine: Engine,
+                                                                                tmp_path: Path) -> None:
+    """A read-through store holds a few persons of the register: its default parameters count the register (the
+    prior odds of a candidate are over 5.6 million persons, not 2), and `identify estimate` is refused there."""
+    from store.linkage.params import NATIONAL_PERSONS, assume_register
+
+    _store(engine, [("a", "Kari", "Nordmann", "1982-11-30", "0151"), ("b", "Ola", "Nordmann", "1980-05-17", "0151")])
+    forget()
+    with engine.connect() as conn:
+        assert parameters_for(conn).persons == 2  # a replica: the store is the register
+    try:
+        assume_register(NATIONAL_PERSONS)
+        with engine.connect() as conn:
+            assert parameters_for(conn).persons == NATIONAL_PERSONS
+    finally:
+        assume_register(0)
+    config = tmp_path / "rt.toml"
+    config.write_text('[upstream]\nmode = "read-through"\nbase_url = "http://127.0.0.1:9"\n', encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "server", "--config", str(config), "--database-url",
+                           engine.url.render_as_string(False), "identify", "estimate", "--pairs", "50"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr[-2000:]
+    assert "refused in read-through mode" in " ".join(proc.stdout.split())
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM linkage_parameters")).scalar_one() == 0
