@@ -395,8 +395,12 @@ def migrate(engine: Engine, revision: str = "head", *, rebuild_stale: bool = Tru
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
-    if revision == "head" and rebuild_stale:
-        _rebuild_stale(engine)
+    if revision == "head":
+        from store.loading import restore_deferred_indexes
+
+        restore_deferred_indexes(engine)  # a store whose initial load was killed before building its indexes
+        if rebuild_stale:
+            _rebuild_stale(engine)
 
 
 def _rebuild_stale(engine: Engine) -> None:
