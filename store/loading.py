@@ -183,18 +183,22 @@ def _present_indexes(conn: Connection) -> set[str]:
 def restore_deferred_indexes(engine: Engine) -> bool:
     """Build the indexes an initial load deferred and has not built yet (a load killed before its end), then
     clear their record; False when there was nothing to build. store.engine.migrate calls it at head."""
-    with engine.begin() as conn:
-        if get_state(conn, DEFERRED_KEY) is None:
-            return False
-        if conn.dialect.name == "sqlite":  # sort in temporary files, not in this process's memory (national size)
-            conn.exec_driver_sql("PRAGMA temp_store=FILE")
-        present = _present_indexes(conn)
-        for ix in deferred_indexes():
-            if ix.name not in present:
-                ix.create(conn)
-        conn.execute(delete(s.store_state).where(s.store_state.c.key == DEFERRED_KEY))
-        if conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("PRAGMA temp_store=MEMORY")  # the store's own setting (store/engine.py)
+    with engine.connect() as conn:
+        if conn.dialect.name == "sqlite":  # sort in temporary files, not in memory (a national store's index
+            # is ~0.5 GB); the setting cannot change inside a transaction, so on the DBAPI connection before one
+            conn.connection.dbapi_connection.execute("PRAGMA temp_store=FILE")  # type: ignore[union-attr]
+        try:
+            with conn.begin():
+                if get_state(conn, DEFERRED_KEY) is None:
+                    return False
+                present = _present_indexes(conn)
+                for ix in deferred_indexes():
+                    if ix.name not in present:
+                        ix.create(conn)
+                conn.execute(delete(s.store_state).where(s.store_state.c.key == DEFERRED_KEY))
+        finally:
+            if conn.dialect.name == "sqlite":
+                conn.connection.dbapi_connection.execute("PRAGMA temp_store=MEMORY")  # type: ignore[union-attr]
     return True
 
 
