@@ -108,9 +108,9 @@ def _decode(url: str, n: int) -> Iterator[Result]:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            stored = [r[0] for r in conn.exec_driver_sql(
-                "SELECT doc FROM person WHERE id % ? = 0 LIMIT 5000" if url.startswith("sqlite")
-                else "SELECT doc FROM person WHERE id % %s = 0 LIMIT 5000", (max(1, n // 5000),)).all()]
+            every = max(1, n // 5000)  # (a literal: '%' is psycopg's placeholder, and the modulo operator)
+            sql = f"SELECT doc FROM person WHERE mod(id, {every}) = 0 LIMIT 5000"
+            stored = [r[0] for r in conn.exec_driver_sql(sql)]
     finally:
         engine.dispose()
     as_text = [orjson.dumps(decode_stored(d)).decode() for d in stored]
