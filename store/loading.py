@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Index, Table, delete, insert, select
+from sqlalchemy import Connection, Engine, Index, Table, delete, insert, inspect, select
 
 from store import schema as s
 from store.document import from_document
@@ -145,8 +145,8 @@ def _store_chunk(engine: Engine, prepared: list[PreparedPerson], now: dt.datetim
 # pages again: at 5.6 million persons the load wrote ~349 GB for a 26 GB file (issue 19). Into an empty store
 # those indexes are dropped first and built once at the end, sorted (each page written once); the indexes the
 # load itself reads through (person_key's, person_id's: replacing a key the file repeats) stay.
-# Crash safety: the drop and a store_state entry naming the dropped indexes commit together, the build and the
-# entry's removal too; a load killed in between leaves persons that every face still answers (without the
+# Crash safety: the drops and a store_state entry (DEFERRED_KEY) commit together, the build and the entry's
+# removal too; a load killed in between leaves persons that every face still answers (without the
 # indexes: slowly), and whatever opens the store next (store.engine.migrate at head: every command and server)
 # builds them (:func:`restore_deferred_indexes`); a re-run of the load replaces the persons already loaded.
 
@@ -160,7 +160,8 @@ def deferred_indexes() -> list[Index]:
 
 
 def _defer_indexes(engine: Engine) -> bool:
-    """Drop the deferred indexes of an empty store (recording which); False when the store has persons."""
+    """Drop the deferred indexes of an empty store, recording that they are to be built; False when the store
+    has persons (they stay)."""
     with engine.begin() as conn:
         if conn.execute(select(s.person.c.id).limit(1)).first() is not None:
             return False
@@ -174,22 +175,25 @@ def _defer_indexes(engine: Engine) -> bool:
 
 
 def _present_indexes(conn: Connection) -> set[str]:
-    from sqlalchemy import inspect
-
     insp = inspect(conn)
     return {str(ix["name"]) for t in (s.person_identifier, s.person_search) for ix in insp.get_indexes(t.name)}
 
 
 def restore_deferred_indexes(engine: Engine) -> bool:
     """Build the indexes an initial load deferred and has not built yet (a load killed before its end), then
-    clear their record; False when there was nothing to build. store.engine.migrate calls it at head."""
-    with engine.connect() as conn:
+    clear their record; False when there was nothing to build. store.engine.migrate calls it at head: the look
+    at store_state is a plain read (no write lock) unless there is something to build."""
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        pending = get_state(conn, DEFERRED_KEY) is not None
+        conn.rollback()
+        if not pending:
+            return False
         if conn.dialect.name == "sqlite":  # sort in temporary files, not in memory (a national store's index
-            # is ~0.5 GB); the setting cannot change inside a transaction, so on the DBAPI connection before one
+            # is ~0.5 GB); the setting cannot change inside a transaction, so on the DBAPI connection between two
             conn.connection.dbapi_connection.execute("PRAGMA temp_store=FILE")  # type: ignore[union-attr]
         try:
-            with conn.begin():
-                if get_state(conn, DEFERRED_KEY) is None:
+            with conn.execution_options(sqlite_begin="IMMEDIATE").begin():
+                if get_state(conn, DEFERRED_KEY) is None:  # another process built them meanwhile
                     return False
                 present = _present_indexes(conn)
                 for ix in deferred_indexes():
