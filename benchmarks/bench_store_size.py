@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 from sqlalchemy import text
@@ -40,40 +41,28 @@ TARGET_BYTES = 2500  # per person (issue 19)
 TARGET_WRITES = 4.0  # bytes written by the load / bytes of the file it leaves
 
 
-def _sqlite_sizes(url: str) -> dict[str, int]:
+_SQLITE_SIZES = "SELECT name, sum(pgsize) FROM dbstat GROUP BY name"
+_PG_SIZES = ("SELECT c.relname, CASE WHEN c.relkind = 'i' THEN pg_relation_size(c.oid) ELSE pg_table_size(c.oid) "
+             "END FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+             "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i')")
+
+
+def _rows(url: str, sql: str) -> list[Any]:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            return dict(conn.exec_driver_sql("SELECT name, sum(pgsize) FROM dbstat GROUP BY name").all())
-    finally:
-        engine.dispose()
-
-
-def _pg_sizes(url: str) -> dict[str, int]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            rows = conn.execute(text(
-                "SELECT c.relname, CASE WHEN c.relkind = 'i' THEN pg_relation_size(c.oid) "
-                "ELSE pg_table_size(c.oid) END FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'i')")).all()
-        return {name: int(size) for name, size in rows}
+            return list(conn.execute(text(sql)).all())
     finally:
         engine.dispose()
 
 
 def sizes(url: str) -> dict[str, int]:
     """Bytes by table and index name (tables with their overflow or TOAST, without their indexes)."""
-    return _pg_sizes(url) if url.startswith("postgresql") else _sqlite_sizes(url)
+    return {name: int(size) for name, size in _rows(url, _PG_SIZES if url.startswith("postgresql") else _SQLITE_SIZES)}
 
 
 def _persons(url: str) -> int:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return int(conn.exec_driver_sql("SELECT count(*) FROM person").scalar_one())
-    finally:
-        engine.dispose()
+    return int(_rows(url, "SELECT count(*) FROM person")[0][0])
 
 
 def _load_subprocess(db: Path, pop: Path) -> tuple[float, int]:
@@ -105,14 +94,8 @@ def _best(fn: object, items: list[bytes | str], rounds: int = 5) -> float:
 
 
 def _decode(url: str, n: int) -> Iterator[Result]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            every = max(1, n // 5000)  # (a literal: '%' is psycopg's placeholder, and the modulo operator)
-            sql = f"SELECT doc FROM person WHERE mod(id, {every}) = 0 LIMIT 5000"
-            stored = [r[0] for r in conn.exec_driver_sql(sql)]
-    finally:
-        engine.dispose()
+    every = max(1, n // 5000)
+    stored = [r[0] for r in _rows(url, f"SELECT doc FROM person WHERE mod(id, {every}) = 0 LIMIT 5000")]
     as_text = [orjson.dumps(decode_stored(d)).decode() for d in stored]
     if not stored:
         return

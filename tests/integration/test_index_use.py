@@ -9,8 +9,10 @@ writer's: it replaces a person's identifier rows through it (measured: 13 B a pe
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Connection, Engine, inspect, select
@@ -75,19 +77,26 @@ def _workload(conn: Connection) -> None:
         identify(conn, q, scope=ALL_RELEASABLE)
 
 
+@contextlib.contextmanager
+def _traced(conn: Connection) -> Iterator[list[str]]:
+    """The statements SQLite runs on ``conn`` inside the block, with their values."""
+    traced: list[str] = []
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    raw.set_trace_callback(traced.append)  # type: ignore[attr-defined]
+    try:
+        yield traced
+    finally:
+        raw.set_trace_callback(None)  # type: ignore[attr-defined]
+
+
 _USING = re.compile(r"(?:USING (?:COVERING )?INDEX|USING INTEGER PRIMARY KEY|USING PRIMARY KEY)\s*(\S*)")
 
 
 def test_every_index_of_the_person_tables_is_in_a_plan_the_faces_run(engine: Engine) -> None:
-    traced: list[str] = []
     with engine.connect() as conn:
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
-        raw.set_trace_callback(traced.append)  # type: ignore[attr-defined]
-        try:
+        with _traced(conn) as traced:
             _workload(conn)
-        finally:
-            raw.set_trace_callback(None)  # type: ignore[attr-defined]
         used: set[str] = set()
         for sql in {t for t in traced if t.lstrip().upper().startswith("SELECT")}:
             for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}"):
@@ -102,20 +111,13 @@ def test_every_index_of_the_person_tables_is_in_a_plan_the_faces_run(engine: Eng
 def test_the_writer_and_the_views_check_read_through_the_person_id_index(engine: Engine) -> None:
     """``ix_person_identifier_person_id``: the writer replaces a person's rows and ``views rebuild`` compares them
     by person id."""
-    traced: list[str] = []
     with engine.connect() as conn:
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
-        raw.set_trace_callback(traced.append)  # type: ignore[attr-defined]
-        try:
-            with conn.begin():
-                repo = PersonRepository(conn)
-                person = repo.get(1)
-                assert person is not None
-                repo.save(person)
-                conn.rollback()
-        finally:
-            raw.set_trace_callback(None)  # type: ignore[attr-defined]
+        with _traced(conn) as traced, conn.begin():
+            repo = PersonRepository(conn)
+            person = repo.get(1)
+            assert person is not None
+            repo.save(person)
+            conn.rollback()
         plans = [row[-1] for sql in traced if sql.lstrip().upper().startswith("DELETE FROM PERSON_IDENTIFIER")
                  for row in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")]
     assert any("ix_person_identifier_person_id" in p for p in plans), plans
