@@ -8,8 +8,8 @@ import platform
 import sys
 import time
 
-SUITES = ("store", "soap", "ar", "grunndata", "mllp", "filematch", "filematch-http", "audit", "sync", "identify",
-          "readthrough")
+SUITES = ("store", "store-size", "soap", "ar", "grunndata", "mllp", "filematch", "filematch-http", "audit", "sync",
+          "identify", "readthrough")
 
 
 def main(argv: list[str] | None = None) -> int:

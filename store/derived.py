@@ -43,7 +43,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from sqlalchemy import Column, Connection, Engine, Table, bindparam, delete, insert, select
 
 from store import schema as s
@@ -52,7 +51,7 @@ from store.brief import VERSION as BRIEF_LAYOUT
 from store.brief import brief_of
 from store.current import VERSION as CURRENT_LAYOUT
 from store.current import current_of
-from store.document import from_stored
+from store.document import load_stored
 from store.model import Meta, Person, current
 from store.normalize import name_key, street_key
 
@@ -187,7 +186,7 @@ def build_missing(conn: Connection, d: Derived, person_ids: Sequence[int]) -> di
     p = s.person
     for k in range(0, len(ids), 500):
         for pid, doc in conn.execute(select(p.c.id, p.c.doc).where(p.c.id.in_(ids[k : k + 500]))):
-            out[pid] = d.build(from_stored(orjson.loads(doc)))[0][d.text or ""]
+            out[pid] = d.build(load_stored(doc))[0][d.text or ""]
     now = time.monotonic()
     if out and now - _warned.get(d.name, -_WARN_EVERY) >= _WARN_EVERY:
         _warned[d.name] = now
@@ -239,7 +238,7 @@ def _batches(conn: Connection) -> Iterator[list[tuple[int, Person]]]:
         rows = conn.execute(select(p.c.id, p.c.doc).where(p.c.id > last).order_by(p.c.id).limit(BATCH)).all()
         if not rows:
             return
-        yield [(pid, from_stored(orjson.loads(doc))) for pid, doc in rows]
+        yield [(pid, load_stored(doc)) for pid, doc in rows]
         last = rows[-1][0]
 
 
@@ -283,7 +282,7 @@ def rebuild_views(engine: Engine, progress: Callable[[int], None] | None = None)
             if not rows:
                 record_layouts(conn)
                 return result
-            batch = [(pid, from_stored(orjson.loads(doc))) for pid, doc in rows]
+            batch = [(pid, load_stored(doc)) for pid, doc in rows]
             for d, bad in _drifted(conn, batch).items():
                 ids = [pid for pid, _ in bad]
                 conn.execute(delete(d.table).where(d.table.c.person_id.in_(ids)))

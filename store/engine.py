@@ -385,8 +385,9 @@ class Reader:
 
 
 def migrate(engine: Engine, revision: str = "head", *, rebuild_stale: bool = True) -> None:
-    """Bring the schema to ``revision`` with Alembic (idempotent); at head, also rebuild every derived table
-    whose recorded layout is not the code's (unless ``rebuild_stale`` is False: the caller rebuilds)."""
+    """Bring the schema to ``revision`` with Alembic (idempotent); at head, also build the search indexes an
+    initial load was killed before building (store.loading.restore_deferred_indexes), and rebuild every derived
+    table whose recorded layout is not the code's (unless ``rebuild_stale`` is False: the caller rebuilds)."""
     from alembic import command
     from alembic.config import Config
 
@@ -395,8 +396,12 @@ def migrate(engine: Engine, revision: str = "head", *, rebuild_stale: bool = Tru
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
-    if revision == "head" and rebuild_stale:
-        _rebuild_stale(engine)
+    if revision == "head":
+        from store.loading import restore_deferred_indexes
+
+        restore_deferred_indexes(engine)  # a store whose initial load was killed before building its indexes
+        if rebuild_stale:
+            _rebuild_stale(engine)
 
 
 def _rebuild_stale(engine: Engine) -> None:

@@ -22,16 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, delete, insert, select
+from sqlalchemy import Connection, Engine, Index, Table, delete, insert, inspect, select
 
 from store import schema as s
 from store.document import from_document
 from store.errors import InvalidDocument
 from store.registers import REGISTER_FILES, register_rows
 from store.repository import PersonRepository, PreparedPerson, prepare_person
-from store.state import get_feed_position, set_feed_position
+from store.state import get_feed_position, get_state, set_feed_position, set_state
 
-__all__ = ["LoadSummary", "load_population", "prepared_chunks", "read_manifest", "record_reject"]
+__all__ = ["DEFERRED_KEY", "LoadSummary", "deferred_indexes", "load_population", "prepared_chunks", "read_manifest",
+           "record_reject", "restore_deferred_indexes"]
 
 BATCH = 2000
 Progress = Callable[[int], None]
@@ -138,9 +139,77 @@ def _store_chunk(engine: Engine, prepared: list[PreparedPerson], now: dt.datetim
         PersonRepository(conn).save_prepared([(p, None) for p in prepared], now=now)
 
 
+# -- an initial load builds the search indexes after its inserts ----------------------------------------------
+# Inserted one chunk (one transaction) at a time, every index whose key is not in load order (a number, a name,
+# a birth date) had a new entry on nearly every one of its pages in every chunk, and each commit wrote those
+# pages again: at 5.6 million persons the load wrote ~349 GB for a 26 GB file (issue 19). Into an empty store
+# those indexes are dropped first and built once at the end, sorted (each page written once); the indexes the
+# load itself reads through (person_key's, person_id's: replacing a key the file repeats) stay.
+# Crash safety: the drops and a store_state entry (DEFERRED_KEY) commit together, the build and the entry's
+# removal too; a load killed in between leaves persons that every face still answers (without the
+# indexes: slowly), and whatever opens the store next (store.engine.migrate at head: every command and server)
+# builds them (:func:`restore_deferred_indexes`); a re-run of the load replaces the persons already loaded.
+
+DEFERRED_KEY = "load.deferred_indexes"
+
+
+def deferred_indexes() -> list[Index]:
+    """The person tables' indexes an initial load builds after its inserts."""
+    return [ix for t in (s.person_identifier, s.person_search) for ix in sorted(t.indexes, key=lambda i: str(i.name))
+            if [c.name for c in ix.columns] != ["person_id"]]
+
+
+def _defer_indexes(engine: Engine) -> bool:
+    """Drop the deferred indexes of an empty store, recording that they are to be built; False when the store
+    has persons (they stay)."""
+    with engine.begin() as conn:
+        if conn.execute(select(s.person.c.id).limit(1)).first() is not None:
+            return False
+        if get_state(conn, DEFERRED_KEY) is None:
+            set_state(conn, DEFERRED_KEY, "building after the load")
+        present = _present_indexes(conn)
+        for ix in deferred_indexes():
+            if ix.name in present:
+                ix.drop(conn)
+    return True
+
+
+def _present_indexes(conn: Connection) -> set[str]:
+    insp = inspect(conn)
+    return {str(ix["name"]) for t in (s.person_identifier, s.person_search) for ix in insp.get_indexes(t.name)}
+
+
+def restore_deferred_indexes(engine: Engine) -> bool:
+    """Build the indexes an initial load deferred and has not built yet (a load killed before its end), then
+    clear their record; False when there was nothing to build. store.engine.migrate calls it at head: the look
+    at store_state is a plain read (no write lock) unless there is something to build."""
+    with engine.connect().execution_options(sqlite_begin="DEFERRED") as conn:
+        pending = get_state(conn, DEFERRED_KEY) is not None
+        conn.rollback()
+        if not pending:
+            return False
+        if conn.dialect.name == "sqlite":  # sort in temporary files, not in memory (a national store's index
+            # is ~0.5 GB); the setting cannot change inside a transaction, so on the DBAPI connection between two
+            conn.connection.dbapi_connection.execute("PRAGMA temp_store=FILE")  # type: ignore[union-attr]
+        try:
+            with conn.execution_options(sqlite_begin="IMMEDIATE").begin():
+                if get_state(conn, DEFERRED_KEY) is None:  # another process built them meanwhile
+                    return False
+                present = _present_indexes(conn)
+                for ix in deferred_indexes():
+                    if ix.name not in present:
+                        ix.create(conn)
+                conn.execute(delete(s.store_state).where(s.store_state.c.key == DEFERRED_KEY))
+        finally:
+            if conn.dialect.name == "sqlite":
+                conn.connection.dbapi_connection.execute("PRAGMA temp_store=MEMORY")  # type: ignore[union-attr]
+    return True
+
+
 def _load_persons(engine: Engine, path: Path, summary: LoadSummary, progress: Progress | None,
                   workers: int) -> None:
     now = _now()
+    deferred = _defer_indexes(engine)
     for prepared, rejects in prepared_chunks(path, workers):
         _store_chunk(engine, prepared, now, summary)
         summary.persons += len(prepared)
@@ -151,6 +220,8 @@ def _load_persons(engine: Engine, path: Path, summary: LoadSummary, progress: Pr
             summary.rejected += len(rejects)
         if progress:
             progress(len(prepared) + len(rejects))
+    if deferred:
+        restore_deferred_indexes(engine)
 
 
 PARALLEL_FROM = 16 * 1024 * 1024  # bytes of persons file from which a load parses in worker processes

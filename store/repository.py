@@ -13,17 +13,15 @@ processes: :func:`prepare_person`).
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import orjson
 from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
 
 from store import schema as s
 from store.derived import DERIVED, search_row
-from store.document import from_stored, to_document
+from store.document import dump_stored, load_stored
 from store.engine import driver_sql
 from store.model import Identifier, Person
 
@@ -55,16 +53,17 @@ class Lookup:
         return self.person.current_identifier
 
 
-def dump_document(p: Person) -> str:
-    return json.dumps(to_document(p), ensure_ascii=False, separators=(",", ":"))
+def dump_document(p: Person) -> bytes:
+    """``p``'s document as ``person.doc`` stores it (store.document.dump_stored: compressed JSON)."""
+    return dump_stored(p)
 
 
-def _person(doc: str) -> Person:
-    return from_stored(orjson.loads(doc))
+def _person(doc: str | bytes) -> Person:
+    return load_stored(doc)
 
 
 def person_rows(p: Person, pid: int, now: dt.datetime, seq: int | None = None,
-                doc: str | None = None) -> dict[Table, list[dict[str, Any]]]:
+                doc: bytes | None = None) -> dict[Table, list[dict[str, Any]]]:
     """Every row that stores ``p`` under id ``pid``, by table (``person`` first, then store.derived.DERIVED)."""
     rows: dict[Table, list[dict[str, Any]]] = {
         s.person: [{"id": pid, "person_key": p.person_key, "doc": doc or dump_document(p), "last_seq": seq,
@@ -80,7 +79,7 @@ class PreparedPerson(NamedTuple):
     store.derived.DERIVED, in its order, without ``person_id``."""
 
     key: str
-    doc: str
+    doc: bytes  # as person.doc stores it (dump_document)
     rows: tuple[list[dict[str, Any]], ...]
 
 
@@ -130,7 +129,7 @@ class PersonRepository:
         return found
 
     @staticmethod
-    def _lookup(number: str, pid: int, doc: str) -> Lookup:
+    def _lookup(number: str, pid: int, doc: str | bytes) -> Lookup:
         p = _person(doc)
         return Lookup(pid, p, next(i for i in p.identifiers if i.number == number))
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from store.document import decode_stored
 from store.engine import make_engine, migrate
 from store.feed import ingest
 from store.loading import load_population
@@ -127,7 +128,7 @@ def snapshot(engine: Engine) -> dict[str, tuple[Any, ...]]:
             "SELECT person_id, family_key, given_key, birth_date, birth_year, gender, kommune, postnummer, "
             "street_key, status FROM person_search"))}
     for _pid, key, doc, brief, current in persons:
-        out[key] = (json.loads(doc), sorted(idents[key], key=repr), search.get(key), brief, current)
+        out[key] = (decode_stored(doc), sorted(idents[key], key=repr), search.get(key), brief, current)
     return out
 
 

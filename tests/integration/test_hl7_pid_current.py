@@ -26,7 +26,7 @@ from server.access import BUILTIN_PROFILES, AccessProfile, apply_profile
 from server.hl7.pid import identifiers_pid, pid_from_current, pid_release
 from store import schema as s
 from store.current import CurrentVersionError, current_of, read_current
-from store.document import from_document, from_stored
+from store.document import from_document, load_stored
 from store.engine import _MIGRATIONS, make_engine, migrate, read_connection
 from store.model import Person
 from store.repository import PersonRepository
@@ -91,7 +91,7 @@ def population(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[tuple[
 
 
 def test_the_population_has_history(population: list[tuple[str, str]]) -> None:
-    full = [from_stored(json.loads(doc)) for doc, _ in population]
+    full = [load_stored(doc) for doc, _ in population]
     assert sum(1 for p in full if len(p.addresses) > 1) > 100
     assert sum(1 for p in full if len(p.names) > 1) > 10
     assert sum(1 for p in full if p.death) > 5 and sum(1 for p in full if len(p.identifiers) > 1) > 5
@@ -101,14 +101,14 @@ def test_the_population_has_history(population: list[tuple[str, str]]) -> None:
 def test_the_stored_view_is_the_view_of_the_stored_person(population: list[tuple[str, str]]) -> None:
     """Load and feed wrote each person's view with the person (the feed's changes are in the views)."""
     for doc, stored in population:
-        assert stored == current_of(from_stored(json.loads(doc)))
+        assert stored == current_of(load_stored(doc))
 
 
 @pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.name)
 def test_pid_from_the_view_is_the_pid_of_the_person(population: list[tuple[str, str]], profile: AccessProfile) -> None:
     release = pid_release(profile)
     for doc, stored in population:
-        person = from_stored(json.loads(doc))
+        person = load_stored(doc)
         for kinds in KINDS:
             assert pid_from_current(stored, release, 3, kinds) == expected(person, profile, 3, kinds)
             assert identifiers_pid(stored, release, kinds) == expected_pix(person, profile, kinds)
@@ -222,7 +222,7 @@ def test_save_stores_the_view_and_every_edge_case_encodes_the_same(edge_engine: 
                                  " ORDER BY p.id")).all()
     assert len(rows) == len(_edge_persons())
     for doc, stored in rows:
-        person = from_stored(json.loads(doc))
+        person = load_stored(doc)
         assert stored == current_of(person)
         assert_same(person, stored)
 

@@ -12,11 +12,13 @@ import datetime as dt
 import time
 from collections.abc import Iterator
 
+import orjson
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import Engine, select, text
 
 from store import schema as s
-from store.document import from_document
+from store.document import from_document, to_document
 from store.engine import Reader, deadline, make_engine, migrate
 from store.errors import QueryTimeout, StoreUnavailable
 from store.normalize import street_key
@@ -82,6 +84,9 @@ def test_an_engine_without_a_deadline_runs_a_block_unbounded(db_url: str) -> Non
         engine.dispose()
 
 
+_person_text = sa.table("person", *(sa.column(c.name, sa.Text() if c.name == "doc" else c.type) for c in s.person.c))
+
+
 def test_migration_0011_stores_levels_and_drops_strengt_fortrolig_keys(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
@@ -95,6 +100,10 @@ def test_migration_0011_stores_levels_and_drops_strengt_fortrolig_keys(db_url: s
                     if table is s.person_search:
                         rows = [{**{k: v for k, v in rows[0].items() if k != "address_protection"},
                                  "kommune": "0301", "postnummer": "0150", "street_key": street_key("Kirkeveien")}]
+                    if table is s.person:  # the document as JSON text, as stored before migration 0031
+                        conn.execute(_person_text.insert(), [{**rows[0], "doc": orjson.dumps(to_document(person))
+                                                              .decode()}])
+                        continue
                     conn.execute(table.insert(), rows)
         migrate(engine)
         ps = s.person_search

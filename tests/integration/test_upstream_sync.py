@@ -29,7 +29,7 @@ from server.access import BUILTIN_PROFILES, apply_profile
 from server.hl7.pid import pid_from_current, pid_release
 from server.replay.compare_xml import compare_xml
 from store import schema as s
-from store.document import from_stored
+from store.document import load_stored
 from store.repository import PersonRepository
 from store.synthetic import generate_population
 from tests.factories import meta, person_doc
@@ -81,7 +81,7 @@ def _pids(engine: Engine) -> dict[str, list[str]]:
         rows = conn.execute(text("SELECT p.person_key, p.doc, c.current FROM person p JOIN person_current c "
                                  "ON c.person_id = p.id")).all()
     for key, doc, current in rows:
-        person = from_stored(json.loads(doc))
+        person = load_stored(doc)
         answers = []
         for profile in BUILTIN_PROFILES.values():
             fast = pid_from_current(current, pid_release(profile), 1)[0]
