@@ -71,10 +71,10 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-import orjson
 from sqlalchemy import Connection, Dialect
 
 from store import schema as s
+from store.document import decode_stored
 from store.engine import fetch_all
 from store.identity import near_valid
 from store.linkage.compare import FAMILY, MISSING, Rec, compare
@@ -400,7 +400,7 @@ def _former_family(conn: Connection, pq: _Query, seen: dict[int, float]) -> bool
     for row in fetch_all(conn, sql, top):
         if (row[1] or "") == family:
             continue
-        names = orjson.loads(row[-1]).get("names") or []
+        names = decode_stored(row[-1]).get("names") or []
         if not any(not n.get("current") and cached_name_key(n.get("family")) == family for n in names):
             continue
         bd = row[3]
