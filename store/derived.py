@@ -323,7 +323,7 @@ def write_derived(conn: Connection, d: Derived, new: Sequence[tuple[int, Rows]],
         head = [t.c.person_id] if one else [t.c.person_id, t.c.id]
         stmt = select(*head, *cols).where(t.c.person_id.in_(bindparam("ids", expanding=True)))
         for k in range(0, len(ids), 500):
-            for got in conn.execute(stmt, {"ids": ids[k : k + 500]}):
+            for got in conn.execute(stmt, {"ids": ids[k : k + 500]}).all():
                 have.setdefault(got[0], []).append(tuple(got[1:]))
     inserts: Rows = []
     gone: list[int] = []  # one-row tables: person ids; index tables: row ids

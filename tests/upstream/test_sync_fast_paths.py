@@ -255,3 +255,21 @@ def test_a_person_saved_again_unchanged_writes_no_derived_row(engine: Engine, de
     with engine.begin() as conn:
         PersonRepository(conn).save_many([(p, None) for p in persons])
     assert counted.rows == 0 and _tables(engine) == before
+
+
+def test_the_sync_engine_reads_unmapped_through_its_own_page_cache(sqlite_store: Engine, sqlite_url: str) -> None:
+    """The syncer's SQLite connections: no memory-mapped reads and upstream.sync.SQLITE_CACHE_KIB of page cache
+    (both count in its resident memory); the store's other engines keep the store's own settings."""
+    from server.bootstrap import build_sync_engine
+    from server.config import load_settings
+
+    engine = build_sync_engine(load_settings(None, {"PREGBRIDGE_DATABASE_URL": sqlite_url}))
+    try:
+        with engine.connect() as conn:
+            assert conn.execute(text("PRAGMA mmap_size")).scalar() == 0
+            assert conn.execute(text("PRAGMA cache_size")).scalar() == -sync_module.SQLITE_CACHE_KIB != -65536
+    finally:
+        engine.dispose()
+    with sqlite_store.connect() as conn:
+        assert conn.execute(text("PRAGMA cache_size")).scalar() == -65536
+        assert conn.execute(text("PRAGMA mmap_size")).scalar() > 0
