@@ -272,4 +272,4 @@ def test_the_sync_engine_reads_unmapped_through_its_own_page_cache(sqlite_store:
         engine.dispose()
     with sqlite_store.connect() as conn:
         assert conn.execute(text("PRAGMA cache_size")).scalar() == -65536
-        assert conn.execute(text("PRAGMA mmap_size")).scalar() > 0
+        assert (conn.execute(text("PRAGMA mmap_size")).scalar() or 0) > 0
