@@ -4,10 +4,11 @@ A person is one ``person`` row holding its validated document, plus its rows in 
 table of store.derived.DERIVED (the indexes ``person_identifier`` and ``person_search``, the fast-path copies
 ``person_brief`` and ``person_current``; see store/schema.py for why). A lookup by number is one
 indexed join, whatever the store's size; a batch is one ``IN`` query per 500 numbers. Writes replace
-the document and every derived row in the caller's transaction, so a change is all-or-nothing (one
-person: :meth:`PersonRepository.save`; many in a few statements a table: ``save_prepared``, which the bulk
-loader and the upstream sync use). Rows are built by the registry's builders: :func:`person_rows` (in worker
-processes: :func:`prepare_person`).
+the document and bring every derived row to what the document gives, writing only the rows that differ
+(store.derived.write_derived), in the caller's transaction, so a change is all-or-nothing. One writer,
+``save_prepared`` (many persons in a few statements a table), serves the bulk loader, the upstream sync and,
+through :meth:`PersonRepository.save`, the change feed. Rows are built by the registry's builders:
+:func:`person_rows` (in worker processes: :func:`prepare_person`).
 """
 
 from __future__ import annotations
