@@ -9,7 +9,8 @@ Per size N, in the same run and on the same machine, through the real CLI (each 
    feed). Target: at most 2.0 × the load's time. The sync process's RSS (its worker processes included) is
    sampled every 0.5 s: target flat (the last quarter's mean within 25 % of the second quarter's) and
    ≤ 300 MB;
-3. **steady feed**: the population loaded from its files, then ``sync --once`` from the fake serving only
+3. **steady feed**: the population loaded from its files (on SQLite the baseline's store, on PostgreSQL
+   loaded again), then ``sync --once`` from the fake serving only
    the feed (``--no-extract``), at least 10,000 events (the population is generated with enough feed
    days). Target: ≥ 2,000 persons applied per second. The time is the one the sync reports for its run:
    the process's start (imports, its worker processes started with their imports done) is not in it, as it
@@ -123,28 +124,31 @@ def _fake(pop: Path, *extra: str) -> Iterator[tuple[str, int]]:
         proc.wait(30)
 
 
+def _rss_kb(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def _rss_mb(pid: int) -> float:
     """RSS of a process and its children (the sync's worker processes), MB."""
-    total = 0
     pids = [pid]
     try:
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         pids += [int(c) for c in children]
     except OSError:
         pass
-    for p in pids:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
+    return sum(_rss_kb(p) for p in pids) / 1024
 
 
-def _sync(dburl: str, upstream: str) -> tuple[float, float, list[float]]:
+def _sync(dburl: str, upstream: str, main: list[float] | None = None) -> tuple[float, float, list[float]]:
     """``pregbridge sync --once`` against ``upstream``: (wall seconds, the seconds the sync itself reports —
-    without the process's start —, RSS samples in MB every 0.5 s)."""
+    without the process's start —, RSS samples in MB every 0.5 s, the worker processes' included; ``main``
+    gets the syncing process's own)."""
     samples: list[float] = []
     t = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "server", "--database-url", dburl, "sync", "--once"],
@@ -155,6 +159,8 @@ def _sync(dburl: str, upstream: str) -> tuple[float, float, list[float]]:
     def sample() -> None:
         while not done.wait(0.5):
             samples.append(_rss_mb(proc.pid))
+            if main is not None:
+                main.append(_rss_kb(proc.pid) / 1024)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -203,8 +209,9 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
         yield Result("load (baseline)", n, load_s, f"{n / load_s:,.0f} persons/s  load {_loadavg()}")
 
         sync_url = _empty(args.dburl, f"sync-initial-{n}")
+        main: list[float] = []
         with _fake(pop) as (upstream, _pid):
-            sync_s, _, rss = _sync(sync_url, upstream)
+            sync_s, _, rss = _sync(sync_url, upstream, main)
         stored = _count(sync_url, "SELECT count(*) FROM person")
         q = max(1, len(rss) // 4)
         early, late = (sum(rss[q : 2 * q]) / q if len(rss) >= 4 else rss[0]), sum(rss[-q:]) / q if rss else 0.0
@@ -212,13 +219,17 @@ def run(args: argparse.Namespace) -> Iterator[Result]:
         flat = late <= early * 1.25
         ratio = sync_s / load_s
         yield Result("initial sync from the fake", n, sync_s,
-                     f"{stored:,} persons, RSS peak {peak:.0f} MB ({early:.0f}→{late:.0f})  load {_loadavg()}",
+                     f"{stored:,} persons, RSS peak {peak:.0f} MB ({early:.0f}→{late:.0f}; the syncing process "
+                     f"alone: peak {max(main, default=0):.0f} MB)  load {_loadavg()}",
                      ratio, "load", checks=((f"ratio ≤ {RATIO_TARGET}", ratio <= RATIO_TARGET),
                                             (f"RSS ≤ {RSS_TARGET_MB} MB", peak <= RSS_TARGET_MB),
                                             ("RSS flat", flat)))
 
-        feed_url = _empty(args.dburl, f"sync-feed-{n}")
-        _cli(feed_url, "load", str(persons))
+        if args.dburl:  # one database, emptied for each variant: load the persons again
+            feed_url = _empty(args.dburl, f"sync-feed-{n}")
+            _cli(feed_url, "load", str(persons))
+        else:  # the baseline's store is what the feed needs (the persons loaded from their files): no second load
+            feed_url = load_url
         with _fake(pop, "--no-extract") as (upstream, fake_pid):
             cpu1, fake1 = _children_cpu(), _proc_cpu(fake_pid)
             _, feed_s, rss = _sync(feed_url, upstream)

@@ -293,19 +293,23 @@ def build_sync_client(settings: Settings) -> Any:
     return PersontjenestenClient(settings.upstream)
 
 
-def _no_mmap(dbapi_conn: Any, record: Any) -> None:
+def _sync_pragmas(dbapi_conn: Any, record: Any) -> None:
+    from upstream.sync import SQLITE_CACHE_KIB
+
     dbapi_conn.execute("PRAGMA mmap_size=0")
+    dbapi_conn.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
 
 
 def build_sync_engine(settings: Settings) -> Engine:
     """The store engine of the sync process: the store's, but on SQLite without memory-mapped reads (the
     faces' hot lookups want them; a writer that reads a page of keys does not, and the mapped pages of a
-    growing database would count in the syncer's resident memory, measured flat: benchmarks/bench_sync.py)."""
+    growing database would count in the syncer's resident memory, measured flat: benchmarks/bench_sync.py)
+    and with the page cache upstream.sync.SQLITE_CACHE_KIB says (its docstring: why that size)."""
     from sqlalchemy import event
 
     engine = build_engine(settings)
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _no_mmap)
+        event.listen(engine, "connect", _sync_pragmas)
         engine.dispose()  # connections made before (the migration's) are closed; new ones get the pragma
     return engine
 

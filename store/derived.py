@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, Table, bindparam, delete, insert, select
+from sqlalchemy import Column, Connection, Engine, Table, bindparam, delete, insert, select, update
 
 from store import schema as s
 from store.addresses import SEARCH_TYPES, primary_address
@@ -57,7 +57,7 @@ from store.normalize import name_key, street_key
 
 __all__ = ["DERIVED", "REBUILD_HINT", "Derived", "DerivedBatch", "build_missing", "check_views", "derived_for",
            "identifier_rows", "layout_key", "record_layouts", "recorded_layouts", "rebuild_views", "search_row",
-           "stale_tables"]
+           "stale_tables", "write_derived"]
 
 log = logging.getLogger(__name__)
 
@@ -284,13 +284,80 @@ def rebuild_views(engine: Engine, progress: Callable[[int], None] | None = None)
                 return result
             batch = [(pid, load_stored(doc)) for pid, doc in rows]
             for d, bad in _drifted(conn, batch).items():
-                ids = [pid for pid, _ in bad]
-                conn.execute(delete(d.table).where(d.table.c.person_id.in_(ids)))
-                new = [dict(r, person_id=pid) for pid, person in bad for r in d.build(person)]
-                if new:
-                    conn.execute(insert(d.table), new)
+                write_derived(conn, d, [(pid, d.build(person)) for pid, person in bad], [pid for pid, _ in bad])
                 result.drift[d.name] += len(bad)
         last = rows[-1][0]
         result.persons += len(batch)
         if progress:
             progress(len(batch))
+
+
+# -- writing a person's derived rows: only what changed ----------------------------------------------------
+
+
+def _one_row(table: Table) -> bool:
+    """A table of one row per person (keyed by ``person_id``), as opposed to an index of many rows each with
+    its own surrogate ``id``."""
+    return [c.name for c in table.primary_key.columns] == ["person_id"]
+
+
+def write_derived(conn: Connection, d: Derived, new: Sequence[tuple[int, Rows]], stored: Sequence[int] = ()) -> int:
+    """Write ``d``'s rows of many persons at once, touching only what differs from what is stored.
+
+    ``new`` holds each person's rows as ``d``'s builder made them (without ``person_id``); ``stored`` lists
+    the ids of those persons that the store already holds (their rows are read here; a new person has none).
+    The result equals deleting every row of those persons and inserting ``new`` (what a store rebuilt from
+    the documents holds: tests/upstream/test_sync_fast_paths.py), but a row equal to its stored copy is not
+    written, so its index entries are left alone: an index row that stays (a person keeps its numbers) is
+    kept, a one-row-per-person table's changed row is an UPDATE of the columns that changed (SQLite then
+    rewrites only the indexes holding one of them; PostgreSQL keeps a heap-only update when no indexed
+    value changed). Returns the number of rows written (inserted, updated or deleted)."""
+    t = d.table
+    cols = _compared(t)
+    names = [c.name for c in cols]
+    one = _one_row(t)
+    have: dict[int, list[tuple[Any, ...]]] = {}
+    ids = list(stored)
+    if ids:
+        head = [t.c.person_id] if one else [t.c.person_id, t.c.id]
+        stmt = select(*head, *cols).where(t.c.person_id.in_(bindparam("ids", expanding=True)))
+        for k in range(0, len(ids), 500):
+            for got in conn.execute(stmt, {"ids": ids[k : k + 500]}).all():
+                have.setdefault(got[0], []).append(tuple(got[1:]))
+    inserts: Rows = []
+    gone: list[int] = []  # one-row tables: person ids; index tables: row ids
+    updates: dict[tuple[str, ...], Rows] = {}
+    width = len(names)
+    for pid, rows in new:
+        old = have.pop(pid, None)
+        if old is None:
+            inserts += [dict(r, person_id=pid) for r in rows]
+            continue
+        if one and len(rows) == 1 and len(old) == 1:
+            built, was = rows[0], old[0]
+            changed = tuple(n for n, v in zip(names, was, strict=True) if built[n] != v)
+            if changed:
+                updates.setdefault(changed, []).append({"b_pid": pid, **{n: built[n] for n in changed}})
+            continue
+        if one:  # a row appears or goes (no builder does this today; handled all the same)
+            if old:
+                gone.append(pid)
+            inserts += [dict(r, person_id=pid) for r in rows]
+            continue
+        wanted = Counter(tuple(r[n] for n in names) for r in rows)
+        for row_id, *values in old:
+            key = tuple(values[:width])
+            if wanted[key] > 0:
+                wanted[key] -= 1
+            else:
+                gone.append(row_id)
+        inserts += [{"person_id": pid, **dict(zip(names, key, strict=True))}
+                    for key, n in wanted.items() for _ in range(n)]
+    key_col = t.c.person_id if one else t.c.id
+    for k in range(0, len(gone), 500):
+        conn.execute(delete(t).where(key_col.in_(gone[k : k + 500])))
+    for rows in updates.values():
+        conn.execute(update(t).where(t.c.person_id == bindparam("b_pid")), rows)
+    if inserts:
+        conn.execute(insert(t), inserts)
+    return len(gone) + sum(len(r) for r in updates.values()) + len(inserts)

@@ -4,10 +4,11 @@ A person is one ``person`` row holding its validated document, plus its rows in 
 table of store.derived.DERIVED (the indexes ``person_identifier`` and ``person_search``, the fast-path copies
 ``person_brief`` and ``person_current``; see store/schema.py for why). A lookup by number is one
 indexed join, whatever the store's size; a batch is one ``IN`` query per 500 numbers. Writes replace
-the document and every derived row in the caller's transaction, so a change is all-or-nothing (one
-person: :meth:`PersonRepository.save`; many in a few statements a table: ``save_prepared``, which the bulk
-loader and the upstream sync use). Rows are built by the registry's builders: :func:`person_rows` (in worker
-processes: :func:`prepare_person`).
+the document and bring every derived row to what the document gives, writing only the rows that differ
+(store.derived.write_derived), in the caller's transaction, so a change is all-or-nothing. One writer,
+``save_prepared`` (many persons in a few statements a table), serves the bulk loader, the upstream sync and,
+through :meth:`PersonRepository.save`, the change feed. Rows are built by the registry's builders:
+:func:`person_rows` (in worker processes: :func:`prepare_person`).
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 
 from store import schema as s
-from store.derived import DERIVED, search_row
+from store.derived import DERIVED, search_row, write_derived
 from store.document import dump_stored, load_stored
 from store.engine import driver_sql
 from store.model import Identifier, Person
@@ -28,7 +29,6 @@ from store.model import Identifier, Person
 __all__ = ["Lookup", "PersonRepository", "PreparedPerson", "dump_document", "person_rows", "prepare_person",
            "search_row"]
 
-_DERIVED_TABLES: tuple[Table, ...] = tuple(d.table for d in DERIVED)
 _BATCH = 500  # keys per IN (...): within SQLite's parameter limit, near the measured optimum
 
 _p, _i = s.person, s.person_identifier
@@ -163,8 +163,13 @@ class PersonRepository:
     def save_prepared(self, items: Sequence[tuple[PreparedPerson, int | None]], *,
                       now: dt.datetime | None = None) -> list[int]:
         """Insert or replace many prepared persons (each with its sequence number) in a few statements per
-        table: the rows of :meth:`save`, existing persons keep their ids. A key given twice keeps its last
-        person. Returns the ids, in the order given."""
+        table; existing persons keep their ids. A key given twice keeps its last person. Returns the ids, in
+        the order given.
+
+        The document row is written whole; each derived table through :func:`store.derived.write_derived`,
+        which leaves a stored row equal to the new one alone (a person of the change feed mostly keeps its
+        numbers, its brief or its search keys): the store ends as if every derived row of these persons had
+        been deleted and built again, with only the rows that differ written."""
         now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
         last: dict[str, int] = {item.key: i for i, (item, _) in enumerate(items)}
         keys = list(last)
@@ -172,13 +177,11 @@ class PersonRepository:
         for chunk in _chunks(keys):
             ids.update(self.conn.execute(select(s.person.c.person_key, s.person.c.id)
                                          .where(s.person.c.person_key.in_(chunk))).all())
-        for chunk in _chunks(list(ids.values())):
-            for t in _DERIVED_TABLES:
-                self.conn.execute(delete(t).where(t.c.person_id.in_(chunk)))
-        next_id = self.next_id()
+        stored = list(ids.values())
+        next_id = self.next_id() if len(ids) < len(keys) else 0
         persons: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
-        derived: list[list[dict[str, Any]]] = [[] for _ in DERIVED]
+        derived: list[list[tuple[int, list[dict[str, Any]]]]] = [[] for _ in DERIVED]
         for key in keys:
             item, seq = items[last[key]]
             pid = ids.get(key)
@@ -189,27 +192,18 @@ class PersonRepository:
             else:
                 updates.append({"b_id": pid, "doc": item.doc, "last_seq": seq, "updated_at": now})
             for out, rows in zip(derived, item.rows, strict=True):
-                out += [dict(r, person_id=pid) for r in rows]
+                out.append((pid, rows))
         if updates:
             self.conn.execute(update(s.person).where(s.person.c.id == bindparam("b_id"))
                               .values(doc=bindparam("doc"), last_seq=bindparam("last_seq"),
                                       updated_at=bindparam("updated_at")), updates)
-        for table, rows in ((s.person, persons), *zip(_DERIVED_TABLES, derived, strict=True)):
-            if rows:
-                self.conn.execute(insert(table), rows)
+        if persons:
+            self.conn.execute(insert(s.person), persons)
+        for d, new in zip(DERIVED, derived, strict=True):
+            write_derived(self.conn, d, new, stored)
         return [ids[item.key] for item, _ in items]
 
     def save(self, p: Person, *, seq: int | None = None, now: dt.datetime | None = None) -> int:
-        """Insert or replace the person (all its elements, history included); returns its id."""
-        now = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        pid = self.id_for_key(p.person_key)
-        if pid is None:
-            pid = self.next_id()
-        else:
-            for t in _DERIVED_TABLES:
-                self.conn.execute(delete(t).where(t.c.person_id == pid))
-            self.conn.execute(delete(s.person).where(s.person.c.id == pid))
-        for table, rows in person_rows(p, pid, now, seq).items():
-            if rows:
-                self.conn.execute(insert(table), rows)
-        return pid
+        """Insert or replace the person (all its elements, history included); returns its id
+        (:meth:`save_prepared` of one person: the one writer)."""
+        return self.save_prepared([(prepare_person(p), seq)], now=now)[0]

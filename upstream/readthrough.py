@@ -68,10 +68,11 @@ from store.repository import PersonRepository
 from store.retention import touch_asked
 from store.search import SearchCriteria
 from store.source import SourceUnavailable
+from upstream.bulk import map_answers
 from upstream.errors import UpstreamError
 from upstream.settings import UpstreamSettings
 from upstream.spec import BULK_MAX
-from upstream.sync import _settle_numbers, map_answers
+from upstream.sync import _settle_numbers
 
 __all__ = ["HELD_TTL", "NEGATIVE_TTL", "TOUCH_BATCH", "TOUCH_EVERY", "TOUCH_FLUSH", "Breaker", "ReadThrough"]
 

@@ -69,10 +69,11 @@ from store.loading import record_reject
 from store.normalize import name_key, street_key
 from store.repository import PersonRepository
 from store.search import SearchCriteria
+from upstream.bulk import map_answers
 from upstream.errors import UpstreamUnavailable
 from upstream.parts import ELEMENT_PARTS, information_parts
 from upstream.spec import BULK_MAX
-from upstream.sync import _settle_numbers, map_answers
+from upstream.sync import _settle_numbers
 
 __all__ = ["UPSTREAM_MAX", "SearchClient", "search_form", "search_into_store", "store_answers"]
 

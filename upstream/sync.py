@@ -51,22 +51,21 @@ from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor, 
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple, Protocol, cast
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, delete, insert, select, text, tuple_
 
 from store import schema as s
-from store.document import from_document
-from store.errors import InvalidDocument, PregbridgeError
+from store.errors import PregbridgeError
 from store.feed import write_lock
 from store.loading import record_reject
-from store.model import IdentifierStatus, Person
-from store.repository import PersonRepository, PreparedPerson, prepare_person
+from store.repository import PersonRepository, PreparedPerson
 from store.state import get_feed_position, get_state, set_feed_position, set_state
-from upstream.mapping import store_document
+from upstream.bulk import Mapped, map_answers, map_bulk, ready
 from upstream.readthrough_feed import FeedWatch, HeldMeanwhile, PurgeSchedule, ReadThroughFeed, Selection
 
 __all__ = [
+    "SQLITE_CACHE_KIB",
     "EventLike",
     "SyncLock",
     "SyncLockHeld",
@@ -81,6 +80,13 @@ __all__ = [
 log = logging.getLogger("pregbridge.sync")
 
 BULK_MAX = 100  # ids per person/bulk-by-id call (the API's limit)
+#: SQLite: the page cache of the syncer's connections (KiB; the store's default is 64 MiB). The syncing
+#: process's resident memory held a full 64 MiB of it already at 100,000 persons (sqlite3_memory_used, read
+#: with gdb in a running benchmark: 69.7 MB), a fifth of the 300 MB the syncer and its workers may use. A
+#: changed person dirties ~20 KB of pages on a store of 30,000 (store.derived.write_derived; 27 KB before it),
+#: so 32 MiB holds a page of 1,000 without spilling to the WAL mid-transaction, and the B-trees' interior
+#: pages besides.
+SQLITE_CACHE_KIB = 32 * 1024
 _PG_SYNC_LOCK = 0x70726573  # "pres": the syncer's session lock (store.feed's ingest lock is another key)
 # advisory locks are per database: the store's schema is the second half of the key, so that stores in two
 # schemas of one database have a syncer each
@@ -259,58 +265,6 @@ def sync_status(engine: Engine, upstream: Upstream | None = None) -> SyncStatus:
 # -- the sync ------------------------------------------------------------------------------------------
 
 
-class Mapped(NamedTuple):
-    """A batch of upstream answers mapped, validated and turned into rows (:func:`map_answers`)."""
-
-    persons: list[PreparedPerson]
-    settle: list[list[str]]  # the numbers of each person that may be shared (see _settle_numbers)
-    rejects: list[tuple[str, str, str]]  # (person id, reason, raw answer as JSON)
-    unknown: Counter[str]
-    answered: list[str]  # the ids asked for that the answers held
-    strays: int = 0  # persons in a bulk answer that were not asked for (left out)
-
-
-def _may_share_numbers(p: Person) -> bool:
-    return p.current_status == "opphoert" or any(i.status == IdentifierStatus.CEASED for i in p.identifiers)
-
-
-def map_bulk(asked: Sequence[str], body: bytes | Sequence[Any]) -> Mapped:
-    """A bulk answer (its bytes as Persontjenesten sent them, or its parsed list) to the ids ``asked`` → rows:
-    parsed (upstream.bulk.bulk_persons), the persons not asked for left out and counted, then
-    :func:`map_answers`. Runs in a worker process: pure, no I/O."""
-    if isinstance(body, bytes):
-        from upstream.bulk import bulk_persons
-
-        body = bulk_persons(body)
-    wanted = set(asked)
-    answers: list[tuple[str, dict[str, Any]]] = []
-    strays = 0
-    for item in body:
-        key = item.get("id") if isinstance(item, dict) else None
-        if isinstance(key, str) and key in wanted:
-            answers.append((key, cast(dict[str, Any], item)))
-        else:
-            strays += 1
-    return map_answers(answers)._replace(strays=strays)
-
-
-def map_answers(answers: Sequence[tuple[str, dict[str, Any]]]) -> Mapped:
-    """(asked person id, answer) pairs → rows (runs in a worker process: pure, no I/O)."""
-    out = Mapped([], [], [], Counter(), [asked for asked, _ in answers])
-    for asked, raw in answers:
-        try:
-            person = from_document(store_document(raw, out.unknown))
-            if person.person_key != asked:
-                raise InvalidDocument("the person's id differs from the one asked for", field="id")
-        except InvalidDocument as exc:
-            out.rejects.append((asked, str(exc), json.dumps(raw, ensure_ascii=False, separators=(",", ":"))))
-            continue
-        out.persons.append(prepare_person(person))
-        if _may_share_numbers(person):
-            out.settle.append([i.number for i in person.identifiers])
-    return out
-
-
 @dataclass
 class _Page:
     events: list[EventLike]
@@ -327,13 +281,6 @@ def _checksum(ev: EventLike) -> str:
     canonical = json.dumps({"sequenceNumber": ev.sequence_number, "personId": ev.person_id,
                             "eventType": ev.event_type}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _ready() -> int:
-    """A worker process's first task: everything a page's work imports, imported (see Syncer.__init__)."""
-    import upstream.bulk  # noqa: F401 - in map_bulk
-
-    return os.getpid()
 
 
 class _Checkpointer:
@@ -454,8 +401,8 @@ class Syncer:
         if options.workers > 1:  # spawned, not forked: this process has threads (the fetch pool, httpx)
             self._workers = ProcessPoolExecutor(options.workers, mp_context=multiprocessing.get_context("spawn"))
             # started now, with their imports done, as the syncer's own start is: not in a page's time
-            for ready in [self._workers.submit(_ready) for _ in range(options.workers)]:
-                ready.result()
+            for started in [self._workers.submit(ready) for _ in range(options.workers)]:
+                started.result()
         self._checkpointer = _Checkpointer(engine) if _Checkpointer.wanted(engine) else None
         self._rt = ReadThroughFeed(engine) if options.read_through else None
         self._purge = (PurgeSchedule(engine, options.retention_days, options.purge_interval)
