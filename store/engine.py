@@ -400,18 +400,20 @@ def migrate(engine: Engine, revision: str = "head", *, rebuild_stale: bool = Tru
 
 
 def _rebuild_stale(engine: Engine) -> None:
-    """At head, rebuild every derived per-person table whose recorded layout is not this code's (store.derived):
-    a release that changes a builder's layout needs no migration of its own for the rows."""
+    """At head, rebuild every derived per-person table whose recorded layout is not this code's (store.derived),
+    and re-key every register's derived columns whose recorded layout is not: a release that changes a
+    builder's layout needs no migration of its own for the rows."""
     import logging
 
     from sqlalchemy import select
 
     from store import schema as s
-    from store.derived import rebuild_views, record_layouts, stale_tables
+    from store.derived import rebuild_views, record_layouts, rekey_columns, stale_columns, stale_tables
 
     with engine.connect() as conn:
         stale = [d.name for d in stale_tables(conn)]
         empty = conn.execute(select(s.person.c.id).limit(1)).first() is None
+        columns = stale_columns(conn)
     if stale and empty:  # a new store (its migrations recorded their layouts): nothing to rebuild, nothing to say
         with engine.begin() as conn:
             record_layouts(conn)
@@ -419,3 +421,8 @@ def _rebuild_stale(engine: Engine) -> None:
         logging.getLogger(__name__).warning("derived tables %s were written in another layout: rebuilding them "
                                             "from the documents", ", ".join(stale))
         rebuild_views(engine)
+    for d in columns:  # a register's derived columns (hpr_person's name keys): rows that differ are re-keyed
+        seen, differed = rekey_columns(engine, d)
+        if differed:
+            logging.getLogger(__name__).warning("%s: %d of %d rows re-keyed from their documents (layout %s)",
+                                                d.name, differed, seen, d.layout)
