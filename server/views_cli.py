@@ -1,4 +1,5 @@
-"""``pregbridge views rebuild [--check]``: rebuild and verify every derived per-person table (store/derived.py).
+"""``pregbridge views rebuild [--check]``: rebuild and verify every derived per-person table (store/derived.py),
+and the registers' derived columns (``hpr_person``'s name keys).
 
 Every person's derived rows (``person_identifier``, ``person_search``, ``person_brief``, ``person_current``) are
 compared with what its stored document gives, in batches by person id (memory stays flat), with a progress bar
@@ -28,7 +29,16 @@ def cmd_views_rebuild(settings: Settings, args: argparse.Namespace) -> int:
 
     from server.bootstrap import build_engine
     from store import schema as s
-    from store.derived import DERIVED, check_views, rebuild_views, recorded_layouts
+    from store.derived import (
+        COLUMNS,
+        DERIVED,
+        Derived,
+        DerivedColumns,
+        check_views,
+        rebuild_views,
+        recorded_layouts,
+        rekey_columns,
+    )
     from store.engine import migrate
 
     engine = build_engine(settings, run_migrations=False)
@@ -44,9 +54,11 @@ def cmd_views_rebuild(settings: Settings, args: argparse.Namespace) -> int:
             task = progress.add_task(f"{verb} derived rows", total=total)
             run = check_views if args.check else rebuild_views
             result = run(engine, lambda n: progress.advance(task, n))
+            rekeyed = {d.name: rekey_columns(engine, d, check=args.check)[1] for d in COLUMNS}
     finally:
         engine.dispose()
-    stale = {d.name: layouts[d.name] for d in DERIVED if layouts[d.name] != d.layout}
+    tables: list[Derived | DerivedColumns] = [*DERIVED, *COLUMNS]
+    stale = {d.name: layouts[d.name] for d in tables if layouts[d.name] != d.layout}
     rows: list[dict[str, Any]] = [{"table": d.name, "layout": d.layout, "recorded": layouts[d.name],
                                    "persons": result.drift[d.name]} for d in DERIVED]
     label = "persons drifted" if args.check else "persons rewritten"
@@ -56,11 +68,16 @@ def cmd_views_rebuild(settings: Settings, args: argparse.Namespace) -> int:
         shown = r["recorded"] == r["layout"] or not args.check
         layout = r["layout"] if shown else f"{r['layout']} (recorded: {r['recorded']})"
         out.print(f"  {r['table']:<18} layout {layout:<22} {label}: {r['persons']:,}")
-    drift = sum(result.drift.values())
+    for c in COLUMNS:  # a register's derived columns (hpr_person's name keys), per record
+        shown = layouts[c.name] == c.layout or not args.check
+        layout = c.layout if shown else f"{c.layout} (recorded: {layouts[c.name]})"
+        label = "records drifted" if args.check else "records re-keyed"
+        out.print(f"  {c.name:<18} layout {layout:<22} {label}: {rekeyed[c.name]:,}")
+    drift = sum(result.drift.values()) + sum(rekeyed.values())
     if not args.check:
         return 0
     if drift or stale:
-        out.print(f"drift: {drift:,} person row set(s) differ from their documents"
+        out.print(f"drift: {drift:,} person row set(s) or record(s) differ from their documents"
                   + (f"; layouts recorded differ for {', '.join(stale)}" if stale else "")
                   + " — run `pregbridge views rebuild`")
         return 1

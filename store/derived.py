@@ -13,6 +13,14 @@ table                         layout  rows (builder)
 ``person_current``            c1      one: the current values a PID shows (:func:`store.current.current_of`)
 ============================  ======  =======================================================================
 
+**Derived columns of a register** (:data:`COLUMNS`): a register table whose rows carry columns built from
+each row's own document, under a layout of their own: ``hpr_person``'s name keys (layout ``h2``,
+:func:`store.hpr.key_columns`; ``h1`` were the keys before the e after an ø was kept). They are not per
+person, so save and the bulk load do not iterate them (store/registers.py writes them with the row);
+``store.engine.migrate`` at head re-keys a table whose recorded layout differs and ``pregbridge views
+rebuild`` re-keys (``--check``: counts) every row whose columns differ from its document's
+(:func:`rekey_columns`).
+
 Everything that writes or checks derived rows iterates :data:`DERIVED`: ``PersonRepository.save`` and
 ``save_prepared`` (and so the bulk load, the change feed and the upstream sync), and ``pregbridge views
 rebuild`` (:func:`check_views`, :func:`rebuild_views`). Adding a derived table is one entry here (plus its
@@ -39,10 +47,11 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import Column, Connection, Engine, Table, bindparam, delete, insert, select, update
 
 from store import schema as s
@@ -52,12 +61,14 @@ from store.brief import brief_of
 from store.current import VERSION as CURRENT_LAYOUT
 from store.current import current_of
 from store.document import load_stored
+from store.hpr import KEY_LAYOUT as HPR_KEY_LAYOUT
+from store.hpr import key_columns as hpr_key_columns
 from store.model import Meta, Person, current
 from store.normalize import name_key, street_key
 
-__all__ = ["DERIVED", "REBUILD_HINT", "Derived", "DerivedBatch", "build_missing", "check_views", "derived_for",
-           "identifier_rows", "layout_key", "record_layouts", "recorded_layouts", "rebuild_views", "search_row",
-           "stale_tables", "write_derived"]
+__all__ = ["COLUMNS", "DERIVED", "REBUILD_HINT", "Derived", "DerivedBatch", "DerivedColumns", "build_missing",
+           "check_views", "derived_for", "identifier_rows", "layout_key", "record_layouts", "recorded_layouts",
+           "rebuild_views", "rekey_columns", "search_row", "stale_columns", "stale_tables", "write_derived"]
 
 log = logging.getLogger(__name__)
 
@@ -143,22 +154,45 @@ def derived_for(table: Table) -> Derived:
     return next(d for d in DERIVED if d.table is table)
 
 
+@dataclass(frozen=True, slots=True)
+class DerivedColumns:
+    """Columns of a register table built from each row's own document: the table, the layout version of the
+    builder, the table's key column, and the builder (the columns' values from the row's document)."""
+
+    table: Table
+    layout: str
+    key: str
+    build: Callable[[Mapping[str, Any]], dict[str, Any]]
+
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+
+HPR_KEYS = DerivedColumns(s.hpr_person, HPR_KEY_LAYOUT, "hpr_number", hpr_key_columns)
+
+#: Every register table with derived columns.
+COLUMNS: tuple[DerivedColumns, ...] = (HPR_KEYS,)
+
+
 # -- layout versions ---------------------------------------------------------------------------------------
 
 
-def layout_key(d: Derived) -> str:
+def layout_key(d: Derived | DerivedColumns) -> str:
     return f"layout.{d.name}"
 
 
 def recorded_layouts(conn: Connection) -> dict[str, str | None]:
-    """table name → the layout recorded in store_state (None: never recorded)."""
-    keys = {layout_key(d): d.name for d in DERIVED}
+    """table name → the layout recorded in store_state (None: never recorded), for :data:`DERIVED` and
+    :data:`COLUMNS`."""
+    tables: tuple[Derived | DerivedColumns, ...] = (*DERIVED, *COLUMNS)
+    keys = {layout_key(d): d.name for d in tables}
     got = dict(conn.execute(select(s.store_state.c.key, s.store_state.c.value)
                             .where(s.store_state.c.key.in_(list(keys)))).all())
     return {name: got.get(key) for key, name in keys.items()}
 
 
-def record_layouts(conn: Connection, tables: Sequence[Derived] = DERIVED) -> None:
+def record_layouts(conn: Connection, tables: Sequence[Derived | DerivedColumns] = DERIVED) -> None:
     """Record that ``tables`` now hold the layout of this code."""
     from store.state import set_state
 
@@ -170,6 +204,13 @@ def stale_tables(conn: Connection) -> list[Derived]:
     """The derived tables whose recorded layout is not this code's."""
     recorded = recorded_layouts(conn)
     return [d for d in DERIVED if recorded[d.name] != d.layout]
+
+
+def stale_columns(conn: Connection) -> list[DerivedColumns]:
+    """The register tables whose derived columns' recorded layout is not this code's (never recorded: a store
+    from before the layout was recorded, keyed as ``h1`` or as the code that loaded it)."""
+    recorded = recorded_layouts(conn)
+    return [d for d in COLUMNS if recorded[d.name] != d.layout]
 
 
 # -- a missing fast-path row: built from the document -----------------------------------------------------
@@ -361,3 +402,36 @@ def write_derived(conn: Connection, d: Derived, new: Sequence[tuple[int, Rows]],
     if inserts:
         conn.execute(insert(t), inserts)
     return len(gone) + sum(len(r) for r in updates.values()) + len(inserts)
+
+
+def rekey_columns(engine: Engine, d: DerivedColumns, *, check: bool = False,
+                  progress: Callable[[int], None] | None = None) -> tuple[int, int]:
+    """Compare the derived columns of every row of ``d.table`` with what its document gives and rewrite those
+    that differ (one transaction a batch, in key order), then record the layout; with ``check`` nothing is
+    written. Returns (rows compared, rows that differed)."""
+    from store.engine import write_transaction
+
+    key = d.table.c[d.key]
+    names = list(d.build({}))
+    cols = [d.table.c[n] for n in names]
+    seen = differed = 0
+    last: Any = None
+    while True:
+        with engine.connect() if check else write_transaction(engine) as conn:
+            query = select(key, d.table.c.doc, *cols).order_by(key).limit(BATCH)
+            rows = conn.execute(query if last is None else query.where(key > last)).all()
+            if not rows:
+                if not check:
+                    record_layouts(conn, [d])
+                return seen, differed
+            for row in rows:
+                doc = orjson.loads(row[1]) if isinstance(row[1], (str, bytes)) else row[1]
+                want = d.build(doc if isinstance(doc, Mapping) else {})
+                if tuple(row[2:]) != tuple(want[n] for n in names):
+                    differed += 1
+                    if not check:
+                        conn.execute(update(d.table).where(key == row[0]).values(**want))
+        seen += len(rows)
+        last = rows[-1][0]
+        if progress:
+            progress(len(rows))

@@ -23,9 +23,23 @@ from sqlalchemy import Connection, Select, and_, func, or_, select
 from store import schema as s
 from store.normalize import family_key, name_key
 
-__all__ = ["HprQuery", "approval", "at", "by_nin", "changed", "get", "get_many", "holds", "search"]
+__all__ = ["KEY_LAYOUT", "HprQuery", "approval", "at", "by_nin", "changed", "get", "get_many", "holds", "key_columns",
+           "search"]
 
 Doc = dict[str, Any]
+
+#: The layout of :func:`key_columns` (store.derived records it as ``layout.hpr_person``). ``h1``: the keys
+#: migration 0013 and the loads before migration 0020 wrote, with the name key that dropped the e after an ø
+#: (Løen → lon); ``h2``: today's name key (Løen → loeen).
+KEY_LAYOUT = "h2"
+
+
+def key_columns(doc: Mapping[str, Any]) -> dict[str, str | None]:
+    """The name-key columns of an ``hpr_person`` row, from its document (the search's family and given name
+    keys, at most 200 characters; None where the name is missing or not a string)."""
+    family, given = doc.get("familyName"), doc.get("givenName")
+    return {"family_key": (family_key(family)[:200] or None) if isinstance(family, str) else None,
+            "given_key": (name_key(given)[:200] or None) if isinstance(given, str) else None}
 
 
 def holds(period: Mapping[str, Any] | None, day: dt.date) -> bool:

@@ -17,7 +17,8 @@ from sqlalchemy import Table
 
 from store import schema as s
 from store.errors import InvalidDocument
-from store.normalize import family_key, name_key, name_tokens
+from store.hpr import key_columns as hpr_key_columns
+from store.normalize import name_tokens
 
 __all__ = ["REGISTER_FILES", "register_rows"]
 
@@ -88,12 +89,14 @@ def _hpr_rows(doc: Mapping[str, Any]) -> dict[Table, list[dict[str, Any]]]:
         rows.append({"approval_id": a["id"], "hpr_number": str(number), "category": value})
     if len({r["approval_id"] for r in rows}) != len(rows):
         raise InvalidDocument("approval ids repeat", field="approvals")
+    nin = _opt_str(doc, "nin", 11)
+    _opt_str(doc, "familyName", 200)  # refused unless a string of at most 200 characters
+    _opt_str(doc, "givenName", 200)
     return {
         s.hpr_person: [{
             "hpr_number": str(number), "person_key": doc.get("personId"), "doc": dict(doc),
-            "nin": _opt_str(doc, "nin", 11),
-            "family_key": family_key(_opt_str(doc, "familyName", 200))[:200] or None,
-            "given_key": name_key(_opt_str(doc, "givenName", 200))[:200] or None,
+            "nin": nin,
+            **hpr_key_columns(doc),  # the name keys, layout store.hpr.KEY_LAYOUT (store/derived.py)
             "birth_date": _opt_date(doc.get("birthDate"), "birthDate"),
             "last_updated": _opt_datetime(doc.get("lastUpdated"), "lastUpdated"),
         }],

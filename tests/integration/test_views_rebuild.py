@@ -19,7 +19,7 @@ from store import schema as s
 from store.backfill import brief_b1, current_c1, search_s2
 from store.brief import brief_of
 from store.current import current_of
-from store.derived import DERIVED, check_views, recorded_layouts
+from store.derived import COLUMNS, DERIVED, check_views, recorded_layouts
 from store.document import from_document
 from store.engine import make_engine, migrate
 from store.repository import PersonRepository, person_rows
@@ -98,7 +98,7 @@ def test_check_counts_drift_per_table_and_rebuild_repairs_it(stored: Engine, db_
     assert "persons rewritten: 2" in report and "persons rewritten: 1" in report
     assert _rows(stored) == before
     with stored.connect() as conn:
-        assert recorded_layouts(conn) == {d.name: d.layout for d in DERIVED}
+        assert recorded_layouts(conn) == {d.name: d.layout for d in (*DERIVED, *COLUMNS)}
     assert main([*cli, "--check"]) == 0
     result = check_views(stored)
     with stored.connect() as conn:
@@ -141,6 +141,6 @@ def test_old_migrations_fill_with_their_frozen_layout_and_0014_records_it(tmp_pa
         migrate(engine)
         with engine.connect() as conn:
             assert recorded_layouts(conn) == {"person_identifier": "i1", "person_search": "s3",
-                                              "person_brief": "b1", "person_current": "c1"}
+                                              "person_brief": "b1", "person_current": "c1", "hpr_person": "h2"}
     finally:
         engine.dispose()
