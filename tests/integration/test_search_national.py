@@ -73,5 +73,7 @@ def test_given_family_and_year_read_a_covering_index(sqlite_engine: Engine, monk
     statement, params = seen[-1]
     with sqlite_engine.connect() as conn:
         plan = " | ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", tuple(params)))
-    assert "USING COVERING INDEX ix_person_search_birth_year_family_key_given_key (birth_year=? AND family_key>? " \
-           "AND family_key<?)" in plan, plan
+    # Not a covering index since the search scores its hits by match probability (issue 16: it reads the scored
+    # columns of each hit); the given-name key is still tested on the index entry, before a row is read.
+    assert "USING INDEX ix_person_search_birth_year_family_key_given_key (birth_year=? AND family_key>? " \
+           "AND family_key<?)" in plan.replace("COVERING INDEX", "INDEX"), plan
