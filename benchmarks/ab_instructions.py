@@ -34,8 +34,8 @@ is a fraction of a percent of ``N`` operations.
 
 Run from this checkout (any Python with the standard library; the sides run their own ``.venv/bin/python``)::
 
-    git worktree add /work/wt/ab-base 541d37c && make -C /work/wt/ab-base venv
-    python -m benchmarks.ab_instructions --side base=/work/wt/ab-base --side main=. --persons 20000
+    git worktree add ../pregbridge-base 541d37c && make -C ../pregbridge-base venv
+    python -m benchmarks.ab_instructions --side base=../pregbridge-base --side main=. --persons 20000
 
 It prints one line per case and side, then the table: case, base Ir/op, main Ir/op, ratio (with one
 ``--side``, that side's Ir/op only). ``--cases`` picks cases, ``-n`` the operations per case (default 300; the
