@@ -31,13 +31,14 @@ _TABLES = (s.person, s.person_identifier, s.person_search, s.person_brief, s.per
 
 
 @pytest.fixture(scope="module")
-def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
+def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     work = tmp_path_factory.mktemp("index-use")
     generate_population(work / "pop", 1500, 29, feed_days=0)
     eng = make_engine(f"sqlite:///{work / 'store.sqlite'}")
     migrate(eng)
     load_population(eng, work / "pop", workers=1)
-    return eng
+    yield eng
+    eng.dispose()  # its pooled connections closed now, not by a later test's garbage collection (a ResourceWarning)
 
 
 def _workload(conn: Connection) -> None:
