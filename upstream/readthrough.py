@@ -63,16 +63,12 @@ from store.engine import read_connection, write_transaction
 from store.errors import PregbridgeError
 from store.feed import write_lock
 from store.identity import is_valid
-from store.loading import record_reject
-from store.repository import PersonRepository
 from store.retention import touch_asked
 from store.search import SearchCriteria
 from store.source import SourceUnavailable
-from upstream.bulk import map_answers
 from upstream.errors import UpstreamError
 from upstream.settings import UpstreamSettings
 from upstream.spec import BULK_MAX
-from upstream.sync import _settle_numbers
 
 __all__ = ["HELD_TTL", "NEGATIVE_TTL", "TOUCH_BATCH", "TOUCH_EVERY", "TOUCH_FLUSH", "Breaker", "ReadThrough"]
 
@@ -410,24 +406,17 @@ class ReadThrough:
     def _store(self, asked: list[str], persons: list[dict[str, Any]]) -> None:
         """Map and store the answer's persons, touched, in one short write transaction; the numbers asked for
         that no stored person holds are remembered as unknown."""
-        answers = [(raw["id"], raw) for raw in persons if isinstance(raw.get("id"), str) and raw["id"]]
-        mapped = map_answers(answers)
+        from upstream.readthrough_search import write_answers
+
         found: dict[str, int] = {}
         now = self._clock()
-        if mapped.persons or mapped.rejects:
+        if persons:
             with write_transaction(self.engine) as conn:
                 write_lock(conn)
-                ids = PersonRepository(conn).save_prepared([(p, None) for p in mapped.persons])
-                _settle_numbers(conn, [n for group in mapped.settle for n in group])
-                for person_id, reason, raw in mapped.rejects:
-                    record_reject(conn, origin=_ORIGIN, file=_FILE, line=None, key=person_id[:64], reason=reason,
-                                  raw=raw)
+                ids, _ = write_answers(conn, persons, operation=_FILE)
                 t = s.person_identifier
                 found = dict(conn.execute(select(t.c.number, t.c.person_id).where(t.c.number.in_(asked))).all())
                 touch_asked(conn, set(ids) | set(found.values()), _now())
-            if mapped.rejects:
-                log.warning("read-through: %d person(s) of an answer rejected (see pregbridge rejects)",
-                            len(mapped.rejects))
         with self._lock:
             if len(self._unknown) > _CACHE_MAX:
                 self._unknown.clear()

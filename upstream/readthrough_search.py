@@ -60,7 +60,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from store.engine import write_transaction
 from store.errors import InvalidInput, TooManyHits
@@ -157,24 +157,33 @@ def search_form(c: SearchCriteria) -> dict[str, str] | None:
 # -- storing -----------------------------------------------------------------------------------------------
 
 
-def store_answers(engine: Engine, persons: Sequence[dict[str, Any]]) -> list[int]:
-    """Map, validate and store Persontjenesten persons (as the sync does: every derived table, ceased numbers
-    settled); a person that breaks a rule goes to ``reject`` (origin ``read-through``). Returns the stored
-    persons' ids, in the order given (each once)."""
+def write_answers(conn: Connection, persons: Sequence[dict[str, Any]], *, operation: str) -> tuple[list[int], int]:
+    """Map, validate and write Persontjenesten persons in ``conn``'s transaction (which holds the store's write
+    lock), as the sync does: every derived table, ceased numbers settled; a person that breaks a rule goes to
+    ``reject`` (origin ``read-through``, file the API ``operation``). Returns (the stored persons' ids, in the
+    order given, each once; the number rejected). The one writer of read-through mode: lookups by number
+    (upstream.readthrough) and searches."""
     answers = [(raw["id"], raw) for raw in persons if isinstance(raw.get("id"), str) and raw["id"]]
     if not answers:
-        return []
+        return [], 0
     mapped = map_answers(answers)
+    ids = PersonRepository(conn).save_prepared([(p, None) for p in mapped.persons]) if mapped.persons else []
+    _settle_numbers(conn, [n for group in mapped.settle for n in group])
+    for person_id, reason, raw in mapped.rejects:
+        record_reject(conn, origin=_ORIGIN, file=operation, line=None, key=person_id[:64], reason=reason, raw=raw)
+    if mapped.rejects:
+        log.warning("read-through: %d person(s) of an answer of %s rejected (see pregbridge rejects)",
+                    len(mapped.rejects), operation)
+    return list(dict.fromkeys(ids)), len(mapped.rejects)
+
+
+def store_answers(engine: Engine, persons: Sequence[dict[str, Any]]) -> list[int]:
+    """:func:`write_answers` of a search's persons in one short write transaction; the stored persons' ids."""
+    if not persons:
+        return []
     with write_transaction(engine) as conn:
         write_lock(conn)
-        ids = PersonRepository(conn).save_prepared([(p, None) for p in mapped.persons]) if mapped.persons else []
-        _settle_numbers(conn, [n for group in mapped.settle for n in group])
-        for person_id, reason, raw in mapped.rejects:
-            record_reject(conn, origin=_ORIGIN, file=_FILE, line=None, key=person_id[:64], reason=reason, raw=raw)
-    if mapped.rejects:
-        log.warning("read-through search: %d person(s) of an answer rejected (see pregbridge rejects)",
-                    len(mapped.rejects))
-    return list(dict.fromkeys(ids))
+        return write_answers(conn, persons, operation=_FILE)[0]
 
 
 # -- the search --------------------------------------------------------------------------------------------
