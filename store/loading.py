@@ -31,8 +31,8 @@ from store.registers import REGISTER_FILES, register_rows
 from store.repository import PersonRepository, PreparedPerson, prepare_person
 from store.state import get_feed_position, get_state, set_feed_position, set_state
 
-__all__ = ["DEFERRED_KEY", "LoadSummary", "deferred_indexes", "load_population", "prepared_chunks", "read_manifest",
-           "record_reject", "restore_deferred_indexes"]
+__all__ = ["DEFERRED_KEY", "LoadSummary", "defer_indexes", "deferred_indexes", "load_population", "prepared_chunks",
+           "read_manifest", "record_reject", "restore_deferred_indexes", "search_indexes"]
 
 BATCH = 2000
 Progress = Callable[[int], None]
@@ -159,16 +159,23 @@ def deferred_indexes() -> list[Index]:
             if [c.name for c in ix.columns] != ["person_id"]]
 
 
-def _defer_indexes(engine: Engine) -> bool:
-    """Drop the deferred indexes of an empty store, recording that they are to be built; False when the store
-    has persons (they stay)."""
+def search_indexes() -> list[Index]:
+    """person_search's share of :func:`deferred_indexes`: what an initial sync defers."""
+    return [ix for ix in deferred_indexes() if ix.table is s.person_search]
+
+
+def defer_indexes(engine: Engine, indexes: list[Index] | None = None) -> bool:
+    """Drop ``indexes`` (a subset of :func:`deferred_indexes`; all of them by default) of an empty store,
+    recording that they are to be built; False when the store has persons (they stay). The initial load
+    defers all of them, the initial sync (upstream.sync) those of person_search only: it reads
+    person_identifier's number index itself (merges)."""
     with engine.begin() as conn:
         if conn.execute(select(s.person.c.id).limit(1)).first() is not None:
             return False
         if get_state(conn, DEFERRED_KEY) is None:
-            set_state(conn, DEFERRED_KEY, "building after the load")
+            set_state(conn, DEFERRED_KEY, "building after the initial load or sync")
         present = _present_indexes(conn)
-        for ix in deferred_indexes():
+        for ix in deferred_indexes() if indexes is None else indexes:
             if ix.name in present:
                 ix.drop(conn)
     return True
@@ -209,7 +216,7 @@ def restore_deferred_indexes(engine: Engine) -> bool:
 def _load_persons(engine: Engine, path: Path, summary: LoadSummary, progress: Progress | None,
                   workers: int) -> None:
     now = _now()
-    deferred = _defer_indexes(engine)
+    deferred = defer_indexes(engine)
     for prepared, rejects in prepared_chunks(path, workers):
         _store_chunk(engine, prepared, now, summary)
         summary.persons += len(prepared)

@@ -27,6 +27,13 @@ status opphoert) still lists them too. A number held by a discontinued person an
 on the live one only, so a lookup by any ceased number finds the surviving person; a discontinued person
 whose numbers nobody else holds stays findable under them (PersonIsDiscontinued).
 
+**Initial sync.** Into an empty store (not in read-through mode) the syncer drops person_search's
+indexes first and builds them once, sorted, when it has caught up (store.loading.defer_indexes, as the
+initial load does): inserted a page at a time, their keys are in no order and every page rewrote most of
+their index pages. person_identifier's number index stays (the merge rule above reads it). A sync stopped
+before it caught up leaves the indexes to whatever opens the store next (store.engine.migrate at head:
+every command and the server build them); faces answer meanwhile, searches slowly.
+
 **One syncer per store**: :class:`SyncLock` — PostgreSQL: a session advisory lock (keyed by the store's
 schema) held by the syncer's own connection; SQLite: an exclusive ``flock`` on ``<database>-sync.lock``
 beside the database file. Both are released by the operating system when the process dies, so a rerun
@@ -58,7 +65,7 @@ from sqlalchemy import Connection, Engine, delete, insert, select, text, tuple_
 from store import schema as s
 from store.errors import PregbridgeError
 from store.feed import write_lock
-from store.loading import record_reject
+from store.loading import defer_indexes, record_reject, restore_deferred_indexes, search_indexes
 from store.repository import PersonRepository, PreparedPerson
 from store.state import get_feed_position, get_state, set_feed_position, set_state
 from upstream.bulk import Mapped, map_answers, map_bulk, ready
@@ -409,6 +416,7 @@ class Syncer:
                        if options.read_through else None)
         with engine.connect() as conn:
             self._watch = FeedWatch(options.stale_after, get_state(conn, _RUN))
+        self._deferred = False  # person_search's indexes dropped for an initial sync (module docstring)
 
     def close(self) -> None:
         """Stop the fetch threads and worker processes and close the upstream client (if it has ``close``)."""
@@ -597,6 +605,9 @@ class Syncer:
         if ahead is not None:  # stopped: the page fetched ahead is dropped, fetched again next time
             ahead.cancel()
         if not stop.is_set():
+            if self._deferred:  # caught up after an initial sync: its search indexes, built once
+                self._deferred = False
+                restore_deferred_indexes(self.engine)
             with self.engine.begin() as conn:
                 now = _now()
                 set_state(conn, _CAUGHT_UP, now.isoformat(timespec="seconds"))
@@ -633,6 +644,8 @@ class Syncer:
         summary = SyncSummary()
         reported: Counter[str] = Counter()
         started = time.perf_counter()
+        if self._rt is None:
+            self._deferred = defer_indexes(self.engine, search_indexes())
         try:
             while not stop.is_set():
                 if self._purge is not None:  # read-through: purge when due, before persons are fetched
