@@ -195,9 +195,8 @@ def restore_deferred_indexes(engine: Engine) -> bool:
         conn.rollback()
         if not pending:
             return False
-        if conn.dialect.name == "sqlite":  # sort in temporary files, not in memory (a national store's index
-            # is ~0.5 GB); the setting cannot change inside a transaction, so on the DBAPI connection between two
-            conn.connection.dbapi_connection.execute("PRAGMA temp_store=FILE")  # type: ignore[union-attr]
+        dbapi = conn.connection.dbapi_connection if conn.dialect.name == "sqlite" else None
+        before = _build_pragmas(dbapi) if dbapi is not None else {}
         try:
             with conn.execution_options(sqlite_begin="IMMEDIATE").begin():
                 if get_state(conn, DEFERRED_KEY) is None:  # another process built them meanwhile
@@ -208,9 +207,26 @@ def restore_deferred_indexes(engine: Engine) -> bool:
                         ix.create(conn)
                 conn.execute(delete(s.store_state).where(s.store_state.c.key == DEFERRED_KEY))
         finally:
-            if conn.dialect.name == "sqlite":
-                conn.connection.dbapi_connection.execute("PRAGMA temp_store=MEMORY")  # type: ignore[union-attr]
+            if dbapi is not None:
+                for name, value in before.items():
+                    dbapi.execute(f"PRAGMA {name}={value}")
     return True
+
+
+#: SQLite while the deferred indexes are built (the settings cannot change inside a transaction, so they are
+#: set on the DBAPI connection between two): the sort in temporary files, not in memory (a national store's
+#: index is ~0.5 GB), with a 16 MiB buffer, and the table read through the page cache rather than mapped —
+#: mapped pages count in the process's RSS, and an initial sync's builder is the syncer, held to 300 MB
+#: (issue 14: the 1M sync's peak rose by ~68 MB during the build, half of it mapped pages, half the sorter's).
+_BUILD_PRAGMAS = {"temp_store": "FILE", "cache_size": "-16384", "mmap_size": "0"}
+
+
+def _build_pragmas(dbapi: Any) -> dict[str, str]:
+    """Set :data:`_BUILD_PRAGMAS` on ``dbapi``; returns the values they replaced."""
+    before = {name: str(dbapi.execute(f"PRAGMA {name}").fetchone()[0]) for name in _BUILD_PRAGMAS}
+    for name, value in _BUILD_PRAGMAS.items():
+        dbapi.execute(f"PRAGMA {name}={value}")
+    return before
 
 
 def _load_persons(engine: Engine, path: Path, summary: LoadSummary, progress: Progress | None,

@@ -130,3 +130,34 @@ def test_a_load_killed_at_any_moment_leaves_a_usable_store(db_url: str, tmp_path
         assert got == want
     finally:
         engine.dispose()
+
+
+def test_the_build_runs_unmapped_with_a_small_sort_buffer_and_gives_the_connection_back_as_it_was(
+        sqlite_url: str, population: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite: the indexes are built with the table read through the page cache (mapped pages count in the
+    RSS of the builder, which for an initial sync is the syncer, held to 300 MB) and a 16 MiB sort buffer in
+    temporary files; the pooled connection goes back with the engine's own settings."""
+    engine = make_engine(sqlite_url, pool_size=1)
+    try:
+        migrate(engine)
+        names = ("temp_store", "cache_size", "mmap_size")
+
+        def pragmas() -> tuple[object, ...]:
+            with engine.connect() as conn:
+                return tuple(conn.exec_driver_sql(f"PRAGMA {n}").scalar() for n in names)
+
+        own = pragmas()
+        assert own[2] != 0  # the engine maps its file: the build must turn that off
+        during: list[tuple[object, ...]] = []
+        create = Index.create
+
+        def spying(self: Index, bind: object, *a: object, **k: object) -> None:
+            during.append(tuple(bind.exec_driver_sql(f"PRAGMA {n}").scalar() for n in names))  # type: ignore[attr-defined]
+            create(self, bind, *a, **k)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(Index, "create", spying)
+        load_population(engine, population, workers=1)
+        assert during and set(during) == {(1, -16384, 0)}  # 1: FILE
+        assert pragmas() == own and _marker(engine) is None
+    finally:
+        engine.dispose()
