@@ -193,6 +193,9 @@ def _slices(servers: Mapping[str, GunicornServer], url_path: str, script: Path, 
     for rnd in range(rounds):
         for name in (("static", "real") if rnd % 2 == 0 else ("real", "static")):
             parts[name].append(run_wrk(servers[name].base + url_path, script, CONNECTIONS, slice_s))
+    for name, runs in parts.items():  # the worst slice is the figure: show whether it stands alone
+        print(f"# {url_path} {name} slices: " + ", ".join(f"{p[0]:,.0f} req/s p99 {p[2]:.1f} ms" for p in runs),
+              flush=True)
     return {name: (statistics.fmean(p[0] for p in runs), statistics.median(p[1] for p in runs),
                    max(p[2] for p in runs), sum(p[3] for p in runs)) for name, runs in parts.items()}
 
