@@ -23,11 +23,14 @@ the process that made the change and on every path that is not a cache hit. Fail
 An entry is verified again before it expires, off the request path: a hit in the last quarter of its
 life (:data:`REFRESH_SHARE`) hands the pair to one background thread per process, which runs argon2 at
 the lowest CPU priority (Linux: ``nice`` 19 for that thread and the lanes argon2 starts from it) and
-puts the entry back for another ``cache_ttl``. Before, the first call after an entry expired ran argon2 on
-the request path: with argon2-cffi's defaults (64 MiB, 3 passes, 4 lanes) ~0.1–0.2 s of CPU on all of a
-2-core machine's cores, once a minute in every worker — a stall of every connection the worker held, in
-whichever benchmark ran a minute after the servers started (issue 15, docs/benchmarks.md). An account
-that was not used in that last quarter still pays argon2 on its next call, as any first call does.
+puts the entry back for another ``cache_ttl``. Starved of CPU, that verification can outlast the entry:
+while it is under way the entry stays usable for up to another quarter of its life (the same password
+verified against the same hash can only agree, and the hash is checked on every hit). Before, the first
+call after an entry expired ran argon2 on the request path: with argon2-cffi's defaults (64 MiB, 3
+passes, 4 lanes) ~0.1–0.2 s of CPU on all of a 2-core machine's cores, once a minute in every worker — a
+stall of every connection the worker held, in whichever benchmark ran a minute after the servers started
+(issue 15, benchmarks/bench_grunndata.py). An account not used in that last quarter still pays argon2 on
+its next call, as any first call does.
 
 WS-Security. PasswordText is verified with argon2 (through the same cache); its Nonce and Created, if
 sent, are not checked (PasswordText relies on TLS, like HTTP Basic). PasswordDigest needs Nonce and
@@ -99,14 +102,15 @@ class _TtlLru(Generic[K, V]):
         """The value, or ``_MISSING`` when absent or expired."""
         return self.get_with_life(key)[0]
 
-    def get_with_life(self, key: K) -> tuple[V | object, float]:
-        """(the value, seconds it has left), or (``_MISSING``, 0) when absent or expired."""
+    def get_with_life(self, key: K, grace: float = 0.0) -> tuple[V | object, float]:
+        """(the value, seconds it has left: below 0 within ``grace`` seconds past its expiry), or (``_MISSING``,
+        0) when absent or expired longer ago."""
         with self._lock:
             item = self._data.get(key)
             if item is None:
                 return _MISSING, 0.0
             left = item[0] - self.clock()
-            if left <= 0:
+            if left <= -grace:
                 del self._data[key]
                 return _MISSING, 0.0
             self._data.move_to_end(key)
@@ -198,7 +202,10 @@ class Authenticator:
         now = self.clock()
         seen = self.throttle.admit(Throttle.keys(username, source), now)
         cache_key = (username, self._fingerprint(password))
-        matched, left = self._creds.get_with_life(cache_key)
+        # while the pair is being verified again, its entry stays usable a while past its expiry: the background
+        # verification of the same password against the same hash can only agree (the hash is checked below)
+        grace = self._refresh_within if cache_key in self._refreshing else 0.0
+        matched, left = self._creds.get_with_life(cache_key, grace)
         if isinstance(matched, str):
             creds = self._state(username)
             if creds is not None and not creds.account.disabled and creds.password_hash == matched:

@@ -106,6 +106,22 @@ def test_one_refresh_at_a_time_for_a_pair(auth: Authenticator, hasher: ThreadNot
     assert len(hasher.off_main()) == 1 and hasher.on_main() == 1
 
 
+def test_an_entry_outlives_its_expiry_only_while_its_refresh_runs(auth: Authenticator, hasher: ThreadNotingHasher,
+                                                                   clock: Clock) -> None:
+    auth.password("epj", PASSWORD, "10.65.0.1")
+    hasher.gate = threading.Event()  # the refresh starved of CPU: it does not finish
+    clock.advance(TTL - 1)
+    auth.password("epj", PASSWORD, "10.65.0.1")  # starts the refresh
+    clock.advance(1 + TTL * REFRESH_SHARE - 1)  # expired, the refresh still under way: still a hit
+    assert auth.password("epj", PASSWORD, "10.65.0.1").username == "epj"
+    assert hasher.on_main() == 1
+    clock.advance(2)  # a quarter of its life past its expiry: verified on the request path after all
+    assert auth.password("epj", PASSWORD, "10.65.0.1").username == "epj"
+    assert hasher.on_main() == 2
+    hasher.gate.set()
+    assert auth.settle(10)
+
+
 def test_an_idle_entry_still_expires(auth: Authenticator, hasher: ThreadNotingHasher, clock: Clock) -> None:
     auth.password("epj", PASSWORD, "10.62.0.1")
     clock.advance(TTL + 1)  # no hit in the last quarter: nothing refreshed it
