@@ -10,7 +10,19 @@ SOAP machinery. Load: ``wrk`` with 8 keep-alive connections, SOAP 1.1 on the ``/
 from random keys of the store (patients on a GP list; HPR numbers). Both servers run at once and are measured
 in ``--rounds`` alternating slices of ``--seconds`` (static, real, real, static, …), as the MLLP suite does,
 because this VM's speed drifts within minutes; the rates are the slices' mean, p50 their median and p99 the
-worst slice's. Client and servers share the machine's cores, so absolute figures are a lower bound.
+worst slice's (every slice is printed). Client and servers share the machine's cores, so absolute figures are
+a lower bound.
+
+What the p99 measures. wrk corrects its latency histogram for coordinated omission: an answer that took
+``n`` times a connection's mean interval also counts, spread below it, the requests a steady client would
+have sent meanwhile. So one stall of ``S`` seconds of every connection in a slice of ``T`` seconds adds
+about ``S/T`` of the slice's samples, spread evenly up to ``S``, and the slice's p99 is about
+``S·(1 − 0.01·T/S)``: at 5 s slices a single stall of ≥ 80 ms fails p99 ≤ 30 ms, however few answers it
+delayed (measured: one 0.7 s stall delaying 8 answers of 127,323 gave p99 635 ms). That is how a stall of
+~0.1 s once a minute per worker — argon2 re-verifying the benchmark account's cached password when the
+credential cache's 60 s ran out, in whichever variant ran in the servers' second minute (HentPerson) — was
+HentPerson's p99 of ~100 ms, static and real alike (issue 15; server/access/authenticate.py now verifies
+again in the background).
 
 Variants are rows of :data:`VARIANTS` (name, path, SOAPAction, request body, the store query giving its
 keys); a variant whose endpoint answers 404 (its face not mounted in this build) is skipped with a line
@@ -193,6 +205,9 @@ def _slices(servers: Mapping[str, GunicornServer], url_path: str, script: Path, 
     for rnd in range(rounds):
         for name in (("static", "real") if rnd % 2 == 0 else ("real", "static")):
             parts[name].append(run_wrk(servers[name].base + url_path, script, CONNECTIONS, slice_s))
+    for name, runs in parts.items():  # the worst slice is the figure: show whether it stands alone
+        print(f"# {url_path} {name} slices: " + ", ".join(f"{p[0]:,.0f} req/s p99 {p[2]:.1f} ms" for p in runs),
+              flush=True)
     return {name: (statistics.fmean(p[0] for p in runs), statistics.median(p[1] for p in runs),
                    max(p[2] for p in runs), sum(p[3] for p in runs)) for name, runs in parts.items()}
 

@@ -20,6 +20,18 @@ caches for ``state_ttl`` (2 s) at most, and the throttle counters (fresh, see ab
 account or changing its password takes effect on cache hits within ``state_ttl`` seconds, and at once in
 the process that made the change and on every path that is not a cache hit. Failures are never cached.
 
+An entry is verified again before it expires, off the request path: a hit in the last quarter of its
+life (:data:`REFRESH_SHARE`) hands the pair to one background thread per process, which runs argon2 at
+the lowest CPU priority (Linux: ``nice`` 19 for that thread and the lanes argon2 starts from it) and
+puts the entry back for another ``cache_ttl``. Starved of CPU, that verification can outlast the entry:
+while it is under way the entry stays usable for up to another quarter of its life (the same password
+verified against the same hash can only agree, and the hash is checked on every hit). Before, the first
+call after an entry expired ran argon2 on the request path: with argon2-cffi's defaults (64 MiB, 3
+passes, 4 lanes) ~0.1–0.2 s of CPU on all of a 2-core machine's cores, once a minute in every worker — a
+stall of every connection the worker held, in whichever benchmark ran a minute after the servers started
+(issue 15, benchmarks/bench_grunndata.py). An account not used in that last quarter still pays argon2 on
+its next call, as any first call does.
+
 WS-Security. PasswordText is verified with argon2 (through the same cache); its Nonce and Created, if
 sent, are not checked (PasswordText relies on TLS, like HTTP Basic). PasswordDigest needs Nonce and
 Created; Created must be within ``created_skew`` (5 min) of now either way; the nonce is recorded in
@@ -36,11 +48,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import concurrent.futures
 import datetime as dt
 import hashlib
 import hmac
 import logging
 import os
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -56,7 +70,7 @@ from server.access.settings import AccessSettings
 from server.access.throttle import Throttle, ThrottlePolicy
 from store import schema as s
 
-__all__ = ["PASSWORD_DIGEST", "PASSWORD_TEXT", "Authenticator", "basic_username"]
+__all__ = ["PASSWORD_DIGEST", "PASSWORD_TEXT", "REFRESH_SHARE", "Authenticator", "basic_username"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +78,8 @@ PASSWORD_TEXT = "PasswordText"
 PASSWORD_DIGEST = "PasswordDigest"
 _MAX_NONCE = 1024
 _PURGE_EVERY = 60.0  # seconds between purges of expired nonces and throttle rows, per process
+REFRESH_SHARE = 0.25
+"""The last share of a cached credential's life in which a hit has it verified again in the background."""
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -84,15 +100,21 @@ class _TtlLru(Generic[K, V]):
 
     def get(self, key: K) -> V | object:
         """The value, or ``_MISSING`` when absent or expired."""
+        return self.get_with_life(key)[0]
+
+    def get_with_life(self, key: K, grace: float = 0.0) -> tuple[V | object, float]:
+        """(the value, seconds it has left: below 0 within ``grace`` seconds past its expiry), or (``_MISSING``,
+        0) when absent or expired longer ago."""
         with self._lock:
             item = self._data.get(key)
             if item is None:
-                return _MISSING
-            if item[0] <= self.clock():
+                return _MISSING, 0.0
+            left = item[0] - self.clock()
+            if left <= -grace:
                 del self._data[key]
-                return _MISSING
+                return _MISSING, 0.0
             self._data.move_to_end(key)
-            return item[1]
+            return item[1], left
 
     def put(self, key: K, value: V) -> None:
         if self.ttl <= 0:
@@ -145,6 +167,9 @@ class Authenticator:
         self._creds: _TtlLru[tuple[str, bytes], str] = _TtlLru(cache_size, cache_ttl, monotonic)
         self._states: _TtlLru[str, Credentials | None] = _TtlLru(cache_size, state_ttl, monotonic)
         self._next_purge = 0.0
+        self._refresh_within = cache_ttl * REFRESH_SHARE
+        self._refreshing: dict[tuple[str, bytes], concurrent.futures.Future[None]] = {}
+        self._refresher: concurrent.futures.ThreadPoolExecutor | None = None  # made at the first refresh
         self._postgres = engine.dialect.name == "postgresql"
         self._insert = postgresql.insert if self._postgres else sqlite.insert
 
@@ -177,11 +202,16 @@ class Authenticator:
         now = self.clock()
         seen = self.throttle.admit(Throttle.keys(username, source), now)
         cache_key = (username, self._fingerprint(password))
-        matched = self._creds.get(cache_key)
+        # while the pair is being verified again, its entry stays usable a while past its expiry: the background
+        # verification of the same password against the same hash can only agree (the hash is checked below)
+        grace = self._refresh_within if cache_key in self._refreshing else 0.0
+        matched, left = self._creds.get_with_life(cache_key, grace)
         if isinstance(matched, str):
             creds = self._state(username)
             if creds is not None and not creds.account.disabled and creds.password_hash == matched:
                 self.throttle.succeeded(seen, now)
+                if left <= self._refresh_within:
+                    self._refresh(cache_key, username, password)
                 return creds.account
             self._creds.pop(cache_key)
         try:
@@ -233,6 +263,12 @@ class Authenticator:
             self._states.pop(username)
             # credential entries expire by themselves; the state check above refuses them meanwhile
 
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until the background re-verifications under way are done (tests; a process that stops); False
+        when ``timeout`` passed first."""
+        done, pending = concurrent.futures.wait(list(self._refreshing.values()), timeout)
+        return not pending
+
     def purge(self) -> None:
         """Delete expired nonces and throttle rows now (otherwise done at most once a minute per process)."""
         self._next_purge = 0.0
@@ -242,6 +278,29 @@ class Authenticator:
             self.throttle.purge(conn, now)
 
     # -- internals --------------------------------------------------------------------------------------
+
+    def _refresh(self, key: tuple[str, bytes], username: str, password: str) -> None:
+        """Have a cached pair verified again on the background thread (module docstring), once at a time."""
+        if key in self._refreshing:
+            return
+        if self._refresher is None:
+            self._refresher = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="credential-refresh", initializer=_lowest_priority)
+        future = self._refresher.submit(self._reverify, key, username, password)
+        self._refreshing[key] = future
+        future.add_done_callback(lambda _: self._refreshing.pop(key, None))
+
+    def _reverify(self, key: tuple[str, bytes], username: str, password: str) -> None:
+        try:
+            creds = self.accounts.verify_credentials(username, password)
+        except AuthenticationFailed:  # changed or disabled meanwhile: the next call verifies and is refused
+            self._creds.pop(key)
+            return
+        except Exception as exc:  # noqa: BLE001 - the store unavailable: the entry expires as it would have
+            log.warning("a cached credential was not verified again (%s)", type(exc).__name__)
+            return
+        self._states.put(username, creds)
+        self._creds.put(key, creds.password_hash)
 
     def _fingerprint(self, password: str) -> bytes:
         return hashlib.sha256(self._salt + password.encode("utf-8", "surrogatepass")).digest()
@@ -297,6 +356,16 @@ class Authenticator:
     def _purge(self, conn: Connection, now: dt.datetime) -> None:
         self._next_purge = self.monotonic() + _PURGE_EVERY
         conn.execute(delete(s.ws_nonce).where(s.ws_nonce.c.seen_at < now - 2 * self.created_skew))
+
+
+def _lowest_priority() -> None:
+    """The refresh thread's initializer: the lowest CPU priority for it and the threads it starts (argon2's
+    lanes). Linux only, where ``nice`` is a thread's own; elsewhere it would lower the whole process."""
+    if sys.platform.startswith("linux"):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except OSError:  # not permitted: run at the process's priority
+            pass
 
 
 def _parse_basic(header: str | None) -> tuple[str, str]:
