@@ -203,6 +203,41 @@ def _measure(side: Path, label: str, env: dict[str, str], setup: str, cases: lis
     return {c: _instructions(d) for c, d in zip(cases, dumps[1:], strict=True)}
 
 
+def _count_calls(side: Path, label: str, env: dict[str, str], setup: str, cases: list[str], ops: dict[str, int],
+                 inputs: Path, work: Path, extra: dict[str, str], tag: str) -> dict[str, dict[str, int]]:
+    """One run of ``setup``'s face on one side under cProfile: case → function → calls in its operations."""
+    out = work / f"calls.{label}{tag}.{setup}.json"
+    run_env = dict(os.environ, **env, **extra, PYTHONHASHSEED="0", PYTHONWARNINGS="ignore", PYTHONPATH=str(side))
+    run_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    plan = ",".join(f"{c}:{ops[c]}" for c in cases)
+    cmd = [str(side / ".venv/bin/python"), str(Path(__file__).resolve()), "--inner", plan, str(inputs),
+           str(work / "wash.csv"), str(out)]
+    with open(f"{out}.stderr", "wb") as err:
+        subprocess.run(cmd, check=True, cwd=side, env=run_env, stdout=subprocess.DEVNULL, stderr=err)
+    got: dict[str, dict[str, int]] = json.loads(out.read_text())
+    return got
+
+
+def _print_calls(calls: dict[tuple[str, str], dict[str, int]], labels: list[str], cases: list[str],
+                 ops: dict[str, int], top: int) -> None:
+    """Python calls per operation (cProfile's exact counts): the totals, then the functions that differ most."""
+    print("\n" + f"{'case':<10}" + "".join(f"{lb + ' calls/op':>18}" for lb in labels)
+          + (f"{'difference':>12}" if len(labels) == 2 else ""))
+    for case in cases:
+        totals = [sum(calls[(lb, case)].values()) / ops[case] for lb in labels]
+        print(f"{case:<10}" + "".join(f"{v:>18,.1f}" for v in totals)
+              + (f"{totals[1] - totals[0]:>+12,.1f}" if len(labels) == 2 else ""))
+    if len(labels) != 2:
+        return
+    for case in cases:
+        a, b = calls[(labels[0], case)], calls[(labels[1], case)]
+        diff = {f: (b.get(f, 0) - a.get(f, 0)) / ops[case] for f in a.keys() | b.keys()}
+        print(f"\n{case}: calls/op {labels[1]} - {labels[0]}, the {top} largest differences")
+        for f, d in sorted(diff.items(), key=lambda x: (-abs(x[1]), x[0]))[:top]:
+            if abs(d) >= 0.005:
+                print(f"  {d:>+8.2f}  {f}")
+
+
 def outer(args: argparse.Namespace) -> int:
     sides = {label: Path(path).resolve() for label, path in (s.split("=", 1) for s in args.side)}
     if len(sides) not in (1, 2):
@@ -224,6 +259,16 @@ def outer(args: argparse.Namespace) -> int:
           f"load {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}", flush=True)
     jobs = [(label, setup) for label in sides for setup in dict.fromkeys(SETUP[c] for c in cases)]
     started = time.monotonic()
+
+    if args.calls:
+        calls: dict[tuple[str, str], dict[str, int]] = {}
+        for label, setup in jobs:  # one at a time: seconds each, and cProfile's counts do not need parallel runs
+            mine = [c for c in cases if SETUP[c] == setup]
+            for c, counted in _count_calls(sides[label], label, envs[label], setup, mine, ops, inputs, work, extra,
+                                           tag).items():
+                calls[(label, c)] = counted
+        _print_calls(calls, list(sides), cases, ops, args.top)
+        return 0
 
     def run(job: tuple[str, str]) -> dict[tuple[str, str], float]:
         label, setup = job
@@ -370,8 +415,22 @@ def _wash_steps(settings: Any, wash_path: str) -> tuple[dict[str, Callable[[int]
     return {"wash": step}, None
 
 
-def inner(plan: str, inputs_path: str, wash_path: str) -> int:
-    """Warm every case of ``plan`` (``case:n,…``, one face) up, then run each ``n`` times between two marks."""
+def _calls_of(profiler: Any) -> dict[str, int]:
+    """A cProfile's exact call counts by function (``file:line(name)``, the path cut to the package)."""
+    import pstats
+
+    out: dict[str, int] = {}
+    for (path, _line, name), (_cc, ncalls, *_rest) in pstats.Stats(profiler).stats.items():  # type: ignore[attr-defined]
+        short = re.sub(r"^.*/(site-packages|lib/python3\.\d+)/", "", path)
+        short = re.sub(r"^.*/(server|adapters|store|filematch|upstream)/", r"\1/", short)
+        key = f"{short}({name})"  # no line number: the two sides' lines differ
+        out[key] = out.get(key, 0) + ncalls
+    return out
+
+
+def inner(plan: str, inputs_path: str, wash_path: str, calls_out: str | None = None) -> int:
+    """Warm every case of ``plan`` (``case:n,…``, one face) up, then run each ``n`` times between two marks
+    (with ``calls_out``: under cProfile instead, its call counts per case written there as JSON)."""
     data = json.loads(Path(inputs_path).read_text())
     counts = {c: int(n) for c, n in (item.split(":") for item in plan.split(","))}
     settings = _configure_logging()
@@ -387,22 +446,33 @@ def inner(plan: str, inputs_path: str, wash_path: str) -> int:
     gc.collect()
     gc.freeze()  # as listen-hl7 and serve's workers do after start-up
     os.getpgrp()  # mark: callgrind dumps the start-up
+    calls: dict[str, dict[str, int]] = {}
     for case, n in counts.items():
         step = steps[case]
+        if calls_out is not None:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         for i in range(n):
             step(i if case == "wash" else warm[case] + i)
         if audit is not None:
             audit.flush()  # the case's audit records written before its stretch ends
+        if calls_out is not None:
+            profiler.disable()
+            calls[case] = _calls_of(profiler)
         os.getpgrp()  # mark: callgrind dumps this case's stretch
     if audit is not None:
         audit.close()
+    if calls_out is not None:
+        Path(calls_out).write_text(json.dumps(calls))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--inner"]:
-        return inner(argv[1], argv[2], argv[3])
+        return inner(argv[1], argv[2], argv[3], argv[4] if len(argv) > 4 else None)
     p = argparse.ArgumentParser(prog="python -m benchmarks.ab_instructions", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--side", action="append", required=True, metavar="LABEL=CHECKOUT",
@@ -417,6 +487,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parallel", type=int, default=2, help="valgrind runs at once (instruction counts do not "
                    "depend on it)")
     p.add_argument("--work", default=str(WORK), help="stores, inputs and callgrind files")
+    p.add_argument("--calls", action="store_true", help="count Python calls per operation with cProfile instead "
+                   "(no valgrind; exact counts, seconds instead of minutes): the total per side, then the functions "
+                   "whose calls per operation differ most")
+    p.add_argument("--top", type=int, default=25, help="with --calls: how many differing functions to list")
     return outer(p.parse_args(argv))
 
 
