@@ -32,6 +32,7 @@ its value class when it is first imported, so this module imports it only inside
 from __future__ import annotations
 
 import contextvars
+import itertools
 import logging
 import os
 import re
@@ -80,25 +81,71 @@ class MetricsSettings:
 # -- the call in progress ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
 class Call:
-    started: float  # time.perf_counter()
-    request_id: str
+    """The call in progress in a context: when it started (``time.perf_counter()``) and its request id, which
+    is drawn only when something asks for it (:attr:`request_id`: the request log line, an upstream call in
+    read-through mode): a call nothing logs and that asks the register nothing draws none."""
+
+    __slots__ = ("_request_id", "started")
+
+    def __init__(self, started: float, request_id: str | None = None) -> None:
+        self.started = started
+        self._request_id = request_id
+
+    @property
+    def request_id(self) -> str:
+        rid = self._request_id
+        if rid is None:
+            rid = self._request_id = _new_id()
+        return rid
 
 
 _CALL: contextvars.ContextVar[Call | None] = contextvars.ContextVar("pregbridge_call", default=None)
 
 
-def _new_id() -> str:
-    """A random request id the log shows as it is (no run of eleven digits, which loggable would mask)."""
-    while (rid := secrets.token_hex(8)) != loggable(rid):
-        pass
-    return rid
+class _RequestIds:
+    """Request ids for calls that bring none (an HL7 message; the SOAP faces take the caller's X-Request-Id or
+    draw their own, server/soap/middleware.py): 16 lowercase hex characters, a random prefix drawn once per
+    process and a counter. An id only correlates a call's log line with its audit record and the upstream
+    calls it caused (docs/metrics.md, docs/upstream.md), so it must be unique, not unguessable: a counter is
+    unique within the process, the prefix (32 random bits, drawn again in a forked child and after 2**32
+    ids) tells processes apart, and a draw costs a ``next`` and a format instead of ``secrets.token_hex`` and
+    a check. The prefix ends in a letter, so no id holds a run of eleven decimal digits, which
+    :func:`server.logsafe.loggable` would mask: the log shows every id as it is."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = self._fresh()
+
+    @staticmethod
+    def _fresh() -> tuple[str, Iterator[int]]:
+        while not (prefix := secrets.token_hex(4))[-1].isalpha():
+            pass
+        return prefix, itertools.count()
+
+    def __call__(self) -> str:
+        state = self._state  # the prefix and its counter, read as one
+        n = next(state[1])  # atomic: itertools.count is one C call
+        if n > 0xFFFFFFFF:  # 2**32 ids with this prefix: the next prefix (once per 4 billion calls)
+            with self._lock:
+                if self._state is state:
+                    self._state = self._fresh()
+            return self()
+        return f"{state[0]}{n:08x}"
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._state = self._fresh()
+
+
+_new_id = _RequestIds()
+os.register_at_fork(after_in_child=_new_id.after_fork)  # a forked worker must not repeat its parent's ids
 
 
 def call_started(request_id: str | None = None) -> contextvars.Token[Call | None]:
-    """Mark the start of a call in this context (reset with the returned token when it ends)."""
-    return _CALL.set(Call(time.perf_counter(), request_id or _new_id()))
+    """Mark the start of a call in this context (reset with the returned token when it ends); without a
+    ``request_id`` the call gets one when something first asks for it (:attr:`Call.request_id`)."""
+    return _CALL.set(Call(time.perf_counter(), request_id))
 
 
 def current_request_id() -> str | None:
@@ -144,13 +191,16 @@ def call_ended(token: contextvars.Token[Call | None]) -> None:
 
 
 def timed_handler(handler: Callable[[bytes, Any], bytes]) -> Callable[[bytes, Any], bytes]:
-    """An MLLP handler (server.hl7.listener.Handler) whose calls are marked with :func:`call_started`."""
+    """An MLLP handler (server.hl7.listener.Handler) whose calls are marked as :func:`call_started` marks them
+    (inlined: this runs once per message)."""
+    set_call, reset, clock = _CALL.set, _CALL.reset, time.perf_counter
+
     def timed(frame: bytes, peer: Any) -> bytes:
-        token = call_started()
+        token = set_call(Call(clock()))
         try:
             return handler(frame, peer)
         finally:
-            _CALL.reset(token)
+            reset(token)
     return timed
 
 
@@ -242,6 +292,9 @@ class CallMetrics:
     def call(self, record: AuditRecord) -> None:
         """One audited call (AuditWriter.write). Never raises: a metric must not fail a call."""
         try:
+            logged = request_log.isEnabledFor(logging.INFO)
+            if not (self.count or logged):  # metrics off and the request line off: nothing to measure
+                return
             current = _CALL.get()
             seconds = time.perf_counter() - current.started if current is not None else None
             if self.count:
@@ -249,7 +302,7 @@ class CallMetrics:
                 counter.inc()
                 if seconds is not None:
                     histogram.observe(seconds)
-            if request_log.isEnabledFor(logging.INFO):
+            if logged:
                 self._log(record, seconds, current.request_id if current is not None else None)
         except Exception as exc:  # noqa: BLE001 - the seam: counting must never fail the call it counts
             log.error("metrics: a call was not counted (%s)", type(exc).__name__)
