@@ -20,6 +20,9 @@ pix        an HL7 QBP^Q23 (PIX) message through the HL7 face's message handler, 
            it (only the socket bypassed): MLLP payload decoding, message parsing, the route, the store
            lookup, masking, PID encoding, the RSP encoding and framing, the audit record and its metrics
 pdq        an HL7 QBP^Q22 (PDQ) message (family name and birth year, 1–50 hits) through the same handler
+search     the store's part of a PDQ message alone: ``store.search.search`` of the same family name and birth
+           year (full profile) on a held read connection, to tell the search's share of a PDQ difference
+           from the HL7 path's
 getperson  a PREG ``getPerson`` SOAP 1.1 request (real body, HTTP Basic auth) through the WSGI application
            ``serve`` builds for each worker, called in process (gunicorn and the HTTP front bypassed)
 wash       a Filematch wash of 5,000 records with numbers (``filematch.local.wash_file``, one process)
@@ -38,7 +41,10 @@ Run from this checkout (any Python with the standard library; the sides run thei
     python -m benchmarks.ab_instructions --side base=../pregbridge-base --side main=. --persons 20000
 
 It prints one line per case and side, then the table: case, base Ir/op, main Ir/op, ratio (with one
-``--side``, that side's Ir/op only). ``--cases`` picks cases, ``-n`` the operations per case (default 300; the
+``--side``, that side's Ir/op only). ``--calls`` runs the same operations under cProfile instead of valgrind
+(a minute, not ten) and prints Python calls per operation on each side and the functions whose calls differ
+most: which Python function an instruction difference comes from (callgrind does not see Python frames).
+``--cases`` picks cases, ``-n`` the operations per case (default 300; the
 wash: ``--washes``, default 2). Under valgrind Python runs about 50× slower: a face's run takes 3–15 minutes
 on a busy 2-core VM (the SOAP face's start-up is the longest). Stores, inputs and the callgrind files stay in
 ``--work`` (default ``benchmarks/out/ab``): ``callgrind.<side>.<face>.<k>`` is the ``k``-th stretch (``.1``
@@ -71,8 +77,9 @@ from typing import Any
 
 __all__ = ["main"]
 
-CASES = ("pix", "pdq", "getperson", "wash")
-SETUP = {"pix": "hl7", "pdq": "hl7", "getperson": "soap", "wash": "wash"}  # the cases one process measures
+CASES = ("pix", "pdq", "search", "getperson", "wash")
+SETUP = {"pix": "hl7", "pdq": "hl7", "search": "hl7", "getperson": "soap",
+         "wash": "wash"}  # the cases one process measures
 WARMUP = 30  # operations of each case run before any is measured (caches, the first password check, …)
 USER = "abbench"
 PASSWORD = "ab-bench-password-1"
@@ -383,7 +390,24 @@ def _hl7_steps(settings: Any, data: dict[str, Any]) -> tuple[dict[str, Callable[
                 raise RuntimeError(f"{case} message {i} not accepted: {reply[:200]!r}")
         return step
 
-    return {"pix": step_of("pix"), "pdq": step_of("pdq")}, audit
+    def search_step(i: int) -> None:  # the store's search of a PDQ message alone (full profile)
+        from server.access import load_profiles, resolve_profile
+        from server.access.masking import search_scope
+        from store.search import SearchCriteria, search
+
+        if not searches:
+            scope = search_scope(resolve_profile("full", load_profiles(settings.access.profiles_path)))
+            searches.extend((SearchCriteria(family=f, birth_year=y), scope) for f, y in data["pairs"])
+        criteria, scope = searches[i]
+        with reader.connection() as conn:
+            if not search(conn, criteria, scope=scope):
+                raise RuntimeError(f"search {i} found nobody")
+
+    from store.engine import Reader, make_engine
+
+    reader = Reader(make_engine(settings.store.database_url))
+    searches: list[Any] = []
+    return {"pix": step_of("pix"), "pdq": step_of("pdq"), "search": search_step}, audit
 
 
 def _soap_steps(settings: Any, data: dict[str, Any]) -> tuple[dict[str, Callable[[int], None]], Any]:
