@@ -190,6 +190,31 @@ def _instructions(out: Path) -> int:
     raise RuntimeError(f"no summary line in {out}")
 
 
+def type_cache_misses(out: Path) -> tuple[int, int]:
+    """(calls, instructions) of CPython's ``find_name_in_mro`` in one callgrind profile: a type attribute
+    lookup that missed the interpreter's type cache walks the MRO there. That cache (3.11: 4,096 slots, indexed
+    by the type's version tag and the *address* of the attribute's name) makes lookups collide by where objects
+    happen to lie in memory, so two checkouts that do the same lookups can miss differently: a difference of
+    these is layout, not work (docs/benchmarks.md, issue 12, session 8)."""
+    names: dict[str, str] = {}
+    callee, calls, ir, pending = "", 0, 0, False
+    with out.open() as f:
+        for line in f:
+            if pending:  # the line after calls=: position, inclusive cost
+                ir += int(line.split()[1])
+                pending = False
+            elif line.startswith(("fn=(", "cfn=(")):
+                ident, _, name = line[line.index("(") + 1:].partition(")")
+                if name.strip():
+                    names[ident] = name.strip()
+                if line.startswith("cfn="):
+                    callee = ident
+            elif line.startswith("calls=") and names.get(callee) == "find_name_in_mro":
+                calls += int(line[6:].split()[0])
+                pending = True
+    return calls, ir
+
+
 def _measure(side: Path, label: str, env: dict[str, str], setup: str, cases: list[str], ops: dict[str, int],
              inputs: Path, work: Path, extra: dict[str, str], tag: str) -> dict[str, int]:
     """One valgrind run of ``setup``'s face on one side: case → instructions of its measured operations."""
@@ -204,10 +229,16 @@ def _measure(side: Path, label: str, env: dict[str, str], setup: str, cases: lis
            str(inputs), str(work / "wash.csv")]
     with open(f"{out}.stderr", "wb") as err:
         subprocess.run(cmd, check=True, cwd=side, env=run_env, stdout=subprocess.DEVNULL, stderr=err)
-    dumps = sorted((p for p in work.glob(out.name + ".*") if p.suffix[1:].isdigit()), key=lambda p: int(p.suffix[1:]))
+    return {c: _instructions(d) for c, d in _dumps(out, cases).items()}
+
+
+def _dumps(out: Path, cases: list[str]) -> dict[str, Path]:
+    """The profile of each case of one valgrind run (``out.1`` is its start-up)."""
+    dumps = sorted((p for p in out.parent.glob(out.name + ".*") if p.suffix[1:].isdigit()),
+                   key=lambda p: int(p.suffix[1:]))
     if len(dumps) != len(cases) + 1:  # start-up, then one per case: a stray getpgrp() would shift them
         raise RuntimeError(f"{out}: {len(dumps)} profiles, expected {len(cases) + 1}")
-    return {c: _instructions(d) for c, d in zip(cases, dumps[1:], strict=True)}
+    return dict(zip(cases, dumps[1:], strict=True))
 
 
 def _count_calls(side: Path, label: str, env: dict[str, str], setup: str, cases: list[str], ops: dict[str, int],
@@ -277,10 +308,15 @@ def outer(args: argparse.Namespace) -> int:
         _print_calls(calls, list(sides), cases, ops, args.top)
         return 0
 
+    misses: dict[tuple[str, str], tuple[float, float]] = {}
+
     def run(job: tuple[str, str]) -> dict[tuple[str, str], float]:
         label, setup = job
         mine = [c for c in cases if SETUP[c] == setup]
         got = _measure(sides[label], label, envs[label], setup, mine, ops, inputs, work, extra, tag)
+        for c, dump in _dumps(work / f"callgrind.{label}{tag}.{setup}", mine).items():
+            n, ir = type_cache_misses(dump)
+            misses[(label, c)] = (n / ops[c], ir / ops[c])
         for c, ir in got.items():
             print(f"  {label:<6} {c:<10} n={ops[c]:<5} Ir {ir:>15,}  {ir / ops[c]:>14,.0f} /op  "
                   f"({time.monotonic() - started:.0f} s)", flush=True)
@@ -296,6 +332,14 @@ def outer(args: argparse.Namespace) -> int:
     for case in cases:
         row = [per[(lb, case)] for lb in labels]
         print(f"{case:<10}" + "".join(f"{v:>16,.0f}" for v in row) + (f"{row[-1] / row[0]:>8.3f}" * ratio))
+    print("\ntype-cache misses (type_cache_misses: layout, not work), per operation, and Ir/op without them")
+    print(f"{'case':<10}" + "".join(f"{lb + ' misses':>16}{lb + ' Ir':>12}{lb + ' Ir/op':>16}" for lb in labels)
+          + (f"{'ratio':>8}" * ratio))
+    for case in cases:
+        rest = [per[(lb, case)] - misses[(lb, case)][1] for lb in labels]
+        print(f"{case:<10}" + "".join(f"{misses[(lb, case)][0]:>16,.1f}{misses[(lb, case)][1]:>12,.0f}{r:>16,.0f}"
+                                      for lb, r in zip(labels, rest, strict=True))
+              + (f"{rest[-1] / rest[0]:>8.3f}" * ratio))
     load = os.getloadavg()
     print(f"# load at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; callgrind files in {work}")
     return 0
