@@ -63,6 +63,7 @@ BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 """Latency buckets, seconds: a PREG lookup takes about a millisecond, a Filematch upload can take many seconds."""
 
 request_log = logging.getLogger("pregbridge.request")
+_LINE = "request face=%s operation=%s account=%s outcome=%s duration_ms=%s request_id=%s"
 log = logging.getLogger(__name__)
 
 
@@ -86,18 +87,26 @@ class Call:
     is drawn only when something asks for it (:attr:`request_id`: the request log line, an upstream call in
     read-through mode): a call nothing logs and that asks the register nothing draws none."""
 
-    __slots__ = ("_request_id", "started")
+    __slots__ = ("_drawn", "_request_id", "started")
 
     def __init__(self, started: float, request_id: str | None = None) -> None:
         self.started = started
         self._request_id = request_id
+        self._drawn = False
 
     @property
     def request_id(self) -> str:
         rid = self._request_id
         if rid is None:
             rid = self._request_id = _new_id()
+            self._drawn = True
         return rid
+
+    def loggable_id(self) -> str:
+        """The id as the log shows it: one drawn here as it is (:class:`_RequestIds`: never escaped or masked,
+        tests/unit/test_request_ids.py), a caller's through :func:`server.logsafe.loggable`."""
+        rid = self.request_id
+        return rid if self._drawn else loggable(rid, 64)
 
 
 _CALL: contextvars.ContextVar[Call | None] = contextvars.ContextVar("pregbridge_call", default=None)
@@ -259,7 +268,7 @@ class CallMetrics:
         self.count = count
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._operations: dict[str, frozenset[str]] = {}
-        self._loggable: dict[str, str] = {}
+        self._loggable: dict[tuple[str, str, str | None, str], tuple[str, str, str, str]] = {}
         self._lock = threading.Lock()
         if count:
             from prometheus_client import Counter, Gauge, Histogram
@@ -303,31 +312,35 @@ class CallMetrics:
                 if seconds is not None:
                     histogram.observe(seconds)
             if logged:
-                self._log(record, seconds, current.request_id if current is not None else None)
+                self._log(record, seconds, current.loggable_id() if current is not None else "-")
         except Exception as exc:  # noqa: BLE001 - the seam: counting must never fail the call it counts
             log.error("metrics: a call was not counted (%s)", type(exc).__name__)
 
-    def _safe(self, value: str, limit: int) -> str:
-        """:func:`loggable` of a value that repeats (a face, an operation, an account, an outcome), remembered:
-        escaping and masking cost more than the rest of the log line."""
-        done = self._loggable.get(value)
+    def _safe(self, record: AuditRecord) -> tuple[str, str, str, str]:
+        """:func:`loggable` of a record's face, operation, account and outcome, remembered per combination (they
+        repeat): escaping and masking cost more than the rest of the log line."""
+        key = (record.face, record.operation, record.account, record.outcome)
+        done = self._loggable.get(key)
         if done is None:
-            done = loggable(value, limit)
+            done = (loggable(record.face, 20), loggable(record.operation, 80),
+                    loggable(record.account, 100) if record.account else "-", loggable(record.outcome, 60))
             if len(self._loggable) >= 4096:  # a bound: many made-up operations or account names
                 self._loggable.clear()
-            self._loggable[value] = done
+            self._loggable[key] = done
         return done
 
-    def _log(self, record: AuditRecord, seconds: float | None, request_id: str | None) -> None:
-        fields = {"face": self._safe(record.face, 20), "operation": self._safe(record.operation, 80),
-                  "account": self._safe(record.account, 100) if record.account else "-",
-                  "outcome": self._safe(record.outcome, 60),
+    def _log(self, record: AuditRecord, seconds: float | None, request_id: str) -> None:
+        face, operation, account, outcome = self._safe(record)
+        fields = {"face": face, "operation": operation, "account": account, "outcome": outcome,
                   "duration_ms": round(seconds * 1000, 2) if seconds is not None else None,
-                  "request_id": loggable(request_id, 64) if request_id else "-"}
+                  "request_id": request_id}
         duration = f"{fields['duration_ms']}" if seconds is not None else "-"
-        request_log.info("request face=%s operation=%s account=%s outcome=%s duration_ms=%s request_id=%s",
-                         fields["face"], fields["operation"], fields["account"], fields["outcome"], duration,
-                         fields["request_id"], extra=fields)
+        # request_log.info(...) without logging's look up the stack for the caller (findCaller: a dozen calls
+        # per line): the record names this module as its source, line 0 — no pregbridge format shows either
+        line = request_log.makeRecord(request_log.name, logging.INFO, __file__, 0, _LINE,
+                                      (face, operation, account, outcome, duration, request_id), None,
+                                      "_log", fields)
+        request_log.handle(line)
 
     def queue_depth(self, n: int) -> None:
         if self.count:

@@ -15,7 +15,7 @@ import pytest
 
 from server.access import AuditRecord
 from server.logsafe import loggable
-from server.metrics import _CALL, CallMetrics, _RequestIds, current_request_id, timed_handler
+from server.metrics import _CALL, Call, CallMetrics, _RequestIds, current_request_id, timed_handler
 
 ID = re.compile(r"[0-9a-f]{16}")
 
@@ -121,3 +121,48 @@ def test_nothing_is_measured_with_metrics_and_the_request_line_off() -> None:
     finally:
         logger.setLevel(level)
     assert calls[0]._request_id is None  # type: ignore[attr-defined]  # no id drawn for a line not written
+
+
+class _Keep(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.mark.parametrize("fmt", ["text", "json"])
+def test_the_request_line_reads_as_logger_info_would_write_it(fmt: str) -> None:
+    """The request line is made with makeRecord + handle (no look up the stack): in either format it is the line
+    ``request_log.info`` gives for the same values, and carries the same structured fields."""
+    from server.logs import formatter
+    from server.metrics import _LINE, request_log
+
+    keep = _Keep()
+    request_log.addHandler(keep)
+    level = request_log.level
+    request_log.setLevel(logging.INFO)
+    metrics = CallMetrics(count=False)
+    try:
+        calls = ((AuditRecord.now(account="epj\n1", face="hl7", operation="QBP^Q23", outcome="AA"), None),
+                 (AuditRecord.now(account=None, face="soap-preg", operation="x01018012345", outcome="Client"),
+                  "01018012345"))
+        for record, rid in calls:
+            token = _CALL.set(Call(0.0, rid))
+            try:
+                metrics.call(record)
+                fast = keep.records[-1]
+                f = fast.__dict__
+                request_log.info(_LINE, *fast.args, extra={k: f[k] for k in  # type: ignore[misc]
+                                 ("face", "operation", "account", "outcome", "duration_ms", "request_id")})
+                reference = keep.records[-1]
+            finally:
+                _CALL.reset(token)
+            reference.created, reference.msecs = fast.created, fast.msecs
+            shown = formatter(fmt)
+            assert shown.format(fast) == shown.format(reference)
+            assert "01018012345" not in shown.format(fast) and "\n" not in shown.format(fast)
+    finally:
+        request_log.removeHandler(keep)
+        request_log.setLevel(level)
