@@ -138,11 +138,16 @@ class Release:
     marital_status: bool = field(init=False)
     citizenship: bool = field(init=False)
     relations: bool = field(init=False)
+    # what a search or identification may use (no answer may depend on what the release hides): made once
+    # with the release, not per query (a PDQ search reads it per message)
+    scope: SearchScope = field(init=False)
 
     def __post_init__(self) -> None:
         els = self.elements
         for attr, element in _FLAGS:
             object.__setattr__(self, attr, element in els)
+        object.__setattr__(self, "scope", SearchScope.of(els, {level: m.keeps_kommune
+                                                               for level, m in self.masked.items()}))
 
     @classmethod
     def of(cls, elements: Iterable[str], max_protection: str) -> Release:
@@ -155,11 +160,6 @@ class Release:
         """How an address of its own ``protection`` is masked for a person whose strictest level in force is
         ``floor``, or None when it is released unmasked."""
         return self.masked.get(stricter(protection, floor))
-
-    @property
-    def scope(self) -> SearchScope:
-        """What a search or identification may use (no answer may depend on what the release hides)."""
-        return SearchScope.of(self.elements, {level: m.keeps_kommune for level, m in self.masked.items()})
 
 
 _FLAGS = (("identifiers", "identifiers"), ("history", "history"), ("name", "name"), ("birth", "birth"),

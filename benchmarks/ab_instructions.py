@@ -20,6 +20,9 @@ pix        an HL7 QBP^Q23 (PIX) message through the HL7 face's message handler, 
            it (only the socket bypassed): MLLP payload decoding, message parsing, the route, the store
            lookup, masking, PID encoding, the RSP encoding and framing, the audit record and its metrics
 pdq        an HL7 QBP^Q22 (PDQ) message (family name and birth year, 1–50 hits) through the same handler
+search     the store's part of a PDQ message alone: ``store.search.search`` of the same family name and birth
+           year (full profile) on a held read connection, to tell the search's share of a PDQ difference
+           from the HL7 path's
 getperson  a PREG ``getPerson`` SOAP 1.1 request (real body, HTTP Basic auth) through the WSGI application
            ``serve`` builds for each worker, called in process (gunicorn and the HTTP front bypassed)
 wash       a Filematch wash of 5,000 records with numbers (``filematch.local.wash_file``, one process)
@@ -38,7 +41,10 @@ Run from this checkout (any Python with the standard library; the sides run thei
     python -m benchmarks.ab_instructions --side base=../pregbridge-base --side main=. --persons 20000
 
 It prints one line per case and side, then the table: case, base Ir/op, main Ir/op, ratio (with one
-``--side``, that side's Ir/op only). ``--cases`` picks cases, ``-n`` the operations per case (default 300; the
+``--side``, that side's Ir/op only). ``--calls`` runs the same operations under cProfile instead of valgrind
+(a minute, not ten) and prints Python calls per operation on each side and the functions whose calls differ
+most: which Python function an instruction difference comes from (callgrind does not see Python frames).
+``--cases`` picks cases, ``-n`` the operations per case (default 300; the
 wash: ``--washes``, default 2). Under valgrind Python runs about 50× slower: a face's run takes 3–15 minutes
 on a busy 2-core VM (the SOAP face's start-up is the longest). Stores, inputs and the callgrind files stay in
 ``--work`` (default ``benchmarks/out/ab``): ``callgrind.<side>.<face>.<k>`` is the ``k``-th stretch (``.1``
@@ -71,8 +77,9 @@ from typing import Any
 
 __all__ = ["main"]
 
-CASES = ("pix", "pdq", "getperson", "wash")
-SETUP = {"pix": "hl7", "pdq": "hl7", "getperson": "soap", "wash": "wash"}  # the cases one process measures
+CASES = ("pix", "pdq", "search", "getperson", "wash")
+SETUP = {"pix": "hl7", "pdq": "hl7", "search": "hl7", "getperson": "soap",
+         "wash": "wash"}  # the cases one process measures
 WARMUP = 30  # operations of each case run before any is measured (caches, the first password check, …)
 USER = "abbench"
 PASSWORD = "ab-bench-password-1"
@@ -183,6 +190,31 @@ def _instructions(out: Path) -> int:
     raise RuntimeError(f"no summary line in {out}")
 
 
+def type_cache_misses(out: Path) -> tuple[int, int]:
+    """(calls, instructions) of CPython's ``find_name_in_mro`` in one callgrind profile: a type attribute
+    lookup that missed the interpreter's type cache walks the MRO there. That cache (3.11: 4,096 slots, indexed
+    by the type's version tag and the *address* of the attribute's name) makes lookups collide by where objects
+    happen to lie in memory, so two checkouts that do the same lookups can miss differently: a difference of
+    these is layout, not work (docs/benchmarks.md, issue 12, session 8)."""
+    names: dict[str, str] = {}
+    callee, calls, ir, pending = "", 0, 0, False
+    with out.open() as f:
+        for line in f:
+            if pending:  # the line after calls=: position, inclusive cost
+                ir += int(line.split()[1])
+                pending = False
+            elif line.startswith(("fn=(", "cfn=(")):
+                ident, _, name = line[line.index("(") + 1:].partition(")")
+                if name.strip():
+                    names[ident] = name.strip()
+                if line.startswith("cfn="):
+                    callee = ident
+            elif line.startswith("calls=") and names.get(callee) == "find_name_in_mro":
+                calls += int(line[6:].split()[0])
+                pending = True
+    return calls, ir
+
+
 def _measure(side: Path, label: str, env: dict[str, str], setup: str, cases: list[str], ops: dict[str, int],
              inputs: Path, work: Path, extra: dict[str, str], tag: str) -> dict[str, int]:
     """One valgrind run of ``setup``'s face on one side: case → instructions of its measured operations."""
@@ -197,10 +229,51 @@ def _measure(side: Path, label: str, env: dict[str, str], setup: str, cases: lis
            str(inputs), str(work / "wash.csv")]
     with open(f"{out}.stderr", "wb") as err:
         subprocess.run(cmd, check=True, cwd=side, env=run_env, stdout=subprocess.DEVNULL, stderr=err)
-    dumps = sorted((p for p in work.glob(out.name + ".*") if p.suffix[1:].isdigit()), key=lambda p: int(p.suffix[1:]))
+    return {c: _instructions(d) for c, d in _dumps(out, cases).items()}
+
+
+def _dumps(out: Path, cases: list[str]) -> dict[str, Path]:
+    """The profile of each case of one valgrind run (``out.1`` is its start-up)."""
+    dumps = sorted((p for p in out.parent.glob(out.name + ".*") if p.suffix[1:].isdigit()),
+                   key=lambda p: int(p.suffix[1:]))
     if len(dumps) != len(cases) + 1:  # start-up, then one per case: a stray getpgrp() would shift them
         raise RuntimeError(f"{out}: {len(dumps)} profiles, expected {len(cases) + 1}")
-    return {c: _instructions(d) for c, d in zip(cases, dumps[1:], strict=True)}
+    return dict(zip(cases, dumps[1:], strict=True))
+
+
+def _count_calls(side: Path, label: str, env: dict[str, str], setup: str, cases: list[str], ops: dict[str, int],
+                 inputs: Path, work: Path, extra: dict[str, str], tag: str) -> dict[str, dict[str, int]]:
+    """One run of ``setup``'s face on one side under cProfile: case → function → calls in its operations."""
+    out = work / f"calls.{label}{tag}.{setup}.json"
+    run_env = dict(os.environ, **env, **extra, PYTHONHASHSEED="0", PYTHONWARNINGS="ignore", PYTHONPATH=str(side))
+    run_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    plan = ",".join(f"{c}:{ops[c]}" for c in cases)
+    cmd = [str(side / ".venv/bin/python"), str(Path(__file__).resolve()), "--inner", plan, str(inputs),
+           str(work / "wash.csv"), str(out)]
+    with open(f"{out}.stderr", "wb") as err:
+        subprocess.run(cmd, check=True, cwd=side, env=run_env, stdout=subprocess.DEVNULL, stderr=err)
+    got: dict[str, dict[str, int]] = json.loads(out.read_text())
+    return got
+
+
+def _print_calls(calls: dict[tuple[str, str], dict[str, int]], labels: list[str], cases: list[str],
+                 ops: dict[str, int], top: int) -> None:
+    """Python calls per operation (cProfile's exact counts): the totals, then the functions that differ most."""
+    print("\n" + f"{'case':<10}" + "".join(f"{lb + ' calls/op':>18}" for lb in labels)
+          + (f"{'difference':>12}" if len(labels) == 2 else ""))
+    for case in cases:
+        totals = [sum(calls[(lb, case)].values()) / ops[case] for lb in labels]
+        print(f"{case:<10}" + "".join(f"{v:>18,.1f}" for v in totals)
+              + (f"{totals[1] - totals[0]:>+12,.1f}" if len(labels) == 2 else ""))
+    if len(labels) != 2:
+        return
+    for case in cases:
+        a, b = calls[(labels[0], case)], calls[(labels[1], case)]
+        diff = {f: (b.get(f, 0) - a.get(f, 0)) / ops[case] for f in a.keys() | b.keys()}
+        print(f"\n{case}: calls/op {labels[1]} - {labels[0]}, the {top} largest differences")
+        for f, d in sorted(diff.items(), key=lambda x: (-abs(x[1]), x[0]))[:top]:
+            if abs(d) >= 0.005:
+                print(f"  {d:>+8.2f}  {f}")
 
 
 def outer(args: argparse.Namespace) -> int:
@@ -225,10 +298,25 @@ def outer(args: argparse.Namespace) -> int:
     jobs = [(label, setup) for label in sides for setup in dict.fromkeys(SETUP[c] for c in cases)]
     started = time.monotonic()
 
+    if args.calls:
+        calls: dict[tuple[str, str], dict[str, int]] = {}
+        for label, setup in jobs:  # one at a time: seconds each, and cProfile's counts do not need parallel runs
+            mine = [c for c in cases if SETUP[c] == setup]
+            for c, counted in _count_calls(sides[label], label, envs[label], setup, mine, ops, inputs, work, extra,
+                                           tag).items():
+                calls[(label, c)] = counted
+        _print_calls(calls, list(sides), cases, ops, args.top)
+        return 0
+
+    misses: dict[tuple[str, str], tuple[float, float]] = {}
+
     def run(job: tuple[str, str]) -> dict[tuple[str, str], float]:
         label, setup = job
         mine = [c for c in cases if SETUP[c] == setup]
         got = _measure(sides[label], label, envs[label], setup, mine, ops, inputs, work, extra, tag)
+        for c, dump in _dumps(work / f"callgrind.{label}{tag}.{setup}", mine).items():
+            n, ir = type_cache_misses(dump)
+            misses[(label, c)] = (n / ops[c], ir / ops[c])
         for c, ir in got.items():
             print(f"  {label:<6} {c:<10} n={ops[c]:<5} Ir {ir:>15,}  {ir / ops[c]:>14,.0f} /op  "
                   f"({time.monotonic() - started:.0f} s)", flush=True)
@@ -244,6 +332,14 @@ def outer(args: argparse.Namespace) -> int:
     for case in cases:
         row = [per[(lb, case)] for lb in labels]
         print(f"{case:<10}" + "".join(f"{v:>16,.0f}" for v in row) + (f"{row[-1] / row[0]:>8.3f}" * ratio))
+    print("\ntype-cache misses (type_cache_misses: layout, not work), per operation, and Ir/op without them")
+    print(f"{'case':<10}" + "".join(f"{lb + ' misses':>16}{lb + ' Ir':>12}{lb + ' Ir/op':>16}" for lb in labels)
+          + (f"{'ratio':>8}" * ratio))
+    for case in cases:
+        rest = [per[(lb, case)] - misses[(lb, case)][1] for lb in labels]
+        print(f"{case:<10}" + "".join(f"{misses[(lb, case)][0]:>16,.1f}{misses[(lb, case)][1]:>12,.0f}{r:>16,.0f}"
+                                      for lb, r in zip(labels, rest, strict=True))
+              + (f"{rest[-1] / rest[0]:>8.3f}" * ratio))
     load = os.getloadavg()
     print(f"# load at the end {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}; callgrind files in {work}")
     return 0
@@ -338,7 +434,24 @@ def _hl7_steps(settings: Any, data: dict[str, Any]) -> tuple[dict[str, Callable[
                 raise RuntimeError(f"{case} message {i} not accepted: {reply[:200]!r}")
         return step
 
-    return {"pix": step_of("pix"), "pdq": step_of("pdq")}, audit
+    def search_step(i: int) -> None:  # the store's search of a PDQ message alone (full profile)
+        from server.access import load_profiles, resolve_profile
+        from server.access.masking import search_scope
+        from store.search import SearchCriteria, search
+
+        if not searches:
+            scope = search_scope(resolve_profile("full", load_profiles(settings.access.profiles_path)))
+            searches.extend((SearchCriteria(family=f, birth_year=y), scope) for f, y in data["pairs"])
+        criteria, scope = searches[i]
+        with reader.connection() as conn:
+            if not search(conn, criteria, scope=scope):
+                raise RuntimeError(f"search {i} found nobody")
+
+    from store.engine import Reader, make_engine
+
+    reader = Reader(make_engine(settings.store.database_url))
+    searches: list[Any] = []
+    return {"pix": step_of("pix"), "pdq": step_of("pdq"), "search": search_step}, audit
 
 
 def _soap_steps(settings: Any, data: dict[str, Any]) -> tuple[dict[str, Callable[[int], None]], Any]:
@@ -370,8 +483,22 @@ def _wash_steps(settings: Any, wash_path: str) -> tuple[dict[str, Callable[[int]
     return {"wash": step}, None
 
 
-def inner(plan: str, inputs_path: str, wash_path: str) -> int:
-    """Warm every case of ``plan`` (``case:n,…``, one face) up, then run each ``n`` times between two marks."""
+def _calls_of(profiler: Any) -> dict[str, int]:
+    """A cProfile's exact call counts by function (``file:line(name)``, the path cut to the package)."""
+    import pstats
+
+    out: dict[str, int] = {}
+    for (path, _line, name), (_cc, ncalls, *_rest) in pstats.Stats(profiler).stats.items():  # type: ignore[attr-defined]
+        short = re.sub(r"^.*/(site-packages|lib/python3\.\d+)/", "", path)
+        short = re.sub(r"^.*/(server|adapters|store|filematch|upstream)/", r"\1/", short)
+        key = f"{short}({name})"  # no line number: the two sides' lines differ
+        out[key] = out.get(key, 0) + ncalls
+    return out
+
+
+def inner(plan: str, inputs_path: str, wash_path: str, calls_out: str | None = None) -> int:
+    """Warm every case of ``plan`` (``case:n,…``, one face) up, then run each ``n`` times between two marks
+    (with ``calls_out``: under cProfile instead, its call counts per case written there as JSON)."""
     data = json.loads(Path(inputs_path).read_text())
     counts = {c: int(n) for c, n in (item.split(":") for item in plan.split(","))}
     settings = _configure_logging()
@@ -387,22 +514,33 @@ def inner(plan: str, inputs_path: str, wash_path: str) -> int:
     gc.collect()
     gc.freeze()  # as listen-hl7 and serve's workers do after start-up
     os.getpgrp()  # mark: callgrind dumps the start-up
+    calls: dict[str, dict[str, int]] = {}
     for case, n in counts.items():
         step = steps[case]
+        if calls_out is not None:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         for i in range(n):
             step(i if case == "wash" else warm[case] + i)
         if audit is not None:
             audit.flush()  # the case's audit records written before its stretch ends
+        if calls_out is not None:
+            profiler.disable()
+            calls[case] = _calls_of(profiler)
         os.getpgrp()  # mark: callgrind dumps this case's stretch
     if audit is not None:
         audit.close()
+    if calls_out is not None:
+        Path(calls_out).write_text(json.dumps(calls))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--inner"]:
-        return inner(argv[1], argv[2], argv[3])
+        return inner(argv[1], argv[2], argv[3], argv[4] if len(argv) > 4 else None)
     p = argparse.ArgumentParser(prog="python -m benchmarks.ab_instructions", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--side", action="append", required=True, metavar="LABEL=CHECKOUT",
@@ -417,6 +555,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--parallel", type=int, default=2, help="valgrind runs at once (instruction counts do not "
                    "depend on it)")
     p.add_argument("--work", default=str(WORK), help="stores, inputs and callgrind files")
+    p.add_argument("--calls", action="store_true", help="count Python calls per operation with cProfile instead "
+                   "(no valgrind; exact counts, seconds instead of minutes): the total per side, then the functions "
+                   "whose calls per operation differ most")
+    p.add_argument("--top", type=int, default=25, help="with --calls: how many differing functions to list")
     return outer(p.parse_args(argv))
 
 

@@ -32,6 +32,7 @@ its value class when it is first imported, so this module imports it only inside
 from __future__ import annotations
 
 import contextvars
+import itertools
 import logging
 import os
 import re
@@ -62,6 +63,7 @@ BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 """Latency buckets, seconds: a PREG lookup takes about a millisecond, a Filematch upload can take many seconds."""
 
 request_log = logging.getLogger("pregbridge.request")
+_LINE = "request face=%s operation=%s account=%s outcome=%s duration_ms=%s request_id=%s"
 log = logging.getLogger(__name__)
 
 
@@ -80,25 +82,79 @@ class MetricsSettings:
 # -- the call in progress ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
 class Call:
-    started: float  # time.perf_counter()
-    request_id: str
+    """The call in progress in a context: when it started (``time.perf_counter()``) and its request id, which
+    is drawn only when something asks for it (:attr:`request_id`: the request log line, an upstream call in
+    read-through mode): a call nothing logs and that asks the register nothing draws none."""
+
+    __slots__ = ("_drawn", "_request_id", "started")
+
+    def __init__(self, started: float, request_id: str | None = None) -> None:
+        self.started = started
+        self._request_id = request_id
+        self._drawn = False
+
+    @property
+    def request_id(self) -> str:
+        rid = self._request_id
+        if rid is None:
+            rid = self._request_id = _new_id()
+            self._drawn = True
+        return rid
+
+    def loggable_id(self) -> str:
+        """The id as the log shows it: one drawn here as it is (:class:`_RequestIds`: never escaped or masked,
+        tests/unit/test_request_ids.py), a caller's through :func:`server.logsafe.loggable`."""
+        rid = self.request_id
+        return rid if self._drawn else loggable(rid, 64)
 
 
 _CALL: contextvars.ContextVar[Call | None] = contextvars.ContextVar("pregbridge_call", default=None)
 
 
-def _new_id() -> str:
-    """A random request id the log shows as it is (no run of eleven digits, which loggable would mask)."""
-    while (rid := secrets.token_hex(8)) != loggable(rid):
-        pass
-    return rid
+class _RequestIds:
+    """Request ids for calls that bring none (an HL7 message; the SOAP faces take the caller's X-Request-Id or
+    draw their own, server/soap/middleware.py): 16 lowercase hex characters, a random prefix drawn once per
+    process and a counter. An id only correlates a call's log line with its audit record and the upstream
+    calls it caused (docs/metrics.md, docs/upstream.md), so it must be unique, not unguessable: a counter is
+    unique within the process, the prefix (32 random bits, drawn again in a forked child and after 2**32
+    ids) tells processes apart, and a draw costs a ``next`` and a format instead of ``secrets.token_hex`` and
+    a check. The prefix ends in a letter, so no id holds a run of eleven decimal digits, which
+    :func:`server.logsafe.loggable` would mask: the log shows every id as it is."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state = self._fresh()
+
+    @staticmethod
+    def _fresh() -> tuple[str, Iterator[int]]:
+        while not (prefix := secrets.token_hex(4))[-1].isalpha():
+            pass
+        return prefix, itertools.count()
+
+    def __call__(self) -> str:
+        state = self._state  # the prefix and its counter, read as one
+        n = next(state[1])  # atomic: itertools.count is one C call
+        if n > 0xFFFFFFFF:  # 2**32 ids with this prefix: the next prefix (once per 4 billion calls)
+            with self._lock:
+                if self._state is state:
+                    self._state = self._fresh()
+            return self()
+        return f"{state[0]}{n:08x}"
+
+    def after_fork(self) -> None:
+        self._lock = threading.Lock()
+        self._state = self._fresh()
+
+
+_new_id = _RequestIds()
+os.register_at_fork(after_in_child=_new_id.after_fork)  # a forked worker must not repeat its parent's ids
 
 
 def call_started(request_id: str | None = None) -> contextvars.Token[Call | None]:
-    """Mark the start of a call in this context (reset with the returned token when it ends)."""
-    return _CALL.set(Call(time.perf_counter(), request_id or _new_id()))
+    """Mark the start of a call in this context (reset with the returned token when it ends); without a
+    ``request_id`` the call gets one when something first asks for it (:attr:`Call.request_id`)."""
+    return _CALL.set(Call(time.perf_counter(), request_id))
 
 
 def current_request_id() -> str | None:
@@ -144,13 +200,16 @@ def call_ended(token: contextvars.Token[Call | None]) -> None:
 
 
 def timed_handler(handler: Callable[[bytes, Any], bytes]) -> Callable[[bytes, Any], bytes]:
-    """An MLLP handler (server.hl7.listener.Handler) whose calls are marked with :func:`call_started`."""
+    """An MLLP handler (server.hl7.listener.Handler) whose calls are marked as :func:`call_started` marks them
+    (inlined: this runs once per message)."""
+    set_call, reset, clock = _CALL.set, _CALL.reset, time.perf_counter
+
     def timed(frame: bytes, peer: Any) -> bytes:
-        token = call_started()
+        token = set_call(Call(clock()))
         try:
             return handler(frame, peer)
         finally:
-            _CALL.reset(token)
+            reset(token)
     return timed
 
 
@@ -209,7 +268,7 @@ class CallMetrics:
         self.count = count
         self._children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
         self._operations: dict[str, frozenset[str]] = {}
-        self._loggable: dict[str, str] = {}
+        self._loggable: dict[tuple[str, str, str | None, str], tuple[str, str, str, str]] = {}
         self._lock = threading.Lock()
         if count:
             from prometheus_client import Counter, Gauge, Histogram
@@ -242,6 +301,9 @@ class CallMetrics:
     def call(self, record: AuditRecord) -> None:
         """One audited call (AuditWriter.write). Never raises: a metric must not fail a call."""
         try:
+            logged = request_log.isEnabledFor(logging.INFO)
+            if not (self.count or logged):  # metrics off and the request line off: nothing to measure
+                return
             current = _CALL.get()
             seconds = time.perf_counter() - current.started if current is not None else None
             if self.count:
@@ -249,32 +311,36 @@ class CallMetrics:
                 counter.inc()
                 if seconds is not None:
                     histogram.observe(seconds)
-            if request_log.isEnabledFor(logging.INFO):
-                self._log(record, seconds, current.request_id if current is not None else None)
+            if logged:
+                self._log(record, seconds, current.loggable_id() if current is not None else "-")
         except Exception as exc:  # noqa: BLE001 - the seam: counting must never fail the call it counts
             log.error("metrics: a call was not counted (%s)", type(exc).__name__)
 
-    def _safe(self, value: str, limit: int) -> str:
-        """:func:`loggable` of a value that repeats (a face, an operation, an account, an outcome), remembered:
-        escaping and masking cost more than the rest of the log line."""
-        done = self._loggable.get(value)
+    def _safe(self, record: AuditRecord) -> tuple[str, str, str, str]:
+        """:func:`loggable` of a record's face, operation, account and outcome, remembered per combination (they
+        repeat): escaping and masking cost more than the rest of the log line."""
+        key = (record.face, record.operation, record.account, record.outcome)
+        done = self._loggable.get(key)
         if done is None:
-            done = loggable(value, limit)
+            done = (loggable(record.face, 20), loggable(record.operation, 80),
+                    loggable(record.account, 100) if record.account else "-", loggable(record.outcome, 60))
             if len(self._loggable) >= 4096:  # a bound: many made-up operations or account names
                 self._loggable.clear()
-            self._loggable[value] = done
+            self._loggable[key] = done
         return done
 
-    def _log(self, record: AuditRecord, seconds: float | None, request_id: str | None) -> None:
-        fields = {"face": self._safe(record.face, 20), "operation": self._safe(record.operation, 80),
-                  "account": self._safe(record.account, 100) if record.account else "-",
-                  "outcome": self._safe(record.outcome, 60),
+    def _log(self, record: AuditRecord, seconds: float | None, request_id: str) -> None:
+        face, operation, account, outcome = self._safe(record)
+        fields = {"face": face, "operation": operation, "account": account, "outcome": outcome,
                   "duration_ms": round(seconds * 1000, 2) if seconds is not None else None,
-                  "request_id": loggable(request_id, 64) if request_id else "-"}
+                  "request_id": request_id}
         duration = f"{fields['duration_ms']}" if seconds is not None else "-"
-        request_log.info("request face=%s operation=%s account=%s outcome=%s duration_ms=%s request_id=%s",
-                         fields["face"], fields["operation"], fields["account"], fields["outcome"], duration,
-                         fields["request_id"], extra=fields)
+        # request_log.info(...) without logging's look up the stack for the caller (findCaller: a dozen calls
+        # per line): the record names this module as its source, line 0 — no pregbridge format shows either
+        line = request_log.makeRecord(request_log.name, logging.INFO, __file__, 0, _LINE,
+                                      (face, operation, account, outcome, duration, request_id), None,
+                                      "_log", fields)
+        request_log.handle(line)
 
     def queue_depth(self, n: int) -> None:
         if self.count:

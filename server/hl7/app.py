@@ -132,35 +132,39 @@ class Hl7App:
                                                                settings.continuation_ttl), source)
         self.peers = peers or LivePeers(settings, engine, ttl=account_state_seconds)
         self._peers: PeerTable | None = None
+        self._names: dict[tuple[str, str, str], str] = {}  # (host, MSH-3, MSH-4) → account, for self._peers
         self._account_ttl = account_state_seconds
         self._account_cache: dict[str, tuple[float, str | None]] = {}
-        self._address_cache: dict[str, str | None] = {}
 
     # -- sender authentication ----------------------------------------------------------------------
 
-    def _by_address(self, host: str) -> str | None:
-        table = self.peers.current()
-        if table is not self._peers:  # the peers changed (or first use): forget the addresses seen
-            self._address_cache = {}
+    def _sender(self, peer: Peer, msh: Msh) -> tuple[str, AccessProfile]:
+        """The sender's account and access profile; :class:`AuthenticationFailed` for a sender the peers do not
+        name or whose account is unknown or disabled. One clock reading per message serves the peer table's
+        freshness and the account cache; the account a (host, MSH-3, MSH-4) maps to is remembered until the
+        peer table changes (:meth:`_account_name` is its reference)."""
+        now = time.monotonic()
+        table = self.peers.current(now)
+        if table is not self._peers:  # the peers changed (or first use): forget the senders seen
+            self._names = {}
             self._peers = table
-        try:
-            return self._address_cache[host]
-        except KeyError:
-            pass
+        key = (peer.host, msh.sending_application, msh.sending_facility)
+        name = self._names.get(key)
+        if name is None:
+            name = self._account_name(peer, msh, table)
+            if len(self._names) >= 4096:  # bounded: the hosts and senders seen vary
+                self._names.clear()
+            self._names[key] = name
+        return name, self._profile_of(name, now)
+
+    def _account_name(self, peer: Peer, msh: Msh, table: PeerTable) -> str:
         by_address = None
         try:
-            ip = ipaddress.ip_address(host)
+            ip = ipaddress.ip_address(peer.host)
             by_address = next((acct for net, acct in table.networks if ip in net), None)
         except ValueError:
             pass
-        if len(self._address_cache) >= 4096:  # bounded: the hosts seen vary
-            self._address_cache.clear()
-        self._address_cache[host] = by_address
-        return by_address
-
-    def _account_name(self, peer: Peer, msh: Msh) -> str:
-        by_address = self._by_address(peer.host)
-        senders = self._peers.senders if self._peers is not None else {}
+        senders = table.senders
         app, fac = msh.sending_application.upper(), msh.sending_facility.upper()
         by_sender = senders.get(f"{app}^{fac}") or senders.get(app)
         match = self.settings.peer_match
@@ -170,8 +174,7 @@ class Hl7App:
             raise AuthenticationFailed("sender not configured")
         return name
 
-    def _profile_of(self, name: str) -> AccessProfile:
-        now = time.monotonic()
+    def _profile_of(self, name: str, now: float) -> AccessProfile:
         cached = self._account_cache.get(name)
         if cached is None or cached[0] < now:
             account = self.accounts.get(name)
@@ -222,8 +225,7 @@ class Hl7App:
                     raise _Reject(f"MSH-{where} is required", "101", f"MSH^1^{where}")
             if msh.processing_id[:1].upper() not in _PROCESSING_IDS:
                 raise _Reject("processing id not supported", "202", "MSH^1^11")
-            account = self._account_name(peer, msh)
-            profile = self._profile_of(account)
+            account, profile = self._sender(peer, msh)
             route = self.router.resolve(msh.message_type, msh.trigger, msh.version)
             authorize(profile, route.operation)
             req = Request(message, msh, peer, account, profile)

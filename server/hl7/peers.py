@@ -133,8 +133,10 @@ class LivePeers:
         self._table = PeerTable.of(settings, {})
         self._next = 0.0
 
-    def current(self) -> PeerTable:
-        if self.store is None or time.monotonic() < self._next:
+    def current(self, now: float | None = None) -> PeerTable:
+        """The table; read again first when it is ``ttl`` old (``now``: the caller's ``time.monotonic()``, read
+        once per message for this and the account cache)."""
+        if self.store is None or (time.monotonic() if now is None else now) < self._next:
             return self._table
         with self._lock:
             if time.monotonic() >= self._next:

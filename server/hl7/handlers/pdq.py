@@ -30,7 +30,6 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from adapters.hl7 import ParameterError, domain_of, query_parameters, segment
-from server.access.masking import search_scope
 from server.hl7.ack import Reply, Request, qak_segment, qak_status
 from server.hl7.handlers import Context, ensure_numbers, error_reply, field, query_parameters_of
 from server.hl7.pid import pid_from_current, pid_release
@@ -147,35 +146,36 @@ def _find(req: Request, ctx: Context) -> Reply:
     limit = _limit(req, ctx)
     kinds = domains_wanted(req, 8)
     pointer = field(req, "DSC", 1).comp()
+    release = pid_release(req.profile)  # the profile's masking, and what it may search by (release.scope)
     if pointer:
         state = ctx.continuations.take(req.peer.connection, tag, pointer, query_text)
         if state is None:
             exc = NotFound("continuation pointer unknown or expired")
             return error_reply(req, _reply(), exc, location="DSC^1^1")
         hits, total = state.hits, state.total
+        page, rest = hits[:limit], hits[limit:]
+        with ctx.reader.connection() as conn:
+            stored = views(conn, [pid for pid, _ in page]) if page else {}
     else:
         params = query_parameters(query_parameters_of(req))
-        scope = search_scope(req.profile)
         if params.identifier:
             req.asked.append(params.identifier)
-            if is_valid(params.identifier):
+            if ctx.source is not None and is_valid(params.identifier):
                 ensure_numbers(ctx, [params.identifier])
         elif ctx.source is not None:  # read-through: the register's candidates into the store first
-            check(params.criteria, scope)  # a refused query asks nothing
+            check(params.criteria, release.scope)  # a refused query asks nothing
             ctx.source.ensure_search(params.criteria, request_id=current_request_id())
-        with ctx.reader.connection() as conn:
+        with ctx.reader.connection() as conn:  # one use of the reader for the search and the page's views
             if params.identifier:
                 found = PersonRepository(conn).find(params.identifier)
                 hits = [(found.person_id, 100.0)] if found else []
             else:
-                hits = [(h.person_id, h.score) for h in search(conn, params.criteria, scope=scope)]
+                hits = [(h.person_id, h.score) for h in search(conn, params.criteria, scope=release.scope)]
+            page, rest = hits[:limit], hits[limit:]
+            stored = views(conn, [pid for pid, _ in page]) if page else {}
         total = len(hits)
-    page, rest = hits[:limit], hits[limit:]
     body = []
     if page:
-        with ctx.reader.connection() as conn:
-            stored = views(conn, [pid for pid, _ in page])
-        release = pid_release(req.profile)
         missing = len({pid for pid, _ in page}) - len(stored)
         if missing:  # deleted since the search (a person stored without its view is answered from its document)
             log.warning("hl7 PDQ: %d person(s) of a page deleted since the search", missing)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from adapters.hl7 import domain_of
 from server.hl7.ack import Reply, Request, qak_segment, qak_status
-from server.hl7.handlers import Context, ensure_numbers, error_reply, field
+from server.hl7.handlers import Context, Field, ensure_numbers, error_reply
 from server.hl7.handlers.pdq import _DomainError, domains_wanted
 from server.hl7.pid import identifiers_pid, pid_release
 from store.current import view_by_number
@@ -43,10 +43,11 @@ def _reply() -> Reply:
 
 
 def corresponding_identifiers(req: Request, ctx: Context) -> Reply:
-    f = field(req, "QPD", 3)
-    number = f.comp(1, 1).strip()
+    qpd = req.segment("QPD")
+    f = Field(req.message, qpd, 3)
     reps = f.reps()
     comps = f.components(reps[0]) if reps else []
+    number = f.unescape(comps[0]).strip() if comps else ""  # QPD-3.1 (Field.comp(1, 1), its splits done once)
     authority = "&".join(f.subs(comps[3])) if len(comps) > 3 else ""
     try:
         if authority.strip("&") and domain_of(authority) is None:
@@ -55,7 +56,8 @@ def corresponding_identifiers(req: Request, ctx: Context) -> Reply:
         if not number:
             raise NotFound("no identifier in QPD-3")
         req.asked.append(number)
-        ensure_numbers(ctx, [number])
+        if ctx.source is not None:  # read-through mode
+            ensure_numbers(ctx, [number])
         with ctx.reader.connection() as conn:
             found = view_by_number(conn, number)
         if found is None:
@@ -65,9 +67,9 @@ def corresponding_identifiers(req: Request, ctx: Context) -> Reply:
     except PregbridgeError as exc:
         return error_reply(req, _reply(), exc, location="QPD^1^3^1^1")
     pid, numbers = identifiers_pid(found, pid_release(req.profile), kinds)
-    tag = field(req, "QPD", 2).comp()
+    tag = Field(req.message, qpd, 2).comp()
     reply = _reply()
-    reply.body = [qak_segment(tag, qak_status("AA", pid is not None), field(req, "QPD", 1).raw),
+    reply.body = [qak_segment(tag, qak_status("AA", pid is not None), Field(req.message, qpd, 1).raw),
                   req.raw_segment("QPD")]
     if pid is not None:
         reply.body.append(pid)
