@@ -36,8 +36,8 @@ from sqlalchemy import Connection, func, insert, select
 from store import schema as s
 from store.linkage.compare import BIRTH, FAMILY, FIELDS, GIVEN, LEVELS, PLACE, Rec, compare
 
-__all__ = ["DEFAULT", "NATIONAL_PERSONS", "REFRESH_SECONDS", "STALE_RATIO", "Parameters", "assume_register", "forget",
-           "parameters_for", "save", "stale", "warn_if_stale"]
+__all__ = ["DEFAULT", "NATIONAL_PERSONS", "REFRESH_SECONDS", "STALE_RATIO", "Parameters", "assume_register",
+           "assumed_register", "forget", "parameters_for", "save", "stale", "warn_if_stale"]
 
 REFRESH_SECONDS = 60.0
 # Persons in the national register (Folkeregisteret holds about 5.6 million residents; SSB, 2025): the person
@@ -195,6 +195,11 @@ def assume_register(persons: int) -> None:
     global _register_persons
     _register_persons = persons
     forget()
+
+
+def assumed_register() -> int:
+    """The fewest persons the register is taken to hold (:func:`assume_register`; 0: the store's own count)."""
+    return _register_persons
 
 
 def parameters_for(conn: Connection) -> Parameters:
