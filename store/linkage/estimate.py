@@ -35,6 +35,7 @@ from store.linkage.compare import (
     FAMILY,
     GENDER,
     GIVEN,
+    KNOWN_SIMILAR,
     LEVELS,
     PLACE,
     STREET,
@@ -76,7 +77,15 @@ def _frequencies(conn: Connection) -> dict[str, dict[str, int]]:
     return {"family": fam, "given": {k: n for k, n in given.items() if n > 1}, "postnummer": post}
 
 
-def _u(conn: Connection, pairs: int, rng: random.Random) -> tuple[list[list[float]], float]:
+def _known(vec: tuple[int, ...], swapped: bool, known: bool) -> tuple[int, ...]:
+    """``vec`` with a similar family name's level as compare.KNOWN_SIMILAR says when the record's family name
+    is a register name (``known``; Parameters.family_index)."""
+    if known and not swapped and vec[FAMILY] in KNOWN_SIMILAR:
+        return (KNOWN_SIMILAR[vec[FAMILY]], *vec[1:])
+    return vec
+
+
+def _u(conn: Connection, pairs: int, rng: random.Random, families: dict[str, int]) -> tuple[list[list[float]], float]:
     rows = fetch_all(conn, f"SELECT {_COLS} FROM person_search ORDER BY random() LIMIT 5000", ())
     # the database's draw in a fixed order (person_id first), so that the seeded pairs below are the same pairs
     # whenever the draw is the whole register: a small register estimates the same parameters every time
@@ -86,8 +95,8 @@ def _u(conn: Connection, pairs: int, rng: random.Random) -> tuple[list[list[floa
     if len(recs) >= 2:
         for _ in range(pairs):
             a, b = rng.sample(range(len(recs)), 2)
-            vec, _swapped = compare(recs[a], recs[b])
-            for f, level in enumerate(vec):
+            vec, swapped = compare(recs[a], recs[b])
+            for f, level in enumerate(_known(vec, swapped, recs[a][0] in families)):
                 counts[f][level] += 1
             if recs[a][3] and recs[b][3]:
                 years += 1
@@ -159,7 +168,7 @@ def estimate(conn: Connection, samples: Sequence[IdentifyQuery] = (), *, pairs: 
     rng = random.Random(seed)
     persons = int(conn.execute(text("SELECT count(*) FROM person_search")).scalar_one())
     tf = _frequencies(conn)
-    u, street_u = _u(conn, pairs, rng)
+    u, street_u = _u(conn, pairs, rng, tf["family"])
     m = [list(x) for x in DEFAULT.m]
     prior = DEFAULT.prior
     if samples:
@@ -169,12 +178,13 @@ def estimate(conn: Connection, samples: Sequence[IdentifyQuery] = (), *, pairs: 
         dated = 0
         for q in samples:
             rec = query_rec(q)
+            known = rec[0] in tf["family"]
             if q.birth_date:
                 dated += 1
                 d = q.birth_date.isoformat() if sqlite else q.birth_date
                 for row in fetch_all(conn, f"SELECT {_COLS} FROM person_search WHERE birth_date = {mark} LIMIT 3000",
                                      (d,)):
-                    by_date[compare(rec, _rec(row))[0]] += 1
+                    by_date[_known(*compare(rec, _rec(row)), known)] += 1
         if by_date:
             lam = _em(by_date, (FAMILY, GIVEN, GENDER, PLACE, STREET), m, u)
             found = lam * sum(by_date.values()) / max(dated, 1) / max(m[BIRTH][1], 0.5)
