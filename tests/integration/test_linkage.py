@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -330,3 +331,14 @@ def test_classify_ranks_and_sums_as_a_full_sort_would() -> None:
         want = [Candidate(pid, round(w + params.log_prior_odds, 2), p)
                 for (pid, w), p in zip(ranked, probs, strict=True) if p >= CANDIDATE_PROBABILITY]
         assert _classify(seen, params).candidates == want
+
+
+def test_a_birth_date_level_random_pairs_never_show_is_not_made_certain(engine: Engine) -> None:
+    """u of a transposed or one-digit-off birth date is a pair in 360,000 or 1,500: random pairs of the register
+    hold it once or never, and never made it weigh ~30 bits. It stays at least a quarter of its default."""
+    _store(engine, [(f"p{i}", "Kari", f"Navn{chr(97 + i)}", f"19{40 + i}-0{1 + i % 9}-2{i % 9}", "0150")
+                    for i in range(12)])
+    with engine.begin() as conn:
+        params = estimate(conn, pairs=2000)
+    assert all(params.u[BIRTH][level] >= 0.25 * DEFAULT.u[BIRTH][level] for level in (2, 3))
+    assert params.weights[BIRTH][2] <= math.log2(params.m[BIRTH][2] / (0.25 * DEFAULT.u[BIRTH][2])) < 20
