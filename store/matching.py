@@ -6,19 +6,23 @@ not identify the person, so the common case costs a few dozen comparisons:
 
 1. *narrow*: the same birth date (any name typo, married names, moved); postnummer and the family name's
    first 3 letters (a wrong birth date);
-2. *wide*: birth year and the family name's first 3 letters (a wrong day or month, a moved person with a
-   misspelt given name); birth year and the given name's first 3 letters (a changed or misspelt family
-   name);
-   street and family name (a mistyped postnummer and no or a wrong birth date);
-3. *two errors*: the birth date with day and month transposed; birth year and the *given* name's first 3
-   letters as family name (given and family name swapped, with a wrong date); postnummer, the given name's
-   initial and the birth year (married name and a wrong date); postnummer and the given name's first 3
-   letters, as given or as family name, and street with the given name as family name (no birth date, and
-   a changed family name, or names swapped); a postnummer one typo away and the family name (a mistyped
-   postnummer without a birth date); the birth date with one digit of the year off and the family or
-   first name (1962 for 1982, moved).
+2. *wide*: birth year and the family name (a wrong day or month, a moved person with a misspelt given
+   name); birth year and the first given name (a changed or misspelt family name); street and family name
+   (a mistyped postnummer and no or a wrong birth date);
+3. *two errors*: the birth date with day and month transposed; birth year and the first given name as
+   family name (given and family name swapped, with a wrong date); postnummer, the given name's initial and
+   the birth year (married name and a wrong date); postnummer and the given name's first 3 letters, as
+   given or as family name, and street with the given name's first 3 letters as family name (no birth date,
+   and a changed family name, or names swapped); a postnummer one typo away and the family name's first 3
+   letters (a mistyped postnummer without a birth date); the birth date with one digit of the year off and
+   the family or first name's first 3 letters (1962 for 1982, moved).
 
-A name prefix is the key's first 3 letters (2 for a two-letter name: ``Au``).
+A name in a pass is the record's whole key as a prefix (``Kris`` reaches ``Kristoffer``: a shortened first
+name; ``Hansen`` reaches ``Hansen Berg``), not its first 3 letters (``han``: Hansen, Hanssen, Hanna, …),
+whose block grows with the register: at a million persons a birth year and 3 letters are ~100 rows. The
+postnummer passes keep the first 3 letters (2 for a two-letter name: ``Au``): they are narrow by the
+postnummer, and FEBRL4's misspelt surnames with a wrong or no birth date need them. A misspelt name is
+reached through the other name: a family-name typo by the given name's passes and the other way round.
 
 docs/filematch.md gives each pass's marginal recall and cost (``python -m benchmarks identify``).
 
@@ -58,8 +62,10 @@ from its access profile) are *missing* (weight 0), and the postnummer passes do 
 the answer and its scores are the same whatever address the record gives for them (store/search.py).
 
 Built for throughput (a Filematch wash identifies tens of thousands of records): each query's normalised
-keys are computed once, the block queries are driver-level SQL over the index columns only, and the
-parameters are read once per process (store/linkage/params.py).
+keys are computed once, the block queries are driver-level SQL over the index columns only, the
+parameters are read once per process (store/linkage/params.py), and the rows are weighed by one fused loop
+(:class:`store.linkage.score.RowScorer`: the float ``Parameters.weigh`` gives, the levels of a name, street
+or birth date met before in the record's blocks looked up rather than compared again).
 """
 
 from __future__ import annotations
@@ -69,6 +75,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Dialect
@@ -79,6 +86,7 @@ from store.engine import fetch_all
 from store.identity import near_valid
 from store.linkage.compare import FAMILY, MISSING, Rec, compare
 from store.linkage.params import Parameters, parameters_for
+from store.linkage.score import RowScorer
 from store.normalize import name_key, street_key
 from store.search import ALL_RELEASABLE, SearchScope, levels_sql
 
@@ -153,7 +161,8 @@ def query_rec(q: IdentifyQuery) -> Rec:
 class _Query:
     """An IdentifyQuery with its normalised keys and its exact-agreement weights computed once."""
 
-    __slots__ = ("fam3", "giv1", "giv3", "kommune_levels", "levels", "params", "q", "rec", "w_exact", "year")
+    __slots__ = ("fam3", "giv1", "giv3", "kommune_levels", "levels", "params", "q", "rec", "scorer", "w_exact",
+                 "year")
 
     def __init__(self, q: IdentifyQuery, scope: SearchScope, params: Parameters) -> None:
         self.q = q
@@ -169,6 +178,7 @@ class _Query:
         self.year = rec[3]
         # weight of exact agreement on the record's own values (term-frequency adjusted)
         self.w_exact = params.exact_weights(rec)
+        self.scorer = RowScorer(params, rec, self.w_exact, self.levels, self.kommune_levels)
 
     def row_rec(self, row: Sequence[Any], birth_date: dt.date | None) -> Rec:
         """A person_search row (``_COLS``) as the register side of a comparison, its address only where the
@@ -180,7 +190,7 @@ class _Query:
                 row[7] if seen else None, row[6] if kseen else None, row[8] if seen else None)
 
     def weight(self, row: Sequence[Any], birth_date: dt.date | None) -> float:
-        """W, the match weight in bits of one person_search row (``_COLS``)."""
+        """W, the match weight in bits of one person_search row (``_COLS``): the reference of ``scorer``."""
         return self.params.weigh(self.rec, self.row_rec(row, birth_date), self.w_exact)
 
     def best_possible(self) -> float:
@@ -276,19 +286,19 @@ def _passes(dialect: Dialect, pq: _Query) -> list[list[_Pass]]:
         where, lo, hi = prefix("family_key", fam)
         narrow.append(block("postnummer + family", f"postnummer = {mark} AND {where}{hidden}", q.postnummer, lo, hi))
     if pq.year and fam:
-        where, lo, hi = prefix("family_key", fam)
+        where, lo, hi = prefix("family_key", pq.rec[0])
         wide.append(block("birth year + family", f"birth_year = {mark} AND {where}", pq.year, lo, hi))
     if pq.year and giv:
-        where, lo, hi = prefix("given_key", giv)
+        where, lo, hi = prefix("given_key", pq.rec[1][0])
         wide.append(block("birth year + given", f"birth_year = {mark} AND {where}", pq.year, lo, hi))
     if street and fam:
-        where, lo, hi = prefix("family_key", fam)
+        where, lo, hi = prefix("family_key", pq.rec[0])
         wide.append(block("street + family", f"street_key = {mark} AND {where}{hidden}", street, lo, hi))
     swapped = _swapped_date(q.birth_date) if q.birth_date else None
     if swapped:
         two.append(block("birth date d/m swapped", f"birth_date = {mark}", date(swapped), limit=_PASS_LIMIT))
     if pq.year and giv:
-        where, lo, hi = prefix("family_key", giv)
+        where, lo, hi = prefix("family_key", pq.rec[1][0])
         two.append(block("birth year + given as family", f"birth_year = {mark} AND {where}", pq.year, lo, hi,
                          limit=_PASS_LIMIT))
     if address and pq.year and pq.giv1:
@@ -338,10 +348,13 @@ def _classify(seen: dict[int, float], params: Parameters) -> Identification:
     if not seen:
         return Identification(Outcome.NOT_FOUND)
     prior = params.log_prior_odds
-    ranked = sorted(seen.items(), key=lambda kv: (-kv[1], kv[0]))
+    # by weight, best first: ties stay in insertion order (a stable sort), which changes no sum (equal weights
+    # have equal odds); the candidates among them are put in person id order below, as a (-weight, id) key would
+    ranked = sorted(seen.items(), key=itemgetter(1), reverse=True)
     probs = params.probabilities([w for _, w in ranked])
-    cands = [Candidate(pid, round(w + prior, 2), p)
-             for (pid, w), p in zip(ranked, probs, strict=True) if p >= CANDIDATE_PROBABILITY]
+    cands = sorted((Candidate(pid, round(w + prior, 2), p)
+                    for (pid, w), p in zip(ranked, probs, strict=True) if p >= CANDIDATE_PROBABILITY),
+                   key=lambda c: (-seen[c.person_id], c.person_id))
     if cands and cands[0].probability >= MATCH_PROBABILITY:
         return Identification(Outcome.IDENTIFIED, cands)
     if len(cands) >= 2 and sum(c.probability for c in cands) >= MATCH_PROBABILITY:
@@ -408,7 +421,7 @@ def _former_family(conn: Connection, pq: _Query, seen: dict[int, float]) -> bool
                                                               else bd))
         if swapped or fam in (MISSING, 1):
             continue
-        seen[row[0]] += pq.params.weight_former(family) - pq.params.weights[FAMILY][fam]
+        seen[row[0]] += pq.params.weight_former(family) - pq.params.weights[FAMILY][pq.params.family_index(fam, family)]
         changed = True
     return changed
 
@@ -425,15 +438,9 @@ def _within(q: IdentifyQuery, elements: frozenset[str]) -> IdentifyQuery:
 
 
 def _add_weights(seen: dict[int, float], pq: _Query, rows: Sequence[Any], bonus: float = 0.0) -> None:
-    """Weigh the person_search rows (``_COLS``) not seen yet (DBAPI rows: SQLAlchemy's cost more than the
-    scoring; SQLite gives the birth date as text)."""
-    for row in rows:
-        pid = row[0]
-        if pid not in seen:
-            bd = row[3]
-            if isinstance(bd, str):
-                bd = dt.date.fromisoformat(bd)
-            seen[pid] = pq.weight(row, bd) + bonus
+    """Weigh the person_search rows (``_COLS``, DBAPI rows: SQLAlchemy's cost more than the scoring) not seen
+    yet, with the fused scorer (store/linkage/score.py; ``_Query.weight`` is its reference)."""
+    pq.scorer.weigh_new(seen, rows, bonus)
 
 
 def identify_many(conn: Connection, queries: Sequence[IdentifyQuery], *,

@@ -170,6 +170,9 @@ person_search = Table(
     Index(None, "birth_year", "given_key"),
     Index(None, "kommune", "family_key"),
     Index(None, "postnummer", "family_key"),
+    # identification's "postnummer + given" passes (store.matching): the given name's range within a postnummer,
+    # the birth year read from the index (migration 0032)
+    Index(None, "postnummer", "given_key", "birth_year"),
     Index(None, "street_key", "family_key"),
 )
 

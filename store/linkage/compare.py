@@ -8,7 +8,8 @@ whose weight is 0: a missing field is neutral, it neither adds nor subtracts.
 Levels (index in the field's m and u lists; 0 is always missing):
 
 ==========  ==========================================================================================
-family      1 same key, 2 Jaro-Winkler ≥ 0.94, 3 ≥ 0.85, 4 otherwise
+family      1 same key, 2 Jaro-Winkler ≥ 0.94, 3 ≥ 0.85, 4 otherwise; 5 and 6: 2 and 3 when the record's family
+            name is itself a name of the register (:data:`KNOWN_SIMILAR`, below)
 given       1 same first name, 2 the first name of one is another name of the other (a middle name used
             as first name, a missing middle name), 3 Jaro-Winkler ≥ 0.92, 4 ≥ 0.85 or an initial that
             agrees, 5 otherwise
@@ -20,9 +21,17 @@ street      1 Jaro-Winkler ≥ 0.92, 2 otherwise, 3 otherwise and the postnummer
             moved has another street as well: a level of its own, so a move is not counted twice)
 ==========  ==========================================================================================
 
+A similar family name says more when the record's name is no register name than when it is one: a typing
+error seldom makes another real name, so a record that gives a real name (``Nilsen``) and a person with a
+similar one (``Nielsen``) are mostly two persons, while an unknown name (``Nilsne``) similar to a person's is
+mostly a misspelling of it. :func:`compare` gives levels 1–4; whether the record's name is known needs the
+register's term frequencies, so :meth:`store.linkage.params.Parameters.family_index` maps 2 and 3 to 5 and 6
+(:data:`KNOWN_SIMILAR`) where it is, for the weights and for estimation, which gives the four their own m and u.
+
 Given and family name swapped: the names are also compared crosswise (the record's given name with the
-row's family name and the other way round), and the crosswise levels are used when they are both close
-while the straight family names are not; :data:`SWAPPED` says so (its weight is a parameter).
+row's family name and the other way round, the record's family field read as given names: ``Tone Marte``
+is a first and a middle name), and the crosswise levels are used when they are both close while the
+straight family names are not; :data:`SWAPPED` says so (its weight is a parameter).
 """
 
 from __future__ import annotations
@@ -32,12 +41,13 @@ from typing import Any
 
 from rapidfuzz.distance import JaroWinkler
 
-__all__ = ["BIRTH", "FAMILY", "FIELDS", "GENDER", "GIVEN", "LEVELS", "MISSING", "PLACE", "Rec", "STREET",
-           "compare", "rec_of_row", "street_agrees"]
+__all__ = ["BIRTH", "FAMILY", "FIELDS", "GENDER", "GIVEN", "KNOWN_SIMILAR", "LEVELS", "MISSING", "PLACE", "Rec",
+           "STREET", "compare", "rec_of_row", "street_agrees"]
 
 FIELDS = ("family", "given", "birth", "gender", "place", "street")
 FAMILY, GIVEN, BIRTH, GENDER, PLACE, STREET = range(6)
-LEVELS = (5, 6, 7, 3, 4, 4)  # levels per field, missing included
+LEVELS = (7, 6, 7, 3, 4, 4)  # levels per field, missing included
+KNOWN_SIMILAR = {2: 5, 3: 6}  # a similar family name's level when the record's name is a register name
 MISSING = 0
 
 # (family key, given tokens, birth date, birth year, gender, postnummer, kommune, street key)
@@ -118,7 +128,7 @@ def compare(q: Rec, r: Rec) -> tuple[tuple[int, int, int, int, int, int], bool]:
     swapped = False
     if fam > 2 and q[1] and q[0]:  # the straight family names differ: given and family swapped?
         sfam = family_level(q[1][0], r[0])
-        sgiv = given_level((q[0],), r[1])
+        sgiv = given_level(tuple(q[0].split()), r[1])  # the record's family field may hold given + middle name
         if sfam <= 2 and 1 <= sgiv <= 3:
             fam, giv, swapped = sfam, sgiv, True
     birth = birth_level(q[2], q[3], r[2], r[3])

@@ -34,7 +34,7 @@ import orjson
 from sqlalchemy import Connection, func, insert, select
 
 from store import schema as s
-from store.linkage.compare import BIRTH, FAMILY, FIELDS, GIVEN, LEVELS, PLACE, Rec, compare
+from store.linkage.compare import BIRTH, FAMILY, FIELDS, GIVEN, KNOWN_SIMILAR, LEVELS, PLACE, Rec, compare
 
 __all__ = ["DEFAULT", "NATIONAL_PERSONS", "REFRESH_SECONDS", "STALE_RATIO", "Parameters", "assume_register",
            "assumed_register", "forget", "parameters_for", "save", "stale", "warn_if_stale"]
@@ -51,7 +51,7 @@ _L = s.linkage_parameters
 # m: of a record and its true person; u: of a record and another person (defaults: typical client-register
 # noise, and the uniform odds of a Norwegian-sized population; `pregbridge identify estimate` replaces them).
 _M: list[list[float]] = [
-    [0.0, 0.86, 0.05, 0.03, 0.06],  # family: married names are common
+    [0.0, 0.86, 0.05, 0.03, 0.06, 0.005, 0.005],  # family: married names are common; 5, 6: compare.KNOWN_SIMILAR
     [0.0, 0.88, 0.04, 0.04, 0.02, 0.02],
     [0.0, 0.93, 0.015, 0.02, 0.01, 0.97, 0.025],  # 5 (year only, agrees) is of year-only records
     [0.0, 0.98, 0.02],
@@ -59,7 +59,7 @@ _M: list[list[float]] = [
     [0.0, 0.80, 0.05, 0.15],  # 3: differs, and so does the postnummer (moved)
 ]
 _U: list[list[float]] = [
-    [0.0, 1 / 3000, 0.002, 0.02, 0.978],
+    [0.0, 1 / 3000, 0.002, 0.02, 0.978, 0.002, 0.02],
     [0.0, 1 / 300, 0.003, 0.006, 0.03, 0.958],
     [0.0, 1 / 30000, 1 / 360000, 1 / 1500, 0.0125, 0.0125, 0.986],
     [0.0, 0.5, 0.5],
@@ -102,6 +102,14 @@ class Parameters:
         count = table.get(value, 1)
         return math.log2(max(self.m[f][1], 1e-9) * self.persons / count)
 
+    def family_index(self, level: int, record_family: str) -> int:
+        """The index of family ``level`` (of store.linkage.compare.compare, names not swapped) in m, u and
+        weights: a similar name's level when the record's name is a register name (compare.KNOWN_SIMILAR;
+        known: held by two persons or more, so listed in the term frequencies)."""
+        if level in KNOWN_SIMILAR and record_family in self.tf.get("family", ()):
+            return KNOWN_SIMILAR[level]
+        return level
+
     def weight_former(self, value: str) -> float:
         """The weight of the record's family name ``value`` agreeing with an *earlier* family name of the
         person: as exact agreement, term-frequency adjusted (its frequency among current names stands for
@@ -125,7 +133,7 @@ class Parameters:
         if fam == 1:
             total += self.weight_exact(FAMILY, r[0]) if swapped else w_exact[0]
         else:
-            total += w[0][fam]
+            total += w[0][fam if swapped else self.family_index(fam, q[0])]
         if giv == 1:
             total += self.weight_exact(GIVEN, r[1][0]) if swapped else w_exact[1]
         else:
@@ -156,6 +164,9 @@ class Parameters:
     @classmethod
     def from_json(cls, data: bytes | str, version: int, estimated_at: str) -> Parameters:
         d: dict[str, Any] = orjson.loads(data)
+        for table in (d["m"], d["u"]):  # estimated before compare.KNOWN_SIMILAR: the similar levels as they were
+            if len(table[FAMILY]) < LEVELS[FAMILY]:
+                table[FAMILY] = [*table[FAMILY], *(table[FAMILY][k] for k in KNOWN_SIMILAR)]
         return cls(m=d["m"], u=d["u"], prior=d["prior"], persons=d["persons"], swapped_bits=d["swapped_bits"],
                    street_u_same_place=d.get("street_u_same_place", 0.05),
                    tf=d.get("tf", {}), version=version, estimated_at=estimated_at)
