@@ -50,8 +50,9 @@ from sqlalchemy import Connection, Dialect
 from store import schema as s
 from store.engine import fetch_all
 from store.errors import InvalidInput, TooManyHits, ValueTooLong
-from store.linkage.compare import Rec, rec_of_row
+from store.linkage.compare import Rec
 from store.linkage.params import Parameters, parameters_for
+from store.linkage.score import RowScorer
 from store.model import PROTECTION_LEVELS
 from store.normalize import name_tokens, street_key
 
@@ -293,13 +294,16 @@ def _readings(c: SearchCriteria, fam: list[str], giv: list[str], full: list[str]
 
 def _ranked(params: Parameters, readings: list[Rec], rows: list[Any]) -> list[SearchHit]:
     """The hits ranked by their Fellegi–Sunter weight against the criteria (the best reading of a full name),
-    each scored 100 × its match probability among the hits (the module docstring's "Score")."""
-    exact = [params.exact_weights(q) for q in readings]
-    weighed = []
-    for row in rows:
-        bd = row[3]
-        r = rec_of_row(row, dt.date.fromisoformat(bd) if isinstance(bd, str) else bd, True, True)
-        weighed.append((max(params.weigh(q, r, e) for q, e in zip(readings, exact, strict=True)), row[0]))
+    each scored 100 × its match probability among the hits (the module docstring's "Score"). The weight is
+    identification's fused scorer's (store.linkage.score.RowScorer: the float ``params.weigh`` gives for the
+    row's Rec, every address level seen — the search already left out the rows the caller may not search by
+    address; tests/integration/test_search_score.py holds the two equal)."""
+    scorers = [RowScorer(params, q, params.exact_weights(q)) for q in readings]
+    if len(scorers) == 1:
+        weigh = scorers[0].weight
+        weighed = [(weigh(row), row[0]) for row in rows]
+    else:
+        weighed = [(max(sc.weight(row) for sc in scorers), row[0]) for row in rows]
     weighed.sort(key=lambda wp: (-wp[0], wp[1]))
     probs = params.probabilities([w for w, _ in weighed])
     return [SearchHit(pid, round(100.0 * p, 1)) for (_, pid), p in zip(weighed, probs, strict=True)]
