@@ -72,3 +72,31 @@ def test_vm_instructions_grow_with_the_rows_a_search_reads(tmp_path: Path) -> No
     assert first is not None and first == again
     assert first[0] == first[2] > 0
     assert first[1] > 10 * first[0] / 2
+
+
+def test_store_samples_print_the_hits_and_the_too_broad_requests_left_out(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """The soap and mllp suites' search requests: pairs answering 1–50 hits are kept, and the line says how many
+    hits they answer and how many were too broad (a national store answers more persons to the same request)."""
+    from store.document import from_document
+    from store.engine import make_engine, migrate
+    from store.repository import PersonRepository
+    from tests.factories import person_doc
+
+    url = f"sqlite:///{tmp_path / 'samples.sqlite'}"
+    engine = make_engine(url)
+    migrate(engine)
+    with engine.begin() as conn:
+        repo = PersonRepository(conn)
+        for i in range(55):
+            born = f"1980-{1 + i % 12:02d}-{1 + i // 12:02d}"
+            repo.save(from_document(person_doc(f"h{i}", family="Hansen", born=born)))
+        for i in range(3):
+            repo.save(from_document(person_doc(f"b{i}", family="Brekke", born=f"1990-0{1 + i}-01")))
+    engine.dispose()
+    numbers, pairs = harness.store_samples(url, 200, 7, "bench-user")
+    assert numbers and set(pairs) == {("brekke", 1990)}
+    out = capsys.readouterr().out
+    kept = sum(1 for p in pairs if p == ("brekke", 1990))
+    assert f"{kept:,} kept (3.0 hits each)" in out, out
+    assert f"{len(numbers) - kept:,} too broad (> 50 hits) left out" in out, out
