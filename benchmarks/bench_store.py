@@ -48,7 +48,7 @@ from sqlalchemy import Engine, create_engine, select
 from benchmarks.harness import OUT, Result, maybe_profile, percentiles, warm_sqlite
 from store import schema as s
 from store.derived import DERIVED
-from store.engine import make_engine, migrate
+from store.engine import make_engine, migrate, read_connection
 from store.errors import InvalidInput, TooManyHits
 from store.loading import load_population, prepared_chunks
 from store.repository import PersonRepository
@@ -175,7 +175,7 @@ def _queries(engine: Engine, n: int, queries: int, seed: int, profile: bool) -> 
     results: list[Result] = []
     rng = random.Random(seed)
     figures: dict[str, float] = {}
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:  # no transaction: other suites may open (and migrate) the store meanwhile
         t = s.person_identifier
         ceased = [r[0] for r in conn.execute(select(t.c.number).where(t.c.status == "opphoert").limit(queries))]
         top = conn.execute(select(s.person.c.id).order_by(s.person.c.id.desc()).limit(1)).scalar_one()
