@@ -100,3 +100,7 @@ def test_store_samples_print_the_hits_and_the_too_broad_requests_left_out(tmp_pa
     kept = sum(1 for p in pairs if p == ("brekke", 1990))
     assert f"{kept:,} kept (3.0 hits each)" in out, out
     assert f"{len(numbers) - kept:,} too broad (> 50 hits) left out" in out, out
+    # by given name too: every person is one answer (the 55 Hansens born 1980 are all Ola, so 55 > 50: left out)
+    triples = harness.store_name_triples(url, 200, 7)
+    assert triples and set(triples) == {("ola", "brekke", 1990)}
+    assert f"{len(triples):,} kept (3.0 hits each)" in capsys.readouterr().out
