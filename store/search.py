@@ -8,7 +8,8 @@ place selective, and a search must never scan a table).
 Matching is on normalised keys (store.normalize): every name word asked for must be the prefix of a
 word of the person's current name (family name words or given/middle name words), so ``Nordm`` finds
 ``Nordmann`` and ``Aasen`` finds ``Åsen`` (both key ``aasen``). The index serves the first word of a
-family name: ``Berg`` finds ``Berg Hansen`` but not ``Hansen Berg`` (filter words may be any word). Each query is
+family name: ``Berg`` finds ``Berg Hansen`` but not ``Hansen Berg`` (filter words may be any word), with a birth
+date as with a birth year or a place. Each query is
 served by one of the ``person_search`` indexes (blocking keys); the rows it yields are filtered and
 ranked in Python with rapidfuzz, best first. Every criterion is applied in SQL and the query stops after
 ``limit + 1`` rows, so a search costs what its answer costs, whatever the store's size.
@@ -196,7 +197,9 @@ def _any(parts: list[str]) -> str:
 def _block(q: _Sql, c: SearchCriteria, family_words: list[str]) -> tuple[str, bool]:
     """The condition an index seeks, and whether it is the street block (which holds the street criterion)."""
     year = c.birth_year or (c.birth_date.year if c.birth_date else None)
-    if c.birth_date:
+    if c.birth_date:  # the covering index is (birth_date, family_key, …): the day's family range, not the whole day
+        if family_words:  # (~150 persons a day at 5.6M, each tested by the family filter before)
+            return f"{q.eq(_BIRTH_DATE, c.birth_date)} AND {_any([q.prefix(_FAMILY, w) for w in family_words])}", False
         return q.eq(_BIRTH_DATE, c.birth_date), False
     if family_words:  # (each part is built in the order it appears: the parameters are positional)
         if year:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,31 @@ def test_family_and_a_full_street_name_seek_the_street_and_the_family(sqlite_eng
     assert "MULTI-INDEX OR" in plan, plan
     assert "USING INDEX ix_person_search_street_key_family_key (street_key=? AND family_key>? AND family_key<?)" \
         in plan, plan
+
+
+# -- given + family + birth date: the day's family range (store.search._block) --------------------------------------
+
+
+def test_a_birth_date_serves_the_first_family_word_as_a_birth_year_does(engine: Engine) -> None:
+    """The family name's first word is the index's, with a birth date as with a year (the module docstring):
+    ``Berg`` finds ``Berg Hansen`` and ``Bergersen``, not ``Hansen Berg``; a full name tries each of its words."""
+    with engine.begin() as conn:
+        repo = PersonRepository(conn)
+        ids = {key: repo.save(from_document(person_doc(key, given="Kari", family=family, born="1970-03-04")))
+               for key, family in (("bh", "Berg Hansen"), ("hb", "Hansen Berg"), ("bs", "Bergersen"), ("o", "Olsen"))}
+    with engine.connect() as conn:
+        for born in ({"birth_date": dt.date(1970, 3, 4)}, {"birth_year": 1970}):
+            found = {h.person_id for h in search(conn, SearchCriteria(given="Kari", family="Berg", **born),
+                                                 scope=ALL_RELEASABLE)}
+            assert found == {ids["bh"], ids["bs"]}, born
+            full = {h.person_id for h in search(conn, SearchCriteria(full_name="Kari Hansen", **born),
+                                                scope=ALL_RELEASABLE)}
+            assert full == {ids["hb"]}, born
+
+
+def test_given_family_and_date_seek_the_days_family_range(sqlite_engine: Engine,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    plan = _plan(sqlite_engine, SearchCriteria(given="Kari", family="Hansen", birth_date=dt.date(1980, 5, 5)),
+                 monkeypatch)
+    assert "USING COVERING INDEX ix_person_search_birth_date_covering (birth_date=? AND family_key>? " \
+           "AND family_key<?)" in plan, plan
