@@ -125,7 +125,8 @@ def _identify(url: str, persons: Path, queries: int, seed: int) -> tuple[float, 
     from filematch.testdata import noisy_records, truth_of
     from store.engine import make_engine
 
-    src = OUT / f"filematch-noisy-{queries}-{seed}.csv"
+    # per population: the records' references name their persons (a 100k file washed against 5.6M is not a test)
+    src = OUT / f"filematch-noisy-{persons.parent.name}-{queries}.csv"
     if not src.is_file():
         _write(src, iter(noisy_records(persons, queries, seed, population=200_000)))
     engine = make_engine(url)
