@@ -87,14 +87,15 @@ def bench_account(engine: Any, username: str, *, key_path: Path | None = None) -
 
 def store_samples(url: str, n: int, seed: int, username: str) -> tuple[list[str], list[tuple[str, int]]]:
     """Random identity numbers, and (family name, birth year) pairs answering 1–50 hits, from the store at
-    ``url``; also creates the benchmark account ``username``."""
+    ``url`` (printing how many hits they answer and how many were left out as too broad); also creates the
+    benchmark account ``username``."""
     import random
 
     from sqlalchemy import select
 
     from store import schema as s
     from store.engine import make_engine, migrate
-    from store.errors import PregbridgeError
+    from store.errors import PregbridgeError, TooManyHits
     from store.search import ALL_RELEASABLE, SearchCriteria, search
 
     engine = make_engine(url)
@@ -109,16 +110,65 @@ def store_samples(url: str, n: int, seed: int, username: str) -> tuple[list[str]
         ps = s.person_search
         rows = conn.execute(select(ps.c.family_key, ps.c.birth_year).where(ps.c.person_id.in_(ids[:900]))).all()
         pairs: list[tuple[str, int]] = []
+        hits = too_broad = tried = 0
         for family, year in rows:
             if len(family) >= 3 and year and len(pairs) < 300:
+                tried += 1
                 try:
                     criteria = SearchCriteria(family=family, birth_year=year)
-                    if 0 < len(search(conn, criteria, limit=50, scope=ALL_RELEASABLE)):
+                    found = len(search(conn, criteria, limit=50, scope=ALL_RELEASABLE))
+                    if 0 < found:
                         pairs.append((family, year))
+                        hits += found
+                except TooManyHits:
+                    too_broad += 1
                 except PregbridgeError:
                     pass
     engine.dispose()
+    # what the search requests of a suite answer: a larger store answers more persons to the same kind of request
+    print(f"# search requests: (family name, birth year) of {tried:,} random persons: {len(pairs):,} kept "
+          f"({hits / max(1, len(pairs)):.1f} hits each), {too_broad:,} too broad (> 50 hits) left out", flush=True)
     return numbers, pairs
+
+
+def store_name_triples(url: str, n: int, seed: int) -> list[tuple[str, str, int]]:
+    """(first given name, family name, birth year) of ``n`` random persons of the store at ``url`` whose search
+    answers 1–50 hits (printing how many hits they answer): requests whose answer is about one person at any
+    store size, where (family, year) answers more persons the larger the store."""
+    import random
+
+    from sqlalchemy import select
+
+    from store import schema as s
+    from store.engine import make_engine, read_connection
+    from store.errors import PregbridgeError
+    from store.search import ALL_RELEASABLE, SearchCriteria, search
+
+    engine = make_engine(url)
+    rng = random.Random(seed + 1)
+    out: list[tuple[str, str, int]] = []
+    hits = 0
+    with read_connection(engine) as conn:
+        top = conn.execute(select(s.person.c.id).order_by(s.person.c.id.desc()).limit(1)).scalar_one()
+        ps = s.person_search
+        ids = [rng.randint(1, top) for _ in range(n)]
+        rows = conn.execute(select(ps.c.given_key, ps.c.family_key, ps.c.birth_year).where(ps.c.person_id.in_(ids)))
+        for given, family, year in rows:
+            first = (given or "").split(" ")[0]
+            if not (first and len(family) >= 3 and year):
+                continue
+            try:
+                found = len(search(conn, SearchCriteria(given=first, family=family, birth_year=year), limit=50,
+                                   scope=ALL_RELEASABLE))
+            except PregbridgeError:  # too broad or below the minimum
+                continue
+            if found:
+                out.append((first, family, year))
+                hits += found
+    engine.dispose()
+    print(f"# search requests: (given, family name, birth year) of {n:,} random persons: {len(out):,} kept "
+          f"({hits / max(1, len(out)):.1f} hits each)", flush=True)
+    return out
 
 
 def fresh_store(args: Any, tmp: Path, name: str) -> str:
