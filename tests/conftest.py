@@ -45,11 +45,13 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(socket.socket, "connect", _loopback_only)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _register_assumption() -> Iterator[None]:
-    """A read-through source built in a test (server.bootstrap.person_source_of) takes identification's register
-    to be the nation's for the rest of the process (store.linkage.params.assume_register): put back what the
-    test found, or a later test's identification in the same worker scores against 5.6 million persons."""
+    """A read-through source built in a test module (server.bootstrap.person_source_of) takes identification's
+    register to be the nation's for the rest of the process (store.linkage.params.assume_register): put back
+    what the module found, or a later module's identification in the same worker scores against 5.6 million
+    persons. Per module, not per test: a module's read-through server (a module fixture) keeps it for all of
+    the module's tests, as its process would."""
     from store.linkage.params import assume_register, assumed_register
 
     before = assumed_register()

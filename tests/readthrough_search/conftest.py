@@ -54,6 +54,15 @@ def replica(db_url: str, as_loaded: Path, tmp_path: Path) -> Iterator[Engine]:
 
 @pytest.fixture
 def reader(db_url: str, tmp_path: Path) -> Iterator[Engine]:
-    """An empty read-through store on the same backend."""
-    with another_store(db_url, tmp_path, "read-through") as engine:
-        yield engine
+    """An empty read-through store on the same backend, in a process that takes identification's register to
+    be the nation's, as a read-through process does (server.bootstrap.person_source_of): its scores, and the
+    replica's it is compared with, are then over the same register, not over the few persons each holds."""
+    from store.linkage.params import NATIONAL_PERSONS, assume_register, assumed_register
+
+    before = assumed_register()
+    assume_register(NATIONAL_PERSONS)
+    try:
+        with another_store(db_url, tmp_path, "read-through") as engine:
+            yield engine
+    finally:
+        assume_register(before)
