@@ -73,6 +73,9 @@ def test_norwegian_letters_case_and_accents(engine: Engine, people: dict[str, in
 def test_full_name_and_hyphenated_and_double_names(engine: Engine, people: dict[str, int]) -> None:
     assert keys(engine, people, SearchCriteria(full_name="Nordmann Kari", postnummer="0151")) == ["s3"]
     assert keys(engine, people, SearchCriteria(given="Marie", family="Saether", birth_year=1990)) == ["s5"]
+    # a later word of a name is matched from its start (a substring test on SQLite, LIKE on PostgreSQL)
+    assert keys(engine, people, SearchCriteria(given="Mar", family="Saether", birth_year=1990)) == ["s5"]
+    assert keys(engine, people, SearchCriteria(given="Arie", family="Saether", birth_year=1990)) == []
     assert keys(engine, people, SearchCriteria(family="O'Brien", street="Løkkevn")) == ["s6"]
 
 
