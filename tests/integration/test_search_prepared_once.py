@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 
 import store.search as search_module
 from store.document import from_document
-from store.engine import make_engine, migrate
+from store.engine import fetch_all, make_engine, migrate
 from store.repository import PersonRepository
 from store.search import ALL_RELEASABLE, SearchCriteria, search
 from tests.factories import person_doc
@@ -96,9 +96,13 @@ def _statement(path: Path, criteria: list[SearchCriteria],
                monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[list[Any]]]:
     """The SQL the search sends for each of ``criteria`` (one text) and each one's parameters."""
     seen: list[tuple[str, list[Any]]] = []
-    real = search_module.fetch_all
-    monkeypatch.setattr(search_module, "fetch_all", lambda conn, sql, params: seen.append((sql, list(params)))
-                        or real(conn, sql, params))
+    real = fetch_all
+
+    def spy(conn: Any, sql: str, params: Any) -> Any:
+        seen.append((sql, list(params)))
+        return real(conn, sql, params)
+
+    monkeypatch.setattr(search_module, "fetch_all", spy)
     engine = make_engine(f"sqlite:///{path}")
     with engine.connect() as conn:
         for c in criteria:
