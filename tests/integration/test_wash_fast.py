@@ -275,3 +275,22 @@ def test_clean_is_the_reference_on_random_text(number: str, birth: str, gender: 
 def test_a_birth_date_check_is_the_module_rule() -> None:
     assert clean(InputRecord(1, birth="1849-12-31")).problems == ["birth:format"]
     assert clean(InputRecord(1, birth=" 1980-01-01 ")).birth_date == dt.date(1980, 1, 1)
+
+
+def test_a_one_process_wash_tunes_the_collector_and_restores_it(population: tuple[Engine, list[InputRecord]],
+                                                                tmp_path: Path) -> None:
+    import gc
+
+    from filematch.local import _GC_YOUNG
+
+    engine, records = population
+    src = tmp_path / "in.csv"
+    src.write_text("ref;number;given;family;birth\n" + "".join(f"{r.ref};{r.number};;;\n" for r in records[:50]),
+                   encoding="utf-8")
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    during: list[tuple[int, int]] = []
+    with (tmp_path / "out.csv").open("wb") as out:
+        wash_file(engine, src, out, FORMATS["csv"], chunk_size=10,
+                  progress=lambda _n: during.append((gc.get_threshold()[0], gc.get_freeze_count())))
+    assert during and all(t == _GC_YOUNG and f >= frozen for t, f in during)
+    assert gc.get_threshold() == before and gc.get_freeze_count() == frozen
