@@ -1,7 +1,11 @@
 """Filematch benchmark: washing records that carry numbers, and identification by demographics.
 
 For each ``--num`` size (the store ``benchmarks/out/store-<n>.sqlite`` and its population
-``pop-<n>-<seed>/persons.jsonl`` must exist: run the store suite first):
+``pop-<n>-<seed>/persons.jsonl`` must exist: run the store suite first; or a population made elsewhere,
+``PREGBRIDGE_BENCH_POPULATION=DIR`` with its store named by ``--dburl`` — both only read, e.g.
+``PREGBRIDGE_BENCH_POPULATION=/data/1000k python -m benchmarks filematch --num 1000000
+--dburl sqlite:////data/store-1000k.sqlite``; the input draws are cached under benchmarks/out/ by size,
+draw and seed, so the same draw is reused between runs):
 
 1. an input CSV of ``--draw`` records (default: n, at most 1,000,000) is derived from persons drawn at
    random from the whole population, in random order, as a client's register would be — not the first n by
@@ -56,8 +60,10 @@ def _input(n: int, seed: int, persons: Path, draw: int) -> Path:
 
     from filematch.testdata import numbered_records
 
-    path = OUT / f"filematch-in-{n}-{seed}-draw{draw}.csv"
+    at = "" if persons.parent == OUT / f"pop-{n}-{seed}" else f"-{persons.parent.name}"  # a population made elsewhere
+    path = OUT / f"filematch-in-{n}-{seed}-draw{draw}{at}.csv"
     if not path.is_file():
+        OUT.mkdir(exist_ok=True)
         t = time.perf_counter()
         rng = random.Random(seed * 7919 + draw)
         keep = set(rng.sample(range(n), draw)) if draw < n else None
@@ -141,10 +147,13 @@ def _identify(url: str, persons: Path, queries: int, seed: int) -> tuple[float, 
 
 
 def run(args: argparse.Namespace) -> Iterator[Result]:
+    given = os.environ.get("PREGBRIDGE_BENCH_POPULATION")
     for n in args.num:
         store = OUT / f"store-{n}.sqlite"
-        persons = OUT / f"pop-{n}-{args.seed}" / "persons.jsonl"
-        if not store.is_file() or not persons.is_file():
+        persons = Path(given) / "persons.jsonl" if given else OUT / f"pop-{n}-{args.seed}" / "persons.jsonl"
+        if given and not args.dburl:
+            raise SystemExit("PREGBRIDGE_BENCH_POPULATION needs --dburl: the store loaded from that population")
+        if not persons.is_file() or (not args.dburl and not store.is_file()):
             raise SystemExit(f"{store} / {persons} missing: run `python -m benchmarks store --num {n}` first")
         url = args.dburl or f"sqlite:///{store}"
         warm_sqlite(url)  # the store in the page cache, as a running server's would be (harness.warm_sqlite)

@@ -11,10 +11,20 @@ On SQLite the wash's read connections use a smaller memory map and page cache th
 (store/engine.py: 256 MB mmap, 64 MB cache), set by PRAGMA on those connections only and restored after the
 run: mapped pages that were read count toward the process's RSS, and a wash reads each person once, so a
 large map only makes memory grow with the file's size without making the wash faster.
+
+The cyclic garbage collector is tuned for the run (:func:`_wash_gc`, in each worker process, or around a
+one-process wash, restored after it): a chunk's records, briefs and answers (~10,000 container objects,
+acyclic, freed by reference counting when the chunk is answered) otherwise went through ~7 young and ~0.6
+older collections per 1,000 records, and every few chunks a full one over everything the process had
+imported — 3–4 µs of CPU per record (measured with ``gc.callbacks``, 100,000 records of a random draw from
+the 1M store, 2026-12-05). Objects alive when the run starts are frozen (``gc.freeze``: no collection scans
+them again) and a young collection waits for :data:`_GC_YOUNG` net allocations, more than a chunk holds;
+cyclic garbage (rare here) is still collected, just later.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -41,6 +51,7 @@ SourceOf = Callable[[Engine], PersonSource | None]
 __all__ = ["CHUNK", "chunked", "wash_file"]
 
 CHUNK = 2000
+_GC_YOUNG = 100_000  # net allocations of container objects before a young collection (Python's default: 700)
 _MMAP = 16 << 20  # bytes of SQLite memory map for a wash connection
 _CACHE_KB = 16384  # KiB of SQLite page cache for a wash connection
 
@@ -60,6 +71,21 @@ def _wash_connection(engine: Engine) -> Iterator[Connection]:
         finally:
             conn.exec_driver_sql(f"PRAGMA mmap_size={int(mmap or 0)}")
             conn.exec_driver_sql(f"PRAGMA cache_size={int(cache or 0)}")
+
+
+@contextmanager
+def _wash_gc() -> Iterator[None]:
+    """The garbage collector tuned for a wash (module docstring), restored after it."""
+    threshold, ours = gc.get_threshold(), gc.get_freeze_count() == 0  # (a caller that froze keeps its own)
+    if ours:
+        gc.freeze()
+    gc.set_threshold(_GC_YOUNG, *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        if ours:
+            gc.unfreeze()
 
 
 def chunked(records: Iterable[InputRecord], size: int) -> Iterator[list[InputRecord]]:
@@ -107,6 +133,8 @@ def _init_worker(url: str, source_of: SourceOf | None = None) -> None:
     global _worker_engine, _worker_source
     _worker_engine = make_engine(url)
     _worker_source = source_of(_worker_engine) if source_of is not None else None
+    gc.freeze()  # (_wash_gc, for the worker's life: the process exists for this run only)
+    gc.set_threshold(_GC_YOUNG, *gc.get_threshold()[1:])
 
 
 def _wash_in_worker(unit: _Unit, fmt_name: str, options: TextOptions, release: Release,
@@ -132,7 +160,7 @@ def wash_file(engine: Engine, src: Path, out: BinaryIO, fmt: Format, *, encoding
     units = _units(fmt, src, options, chunk_size)
     if processes <= 1:
         source = source_of(engine) if source_of is not None else None
-        with _wash_connection(engine) as conn:
+        with _wash_gc(), _wash_connection(engine) as conn:
             for unit in units:
                 data, res, n = _wash_unit(conn, fmt, unit, options, release, source, request_id)
                 out.write(data)

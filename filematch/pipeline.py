@@ -65,6 +65,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from sqlalchemy import Connection
 
@@ -86,6 +87,7 @@ from store.wash import find_briefs, load_briefs
 __all__ = ["ELEMENTS", "UNMASKED", "ChunkResult", "MaskedLevel", "Release", "identify_queries", "wash"]
 
 MAX_CANDIDATES = 5
+_FAST = True  # the fast paths (_found_plain); False: the reference paths only (the equivalence tests)
 ELEMENTS = ("identifiers", "name", "birth", "gender", "status", "death", "addresses")  # what a wash releases
 
 
@@ -179,6 +181,53 @@ def _found(c: CleanRecord, f: list[str], rel: Release) -> Result:
     return r
 
 
+_OPEN = "ugradert"  # the unprotected level (store.model.PROTECTION_LEVELS[0])
+_OPEN_DSF = DSF_CODES[_OPEN]
+_ALL_SHOWN = frozenset(ELEMENTS)
+
+
+def _plain_release(rel: Release) -> bool:
+    """Whether ``rel`` shows every element a wash answers and leaves an unprotected address unmasked: then
+    :func:`_found_plain` answers the common record (the local wash's :data:`UNMASKED`, and every profile
+    that releases them all)."""
+    return _ALL_SHOWN <= rel.elements and _OPEN not in rel.masked
+
+
+def _found_plain(c: CleanRecord, f: list[str], rel: Release) -> Result:
+    """:func:`_found` for a :func:`_plain_release` (the reference; tests/integration/test_wash_fast.py
+    checks the two give the same file): a living, resident person asked for by the current number, with
+    neither the person nor the address protected — 95 % of a client's register — is answered UNCHANGED or
+    UPDATED straight from the brief, without :func:`_shown`'s per-element choices (a third of ``_found``'s
+    time); anyone else goes to :func:`_found`."""
+    status, current = f[b.STATUS], f[b.NUMBER]
+    address = bool(f[b.ADDR_TYPE])
+    if (status == "doed" or status == "utflyttet" or f[b.DEATH] or (current and current != c.number)
+            or f[b.PROTECTION] != _OPEN or (address and f[b.ADDR_PROTECTION] != _OPEN)):
+        return _found(c, f, rel)
+    given, family = f[b.GIVEN], f[b.FAMILY]
+    name = bool(given or family)
+    # what the input gives, as the brief has it (text equal to the shown value): nothing changed, as _changed
+    # would find (its own shortcuts, tried here before the call: the common record)
+    cs = c.street
+    if ((not c.family or c.family == family) and (not c.given or c.given == given)
+            and (not c.postnummer or c.postnummer == f[b.POSTNUMMER])
+            and (not cs or (cs == f[b.ADDR_LINE] and f[b.STREET] and f[b.HOUSE]))):
+        changed = ""
+    else:
+        changed = _changed(c, f, name, address)
+    src = c.source
+    if address:
+        street, postnummer, poststed, kommune = f[b.ADDR_LINE], f[b.POSTNUMMER], f[b.POSTSTED], f[b.KOMMUNE]
+        dsf = _OPEN_DSF
+    else:
+        street = postnummer = poststed = kommune = dsf = ""
+    problems = c.problems
+    return Result(src.seq, src.ref, Code.UPDATED if changed else Code.UNCHANGED, current, src.number.strip(),
+                  given, f[b.MIDDLE] if name else "", family, f[b.BIRTH], f[b.GENDER], status, "",
+                  street, postnummer, poststed, kommune, dsf, changed, "", "",
+                  ";".join(problems) if problems else "", f[b.ADDR_TYPE])
+
+
 def _address_type(f: list[str], rel: Release) -> str:
     """The type of the reported address (kept on a masked one, as every face keeps it), if addresses are
     released."""
@@ -226,14 +275,16 @@ def wash(conn: Connection, records: Sequence[InputRecord], release: Release = UN
     results: list[Result | None] = [None] * len(cleaned)
     refused: list[str] = []
     to_identify: list[int] = []
+    answer = _found_plain if _FAST and _plain_release(release) else _found
     for i, c in enumerate(cleaned):
         src = c.source
         if src.error:
             results[i] = Result(src.seq, src.ref, Code.INVALID, input_number=src.number.strip(), reason=src.error)
             refused.append(src.error)
             continue
-        if c.number and c.number in found:
-            results[i] = _found(c, found[c.number], release)
+        f = found.get(c.number) if c.number else None  # type: ignore[arg-type]
+        if f is not None:
+            results[i] = answer(c, f, release)
             continue
         check_number(c)
         if unavailable and c.number:
@@ -253,14 +304,22 @@ def wash(conn: Connection, records: Sequence[InputRecord], release: Release = UN
                                 reason=";".join([*why, "demographics:insufficient"]))
     if to_identify:
         _identify(conn, cleaned, to_identify, results, release, source, request_id)
-    out = ChunkResult([r for r in results if r is not None], refused=refused)
-    for r in out.results:
-        out.counts[r.code.value] += 1
-        if r.number:
-            out.persons.append(r.number)
-        if r.candidates:
-            out.persons.extend(r.candidates.split())
-    return out
+    done = [r for r in results if r is not None]
+    # counted and listed in C (map, Counter): per record the Python loop cost as much as encoding its answer
+    counts = Counter({code.value: n for code, n in Counter(map(_CODE, done)).items()})
+    if any(map(_CANDIDATES, done)):
+        persons: list[str] = []
+        for r in done:
+            if r.number:
+                persons.append(r.number)
+            if r.candidates:
+                persons.extend(r.candidates.split())
+    else:
+        persons = [n for n in map(_NUMBER, done) if n]
+    return ChunkResult(done, counts, persons, refused)
+
+
+_CODE, _NUMBER, _CANDIDATES = attrgetter("code"), attrgetter("number"), attrgetter("candidates")
 
 
 def _not_found(c: CleanRecord, *reasons: str) -> Result:
