@@ -199,8 +199,11 @@ class _Query:
         total = self.w_exact[0] + self.w_exact[1]
         total += w[2][1] if q.birth_date else w[2][5] if q.birth_year else 0.0
         total += w[3][1] if q.gender else 0.0
-        total += self.w_exact[2] if q.postnummer else w[4][2] if q.kommune else 0.0
-        return total + (w[5][1] if q.street else 0.0) + max(0.0, p.swapped_bits)
+        if q.postnummer:  # a street agreeing in the same postnummer weighs as `weigh` counts it: given the place
+            total += self.w_exact[2] + (p.street_same_place_bits if q.street else 0.0)
+        else:
+            total += (w[4][2] if q.kommune else 0.0) + (w[5][1] if q.street else 0.0)
+        return total + max(0.0, p.swapped_bits)
 
 
 _NEAR_SQL: dict[tuple[str, int, str], str] = {}
