@@ -200,16 +200,10 @@ def test_the_seeked_searches_are_prepared_once(store_path: Path, monkeypatch: py
 def test_migration_0033_fills_the_table_as_the_builder_does(population: Engine) -> None:
     """Downgraded to 0032 (the table dropped) and upgraded again, the store holds the rows the registry's builder
     gives each person (views check: no drift), filled from person_search in batches."""
-    from alembic import command
-    from alembic.config import Config
+    from store.engine import migrate
+    from tests.integration.test_stored_documents import _downgrade
 
-    from store.engine import _MIGRATIONS, migrate
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
-    with population.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0032")
+    _downgrade(population, "0032")
     with population.connect() as conn:
         assert "person_given_word" not in sa_inspect(conn).get_table_names()
     migrate(population)
