@@ -15,7 +15,9 @@ For each population size (``--num 100000 1000000``), in one run:
    the face does), p50/p99 — overall and per kind of criteria, each line with its hits per search, how many
    were refused as too broad and how many criteria were below the minimum (not searched);
 6. **load-independent figures** of the same searches and lookups (on a VM shared by other work, a wall-clock
-   p99 is the scheduler's): the CPU time of each (``time.thread_time``: p50/p99), and on SQLite the virtual
+   p99 is the scheduler's): the CPU time of each (``time.thread_time``: p50/p99; for searches also the
+   least-squares line of CPU against hits, "CPU a ms + b µs a hit": what each person answered costs, since a
+   national register answers the same criteria with more persons), and on SQLite the virtual
    machine instructions each statement ran (a progress handler called every :data:`VM_STEP` instructions, in
    a second, untimed pass): the work a plan does, whatever the machine is doing. A plan that reads the rows
    it answers runs about the same instructions at 100k and at 5.6M.
@@ -37,6 +39,7 @@ import json
 import os
 import random
 import sqlite3
+import statistics
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -305,6 +308,7 @@ class _Tally:
         self.steps: list[int] = []
         self.hits = 0
         self.too_broad = 0
+        self.answered: list[tuple[int, float]] = []  # (hits, CPU seconds) of each search answered
 
     def add(self, seconds: float, cpu_seconds: float, hits: int) -> None:
         self.latencies.append(seconds)
@@ -313,12 +317,23 @@ class _Tally:
             self.too_broad += 1
         else:
             self.hits += hits
+            self.answered.append((hits, cpu_seconds))
 
     def merge(self, other: _Tally) -> None:
         self.latencies += other.latencies
         self.cpu += other.cpu
         self.hits += other.hits
         self.too_broad += other.too_broad
+        self.answered += other.answered
+
+    def per_hit(self) -> tuple[float, float] | None:
+        """CPU seconds of a search answered as (fixed, per hit): the least-squares line through (hits, CPU) — what
+        a larger answer costs (a national register answers the same criteria with more persons), apart from the
+        search's own cost; None when the answers are too alike to tell."""
+        if len({h for h, _ in self.answered}) < 2:
+            return None
+        slope, intercept = statistics.linear_regression([h for h, _ in self.answered], [c for _, c in self.answered])
+        return intercept, slope
 
     def figures(self, name: str) -> dict[str, float]:
         out = {}
@@ -337,8 +352,10 @@ class _Tally:
             c50, c99 = percentiles(self.cpu)
             cpu = f" (CPU p50 {c50:.3f} p99 {c99:.3f})"
         vm = f", VM p50 {_pct(self.steps, 0.5):,.0f} p99 {_pct(self.steps, 0.99):,.0f}" if self.steps else ""
+        line = self.per_hit()
+        hit = f", CPU {line[0] * 1e3:.3f} ms + {line[1] * 1e6:.1f} µs a hit" if line else ""
         return (f"{per:.1f} hits/answer, {self.too_broad:,} too broad ({share:.1%}), "
-                f"{below_minimum:,} below the minimum criteria{cpu}{vm}")
+                f"{below_minimum:,} below the minimum criteria{cpu}{vm}{hit}")
 
 
 def run(args: argparse.Namespace) -> Iterator[Result]:

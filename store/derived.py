@@ -9,6 +9,8 @@ table                         layout  rows (builder)
 ============================  ======  =======================================================================
 ``person_identifier``         i1      one per number the person has had (:func:`identifier_rows`)
 ``person_search``             s3      one: the current search keys (:func:`search_row`)
+``person_given_word``         w1      one per distinct word of the current given names, with the birth year
+                                      and family key, for a person with a birth year (:func:`given_word_rows`)
 ``person_brief``              b1      one: the current values a wash reads (:func:`store.brief.brief_of`)
 ``person_current``            c1      one: the current values a PID shows (:func:`store.current.current_of`)
 ============================  ======  =======================================================================
@@ -34,8 +36,8 @@ migrations never call the builders below: they carry a frozen copy of the layout
 0011), so upgrading an old store runs each step as it was written, and the rebuild at head brings every table
 to today's layout.
 
-**A missing row.** ``person_identifier`` and ``person_search`` are the indexes a person is *found* by: a
-person without its rows is not found by that key, on every face alike. ``person_brief`` and
+**A missing row.** ``person_identifier``, ``person_search`` and ``person_given_word`` are the indexes a person
+is *found* by: a person without its rows is not found by that key, on every face alike. ``person_brief`` and
 ``person_current`` are copies read on fast paths (the wash, PIX and PDQ): a person found without one is
 answered from its document through the same builder (:func:`build_missing`), which logs one warning (no
 patient data) naming ``pregbridge views rebuild``; every face gives the answer it gives with the row
@@ -67,7 +69,8 @@ from store.model import Meta, Person, current
 from store.normalize import name_key, street_key
 
 __all__ = ["COLUMNS", "DERIVED", "REBUILD_HINT", "Derived", "DerivedBatch", "DerivedColumns", "build_missing",
-           "check_views", "derived_for", "identifier_rows", "layout_key", "record_layouts", "recorded_layouts",
+           "check_views", "derived_for", "given_word_rows", "identifier_rows", "layout_key", "record_layouts",
+           "recorded_layouts",
            "rebuild_views", "rekey_columns", "search_row", "stale_columns", "stale_tables", "write_derived"]
 
 log = logging.getLogger(__name__)
@@ -88,13 +91,34 @@ def identifier_rows(p: Person) -> Rows:
     return [{"number": i.number, "kind": i.kind, "status": i.status, **_meta_row(i.meta)} for i in p.identifiers]
 
 
+def _name_keys(p: Person) -> tuple[str, str]:
+    """(family key, given key) of the current name: the name columns of person_search."""
+    name = p.name
+    if not name:
+        return "", ""
+    return name_key(name.family), name_key(" ".join(x for x in (name.given, name.middle) if x))
+
+
+def given_word_rows(p: Person) -> Rows:
+    """The ``person_given_word`` rows of ``p`` without ``person_id``: each distinct word of its search row's
+    ``given_key`` (in order) with its ``birth_year`` and ``family_key``; none without a birth year (the table
+    serves the given + family + birth year search only, store.search). A word is a prefix-searchable given
+    name exactly when it is a word of ``given_key``: store.search's ``word_prefix`` test on ``given_key``
+    holds for a word asked iff it is the prefix of one of these rows' ``word``."""
+    birth = current(p.birth)
+    if birth is None or birth.year is None:
+        return []
+    family, given = _name_keys(p)
+    return [{"birth_year": birth.year, "family_key": family, "word": w} for w in dict.fromkeys(given.split())]
+
+
 def search_row(p: Person, pid: int) -> dict[str, Any]:
     """The person's current search keys (one row of person_search).
 
     The address keys come with ``address_protection``, the level at which masking releases that address (the
     person's strictest level in force, server.access.masking), so that search and identification use them only
     for callers who may see it. A strengt fortrolig address is released to nobody: its keys are not stored."""
-    name = p.name
+    family, given = _name_keys(p)
     birth = current(p.birth)
     home = primary_address(p, SEARCH_TYPES)  # the one address rule (store.addresses)
     level = p.protection_level if home else None
@@ -102,8 +126,8 @@ def search_row(p: Person, pid: int) -> dict[str, Any]:
         home = None
     return {
         "person_id": pid,
-        "family_key": name_key(name.family) if name else "",
-        "given_key": name_key(" ".join(x for x in (name.given, name.middle) if x)) if name else "",
+        "family_key": family,
+        "given_key": given,
         "birth_date": birth.date if birth else None,
         "birth_year": birth.year if birth else None,
         "gender": p.current_gender,
@@ -143,11 +167,12 @@ class Derived:
 
 IDENTIFIER = Derived(s.person_identifier, "i1", identifier_rows)
 SEARCH = Derived(s.person_search, "s3", _search_rows)
+GIVEN_WORDS = Derived(s.person_given_word, "w1", given_word_rows)
 BRIEF = Derived(s.person_brief, BRIEF_LAYOUT, lambda p: [{"brief": brief_of(p)}], "brief")
 CURRENT = Derived(s.person_current, CURRENT_LAYOUT, lambda p: [{"current": current_of(p)}], "current")
 
 #: Every derived per-person table, in the order rows are written (and ``PreparedPerson.rows`` holds them).
-DERIVED: tuple[Derived, ...] = (IDENTIFIER, SEARCH, BRIEF, CURRENT)
+DERIVED: tuple[Derived, ...] = (IDENTIFIER, SEARCH, GIVEN_WORDS, BRIEF, CURRENT)
 
 
 def derived_for(table: Table) -> Derived:

@@ -151,11 +151,12 @@ def _store_chunk(engine: Engine, prepared: list[PreparedPerson], now: dt.datetim
 # builds them (:func:`restore_deferred_indexes`); a re-run of the load replaces the persons already loaded.
 
 DEFERRED_KEY = "load.deferred_indexes"
+_DEFERRED_TABLES = (s.person_identifier, s.person_search, s.person_given_word)
 
 
 def deferred_indexes() -> list[Index]:
     """The person tables' indexes an initial load builds after its inserts."""
-    return [ix for t in (s.person_identifier, s.person_search) for ix in sorted(t.indexes, key=lambda i: str(i.name))
+    return [ix for t in _DEFERRED_TABLES for ix in sorted(t.indexes, key=lambda i: str(i.name))
             if [c.name for c in ix.columns] != ["person_id"]]
 
 
@@ -183,7 +184,7 @@ def defer_indexes(engine: Engine, indexes: list[Index] | None = None) -> bool:
 
 def _present_indexes(conn: Connection) -> set[str]:
     insp = inspect(conn)
-    return {str(ix["name"]) for t in (s.person_identifier, s.person_search) for ix in insp.get_indexes(t.name)}
+    return {str(ix["name"]) for t in _DEFERRED_TABLES for ix in insp.get_indexes(t.name)}
 
 
 def restore_deferred_indexes(engine: Engine) -> bool:

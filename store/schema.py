@@ -4,10 +4,12 @@ A person is stored as Folkeregisteret serves one: its whole validated person doc
 with its history, docs/data-formats.md) in ``person.doc``, plus relational index tables that every
 query goes through: ``person_identifier`` (every number the person has had, with type, status and the
 history columns of :class:`store.model.Meta`) and ``person_search`` (one row of current, normalised
-search keys: the blocking keys of search and identification), plus ``person_brief`` (one row: the
-current values a Filematch wash reads, flattened by store/brief.py) and ``person_current`` (one row: the
-current values an HL7 PID shows, store/current.py). The repository rewrites all five together, in one
-transaction; the four derived tables, their builders and layout versions are registered in store/derived.py.
+search keys: the blocking keys of search and identification) with ``person_given_word`` (one row per word
+of the current given names: a given name searched as the prefix of any of them is seeked, store/search.py),
+plus ``person_brief`` (one row: the current values a Filematch wash reads, flattened by store/brief.py) and
+``person_current`` (one row: the current values an HL7 PID shows, store/current.py). The repository
+rewrites all six together, in one transaction; the five derived tables, their builders and layout versions
+are registered in store/derived.py.
 
 Why documents and not a table per element: a person has ~13 element items; one row each made the bulk
 load 2.4× slower than raw inserts of those rows would allow and a lookup cost 7 statements (~2 ms at
@@ -82,6 +84,7 @@ __all__ = [
     "person",
     "person_brief",
     "person_current",
+    "person_given_word",
     "person_identifier",
     "person_search",
     "reject",
@@ -174,6 +177,24 @@ person_search = Table(
     # the birth year read from the index (migration 0032)
     Index(None, "postnummer", "given_key", "birth_year"),
     Index(None, "street_key", "family_key"),
+)
+
+# one row per distinct word of a person's current given names (person_search.given_key's words), with the keys of the
+# block it is searched in, for the persons with a birth year (store.derived.given_word_rows, migration 0033): a given
+# name is matched as the prefix of *any* given name, which no index on given_key serves, so given + family + birth
+# year tested the given name on every entry of the (year, family) block (~600 at 5.6 million persons); here the
+# word is seeked within each family key of the block, or the family within each given word (store.search)
+person_given_word = Table(
+    "person_given_word",
+    metadata,
+    Column("id", _Id, primary_key=True),
+    _person_fk(),
+    Column("birth_year", SmallInteger, nullable=False),
+    Column("family_key", _Key, nullable=False),
+    Column("word", _Key, nullable=False),
+    # covering, both orders: the search enumerates the keys of the longer name asked and seeks the other's range
+    Index(None, "birth_year", "family_key", "word", "person_id"),
+    Index(None, "birth_year", "word", "family_key", "person_id"),
 )
 
 person_brief = Table(

@@ -123,11 +123,16 @@ class SearchCriteria:
 
     def validate(self) -> None:
         """Raise InvalidInput unless the criteria are within bounds and meet the minimum-criteria rule."""
+        self._validated()
+
+    def _validated(self) -> tuple[list[str], list[str], list[str]]:
+        """:meth:`validate`, returning the :meth:`name_words` it normalised (a search normalises the names once:
+        6 calls of store.normalize.name_key a search were ~15 % of a family + year search's CPU)."""
         for name, value in (("given name", self.given), ("family name", self.family), ("name", self.full_name),
                             ("street", self.street), ("kommune", self.kommune), ("postnummer", self.postnummer)):
             if value is not None and len(value) > MAX_FIELD_CHARS:
                 raise ValueTooLong(f"{name} is longer than {MAX_FIELD_CHARS} characters")
-        fam, giv, full = self.name_words()
+        fam, giv, full = self.name_words()  # after the bounds: nothing longer is normalised
         if max(len(fam), len(giv), len(full)) > MAX_NAME_WORDS:
             raise ValueTooLong(f"a name criterion has more than {MAX_NAME_WORDS} words")
         if sum(len(w) for w in fam + giv + full) < 3:
@@ -142,6 +147,7 @@ class SearchCriteria:
                 "a search needs a birth date or year, a kommune, a postnummer or a street besides the name")
         if not (fam or full) and not (self.birth_date or self.birth_year):
             raise InvalidInput("a search by given name alone needs a birth date or year")
+        return fam, giv, full
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +163,9 @@ _TABLE, _ID, _LEVEL = _PS.name, _PS.c.person_id.name, _PS.c.address_protection.n
 _FAMILY, _GIVEN, _STREET = _PS.c.family_key.name, _PS.c.given_key.name, _PS.c.street_key.name
 _BIRTH_DATE, _BIRTH_YEAR, _GENDER = _PS.c.birth_date.name, _PS.c.birth_year.name, _PS.c.gender.name
 _KOMMUNE, _POSTNUMMER = _PS.c.kommune.name, _PS.c.postnummer.name
+_GW_T = s.person_given_word
+_GW, _GW_ID, _GW_YEAR = _GW_T.name, _GW_T.c.person_id.name, _GW_T.c.birth_year.name
+_GW_FAMILY, _GW_WORD = _GW_T.c.family_key.name, _GW_T.c.word.name
 _SCORED = ", ".join(c.name for c in (_PS.c.person_id, _PS.c.family_key, _PS.c.given_key, _PS.c.birth_date,
                                      _PS.c.birth_year, _PS.c.gender, _PS.c.kommune, _PS.c.postnummer,
                                      _PS.c.street_key))  # in the order store.linkage.compare.rec_of_row reads them
@@ -166,23 +175,48 @@ class _Sql:
     """A WHERE clause as driver SQL with its parameters, built per query (SQLAlchemy's statement construction
     and compilation cost ~0.5 ms a search, more than the indexed query itself)."""
 
-    __slots__ = ("dialect", "mark", "params")
+    __slots__ = ("dialect", "mark", "params", "plain", "with_")
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self.mark = "?" if dialect.paramstyle == "qmark" else "%s"
         self.params: list[Any] = []
+        self.with_ = ""  # a WITH clause that the statement begins with (built first: the parameters are positional)
+        self.plain = ""  # "+" before a filter's column on SQLite: the filter is tested, never seeked (see search)
+
+    def _next_key(self, table: str, col: str, after: str | None, high: str, eq: tuple[str, Any] | None) -> str:
+        """A scalar subquery: the least ``col`` of ``table`` below the bound ``high`` (within ``eq``'s column =
+        value) and after the SQL expression ``after`` (None: at or after ``high``'s key, a bound parameter): one
+        seek of an index led by (``eq``'s column,) ``col``."""
+        where = f"{self.eq(*eq)} AND " if eq else ""
+        if after is None:
+            self.params.append(high[:-1])
+            low = f"{col} >= {self.mark}"
+        else:
+            low = f"{col} > {after}"
+        self.params.append(high)
+        return f"(SELECT {col} FROM {table} WHERE {where}{low} AND {col} < {self.mark} ORDER BY {col} LIMIT 1)"
+
+    def distinct_keys(self, name: str, table: str, col: str, key: str, eq: tuple[str, Any] | None = None) -> str:
+        """Begin the statement with ``name(k)``: every distinct ``col`` of ``table`` that begins with ``key`` (within
+        ``eq``'s column = value), one index seek each — a loose index scan, as a recursive query (neither SQLite
+        nor PostgreSQL skips through an index by itself) — then a NULL row. Returns the keys as a subquery."""
+        first = self._next_key(table, col, None, key + "{", eq)
+        nxt = self._next_key(table, col, f"{name}.k", key + "{", eq)
+        self.with_ = (f"WITH RECURSIVE {name}(k) AS (SELECT {first} UNION ALL "
+                      f"SELECT {nxt} FROM {name} WHERE {name}.k IS NOT NULL) ")
+        return f"SELECT k FROM {name}"
 
     def eq(self, col: str, value: Any) -> str:
         if isinstance(value, dt.date) and self.dialect.name == "sqlite":
             value = value.isoformat()  # SQLAlchemy's Date on SQLite is ISO text
         self.params.append(value)
-        return f"{col} = {self.mark}"
+        return f"{self.plain}{col} = {self.mark}"
 
     def prefix(self, col: str, key: str) -> str:
         # Keys are [a-z ]; '{' sorts after 'z' bytewise (person_search keys use the C collation on PostgreSQL).
         self.params += [key, key + "{"]
-        return f"({col} >= {self.mark} AND {col} < {self.mark})"
+        return f"({self.plain}{col} >= {self.mark} AND {self.plain}{col} < {self.mark})"
 
     def word_prefix(self, col: str, word: str) -> str:
         """``word`` is the prefix of some word of the key: the key's prefix, or `` word`` inside it (keys and
@@ -205,7 +239,7 @@ def _any(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else "(" + " OR ".join(parts) + ")"
 
 
-def _block(q: _Sql, c: SearchCriteria, family_words: list[str]) -> tuple[str, bool]:
+def _block(q: _Sql, c: SearchCriteria, family_words: list[str], giv: list[str]) -> tuple[str, bool]:
     """The condition an index seeks, and whether it is the street block (which holds the street criterion)."""
     year = c.birth_year or (c.birth_date.year if c.birth_date else None)
     if c.birth_date:  # the covering index is (birth_date, family_key, …): the day's family range, not the whole day
@@ -213,6 +247,8 @@ def _block(q: _Sql, c: SearchCriteria, family_words: list[str]) -> tuple[str, bo
             return f"{q.eq(_BIRTH_DATE, c.birth_date)} AND {_any([q.prefix(_FAMILY, w) for w in family_words])}", False
         return q.eq(_BIRTH_DATE, c.birth_date), False
     if family_words:  # (each part is built in the order it appears: the parameters are positional)
+        if year and giv and len(family_words) == 1:
+            return _given_word_block(q, year, family_words[0], max(giv, key=len)), False
         if year:
             fam = _any([q.prefix(_FAMILY, w) for w in family_words])
             return f"{fam} AND {q.eq(_BIRTH_YEAR, year)}", False
@@ -223,24 +259,50 @@ def _block(q: _Sql, c: SearchCriteria, family_words: list[str]) -> tuple[str, bo
         else:
             return _street_block(q, street_key(c.street), family_words), True
         return f"{first} AND {_any([q.prefix(_FAMILY, w) for w in family_words])}", False
-    _, giv, _ = c.name_words()
     return f"{_any([q.prefix(_GIVEN, w) for w in giv])} AND {q.eq(_BIRTH_YEAR, year)}", False
 
 
+def _given_word_block(q: _Sql, year: int, family: str, word: str) -> str:
+    """Given + family + birth year: the persons of the year with a family key beginning with ``family`` and a
+    given-name word beginning with ``word`` (one of the given words asked; the filters test them all), seeked in
+    ``person_given_word``.
+
+    On ``person_search`` the given name is matched as the prefix of *any* given name (``_Sql.word_prefix``), which
+    no index on ``given_key`` serves: the whole (year, family) range was read and the name tested entry by entry
+    (~600 entries for the commonest family name of a year at 5.6 million persons). Both names asked are prefixes,
+    and an index seeks one range only: the distinct keys of one name's range are found one seek each
+    (:meth:`_Sql.distinct_keys`) and each is seeked with the other's range. Which name is enumerated: the longer
+    one asked, whose keys are fewer (``Mo`` begins ~110 family keys of a year at 1 million persons, ``Moe``, ``Mork``
+    …; ``Oskar`` one or two given names), through the index led by it — (birth_year, family_key, word) or
+    (birth_year, word, family_key); a tie enumerates the family. The rows read are then the answer's plus one
+    seek per key."""
+    if len(word) >= len(family):
+        (by, key), (then, rng) = (_GW_WORD, word), (_GW_FAMILY, family)
+    else:
+        (by, key), (then, rng) = (_GW_FAMILY, family), (_GW_WORD, word)
+    keys = q.distinct_keys("gk", _GW, by, key, (_GW_YEAR, year))
+    if q.dialect.name == "sqlite":  # one seek of (year, key, the other's range) per key of the list
+        seek = f"{q.eq(_GW_YEAR, year)} AND {by} IN ({keys}) AND {q.prefix(then, rng)}"
+        return f"{_ID} IN (SELECT {_GW_ID} FROM {_GW} WHERE {seek})"
+    # PostgreSQL would read (year, the other's range) over every key of the year (a bitmap scan skipping the
+    # index's middle column) and hash-join the keys: a LATERAL subquery (kept apart by OFFSET 0) seeks each key
+    seek = f"{q.eq(_GW_YEAR, year)} AND {by} = gk.k AND {q.prefix(then, rng)}"
+    return f"{_ID} IN (SELECT w.{_GW_ID} FROM gk, LATERAL (SELECT {_GW_ID} FROM {_GW} WHERE {seek} OFFSET 0) w)"
+
+
 def _street_block(q: _Sql, key: str, family_words: list[str]) -> str:
-    """Street (a prefix) + family: the street *named* with the family range, or a street extending the name.
+    """Street (a prefix) + family: each distinct street key beginning with the key asked, seeked with the family range.
 
     A street is asked by prefix (``Kirkeveien`` is the key ``kirkev``, which also begins ``kirkevollen``), and a
     range on the index's first column leaves its second, the family name, to be tested entry by entry: the whole
-    street read for one family (~26,000 entries for the commonest street key at 5.6M persons, 470 at 100k). The
-    same rows split in two disjoint parts that an index seeks: the street equal to the key with the family range
-    (what a full street name asks: about the answer's rows), and the streets strictly inside the key's range
-    (only extensions of the key; for a short prefix, as many as before). SQLite plans it as a MULTI-INDEX OR,
-    PostgreSQL as a BitmapOr; neither may see the plain street range as well (:func:`_filters` leaves it out)."""
-    same = f"{q.eq(_STREET, key)} AND {_any([q.prefix(_FAMILY, w) for w in family_words])}"
-    q.params += [key, key + "{"]
-    longer = f"{_STREET} > {q.mark} AND {_STREET} < {q.mark} AND {_any([q.prefix(_FAMILY, w) for w in family_words])}"
-    return f"(({same}) OR ({longer}))"
+    street read for one family (~26,000 entries for the commonest street key at 5.6M persons, 470 at 100k). Session
+    8 split it in the street *named* (seeked with the family range) and the streets strictly inside the key's range
+    (still tested entry by entry: 10,375 VM steps at p99 at 5.6M, the synthetic keys nest: ``fyrg`` is extended by
+    ``fyrgrenda``). Now every distinct street key of the range is found by one seek (:meth:`_Sql.distinct_keys`,
+    a loose index scan of (street_key, family_key)) and seeked with the family range: the entries read are the
+    answer's plus one seek per street key. :func:`_filters` leaves the plain street range out (the keys hold it)."""
+    keys = q.distinct_keys("st", _TABLE, _STREET, key)
+    return f"{_STREET} IN ({keys}) AND {_any([q.prefix(_FAMILY, w) for w in family_words])}"
 
 
 def levels_sql(levels: frozenset[str]) -> str:
@@ -284,8 +346,13 @@ def _refuse_hidden(c: SearchCriteria, scope: SearchScope) -> None:
 def check(c: SearchCriteria, scope: SearchScope) -> None:
     """Refuse criteria as :func:`search` would (bounds, minimum criteria, elements the scope withholds), before
     anything is read or asked (read-through mode asks the register first: store/source.py)."""
-    c.validate()
+    _checked(c, scope)
+
+
+def _checked(c: SearchCriteria, scope: SearchScope) -> tuple[list[str], list[str], list[str]]:
+    words = c._validated()
     _refuse_hidden(c, scope)
+    return words
 
 
 def search(conn: Connection, c: SearchCriteria, *, scope: SearchScope,
@@ -296,14 +363,15 @@ def search(conn: Connection, c: SearchCriteria, *, scope: SearchScope,
     Every criterion is applied in SQL on top of the index block, so the database stops after
     ``limit + 1`` matching rows: the cost of a search depends on its answer, not on the store's size.
     """
-    check(c, scope)
-    fam, giv, full = c.name_words()
+    fam, giv, full = _checked(c, scope)
     # A full name's role is unknown: its words are tried as family name and as given name.
     family_words = [" ".join(fam)] if fam else full
     q = _Sql(conn.dialect)
-    block, street_block = _block(q, c, family_words)
+    block, street_block = _block(q, c, family_words, giv)
+    if block.startswith(f"{_ID} IN ") and q.dialect.name == "sqlite":
+        q.plain = "+"  # SQLite would seek the filters' birth year and test the block row by row (the whole year)
     where = " AND ".join([block, *_filters(q, c, fam, giv, full, scope, street_block)])
-    sql = f"SELECT {_SCORED} FROM {_TABLE} WHERE {where} LIMIT {int(limit) + 1}"
+    sql = f"{q.with_}SELECT {_SCORED} FROM {_TABLE} WHERE {where} LIMIT {int(limit) + 1}"
     rows = fetch_all(conn, sql, q.params)
     if len(rows) > limit:
         raise TooManyHits(f"more than {limit} persons match; add criteria", limit=limit)

@@ -113,7 +113,8 @@ def another_store(db_url: str, work: Path, name: str) -> Iterator[Engine]:
 
 
 def snapshot(engine: Engine) -> dict[str, tuple[Any, ...]]:
-    """person key → (document, identifier rows, search row, brief, current view): everything a face reads."""
+    """person key → (document, identifier rows, search row, brief, current view, given-name words): everything a
+    face reads."""
     out: dict[str, tuple[Any, ...]] = {}
     with engine.connect() as conn:
         persons = conn.execute(text(
@@ -127,8 +128,12 @@ def snapshot(engine: Engine) -> dict[str, tuple[Any, ...]]:
         search = {ids[r[0]]: tuple(r[1:]) for r in conn.execute(text(
             "SELECT person_id, family_key, given_key, birth_date, birth_year, gender, kommune, postnummer, "
             "street_key, status FROM person_search"))}
+        words: dict[str, list[tuple[Any, ...]]] = {key: [] for key in ids.values()}
+        for row in conn.execute(text("SELECT person_id, birth_year, family_key, word FROM person_given_word")):
+            words[ids[row[0]]].append(tuple(row[1:]))
     for _pid, key, doc, brief, current in persons:
-        out[key] = (decode_stored(doc), sorted(idents[key], key=repr), search.get(key), brief, current)
+        out[key] = (decode_stored(doc), sorted(idents[key], key=repr), search.get(key), brief, current,
+                    sorted(words[key]))
     return out
 
 

@@ -37,7 +37,8 @@ def population(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _person_indexes(engine: Engine) -> set[str]:
     insp = inspect(engine)
-    return {str(ix["name"]) for t in (s.person_identifier, s.person_search) for ix in insp.get_indexes(t.name)}
+    return {str(ix["name"]) for t in (s.person_identifier, s.person_search, s.person_given_word)
+            for ix in insp.get_indexes(t.name)}
 
 
 def _schema_diffs(engine: Engine) -> list[object]:

@@ -83,6 +83,8 @@ def _store_as_0023(engine: Engine, persons: list[Person]) -> None:
     with engine.begin() as conn:
         for pid, p in enumerate(persons, start=1):
             for table, rows in person_rows(p, pid, now).items():
+                if table is s.person_given_word:  # not yet: migration 0033 fills it from person_search
+                    continue
                 if table is s.person:  # its doc column was text then
                     conn.execute(insert(_person_0023), [dict(rows[0], doc=_old_text(p))])
                 else:

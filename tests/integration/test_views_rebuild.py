@@ -141,6 +141,7 @@ def test_old_migrations_fill_with_their_frozen_layout_and_0014_records_it(tmp_pa
         migrate(engine)
         with engine.connect() as conn:
             assert recorded_layouts(conn) == {"person_identifier": "i1", "person_search": "s3",
-                                              "person_brief": "b1", "person_current": "c1", "hpr_person": "h2"}
+                                              "person_given_word": "w1", "person_brief": "b1",
+                                              "person_current": "c1", "hpr_person": "h2"}
     finally:
         engine.dispose()
