@@ -71,6 +71,7 @@ or birth date met before in the record's blocks looked up rather than compared a
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -279,6 +280,10 @@ def _passes(dialect: Dialect, pq: _Query) -> list[list[_Pass]]:
     address = q.postnummer and (pq.levels is None or pq.levels)
     street = pq.rec[7] if q.street and (pq.levels is None or pq.levels) and len(pq.rec[7] or "") >= 3 else None
     hidden = "" if pq.levels is None else " AND " + levels_sql(pq.levels)
+    # the wide blocks that grow with the register read only persons of the record's gender (or none): a wrong
+    # gender is a third error there, and the birth date and the other name's passes still reach it
+    sex, sexed = ((f" AND ({_S.c.gender.name} = {mark} OR {_S.c.gender.name} IS NULL)", (q.gender,)) if q.gender
+                  else ("", ()))
     fam, giv = pq.fam3 if len(pq.fam3) >= 2 else "", pq.giv3 if len(pq.giv3) >= 2 else ""
     if q.birth_date:
         narrow.append(block("birth date", f"birth_date = {mark}", date(q.birth_date)))
@@ -287,10 +292,10 @@ def _passes(dialect: Dialect, pq: _Query) -> list[list[_Pass]]:
         narrow.append(block("postnummer + family", f"postnummer = {mark} AND {where}{hidden}", q.postnummer, lo, hi))
     if pq.year and fam:
         where, lo, hi = prefix("family_key", pq.rec[0])
-        wide.append(block("birth year + family", f"birth_year = {mark} AND {where}", pq.year, lo, hi))
+        wide.append(block("birth year + family", f"birth_year = {mark} AND {where}{sex}", pq.year, lo, hi, *sexed))
     if pq.year and giv:
         where, lo, hi = prefix("given_key", pq.rec[1][0])
-        wide.append(block("birth year + given", f"birth_year = {mark} AND {where}", pq.year, lo, hi))
+        wide.append(block("birth year + given", f"birth_year = {mark} AND {where}{sex}", pq.year, lo, hi, *sexed))
     if street and fam:
         where, lo, hi = prefix("family_key", pq.rec[0])
         wide.append(block("street + family", f"street_key = {mark} AND {where}{hidden}", street, lo, hi))
@@ -321,8 +326,8 @@ def _passes(dialect: Dialect, pq: _Query) -> list[list[_Pass]]:
         typos = _postnummer_typos(q.postnummer or "")
         where, lo, hi = prefix("family_key", fam)
         two.append(block("postnummer one typo + family",
-                         f"postnummer IN ({', '.join([mark] * len(typos))}) AND {where}{hidden}", *typos, lo, hi,
-                         limit=_PASS_LIMIT))
+                         f"postnummer IN ({', '.join([mark] * len(typos))}) AND {where}{hidden}{sex}", *typos, lo,
+                         hi, *sexed, limit=_PASS_LIMIT))
     years = [date(d) for d in _year_typos(q.birth_date)] if q.birth_date and (fam or giv) else []
     if years:
         names, keys = [], []
@@ -378,17 +383,30 @@ def identify(conn: Connection, q: IdentifyQuery, *, scope: SearchScope) -> Ident
         if (result.outcome == Outcome.IDENTIFIED and best is not None
                 and best - pq.best_possible() >= NUMBER_NEAR):
             return result
+    reached = False
     for stage in _passes(conn.dialect, pq):
         if not stage:
             continue
         for _name, sql, qparams in stage:
             _add_weights(seen, pq, fetch_all(conn, sql, qparams))
+        reached = True
+        # classified only when its best candidate could be identified: below _IDENTIFY_BITS of odds no
+        # candidate is, whatever the others (the same answer; a not-in-register record's stages were
+        # classified three times, ~9 % of its time at 1M persons)
+        if max(seen.values(), default=-math.inf) + params.log_prior_odds >= _IDENTIFY_BITS:
+            result = _classify(seen, params)
+            if result.outcome == Outcome.IDENTIFIED:
+                return result
+    if reached:
         result = _classify(seen, params)
-        if result.outcome == Outcome.IDENTIFIED:
-            return result
     if pq.rec[0] and seen and _former_family(conn, pq, seen):
         result = _classify(seen, params)
     return result
+
+
+# log2 of the odds a candidate needs to be identified: its probability o / (1 + Σ o) reaches MATCH_PROBABILITY only
+# if o / (1 + o) does, o ≥ p / (1 − p) (99 at 0.99); a hair under it, so that rounding never skips a candidate
+_IDENTIFY_BITS = math.log2(MATCH_PROBABILITY / (1 - MATCH_PROBABILITY)) - 1e-6
 
 
 _FORMER_LOOK = 5  # best candidates whose earlier family names are read when nobody is identified
@@ -399,7 +417,16 @@ def _former_family(conn: Connection, pq: _Query, seen: dict[int, float]) -> bool
     """The second look (module docstring): of the best candidates whose current family name differs from the
     record's, those who had the record's family name before (their documents' name history) weigh it as
     agreement on an earlier name (``Parameters.weight_former``) instead of disagreement. True if any did."""
-    top = sorted(seen, key=lambda pid: (-seen[pid], pid))[:_FORMER_LOOK]
+    family, params = pq.rec[0], pq.params
+    # the most an earlier name can add: agreement on it instead of the family level that weighs least; when not
+    # even the best candidate would reach _IDENTIFY_BITS with it, nobody is read (the second look only lifts a
+    # candidate to IDENTIFIED or, rarely, to a listed candidate or AMBIGUOUS — those few are not looked for)
+    lift = params.weight_former(family) - min(params.weights[FAMILY][params.family_index(level, family)]
+                                              for level in (2, 3, 4))
+    if max(seen.values()) + lift + params.log_prior_odds < _IDENTIFY_BITS:
+        return False
+    need = _IDENTIFY_BITS - lift - params.log_prior_odds
+    top = [pid for pid in sorted(seen, key=lambda pid: (-seen[pid], pid))[:_FORMER_LOOK] if seen[pid] >= need]
     cols = _cols(pq)
     key = (conn.dialect.paramstyle, len(top), cols)
     sql = _FORMER_SQL.get(key)
@@ -409,7 +436,7 @@ def _former_family(conn: Connection, pq: _Query, seen: dict[int, float]) -> bool
                f"FROM {_S.name} s JOIN {s.person.name} p ON p.{s.person.c.id.name} = s.{_S.c.person_id.name} "
                f"WHERE s.{_S.c.person_id.name} IN ({', '.join([mark] * len(top))})")
         _FORMER_SQL[key] = sql
-    family, changed = pq.rec[0], False
+    changed = False
     for row in fetch_all(conn, sql, top):
         if (row[1] or "") == family:
             continue
@@ -421,7 +448,7 @@ def _former_family(conn: Connection, pq: _Query, seen: dict[int, float]) -> bool
                                                               else bd))
         if swapped or fam in (MISSING, 1):
             continue
-        seen[row[0]] += pq.params.weight_former(family) - pq.params.weights[FAMILY][pq.params.family_index(fam, family)]
+        seen[row[0]] += params.weight_former(family) - params.weights[FAMILY][params.family_index(fam, family)]
         changed = True
     return changed
 

@@ -86,11 +86,27 @@ def _known(vec: tuple[int, ...], swapped: bool, known: bool) -> tuple[int, ...]:
     return vec
 
 
+_DRAW = 5000  # register persons the random pairs of u are drawn among
+
+
+def _draw(conn: Connection, n: int, rng: random.Random) -> list[Any]:
+    """``n`` register persons drawn by ``rng`` (all of them when the register is smaller), in person id order:
+    the same register and seed draw the same persons, so two estimations of one store give the same u and
+    runs of the benchmark are comparable (the draw was the database's ``ORDER BY random()``, unseeded: the
+    not-in-register records identified at 1M moved by ±2 between estimations of the same code)."""
+    ids = sorted(pid for (pid,) in fetch_all(conn, "SELECT person_id FROM person_search", ()))
+    chosen = sorted(rng.sample(ids, n)) if len(ids) > n else ids
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    rows: list[Any] = []
+    for i in range(0, len(chosen), 500):
+        part = chosen[i : i + 500]
+        marks = ", ".join([mark] * len(part))
+        rows += fetch_all(conn, f"SELECT {_COLS} FROM person_search WHERE person_id IN ({marks})", part)
+    return sorted(rows, key=lambda r: r[0])
+
+
 def _u(conn: Connection, pairs: int, rng: random.Random, families: dict[str, int]) -> tuple[list[list[float]], float]:
-    rows = fetch_all(conn, f"SELECT {_COLS} FROM person_search ORDER BY random() LIMIT 5000", ())
-    # the database's draw in a fixed order (person_id first), so that the seeded pairs below are the same pairs
-    # whenever the draw is the whole register: a small register estimates the same parameters every time
-    recs = [_rec(r) for r in sorted(rows, key=lambda r: r[0])]
+    recs = [_rec(r) for r in _draw(conn, _DRAW, rng)]
     counts = [[0] * n for n in LEVELS]
     same_year = years = 0
     if len(recs) >= 2:
