@@ -68,9 +68,10 @@ def _rec(row: Any) -> Rec:
 def _frequencies(conn: Connection) -> dict[str, dict[str, int]]:
     fam = {k: int(n) for k, n in conn.execute(text(
         "SELECT family_key, count(*) FROM person_search GROUP BY family_key HAVING count(*) > 1")) if k}
+    # every postnummer, also of one person (weighed as an unlisted value is: count 1), so that the list is the
+    # register's postnummer (Parameters.postnummer_complete; identification's mistyped-postnummer pass reads those)
     post = {k: int(n) for k, n in conn.execute(text(
-        "SELECT postnummer, count(*) FROM person_search WHERE postnummer IS NOT NULL GROUP BY postnummer "
-        "HAVING count(*) > 1")) if k}
+        "SELECT postnummer, count(*) FROM person_search WHERE postnummer IS NOT NULL GROUP BY postnummer")) if k}
     given: Counter[str] = Counter()
     for (g,) in conn.execute(text("SELECT given_key FROM person_search")).yield_per(10_000):
         if g:
@@ -214,5 +215,5 @@ def estimate(conn: Connection, samples: Sequence[IdentifyQuery] = (), *, pairs: 
             found = lam * sum(by_date.values()) / max(dated, 1) / max(m[BIRTH][1], 0.5)
             prior = min(max(found, 0.05), 0.95)
     return Parameters(m=m, u=u, prior=prior, persons=max(persons, 1), swapped_bits=DEFAULT.swapped_bits, tf=tf,
-                      street_u_same_place=street_u,
+                      street_u_same_place=street_u, postnummer_complete=True,
                       estimated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))

@@ -439,3 +439,37 @@ def test_the_wide_blocks_read_persons_of_the_records_gender(engine: Engine) -> N
                                                           birth_date=dt.date(1971, 9, 23)))
     for name in ("birth year + family", "birth year + given"):
         assert sexed[name] == {ids["woman"]} and unsexed[name] == {ids["woman"], ids["man"]}
+
+
+def test_the_mistyped_postnummer_pass_reads_only_the_registers_postnummer(engine: Engine) -> None:
+    """An estimation lists every postnummer of the register, also one person's (weighed as an unlisted one: count
+    1), and says so; the mistyped-postnummer pass then looks up only codes someone lives in. Parameters that do
+    not say so (stored before, or the defaults) look up every typo."""
+    from store.linkage.params import Parameters
+    from store.matching import _known_typos, _postnummer_typos
+
+    _store(engine, [("a", "Kari", "Lie", "1970-01-01", "0150"), ("b", "Ola", "Lie", "1971-01-01", "0150"),
+                    ("c", "Per", "Dahl", "1972-01-01", "0151")])
+    with engine.begin() as conn:
+        params = estimate(conn, pairs=200)
+    again = Parameters.from_json(params.to_json(), 1, "")
+    assert again.postnummer_complete and again.tf["postnummer"] == {"0150": 2, "0151": 1}
+    assert params.weight_exact(4, "0151") == params.weight_exact(4, "0999")  # one person: as an unlisted value
+    assert _known_typos("0152", again) == ("0150", "0151")
+    assert _known_typos("0152", DEFAULT) == _postnummer_typos("0152") and len(_postnummer_typos("0152")) == 39
+    old = Parameters.from_json(params.to_json().replace(b'"postnummer_complete":true', b'"x":0'), 1, "")
+    assert not old.postnummer_complete and _known_typos("0152", old) == _postnummer_typos("0152")
+
+
+def test_the_near_dates_are_the_comparisons_transposed_and_one_digit_off_dates_of_the_year() -> None:
+    """The wrong-date, changed-name block reads a person whose birth date the comparison would call transposed or
+    one digit off within the record's year (store.matching._near_dates): the same dates, for every day of a
+    leap year and of another."""
+    from store.linkage.compare import birth_level
+    from store.matching import _near_dates
+
+    for year in (1964, 1983):
+        days = [dt.date(year, 1, 1) + dt.timedelta(days=i) for i in range(366 if year % 4 == 0 else 365)]
+        for d in days[::7]:
+            want = {r for r in days if birth_level(d, None, r, None) in (2, 3)}
+            assert set(_near_dates(d)) == want
