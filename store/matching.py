@@ -24,6 +24,15 @@ postnummer passes keep the first 3 letters (2 for a two-letter name: ``Au``): th
 postnummer, and FEBRL4's misspelt surnames with a wrong or no birth date need them. A misspelt name is
 reached through the other name: a family-name typo by the given name's passes and the other way round.
 
+Three blocks grow with the register and are kept to the persons who could matter (session 9): birth year
++ family name, birth year + first name and the mistyped-postnummer pass read only persons of the
+record's gender (or none given: a wrong gender is a third error there, and the birth date block reads
+every gender); birth year + first name reads only those with one more thing of the record's — the family
+name's initial, the postnummer, kommune or street, or the birth date transposed or one digit off — since
+a namesake of the same year with none of them and another family name cannot reach the threshold; the
+mistyped-postnummer pass only postnummer the register has and persons with the record's initial, birth
+year or street. A stage's candidates are classified only when the best of them could be identified.
+
 docs/filematch.md gives each pass's marginal recall and cost (``python -m benchmarks identify``).
 
 A record that carries a number the store does not know — it fails the check digits, or is valid but
@@ -51,8 +60,9 @@ threshold, ``MATCH_PROBABILITY``:
 current family name differs from the record's are read with their name history (``person.doc``): one
 who had the record's family name before (a client register that never learnt of a marriage) weighs it as
 agreement on an earlier name, term-frequency adjusted with the m of a disagreeing family name
-(``Parameters.weight_former``), instead of as disagreement. One indexed query, only for the few records
-no stage identified.
+(``Parameters.weight_former``), instead of as disagreement. One indexed query, only for the records no
+stage identified, and only of the candidates an earlier name could lift to IDENTIFIED (their weight plus
+the largest lift reaches the threshold).
 
 A candidate's ``score`` is its posterior log-odds in bits (log2 of probability / (1 − probability) if it
 were the only candidate): monotone in the evidence, and not saturating as the probability does near 1.
