@@ -363,7 +363,9 @@ def _passes(dialect: Dialect, pq: _Query) -> list[list[_Pass]]:
         where, lo, hi = prefix("given_key", pq.rec[1][0])
         # the persons it alone reaches have another family name (the one before reads the same year and name): it
         # reads those who have one more thing of the record's (_other_evidence), not every namesake of the year
-        also, more = _other_evidence(pq, mark, date) if pq.rec[0] and pq.levels is None else ("", ())
+        # (a record that gives a year only is read in full: the year agreeing weighs ~6 bits there, not ~0)
+        also, more = (_other_evidence(pq, mark, date) if pq.rec[0] and q.birth_date and pq.levels is None
+                      else ("", ()))
         wide.append(block("birth year + given", f"birth_year = {mark} AND {where}{sex}{also}", pq.year, lo, hi,
                           *sexed, *more))
     if street and fam:
