@@ -137,13 +137,15 @@ def _estimate(url: str, samples: list[Any]) -> float:
 
 _CHILD = """
 import pickle, sys, time
-from store.engine import make_engine
+from store.engine import make_engine, read_connection
 from store.matching import identify
 from store.search import ALL_RELEASABLE
 queries = pickle.load(open(sys.argv[2], "rb"))
 engine = make_engine(sys.argv[1])
 out = []
-with engine.connect() as conn:
+# a read connection: no transaction held for the run (engine.connect() began BEGIN IMMEDIATE on SQLite at the first
+# statement and kept the write lock until the end, locking every writer of the store out; issue 19)
+with read_connection(engine) as conn:
     identify(conn, queries[0], scope=ALL_RELEASABLE)  # parameters read
     t, c = time.perf_counter(), time.process_time()
     for q in queries:
@@ -291,7 +293,7 @@ def _bucket_misses(conn: Any, qs: list[Any], trues: list[int | None], answers: l
 def _noisy(n: int, queries: int, seed: int, *, outside_n: int = OUTSIDE) -> Iterator[Result]:
     from filematch.pipeline import identify_queries
     from filematch.testdata import noisy_records, truth_of
-    from store.engine import make_engine
+    from store.engine import make_engine, read_connection
     from store.matching import Outcome, block_passes
     from store.search import ALL_RELEASABLE
 
@@ -312,7 +314,7 @@ def _noisy(n: int, queries: int, seed: int, *, outside_n: int = OUTSIDE) -> Iter
     everything = [q for q in qs if q is not None]
     answers, secs, rss, cpu = _identify_all(url, everything)
     engine = make_engine(url)
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         number_of = {pid: num for pid, num in conn.exec_driver_sql(
             "SELECT person_id, number FROM person_identifier WHERE status = 'iBruk'")}
     person_of = {num: pid for pid, num in number_of.items()}
@@ -350,7 +352,7 @@ def _noisy(n: int, queries: int, seed: int, *, outside_n: int = OUTSIDE) -> Iter
                  f"RSS {rss:.0f} MB; estimate {est:.1f} s; load average {load[0]:.2f} {load[1]:.2f}",
                  target="R ≥ 0.98, P ≥ 0.999, ≤ 0.1 % outside, ≥ 2,000 rec/s, RSS ≤ 1 GB (at 1M)",
                  ok=r >= 0.98 and p >= 0.999 and fp_out <= 0.001 and rate >= 2000 and rss <= 1024)
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         buckets = _bucket_misses(conn, mq, mtrue, mans)
     print(f"# misses of {inside} in-register records: "
           + ", ".join(f"{k} {v}" for k, v in buckets.most_common()), flush=True)
@@ -362,7 +364,7 @@ def _noisy(n: int, queries: int, seed: int, *, outside_n: int = OUTSIDE) -> Iter
     only: dict[str, int] = {}
     rows: dict[str, int] = {}
     counted = reached = 0
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         for q, ref in list(zip(qs, refs, strict=True))[:2000]:
             true = truth_of(ref)
             if q is None or true is None or true not in person_of:
@@ -398,11 +400,11 @@ def search_cost(url: str, n: int) -> None:
     """``n`` person searches of the kinds the faces send (family name + birth year, full name + postnummer,
     given + family + birth date), criteria drawn from the store itself with a fixed seed; run under callgrind
     with ``n`` = 0 and ``n`` = N, the difference over N is the instructions of one search (docs/benchmarks.md)."""
-    from store.engine import make_engine
+    from store.engine import make_engine, read_connection
     from store.search import ALL_RELEASABLE, SearchCriteria, search
 
     engine = make_engine(url)
-    with engine.connect() as conn:
+    with read_connection(engine) as conn:
         rows = conn.exec_driver_sql(
             "SELECT family_key, given_key, birth_date, birth_year, postnummer FROM person_search "
             "WHERE person_id % 97 = 3 ORDER BY person_id LIMIT 300").fetchall()

@@ -24,6 +24,15 @@ postnummer passes keep the first 3 letters (2 for a two-letter name: ``Au``): th
 postnummer, and FEBRL4's misspelt surnames with a wrong or no birth date need them. A misspelt name is
 reached through the other name: a family-name typo by the given name's passes and the other way round.
 
+Three blocks grow with the register and are kept to the persons who could matter (session 9): birth year
++ family name, birth year + first name and the mistyped-postnummer pass read only persons of the
+record's gender (or none given: a wrong gender is a third error there, and the birth date block reads
+every gender); birth year + first name reads only those with one more thing of the record's — the family
+name's initial, the postnummer, kommune or street, or the birth date transposed or one digit off — since
+a namesake of the same year with none of them and another family name cannot reach the threshold; the
+mistyped-postnummer pass only postnummer the register has and persons with the record's initial, birth
+year or street. A stage's candidates are classified only when the best of them could be identified.
+
 docs/filematch.md gives each pass's marginal recall and cost (``python -m benchmarks identify``).
 
 A record that carries a number the store does not know — it fails the check digits, or is valid but
@@ -51,8 +60,9 @@ threshold, ``MATCH_PROBABILITY``:
 current family name differs from the record's are read with their name history (``person.doc``): one
 who had the record's family name before (a client register that never learnt of a marriage) weighs it as
 agreement on an earlier name, term-frequency adjusted with the m of a disagreeing family name
-(``Parameters.weight_former``), instead of as disagreement. One indexed query, only for the few records
-no stage identified.
+(``Parameters.weight_former``), instead of as disagreement. One indexed query, only for the records no
+stage identified, and only of the candidates an earlier name could lift to IDENTIFIED (their weight plus
+the largest lift reaches the threshold).
 
 A candidate's ``score`` is its posterior log-odds in bits (log2 of probability / (1 − probability) if it
 were the only candidate): monotone in the evidence, and not saturating as the probability does near 1.
@@ -71,6 +81,7 @@ or birth date met before in the record's blocks looked up rather than compared a
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -233,12 +244,23 @@ def _swapped_date(d: dt.date) -> dt.date | None:
     return dt.date(d.year, d.day, d.month)
 
 
-def _postnummer_typos(pn: str) -> list[str]:
+@lru_cache(maxsize=1 << 12)
+def _postnummer_typos(pn: str) -> tuple[str, ...]:
     """The postnummer one typing error away: one digit different, or two neighbouring digits swapped."""
     out = {pn[:i] + d + pn[i + 1 :] for i in range(len(pn)) for d in "0123456789"}
     out |= {pn[:i] + pn[i + 1] + pn[i] + pn[i + 2 :] for i in range(len(pn) - 1)}
     out.discard(pn)
-    return sorted(out)
+    return tuple(sorted(out))
+
+
+def _known_typos(pn: str, params: Parameters) -> tuple[str, ...]:
+    """:func:`_postnummer_typos` that are postnummer of the register when the parameters list them all
+    (``Parameters.postnummer_complete``; all typos otherwise): a register holds about half of the 10,000
+    four-digit codes, and a code nobody lives in is an index lookup for nothing (at 1M persons the pass's
+    SQL fell from ~160 to ~110 µs a record)."""
+    typos = _postnummer_typos(pn)
+    known = params.tf.get("postnummer") if params.postnummer_complete else None
+    return tuple(p for p in typos if p in known) if known else typos
 
 
 @lru_cache(maxsize=1 << 14)
@@ -256,6 +278,51 @@ def _year_typos(d: dt.date) -> tuple[dt.date, ...]:
                 except ValueError:  # 29 February
                     continue
     return tuple(out)
+
+
+@lru_cache(maxsize=1 << 12)
+def _near_dates(d: dt.date) -> tuple[dt.date, ...]:
+    """The birth date with one digit of its month or day different, or day and month transposed, where that is a
+    date (compare.birth_level's levels 2 and 3 within the year)."""
+    out = set()
+    text = f"{d.month:02d}{d.day:02d}"
+    for i in range(4):
+        for digit in "0123456789":
+            mmdd = text[:i] + digit + text[i + 1 :]
+            try:
+                out.add(dt.date(d.year, int(mmdd[:2]), int(mmdd[2:])))
+            except ValueError:
+                continue
+    swapped = _swapped_date(d)
+    if swapped:
+        out.add(swapped)
+    out.discard(d)
+    return tuple(sorted(out))
+
+
+def _other_evidence(pq: _Query, mark: str, date: Any) -> tuple[str, tuple[Any, ...]]:
+    """`` AND (…)``: a person whose family name starts with the record's family name's letter (a misspelt one),
+    or who shares its postnummer, kommune or street, or has its birth date one digit or a transposition away.
+    Whoever has none of these and another family name than the record's cannot reach the threshold through a
+    wrong-date, changed-name block (docs/filematch.md, session 9); every address is visible to the caller
+    (the filter is not applied otherwise: a hidden address must not decide which persons are read)."""
+    q, terms, params = pq.q, [], []
+    terms.append(f"(family_key >= {mark} AND family_key < {mark})")
+    params += [pq.rec[0][:1], pq.rec[0][:1] + "{"]
+    if q.postnummer:
+        terms.append(f"postnummer = {mark}")
+        params.append(q.postnummer)
+    if q.kommune and pq.kommune_levels is None:
+        terms.append(f"kommune = {mark}")
+        params.append(q.kommune)
+    if pq.rec[7]:
+        terms.append(f"street_key = {mark}")
+        params.append(pq.rec[7])
+    near = _near_dates(q.birth_date) if q.birth_date else ()
+    if near:
+        terms.append(f"birth_date IN ({', '.join([mark] * len(near))})")
+        params += [date(d) for d in near]
+    return f" AND ({' OR '.join(terms)})", tuple(params)
 
 
 def _passes(dialect: Dialect, pq: _Query) -> list[list[_Pass]]:
@@ -282,6 +349,10 @@ def _passes(dialect: Dialect, pq: _Query) -> list[list[_Pass]]:
     address = q.postnummer and (pq.levels is None or pq.levels)
     street = pq.rec[7] if q.street and (pq.levels is None or pq.levels) and len(pq.rec[7] or "") >= 3 else None
     hidden = "" if pq.levels is None else " AND " + levels_sql(pq.levels)
+    # the wide blocks that grow with the register read only persons of the record's gender (or none): a wrong
+    # gender is a third error there, and the birth date and the other name's passes still reach it
+    sex, sexed = ((f" AND ({_S.c.gender.name} = {mark} OR {_S.c.gender.name} IS NULL)", (q.gender,)) if q.gender
+                  else ("", ()))
     fam, giv = pq.fam3 if len(pq.fam3) >= 2 else "", pq.giv3 if len(pq.giv3) >= 2 else ""
     if q.birth_date:
         narrow.append(block("birth date", f"birth_date = {mark}", date(q.birth_date)))
@@ -290,10 +361,16 @@ def _passes(dialect: Dialect, pq: _Query) -> list[list[_Pass]]:
         narrow.append(block("postnummer + family", f"postnummer = {mark} AND {where}{hidden}", q.postnummer, lo, hi))
     if pq.year and fam:
         where, lo, hi = prefix("family_key", pq.rec[0])
-        wide.append(block("birth year + family", f"birth_year = {mark} AND {where}", pq.year, lo, hi))
+        wide.append(block("birth year + family", f"birth_year = {mark} AND {where}{sex}", pq.year, lo, hi, *sexed))
     if pq.year and giv:
         where, lo, hi = prefix("given_key", pq.rec[1][0])
-        wide.append(block("birth year + given", f"birth_year = {mark} AND {where}", pq.year, lo, hi))
+        # the persons it alone reaches have another family name (the one before reads the same year and name): it
+        # reads those who have one more thing of the record's (_other_evidence), not every namesake of the year
+        # (a record that gives a year only is read in full: the year agreeing weighs ~6 bits there, not ~0)
+        also, more = (_other_evidence(pq, mark, date) if pq.rec[0] and q.birth_date and pq.levels is None
+                      else ("", ()))
+        wide.append(block("birth year + given", f"birth_year = {mark} AND {where}{sex}{also}", pq.year, lo, hi,
+                          *sexed, *more))
     if street and fam:
         where, lo, hi = prefix("family_key", pq.rec[0])
         wide.append(block("street + family", f"street_key = {mark} AND {where}{hidden}", street, lo, hi))
@@ -320,12 +397,26 @@ def _passes(dialect: Dialect, pq: _Query) -> list[list[_Pass]]:
         where, lo, hi = prefix("family_key", giv)
         two.append(block("street + given as family", f"street_key = {mark} AND {where}{hidden}", street, lo, hi,
                          limit=_PASS_LIMIT))
-    if address and fam and len(q.postnummer or "") == 4:
-        typos = _postnummer_typos(q.postnummer or "")
+    typos = _known_typos(q.postnummer or "", pq.params) if address and fam and len(q.postnummer or "") == 4 else ()
+    if typos:
         where, lo, hi = prefix("family_key", fam)
+        # and one more thing of the record's: without its first initial, birth year or street, a person in another
+        # postnummer has the family name alone (≤ 20 bits at a million persons, 22.3 needed)
+        terms: list[str] = []
+        values: list[Any] = []
+        if pq.giv1:
+            terms.append(f"(given_key >= {mark} AND given_key < {mark})")
+            values += [pq.giv1, pq.giv1 + "{"]
+        if pq.year:
+            terms.append(f"birth_year = {mark}")
+            values.append(pq.year)
+        if street:
+            terms.append(f"street_key = {mark}")
+            values.append(street)
+        one_more = f" AND ({' OR '.join(terms)})" if terms else ""
         two.append(block("postnummer one typo + family",
-                         f"postnummer IN ({', '.join([mark] * len(typos))}) AND {where}{hidden}", *typos, lo, hi,
-                         limit=_PASS_LIMIT))
+                         f"postnummer IN ({', '.join([mark] * len(typos))}) AND {where}{hidden}{sex}{one_more}",
+                         *typos, lo, hi, *sexed, *values, limit=_PASS_LIMIT))
     years = [date(d) for d in _year_typos(q.birth_date)] if q.birth_date and (fam or giv) else []
     if years:
         names, keys = [], []
@@ -381,17 +472,30 @@ def identify(conn: Connection, q: IdentifyQuery, *, scope: SearchScope) -> Ident
         if (result.outcome == Outcome.IDENTIFIED and best is not None
                 and best - pq.best_possible() >= NUMBER_NEAR):
             return result
+    reached = False
     for stage in _passes(conn.dialect, pq):
         if not stage:
             continue
         for _name, sql, qparams in stage:
             _add_weights(seen, pq, fetch_all(conn, sql, qparams))
+        reached = True
+        # classified only when its best candidate could be identified: below _IDENTIFY_BITS of odds no
+        # candidate is, whatever the others (the same answer; a not-in-register record's stages were
+        # classified three times, ~9 % of its time at 1M persons)
+        if max(seen.values(), default=-math.inf) + params.log_prior_odds >= _IDENTIFY_BITS:
+            result = _classify(seen, params)
+            if result.outcome == Outcome.IDENTIFIED:
+                return result
+    if reached:
         result = _classify(seen, params)
-        if result.outcome == Outcome.IDENTIFIED:
-            return result
     if pq.rec[0] and seen and _former_family(conn, pq, seen):
         result = _classify(seen, params)
     return result
+
+
+# log2 of the odds a candidate needs to be identified: its probability o / (1 + Σ o) reaches MATCH_PROBABILITY only
+# if o / (1 + o) does, o ≥ p / (1 − p) (99 at 0.99); a hair under it, so that rounding never skips a candidate
+_IDENTIFY_BITS = math.log2(MATCH_PROBABILITY / (1 - MATCH_PROBABILITY)) - 1e-6
 
 
 _FORMER_LOOK = 5  # best candidates whose earlier family names are read when nobody is identified
@@ -402,7 +506,16 @@ def _former_family(conn: Connection, pq: _Query, seen: dict[int, float]) -> bool
     """The second look (module docstring): of the best candidates whose current family name differs from the
     record's, those who had the record's family name before (their documents' name history) weigh it as
     agreement on an earlier name (``Parameters.weight_former``) instead of disagreement. True if any did."""
-    top = sorted(seen, key=lambda pid: (-seen[pid], pid))[:_FORMER_LOOK]
+    family, params = pq.rec[0], pq.params
+    # the most an earlier name can add: agreement on it instead of the family level that weighs least; when not
+    # even the best candidate would reach _IDENTIFY_BITS with it, nobody is read (the second look only lifts a
+    # candidate to IDENTIFIED or, rarely, to a listed candidate or AMBIGUOUS — those few are not looked for)
+    lift = params.weight_former(family) - min(params.weights[FAMILY][params.family_index(level, family)]
+                                              for level in (2, 3, 4))
+    if max(seen.values()) + lift + params.log_prior_odds < _IDENTIFY_BITS:
+        return False
+    need = _IDENTIFY_BITS - lift - params.log_prior_odds
+    top = [pid for pid in sorted(seen, key=lambda pid: (-seen[pid], pid))[:_FORMER_LOOK] if seen[pid] >= need]
     cols = _cols(pq)
     key = (conn.dialect.paramstyle, len(top), cols)
     sql = _FORMER_SQL.get(key)
@@ -412,7 +525,7 @@ def _former_family(conn: Connection, pq: _Query, seen: dict[int, float]) -> bool
                f"FROM {_S.name} s JOIN {s.person.name} p ON p.{s.person.c.id.name} = s.{_S.c.person_id.name} "
                f"WHERE s.{_S.c.person_id.name} IN ({', '.join([mark] * len(top))})")
         _FORMER_SQL[key] = sql
-    family, changed = pq.rec[0], False
+    changed = False
     for row in fetch_all(conn, sql, top):
         if (row[1] or "") == family:
             continue
@@ -424,7 +537,7 @@ def _former_family(conn: Connection, pq: _Query, seen: dict[int, float]) -> bool
                                                               else bd))
         if swapped or fam in (MISSING, 1):
             continue
-        seen[row[0]] += pq.params.weight_former(family) - pq.params.weights[FAMILY][pq.params.family_index(fam, family)]
+        seen[row[0]] += params.weight_former(family) - params.weights[FAMILY][params.family_index(fam, family)]
         changed = True
     return changed
 

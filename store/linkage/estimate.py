@@ -10,10 +10,12 @@ As splink does, in three parts:
 - **m** (a level's probability for a record and its true person): by expectation–maximisation over the
   comparison vectors of blocked pairs of a **sample of client records** against the register, with u
   fixed, over pairs blocked on the birth date: they give the names, gender, place and street (the blocking
-  field itself cannot be estimated from its own block). The birth date's m keeps its defaults: pairs
-  blocked on postnummer and family name (the other cheap block) are dominated by the person's household —
-  same family name, same address — and EM took them for matches (a wrong date then weighed nothing). The
-  prior (the share of records whose person is in the register) comes from the same pass. Each m is kept
+  field itself cannot be estimated from its own block). The birth date's m comes from a second EM, over
+  pairs blocked on postnummer, family name *and* first given name, with gender and street as the other
+  evidence (``_birth_m``, session 9): pairs blocked on postnummer and family name alone are dominated by the
+  person's household — same family name, same address — and EM took them for matches (a wrong date then
+  weighed nothing); a household seldom shares a first name. The prior (the share of records whose person is
+  in the register) comes from the same pass. Each m is kept
   at least a quarter of its default. Without a sample, m keeps its defaults (store/linkage/params.py).
 
 Run after a large load (the frequencies and the person count change); identification reads the newest
@@ -68,9 +70,10 @@ def _rec(row: Any) -> Rec:
 def _frequencies(conn: Connection) -> dict[str, dict[str, int]]:
     fam = {k: int(n) for k, n in conn.execute(text(
         "SELECT family_key, count(*) FROM person_search GROUP BY family_key HAVING count(*) > 1")) if k}
+    # every postnummer, also of one person (weighed as an unlisted value is: count 1), so that the list is the
+    # register's postnummer (Parameters.postnummer_complete; identification's mistyped-postnummer pass reads those)
     post = {k: int(n) for k, n in conn.execute(text(
-        "SELECT postnummer, count(*) FROM person_search WHERE postnummer IS NOT NULL GROUP BY postnummer "
-        "HAVING count(*) > 1")) if k}
+        "SELECT postnummer, count(*) FROM person_search WHERE postnummer IS NOT NULL GROUP BY postnummer")) if k}
     given: Counter[str] = Counter()
     for (g,) in conn.execute(text("SELECT given_key FROM person_search")).yield_per(10_000):
         if g:
@@ -86,11 +89,27 @@ def _known(vec: tuple[int, ...], swapped: bool, known: bool) -> tuple[int, ...]:
     return vec
 
 
+_DRAW = 5000  # register persons the random pairs of u are drawn among
+
+
+def _draw(conn: Connection, n: int, rng: random.Random) -> list[Any]:
+    """``n`` register persons drawn by ``rng`` (all of them when the register is smaller), in person id order:
+    the same register and seed draw the same persons, so two estimations of one store give the same u and
+    runs of the benchmark are comparable (the draw was the database's ``ORDER BY random()``, unseeded: the
+    not-in-register records identified at 1M moved by ±2 between estimations of the same code)."""
+    ids = sorted(pid for (pid,) in fetch_all(conn, "SELECT person_id FROM person_search", ()))
+    chosen = sorted(rng.sample(ids, n)) if len(ids) > n else ids
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    rows: list[Any] = []
+    for i in range(0, len(chosen), 500):
+        part = chosen[i : i + 500]
+        marks = ", ".join([mark] * len(part))
+        rows += fetch_all(conn, f"SELECT {_COLS} FROM person_search WHERE person_id IN ({marks})", part)
+    return sorted(rows, key=lambda r: r[0])
+
+
 def _u(conn: Connection, pairs: int, rng: random.Random, families: dict[str, int]) -> tuple[list[list[float]], float]:
-    rows = fetch_all(conn, f"SELECT {_COLS} FROM person_search ORDER BY random() LIMIT 5000", ())
-    # the database's draw in a fixed order (person_id first), so that the seeded pairs below are the same pairs
-    # whenever the draw is the whole register: a small register estimates the same parameters every time
-    recs = [_rec(r) for r in sorted(rows, key=lambda r: r[0])]
+    recs = [_rec(r) for r in _draw(conn, _DRAW, rng)]
     counts = [[0] * n for n in LEVELS]
     same_year = years = 0
     if len(recs) >= 2:
@@ -168,6 +187,31 @@ def _em(patterns: Counter[tuple[int, ...]], fields: Sequence[int], m: list[list[
     return lam
 
 
+def _birth_m(conn: Connection, samples: Sequence[IdentifyQuery], m: list[list[float]], u: list[list[float]],
+             mark: str) -> list[float]:
+    """The birth date's m by EM over pairs blocked on the record's postnummer, family name and first given name
+    (a person and a namesake in the same postnummer: mostly the record's person, and not a household, whose
+    members share the family name and address but not the first name), with gender and street as the other
+    evidence; the date's own levels are then seen, which the birth-date block cannot show."""
+    from store.matching import query_rec
+
+    pairs: Counter[tuple[int, ...]] = Counter()
+    sql = (f"SELECT {_COLS} FROM person_search WHERE postnummer = {mark} AND family_key = {mark} "
+           f"AND (given_key = {mark} OR (given_key >= {mark} AND given_key < {mark})) LIMIT 200")
+    for q in samples:
+        rec = query_rec(q)
+        if not (rec[0] and rec[1] and q.postnummer and (q.birth_date or q.birth_year)):
+            continue
+        g = rec[1][0]
+        for row in fetch_all(conn, sql, (q.postnummer, rec[0], g, g + " ", g + "!")):
+            pairs[compare(rec, _rec(row))[0]] += 1
+    if not pairs:
+        return m[BIRTH]
+    fitted = [list(x) for x in m]
+    _em(pairs, (BIRTH, GENDER, STREET), fitted, u)
+    return fitted[BIRTH]
+
+
 def estimate(conn: Connection, samples: Sequence[IdentifyQuery] = (), *, pairs: int = 200_000,
              seed: int = 0) -> Parameters:
     """Parameters estimated from the register of ``conn`` and (for m) a sample of client records."""
@@ -197,6 +241,7 @@ def estimate(conn: Connection, samples: Sequence[IdentifyQuery] = (), *, pairs: 
             lam = _em(by_date, (FAMILY, GIVEN, GENDER, PLACE, STREET), m, u)
             found = lam * sum(by_date.values()) / max(dated, 1) / max(m[BIRTH][1], 0.5)
             prior = min(max(found, 0.05), 0.95)
+        m[BIRTH] = _birth_m(conn, samples, m, u, mark)
     return Parameters(m=m, u=u, prior=prior, persons=max(persons, 1), swapped_bits=DEFAULT.swapped_bits, tf=tf,
-                      street_u_same_place=street_u,
+                      street_u_same_place=street_u, postnummer_complete=True,
                       estimated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"))

@@ -80,6 +80,9 @@ class Parameters:
     # (a street lies in one postnummer), so when both agree the street weighs log2(m / this), not its own u
     street_u_same_place: float = 0.05
     tf: dict[str, dict[str, int]] = field(default_factory=dict)  # field → value → persons with it (≥ 2)
+    # tf["postnummer"] lists every postnummer of the register, also those of one person (estimated since
+    # session 9): identification then skips the mistyped-postnummer lookups of codes nobody lives in
+    postnummer_complete: bool = False
     version: int = 0  # 0: the defaults
     estimated_at: str = ""
     weights: list[list[float]] = field(init=False, repr=False)
@@ -159,7 +162,8 @@ class Parameters:
     def to_json(self) -> bytes:
         return orjson.dumps({"m": self.m, "u": self.u, "prior": self.prior, "persons": self.persons,
                              "swapped_bits": self.swapped_bits, "tf": self.tf, "fields": FIELDS,
-                             "street_u_same_place": self.street_u_same_place})
+                             "street_u_same_place": self.street_u_same_place,
+                             "postnummer_complete": self.postnummer_complete})
 
     @classmethod
     def from_json(cls, data: bytes | str, version: int, estimated_at: str) -> Parameters:
@@ -169,6 +173,7 @@ class Parameters:
                 table[FAMILY] = [*table[FAMILY], *(table[FAMILY][k] for k in KNOWN_SIMILAR)]
         return cls(m=d["m"], u=d["u"], prior=d["prior"], persons=d["persons"], swapped_bits=d["swapped_bits"],
                    street_u_same_place=d.get("street_u_same_place", 0.05),
+                   postnummer_complete=bool(d.get("postnummer_complete", False)),
                    tf=d.get("tf", {}), version=version, estimated_at=estimated_at)
 
 

@@ -59,8 +59,8 @@ class RowScorer:
     ``params.weigh(rec, rec of the row)``, the address fields of a row whose level is not in ``levels``
     (``kommune_levels`` for the kommune) missing; None: every level seen."""
 
-    __slots__ = ("_birth", "_givens", "_kl", "_levels", "_names", "_p", "_q", "_streets", "_w", "_wf", "_wx", "_year",
-                 "_year_text")
+    __slots__ = ("_birth", "_givens", "_kl", "_levels", "_names", "_p", "_q", "_qf_tokens", "_streets", "_w", "_wf",
+                 "_wx", "_year", "_year_text")
 
     def __init__(self, params: Parameters, rec: Rec, w_exact: tuple[float, float, float],
                  levels: frozenset[str] | None = None, kommune_levels: frozenset[str] | None = None) -> None:
@@ -77,6 +77,7 @@ class RowScorer:
         # the levels of the row values met so far (a block repeats its names and streets: Zipf-distributed)
         self._names: dict[str, tuple[int, int]] = {}
         self._givens: dict[str, tuple[int, int, tuple[str, ...]]] = {}
+        self._qf_tokens = tuple(rec[0].split())  # the record's family field read as given names (compare.compare)
         self._streets: dict[str, int] = {}
 
     def weigh_new(self, seen: dict[int, float], rows: Iterable[Sequence[Any]], bonus: float = 0.0) -> None:
@@ -94,17 +95,22 @@ class RowScorer:
         names = self._names.get(rf)  # (family level, the record's given name as family name's level)
         if names is None:
             qf, qg = q[0], q[1]
-            names = self._names[rf] = (family_level(qf, rf), family_level(qg[0], rf) if qg and qf else 0)
-        givens = self._givens.get(rgs)  # (given level, the record's family name as given name's level, tokens)
+            level = family_level(qf, rf)
+            # the crosswise level only where the swap test reads it (the straight names differ)
+            names = self._names[rf] = (level, family_level(qg[0], rf) if level > 2 and qg and qf else 0)
+        givens = self._givens.get(rgs)  # (given level, the record's family name as given name's level or -1, tokens)
         if givens is None:
-            qf, qg = q[0], q[1]
             rg = tuple(rgs.split())
-            givens = self._givens[rgs] = (given_level(qg, rg), given_level(tuple(qf.split()), rg) if qg and qf else 0,
-                                          rg)
+            givens = self._givens[rgs] = (given_level(q[1], rg), -1, rg)
         fam, giv = names[0], givens[0]
         swapped = False
-        if fam > 2 and names[1] <= 2 and 1 <= givens[1] <= 3 and q[1] and q[0]:
-            fam, giv, swapped = names[1], givens[1], True
+        if fam > 2 and names[1] <= 2 and q[1] and q[0]:
+            cross = givens[1]
+            if cross < 0:  # computed once per given name, and only here: most rows never need it
+                cross = given_level(self._qf_tokens, givens[2]) if self._qf_tokens else 0
+                self._givens[rgs] = (givens[0], cross, givens[2])
+            if 1 <= cross <= 3:
+                fam, giv, swapped = names[1], cross, True
         # birth (compare.birth_level)
         rd = row[3]
         birth_levels = self._birth

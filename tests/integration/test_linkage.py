@@ -342,3 +342,153 @@ def test_a_birth_date_level_random_pairs_never_show_is_not_made_certain(engine: 
         params = estimate(conn, pairs=2000)
     assert all(params.u[BIRTH][level] >= 0.25 * DEFAULT.u[BIRTH][level] for level in (2, 3))
     assert params.weights[BIRTH][2] <= math.log2(params.m[BIRTH][2] / (0.25 * DEFAULT.u[BIRTH][2])) < 20
+
+
+def test_two_estimations_of_one_store_draw_the_same_persons(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """u is estimated among persons drawn by the seeded generator, not the database's unseeded ``random()``: two
+    estimations of the same register give the same parameters (runs of the benchmark are comparable)."""
+    from store.linkage import estimate as est
+
+    _store(engine, [(f"p{i}", f"Kari{chr(97 + i % 7)}", f"Navn{chr(97 + i % 26)}{chr(97 + i // 26)}",
+                     f"19{40 + i % 50}-0{1 + i % 9}-1{i % 9}", f"0{150 + i % 4}") for i in range(60)])
+    monkeypatch.setattr(est, "_DRAW", 15)  # a register larger than the draw
+    with engine.begin() as conn:
+        first, again, other = (estimate(conn, pairs=500, seed=seed) for seed in (0, 0, 1))
+        drawn = [row[0] for row in est._draw(conn, 15, __import__("random").Random(0))]
+    assert (first.u, first.street_u_same_place) == (again.u, again.street_u_same_place)
+    assert first.u != other.u
+    assert len(drawn) == len(set(drawn)) == 15 and drawn == sorted(drawn)
+
+
+def test_a_stage_is_classified_only_when_its_best_candidate_could_be_identified() -> None:
+    """identify skips the classification of a stage whose best weight is under _IDENTIFY_BITS of odds: below it no
+    candidate is IDENTIFIED whatever the others; a hair above it, alone, one is."""
+    import random
+
+    from store.linkage.params import Parameters
+    from store.matching import _IDENTIFY_BITS, _classify
+
+    params = Parameters(DEFAULT.m, DEFAULT.u, persons=1_000_000, prior=0.95)
+    prior = params.log_prior_odds
+    rng = random.Random(5)
+    for _ in range(2000):
+        seen = {pid: rng.uniform(-30, _IDENTIFY_BITS - prior + 3) for pid in range(rng.randrange(1, 30))}
+        if max(seen.values()) + prior < _IDENTIFY_BITS:
+            assert _classify(seen, params).outcome != Outcome.IDENTIFIED
+    assert _classify({1: _IDENTIFY_BITS - prior + 1e-5}, params).outcome == Outcome.IDENTIFIED
+    assert _classify({1: _IDENTIFY_BITS - prior - 1e-5}, params).outcome != Outcome.IDENTIFIED
+
+
+def test_the_second_look_reads_no_history_when_no_earlier_name_could_identify(engine: Engine,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """The record gives the person's maiden name, but another birth date and address: even agreeing on the earlier
+    name she would stay under the threshold, so no name history is read (the second look's query is not run);
+    a record with her maiden name, first name and birth date (and no address) is under the threshold without
+    the earlier name and over it with it: read and identified."""
+    import store.matching as matching
+    from tests.factories import meta
+
+    _store(engine, [(f"o{i}", "Ola", "Hansen", f"19{50 + i}-01-0{1 + i % 9}", "0150") for i in range(20)])
+    married = person_doc("married", given="Ingrid", family="Kvernmo", born="1971-04-05", gender="kvinne",
+                         postnummer="7010", street="Munkegata")
+    married["names"] = [{"given": "Ingrid", "middle": None, "family": "Lysgaard", **meta(False, "1971-04-05",
+                                                                                          "1999-06-01")},
+                        {"given": "Ingrid", "middle": None, "family": "Kvernmo", **meta(True, "1999-06-01")}]
+    with engine.begin() as conn:
+        PersonRepository(conn).save(from_document(married))
+        # the default weights (no term frequencies) and a national register's prior odds (-20 bits a person)
+        from store.linkage.params import Parameters
+
+        save(conn, Parameters(DEFAULT.m, DEFAULT.u, persons=1_000_000, prior=0.5))
+    from store.engine import fetch_all as real
+
+    statements: list[str] = []
+
+    def spy(conn: Any, sql: str, params: Any = ()) -> list[Any]:
+        statements.append(sql)
+        return real(conn, sql, params)
+
+    monkeypatch.setattr(matching, "fetch_all", spy)
+    far = IdentifyQuery(given="Ingrid", family="Lysgaard", birth_date=dt.date(1971, 9, 23), gender="kvinne",
+                        postnummer="9990")
+    near = IdentifyQuery(given="Ingrid", family="Lysgaard", birth_date=dt.date(1971, 4, 5), gender="kvinne")
+    with engine.connect() as conn:
+        assert identify(conn, far, scope=ALL_RELEASABLE).outcome != Outcome.IDENTIFIED
+        assert statements and not any(" JOIN person " in sql for sql in statements)
+        statements.clear()
+        assert identify(conn, near, scope=ALL_RELEASABLE).outcome == Outcome.IDENTIFIED
+    assert any(" JOIN person " in sql for sql in statements)
+
+
+def test_the_wide_blocks_read_persons_of_the_records_gender(engine: Engine) -> None:
+    """Birth year + family name (and + first name, and a postnummer one typo away) read only persons of the
+    record's gender: a wrong gender is a third error there, and the birth date block still reads them."""
+    from store.matching import block_passes
+
+    ids = _store(engine, [("man", "Kim", "Kvernmo", "1971-04-05", "0150"), ("woman", "Kim", "Kvernmo", "1971-06-07",
+                                                                            "0150")])
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE person_search SET gender = 'kvinne' WHERE person_id = :p"), {"p": ids["woman"]})
+    record = IdentifyQuery(given="Kim", family="Kvernmo", birth_date=dt.date(1971, 9, 23), gender="kvinne")
+    with engine.connect() as conn:
+        def read(q: IdentifyQuery) -> dict[str, set[int]]:
+            return {name: {row[0] for row in conn.exec_driver_sql(sql, params).fetchall()}
+                    for stage in block_passes(conn, q, scope=ALL_RELEASABLE) for name, sql, params in stage}
+
+        sexed, unsexed = read(record), read(IdentifyQuery(given="Kim", family="Kvernmo",
+                                                          birth_date=dt.date(1971, 9, 23)))
+    for name in ("birth year + family", "birth year + given"):
+        assert sexed[name] == {ids["woman"]} and unsexed[name] == {ids["woman"], ids["man"]}
+
+
+def test_the_mistyped_postnummer_pass_reads_only_the_registers_postnummer(engine: Engine) -> None:
+    """An estimation lists every postnummer of the register, also one person's (weighed as an unlisted one: count
+    1), and says so; the mistyped-postnummer pass then looks up only codes someone lives in. Parameters that do
+    not say so (stored before, or the defaults) look up every typo."""
+    from store.linkage.params import Parameters
+    from store.matching import _known_typos, _postnummer_typos
+
+    _store(engine, [("a", "Kari", "Lie", "1970-01-01", "0150"), ("b", "Ola", "Lie", "1971-01-01", "0150"),
+                    ("c", "Per", "Dahl", "1972-01-01", "0151")])
+    with engine.begin() as conn:
+        params = estimate(conn, pairs=200)
+    again = Parameters.from_json(params.to_json(), 1, "")
+    assert again.postnummer_complete and again.tf["postnummer"] == {"0150": 2, "0151": 1}
+    assert params.weight_exact(4, "0151") == params.weight_exact(4, "0999")  # one person: as an unlisted value
+    assert _known_typos("0152", again) == ("0150", "0151")
+    assert _known_typos("0152", DEFAULT) == _postnummer_typos("0152") and len(_postnummer_typos("0152")) == 39
+    old = Parameters.from_json(params.to_json().replace(b'"postnummer_complete":true', b'"x":0'), 1, "")
+    assert not old.postnummer_complete and _known_typos("0152", old) == _postnummer_typos("0152")
+
+
+def test_the_near_dates_are_the_comparisons_transposed_and_one_digit_off_dates_of_the_year() -> None:
+    """The wrong-date, changed-name block reads a person whose birth date the comparison would call transposed or
+    one digit off within the record's year (store.matching._near_dates): the same dates, for every day of a
+    leap year and of another."""
+    from store.linkage.compare import birth_level
+    from store.matching import _near_dates
+
+    for year in (1964, 1983):
+        days = [dt.date(year, 1, 1) + dt.timedelta(days=i) for i in range(366 if year % 4 == 0 else 365)]
+        for d in days[::7]:
+            want = {r for r in days if birth_level(d, None, r, None) in (2, 3)}
+            assert set(_near_dates(d)) == want
+
+
+def test_the_birth_dates_m_is_estimated_over_namesakes_in_the_same_postnummer(engine: Engine) -> None:
+    """The birth date's m comes from EM over pairs blocked on postnummer, family and first given name (the birth
+    date block cannot show its own levels): a sample whose dates are one digit off half the time raises m of
+    that level over its default, and lowers m of an exact date."""
+    people = [(f"p{i}", f"Kari{chr(97 + i % 26)}", f"Navn{chr(97 + i // 26)}", f"19{50 + i % 40}-0{1 + i % 9}-1{i % 9}",
+               f"0{150 + i % 5}") for i in range(80)]
+    _store(engine, people)
+    samples = []
+    for i, (_key, given, family, born, post) in enumerate(people):
+        d = dt.date.fromisoformat(born)
+        if i % 2:
+            d = d.replace(day=d.day + 10)  # 1x -> 2x: one digit of the day off
+        samples.append(IdentifyQuery(given=given, family=family, birth_date=d, postnummer=post))
+    with engine.begin() as conn:
+        params = estimate(conn, samples, pairs=2000)
+    assert params.m[BIRTH][3] > 5 * DEFAULT.m[BIRTH][3]
+    assert params.m[BIRTH][1] < DEFAULT.m[BIRTH][1]
