@@ -97,6 +97,8 @@ def test_migration_0011_stores_levels_and_drops_strengt_fortrolig_keys(db_url: s
             for pid, level in enumerate(levels, start=1):
                 person = from_document(person_doc(f"m-{level}", protection=level, street="Kirkeveien"))
                 for table, rows in person_rows(person, pid, now).items():
+                    if table is s.person_given_word:  # created by migration 0033, from person_search
+                        continue
                     if table is s.person_search:
                         rows = [{**{k: v for k, v in rows[0].items() if k != "address_protection"},
                                  "kommune": "0301", "postnummer": "0150", "street_key": street_key("Kirkeveien")}]

@@ -34,9 +34,13 @@ def test_search_tally_prints_too_broad_and_below_minimum() -> None:
     for hits in (3, -1, 1, -1):
         tally.add(0.001, 0.0005, hits)
     assert tally.summary(5) == ("2.0 hits/answer, 2 too broad (50.0%), 5 below the minimum criteria "
-                                "(CPU p50 0.500 p99 0.500)")
+                                "(CPU p50 0.500 p99 0.500), CPU 0.500 ms + 0.0 µs a hit")
+    line = _Tally()  # the least-squares line of CPU against hits, over the answered searches
+    for hits, cpu in ((1, 0.000040), (3, 0.000050), (5, 0.000060), (-1, 0.000900)):
+        line.add(0.001, cpu, hits)
+    assert line.summary(0).endswith(", CPU 0.035 ms + 5.0 µs a hit")
     tally.steps = [10, 30, 20, 40]
-    assert tally.summary(0).endswith(", VM p50 30 p99 40")
+    assert ", VM p50 30 p99 40, CPU 0.500 ms" in tally.summary(0)
     assert tally.figures("search") == {"search cpu_p50": 0.5, "search cpu_p99": 0.5, "search vm_p50": 30.0,
                                        "search vm_p99": 40.0}
     total = _Tally()
