@@ -161,14 +161,15 @@ def deferred_indexes() -> list[Index]:
 
 
 def search_indexes() -> list[Index]:
-    """person_search's share of :func:`deferred_indexes`: what an initial sync defers."""
-    return [ix for ix in deferred_indexes() if ix.table is s.person_search]
+    """The search tables' share of :func:`deferred_indexes` (person_search's and person_given_word's): what an
+    initial sync defers."""
+    return [ix for ix in deferred_indexes() if ix.table is not s.person_identifier]
 
 
 def defer_indexes(engine: Engine, indexes: list[Index] | None = None) -> bool:
     """Drop ``indexes`` (a subset of :func:`deferred_indexes`; all of them by default) of an empty store,
     recording that they are to be built; False when the store has persons (they stay). The initial load
-    defers all of them, the initial sync (upstream.sync) those of person_search only: it reads
+    defers all of them, the initial sync (upstream.sync) those of the search tables only: it reads
     person_identifier's number index itself (merges)."""
     with engine.begin() as conn:
         if conn.execute(select(s.person.c.id).limit(1)).first() is not None:

@@ -27,12 +27,13 @@ status opphoert) still lists them too. A number held by a discontinued person an
 on the live one only, so a lookup by any ceased number finds the surviving person; a discontinued person
 whose numbers nobody else holds stays findable under them (PersonIsDiscontinued).
 
-**Initial sync.** Into an empty store (not in read-through mode) the syncer drops person_search's
-indexes first and builds them once, sorted, when it has caught up (store.loading.defer_indexes, as the
-initial load does): inserted a page at a time, their keys are in no order and every page rewrote most of
-their index pages. person_identifier's number index stays (the merge rule above reads it). A sync stopped
-before it caught up leaves the indexes to whatever opens the store next (store.engine.migrate at head:
-every command and the server build them); faces answer meanwhile, searches slowly.
+**Initial sync.** Into an empty store (not in read-through mode) the syncer drops the search tables'
+indexes (person_search's and person_given_word's) first and builds them once, sorted, when it has caught
+up (store.loading.defer_indexes, as the initial load does): inserted a page at a time, their keys are in no
+order and every page rewrote most of their index pages. person_identifier's number index stays (the merge
+rule above reads it). A sync stopped before it caught up leaves the indexes to whatever opens the store next
+(store.engine.migrate at head: every command and the server build them); faces answer meanwhile, searches
+slowly.
 
 **One syncer per store**: :class:`SyncLock` — PostgreSQL: a session advisory lock (keyed by the store's
 schema) held by the syncer's own connection; SQLite: an exclusive ``flock`` on ``<database>-sync.lock``
@@ -416,7 +417,7 @@ class Syncer:
                        if options.read_through else None)
         with engine.connect() as conn:
             self._watch = FeedWatch(options.stale_after, get_state(conn, _RUN))
-        self._deferred = False  # person_search's indexes dropped for an initial sync (module docstring)
+        self._deferred = False  # the search tables' indexes dropped for an initial sync (module docstring)
 
     def close(self) -> None:
         """Stop the fetch threads and worker processes and close the upstream client (if it has ``close``)."""
