@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import multiprocessing
 import os
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from store.errors import InvalidDocument
 from store.registers import REGISTER_FILES, register_rows
 from store.repository import PersonRepository, PreparedPerson, prepare_person
 from store.state import get_feed_position, get_state, set_feed_position, set_state
+from store.workers import spawn_pool
 
 __all__ = ["DEFERRED_KEY", "LoadSummary", "defer_indexes", "deferred_indexes", "load_population", "prepared_chunks",
            "read_manifest", "record_reject", "restore_deferred_indexes", "search_indexes"]
@@ -119,8 +119,9 @@ def prepared_chunks(path: Path, workers: int) -> Iterator[tuple[list[PreparedPer
         yield from map(_prepare, chunks)
         return
     # spawned, not forked: a caller may have threads (a server's, a test's), and forking a threaded process can
-    # leave a lock held in the child for ever (seen under Python 3.13: a load hung in the pool's shutdown)
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    # leave a lock held in the child for ever (seen under Python 3.13: a load hung in the pool's shutdown); the
+    # workers end if the load is killed (store.workers)
+    with spawn_pool(workers) as pool:
         window: deque[Future[tuple[list[PreparedPerson], list[dict[str, Any]]]]] = deque()
         for chunk in chunks:
             window.append(pool.submit(_prepare, chunk))

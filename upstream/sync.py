@@ -48,7 +48,6 @@ import functools
 import hashlib
 import json
 import logging
-import multiprocessing
 import os
 import socket
 import threading
@@ -69,6 +68,7 @@ from store.feed import write_lock
 from store.loading import defer_indexes, record_reject, restore_deferred_indexes, search_indexes
 from store.repository import PersonRepository, PreparedPerson
 from store.state import get_feed_position, get_state, set_feed_position, set_state
+from store.workers import spawn_pool
 from upstream.bulk import Mapped, map_answers, map_bulk, ready
 from upstream.readthrough_feed import FeedWatch, HeldMeanwhile, PurgeSchedule, ReadThroughFeed, Selection
 
@@ -407,7 +407,7 @@ class Syncer:
         self._ahead = ThreadPoolExecutor(1, thread_name_prefix="sync-ahead")  # the next page, while one is written
         self._workers: ProcessPoolExecutor | None = None
         if options.workers > 1:  # spawned, not forked: this process has threads (the fetch pool, httpx)
-            self._workers = ProcessPoolExecutor(options.workers, mp_context=multiprocessing.get_context("spawn"))
+            self._workers = spawn_pool(options.workers)  # ending with this process if it is killed
             # started now, with their imports done, as the syncer's own start is: not in a page's time
             for started in [self._workers.submit(ready) for _ in range(options.workers)]:
                 started.result()
