@@ -10,7 +10,8 @@ record alone computed once:
 - the birth date's levels as one dictionary from the row's date as ISO text (as SQLite gives it; a
   PostgreSQL date is formatted) to its level: the record's date (1), day and month transposed (2), and every
   text one digit of YYYYMMDD away (3, the 72 variants), so a row's date costs one lookup instead of a parse
-  and a digit count;
+  and a digit count — built once the scorer has met more than a few row dates (``_LAZY_DATES``; each of the
+  first is levelled by itself, ``_date_level``: a mistyped number's scorer weighs 1-3 rows);
 - the weights of each level, the term-frequency adjusted exact weights, the record's keys.
 
 Equivalence: ``tests/integration/test_linkage.py::test_the_fused_scorer_weighs_as_the_reference`` compares
