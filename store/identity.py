@@ -213,6 +213,7 @@ def is_valid(number: str, *, nav_synthetic: bool = False) -> bool:
 
 
 _INV11 = (0, 1, 6, 4, 3, 9, 2, 8, 7, 5, 10)  # multiplicative inverses mod 11 (index 0 unused)
+_NEAR_MUL = tuple(-_INV11[w] % 11 for w in _W2)  # K2 sum s2 -> the change of digit i that cancels it: s2 * this
 
 
 def near_valid(number: str) -> list[str]:
@@ -231,14 +232,16 @@ def near_valid(number: str) -> list[str]:
     s2 = sum(w * x for w, x in zip(_W2, d, strict=True)) % 11
     out: set[str] = set()
     for i in range(11):
-        delta = (-s2 * _INV11[_W2[i]]) % 11  # the change of digit i that makes K2 hold
-        for new in (d[i] + delta, d[i] + delta - 11):
-            if 0 <= new <= 9 and new != d[i]:
-                r1 = (s1 + _W1[i] * (new - d[i])) % 11
-                if r1 <= 3:
-                    n = s[:i] + chr(48 + new) + s[i + 1 :]
-                    if _valid_rest(n, r1):
-                        out.add(n)
+        delta = s2 * _NEAR_MUL[i] % 11  # the change of digit i that makes K2 hold (0: none)
+        new = d[i] + delta
+        if new > 9:
+            new -= 11  # the same change modulo 11, downwards; -1 is no digit
+        if delta and new >= 0:
+            r1 = (s1 + _W1[i] * (new - d[i])) % 11
+            if r1 <= 3:
+                n = s[:i] + chr(48 + new) + s[i + 1 :]
+                if _valid_rest(n, r1):
+                    out.add(n)
     for i in range(10):
         delta = d[i + 1] - d[i]
         if delta and (s2 + (_W2[i] - _W2[i + 1]) * delta) % 11 == 0:
