@@ -343,3 +343,25 @@ def test_a_mistyped_number_has_the_true_one_among_its_near_valid_numbers(seed: i
 
 def test_near_valid_of_what_is_no_number() -> None:
     assert identity.near_valid("1234") == [] and identity.near_valid("1234567890x") == []
+
+
+def test_near_valid_agrees_with_the_brute_force_near_valid_numbers() -> None:
+    # random digit strings (the hypothesis test above) are seldom near a valid date; these are: every kind's
+    # numbers (leap days, D-nummer, H-nummer, 2032 remainders, felles hjelpenummer) with one typing error, so
+    # near_valid's own validity test (_valid_rest) meets every branch of parse's
+    rng = random.Random(19)
+    seen = 0
+    for _ in range(1500):
+        kind = rng.choice([IdKind.FNR, IdKind.DNR, IdKind.FH])
+        true = generate(kind, datetime.date(1854, 1, 1) + datetime.timedelta(rng.randrange(66000)), rng)
+        pos = rng.randrange(11)
+        if rng.random() < 0.5 and pos < 10:
+            typo = true[:pos] + true[pos + 1] + true[pos] + true[pos + 2 :]
+        else:
+            typo = true[:pos] + str(rng.randrange(10)) + true[pos + 1 :]
+        for s in (typo, "".join(rng.choice("0123456789") for _ in range(11)), f"{rng.randrange(1, 32):02d}"
+                  f"{rng.choice([2, 42, 82, 13, 52, 92]):02d}{rng.randrange(10**7):07d}"):
+            near = identity.near_valid(s)
+            assert near == _near_by_brute_force(s)
+            seen += len(near)
+    assert seen > 3000  # the test met valid numbers, not only empty answers
