@@ -44,6 +44,7 @@ from filematch.records import InputRecord
 from filematch.report import Report
 from store.engine import make_engine, read_connection
 from store.source import PersonSource
+from store.workers import exit_with_parent
 
 SourceOf = Callable[[Engine], PersonSource | None]
 """Builds a process's read-through source over its engine (picklable: each wash process builds its own)."""
@@ -131,6 +132,7 @@ def _wash_unit(conn: Connection, fmt: Format, unit: _Unit, options: TextOptions,
 
 def _init_worker(url: str, source_of: SourceOf | None = None) -> None:
     global _worker_engine, _worker_source
+    exit_with_parent()  # a killed wash leaves no worker waiting for ever (store/workers.py)
     _worker_engine = make_engine(url)
     _worker_source = source_of(_worker_engine) if source_of is not None else None
     gc.freeze()  # (_wash_gc, for the worker's life: the process exists for this run only)

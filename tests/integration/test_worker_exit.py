@@ -1,8 +1,9 @@
 """Pool workers end when the process that started them is killed (store/workers.py).
 
-A parent process holding a pool (``spawn_pool``, as ``pregbridge load`` and ``sync`` hold theirs) is killed with
-SIGKILL; its workers must be gone within a few seconds. The control: a plain ProcessPoolExecutor's workers are
-still waiting after the same kill (what the suite used to leave behind), so the check can fail.
+A parent process holding a pool (``spawn_pool``, as ``pregbridge load`` and ``sync`` hold theirs, and
+filematch.local's wash pool) is killed with SIGKILL; its workers must be gone within a few seconds. The
+control: a plain ProcessPoolExecutor's workers are still waiting after the same kill (what the suite used to
+leave behind), so the check can fail.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ def pid(_):
 if __name__ == "__main__":
     if sys.argv[1] == "spawn_pool":
         pool = spawn_pool(2)
+    elif sys.argv[1] == "wash":  # filematch.local's pool: forked, with its own initializer
+        from filematch.local import _init_worker
+        pool = ProcessPoolExecutor(2, initializer=_init_worker, initargs=("sqlite:///" + sys.argv[2],))
     else:
         pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn"))
     print(" ".join(str(p) for p in sorted(set(pool.map(pid, range(8))))), flush=True)
@@ -50,7 +54,8 @@ def _workers_after_kill(kind: str, tmp_path: Path, wait: float) -> list[int]:
     script = tmp_path / "parent.py"
     script.write_text(_PARENT)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    with subprocess.Popen([sys.executable, str(script), kind], stdout=subprocess.PIPE, text=True, env=env) as parent:
+    argv = [sys.executable, str(script), kind, str(tmp_path / "store.sqlite")]
+    with subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env) as parent:
         try:
             assert parent.stdout is not None
             workers = [int(p) for p in parent.stdout.readline().split()]
@@ -67,6 +72,11 @@ def _workers_after_kill(kind: str, tmp_path: Path, wait: float) -> list[int]:
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
 def test_the_workers_of_a_killed_parent_end(tmp_path: Path) -> None:
     assert _workers_after_kill("spawn_pool", tmp_path, wait=10.0) == []
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_the_wash_workers_of_a_killed_parent_end(tmp_path: Path) -> None:
+    assert _workers_after_kill("wash", tmp_path, wait=10.0) == []
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
