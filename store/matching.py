@@ -15,7 +15,8 @@ not identify the person, so the common case costs a few dozen comparisons:
    given or as family name, and street with the given name's first 3 letters as family name (no birth date,
    and a changed family name, or names swapped); a postnummer one typo away and the family name's first 3
    letters (a mistyped postnummer without a birth date); the birth date with one digit of the year off and
-   the family or first name's first 3 letters (1962 for 1982, moved).
+   the family name's first 3 letters, or the first name's with the family name's initial (1962 for 1982,
+   moved).
 
 A name in a pass is the record's whole key as a prefix (``Kris`` reaches ``Kristoffer``: a shortened first
 name; ``Hansen`` reaches ``Hansen Berg``), not its first 3 letters (``han``: Hansen, Hanssen, Hanna, …),
