@@ -170,7 +170,11 @@ person_search = Table(
     # birth year first: a family/given name *prefix* is a range, so it must be the last column used as a range;
     # the given name after it is read from the index (given + family + year filters index entries, not rows)
     Index(None, "birth_year", "family_key", "given_key"),
-    Index(None, "birth_year", "given_key"),
+    # covering for identification's "birth year + given" pass (store.matching: its extra conditions and every
+    # column it scores are read from the index, not ~60 table pages a record at a million persons; migration 0034),
+    # and the (birth_year, given_key) range any other query seeks
+    Index("ix_person_search_birth_year_given_covering", "birth_year", "given_key", "gender", "family_key",
+          "birth_date", "postnummer", "kommune", "street_key", "address_protection"),
     Index(None, "kommune", "family_key"),
     Index(None, "postnummer", "family_key"),
     # identification's "postnummer + given" passes (store.matching): the given name's range within a postnummer,

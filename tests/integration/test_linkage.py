@@ -492,3 +492,30 @@ def test_the_birth_dates_m_is_estimated_over_namesakes_in_the_same_postnummer(en
         params = estimate(conn, samples, pairs=2000)
     assert params.m[BIRTH][3] > 5 * DEFAULT.m[BIRTH][3]
     assert params.m[BIRTH][1] < DEFAULT.m[BIRTH][1]
+
+
+def test_the_year_typo_pass_reads_the_given_name_only_with_the_family_initial(engine: Engine) -> None:
+    """Birth year one digit off + name: the family name's three letters, or the given name's with the family
+    initial (a transposed "Kralsen" for Karlsen keeps its initial); a namesake of another family initial and year
+    is not read. On SQLite it seeks each date's initial range of the birth date index, and the birth year + given
+    pass reads the covering index of migration 0034 while the postnummer + initial pass keeps its own."""
+    from store.matching import block_passes
+
+    ids = _store(engine, [("karlsen", "Theodor", "Karlsen", "1985-10-31", "7006"),
+                          ("other", "Theodor", "Berg", "1985-10-31", "7006"),
+                          ("kra", "Per", "Kraft", "1985-10-31", "7006")])
+    record = IdentifyQuery(given="Theodor", family="Kralsen", birth_date=dt.date(1935, 10, 31), postnummer="4090")
+    with engine.connect() as conn:
+        passes = {name: (sql, params) for stage in block_passes(conn, record, scope=ALL_RELEASABLE)
+                  for name, sql, params in stage}
+        sql, params = passes["birth year one digit off + name"]
+        assert {row[0] for row in conn.exec_driver_sql(sql, params)} == {ids["karlsen"], ids["kra"]}
+        if conn.dialect.name == "sqlite":
+            def plan(name: str) -> str:
+                sql, params = passes[name]
+                return " ".join(r[3] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + sql, params))
+
+            assert "ix_person_search_birth_date_covering (birth_date=? AND family_key>?" in plan(
+                "birth year one digit off + name")
+            assert "COVERING INDEX ix_person_search_birth_year_given_covering" in plan("birth year + given")
+            assert "ix_person_search_postnummer_given_key_birth_year" in plan("postnummer + given initial + birth year")
