@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import random
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -105,18 +106,23 @@ def _oracle(c: CleanRecord, p: Person, matched: str, profile: AccessProfile) -> 
 # -- the population and the client file ----------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def population(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, list[InputRecord]]]:
+def loaded_population(d: Path, persons: int, seed: int) -> tuple[Engine, Path]:
+    """A synthetic population of ``persons`` generated in ``d`` and loaded into a SQLite store there: the store's
+    engine and the population's persons.jsonl."""
     from store.loading import load_population
     from store.synthetic import generate_population
 
-    d = tmp_path_factory.mktemp("release")
-    generate_population(d / "pop", 2500, 23, feed_days=0)
+    generate_population(d / "pop", persons, seed, feed_days=0)
     engine = make_engine(f"sqlite:///{d / 'store.sqlite'}")
     migrate(engine)
     load_population(engine, d / "pop")
+    return engine, d / "pop" / "persons.jsonl"
+
+
+@pytest.fixture(scope="module")
+def population(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, list[InputRecord]]]:
+    engine, path = loaded_population(tmp_path_factory.mktemp("release"), 2500, 23)
     rng = random.Random(4)
-    path = d / "pop" / "persons.jsonl"
     records = [r for r in numbered_records(path, 2500, seed=9) if r.number]
     by_ref = {r.ref.split("-")[0]: r for r in records}
     for doc in persons(path):  # and every ceased number too (a D-nummer replaced, an old number)

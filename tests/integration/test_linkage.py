@@ -53,6 +53,21 @@ def _store(engine: Engine, people: list[tuple[str, str, str, str, str]]) -> dict
                 for key, given, family, born, post in people}
 
 
+
+def _store_married_ingrid(engine: Engine) -> dict[str, int]:
+    """Twenty Ola Hansens, and Ingrid Kvernmo, born Lysgaard (her earlier family name in the name history)."""
+    from tests.factories import meta
+
+    ids = _store(engine, [(f"o{i}", "Ola", "Hansen", f"19{50 + i}-01-0{1 + i % 9}", "0150") for i in range(20)])
+    married = person_doc("married", given="Ingrid", family="Kvernmo", born="1971-04-05", gender="kvinne",
+                         postnummer="7010", street="Munkegata")
+    married["names"] = [{"given": "Ingrid", "middle": None, "family": "Lysgaard", **meta(False, "1971-04-05",
+                                                                                          "1999-06-01")},
+                        {"given": "Ingrid", "middle": None, "family": "Kvernmo", **meta(True, "1999-06-01")}]
+    with engine.begin() as conn:
+        ids["married"] = PersonRepository(conn).save(from_document(married))
+    return ids
+
 def test_a_common_name_agreeing_weighs_less_than_a_rare_one(engine: Engine) -> None:
     people = [(f"h{i}", "Ola", "Hansen", f"19{50 + i}-01-0{1 + i % 9}", "0150") for i in range(30)]
     people.append(("rare", "Ola", "Kvernmo", "1960-03-03", "0150"))
@@ -148,17 +163,8 @@ def test_the_new_address_passes_do_not_read_a_hidden_address(engine: Engine) -> 
 def test_an_earlier_family_name_is_agreement_on_the_second_look(engine: Engine) -> None:
     """A client register that never learnt of a marriage: the record gives the person's maiden name and an
     old address. Without the name history it is two disagreements; with it, the earlier name agrees."""
-    from tests.factories import meta
 
-    people = [(f"o{i}", "Ola", "Hansen", f"19{50 + i}-01-0{1 + i % 9}", "0150") for i in range(20)]
-    ids = _store(engine, people)
-    married = person_doc("married", given="Ingrid", family="Kvernmo", born="1971-04-05", gender="kvinne",
-                         postnummer="7010", street="Munkegata")
-    married["names"] = [{"given": "Ingrid", "middle": None, "family": "Lysgaard", **meta(False, "1971-04-05",
-                                                                                          "1999-06-01")},
-                        {"given": "Ingrid", "middle": None, "family": "Kvernmo", **meta(True, "1999-06-01")}]
-    with engine.begin() as conn:
-        ids["married"] = PersonRepository(conn).save(from_document(married))
+    ids = _store_married_ingrid(engine)
     record = IdentifyQuery(given="Ingrid", family="Lysgaard", birth_date=dt.date(1971, 4, 5), gender="K",
                            postnummer="0150", street="Storgata 9")  # the maiden name and an old address
     with engine.connect() as conn:
@@ -386,16 +392,9 @@ def test_the_second_look_reads_no_history_when_no_earlier_name_could_identify(en
     a record with her maiden name, first name and birth date (and no address) is under the threshold without
     the earlier name and over it with it: read and identified."""
     import store.matching as matching
-    from tests.factories import meta
 
-    _store(engine, [(f"o{i}", "Ola", "Hansen", f"19{50 + i}-01-0{1 + i % 9}", "0150") for i in range(20)])
-    married = person_doc("married", given="Ingrid", family="Kvernmo", born="1971-04-05", gender="kvinne",
-                         postnummer="7010", street="Munkegata")
-    married["names"] = [{"given": "Ingrid", "middle": None, "family": "Lysgaard", **meta(False, "1971-04-05",
-                                                                                          "1999-06-01")},
-                        {"given": "Ingrid", "middle": None, "family": "Kvernmo", **meta(True, "1999-06-01")}]
+    _store_married_ingrid(engine)
     with engine.begin() as conn:
-        PersonRepository(conn).save(from_document(married))
         # the default weights (no term frequencies) and a national register's prior odds (-20 bits a person)
         from store.linkage.params import Parameters
 

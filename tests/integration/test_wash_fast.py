@@ -32,8 +32,11 @@ from filematch.records import Code, InputRecord
 from filematch.testdata import numbered_records, persons
 from server.access import BUILTIN_PROFILES, AccessProfile
 from server.http.filematch import release_of
-from store.engine import make_engine, migrate, read_connection
-from tests.integration.test_filematch_release import _protect  # persons at every protection level
+from store.engine import read_connection
+from tests.integration.test_filematch_release import (  # persons at every protection level
+    _protect,
+    loaded_population,
+)
 
 PROFILES = [
     *BUILTIN_PROFILES.values(),
@@ -46,15 +49,7 @@ PROFILES = [
 
 @pytest.fixture(scope="module")
 def population(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Engine, list[InputRecord]]]:
-    from store.loading import load_population
-    from store.synthetic import generate_population
-
-    d = tmp_path_factory.mktemp("washfast")
-    generate_population(d / "pop", 1500, 31, feed_days=0)
-    engine = make_engine(f"sqlite:///{d / 'store.sqlite'}")
-    migrate(engine)
-    load_population(engine, d / "pop")
-    path = d / "pop" / "persons.jsonl"
+    engine, path = loaded_population(tmp_path_factory.mktemp("washfast"), 1500, 31)
     # current, ceased and mistyped numbers (numbered_records: 3 % fail their check digits: identified)
     records = list(numbered_records(path, 1500, seed=5, valid=0.80, ceased=0.08, invalid=0.08))
     by_ref = {r.ref.split("-")[0]: r for r in records}
